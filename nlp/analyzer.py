@@ -1,0 +1,216 @@
+"""The analyzer: one encoder pass per message, every head reading that one output, and
+the conversation summary built from the results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nlp.bundle import ModelBundle, load_bundle
+from nlp.conversation import summarize_conversation
+from nlp.encoder import EncodedBatch, Encoder
+from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
+from nlp.policy import AnalysisPolicy
+from nlp.schemas import (
+    ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
+    Timing, Transcript, TranscriptAnalysis, UrgencyResult,
+)
+from nlp.text import has_words
+
+_ROUND = 4  # decimals in responses: finer is noise, and it keeps payloads small
+
+
+def unused_id(base: str, taken: set[str]) -> str:
+    """`base`, or `base-1`, `base-2`, ... whichever is not in `taken`."""
+    candidate, suffix = base, 1
+    while candidate in taken:
+        candidate, suffix = f"{base}-{suffix}", suffix + 1
+    return candidate
+
+
+def assign_message_ids(given: Sequence[str | None]) -> list[str]:
+    """Keep callers' ids; name the rest `m<position>` (1-based), avoiding ids in use."""
+    taken = {mid for mid in given if mid is not None}
+    ids: list[str] = []
+    for position, mid in enumerate(given, start=1):
+        if mid is None:
+            mid = unused_id(f"m{position}", taken)
+            taken.add(mid)
+        ids.append(mid)
+    return ids
+
+
+class SupportEmotionMap:
+    """Vectorised projection of the 28 GoEmotions probabilities onto the support set."""
+
+    def __init__(self, head_labels: Sequence[str], thresholds: Sequence[float]) -> None:
+        index = {label: i for i, label in enumerate(head_labels)}
+        missing = sorted({s for sources in SUPPORT_EMOTION_SOURCES.values() for s in sources} - set(index))
+        if missing:
+            raise ValueError(f"emotion head lacks labels needed by the support set: {missing}")
+        self.labels = list(SUPPORT_EMOTION_SOURCES)
+        width = max(len(s) for s in SUPPORT_EMOTION_SOURCES.values())
+        # Pad each source list to one width by repeating its first source (max is unaffected).
+        self._sources = np.array([
+            [index[s] for s in sources] + [index[sources[0]]] * (width - len(sources))
+            for sources in SUPPORT_EMOTION_SOURCES.values()
+        ])
+        self._thresholds = np.asarray(thresholds, dtype=np.float32)
+
+    def project(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, present): both (n, len(support set))."""
+        gathered = probabilities[:, self._sources]  # (n, support, width)
+        scores = gathered.max(axis=2)
+        present = (gathered >= self._thresholds[self._sources]).any(axis=2)
+        return scores, present
+
+
+class Analyzer:
+    """Analyses messages and conversations with a loaded model bundle."""
+
+    def __init__(self, encoder: Encoder, bundle: ModelBundle, policy: AnalysisPolicy | None = None) -> None:
+        self.encoder = encoder
+        self.bundle = bundle
+        self.policy = policy or AnalysisPolicy()
+        self._sentiment = bundle.heads["sentiment"]
+        self._emotions = bundle.heads["emotions"]
+        self._urgency = bundle.heads["urgency"]
+        if self._sentiment.spec.labels != list(SENTIMENT_LABELS):
+            raise ValueError(f"sentiment head labels {self._sentiment.spec.labels} != {list(SENTIMENT_LABELS)}")
+        if self._urgency.spec.labels != list(URGENCY_LABELS):
+            raise ValueError(f"urgency head labels {self._urgency.spec.labels} != {list(URGENCY_LABELS)}")
+        for head in bundle.heads.values():
+            if head.spec.input_dim != encoder.feature_dim:
+                raise ValueError(f"head {head.spec.task!r} reads {head.spec.input_dim} features; encoder gives {encoder.feature_dim}")
+        self._support = SupportEmotionMap(self._emotions.spec.labels, self._emotions.spec.thresholds or [])
+        self._urgency_levels = np.arange(len(URGENCY_LABELS), dtype=np.float32) / (len(URGENCY_LABELS) - 1)
+        self.model_info = ModelInfo(name=bundle.name, version=bundle.version)
+
+    @classmethod
+    def load(
+        cls,
+        bundle_path: str | Path,
+        *,
+        encoder_path: str | Path | None = None,
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        policy: AnalysisPolicy | None = None,
+    ) -> Analyzer:
+        """Load a bundle and the encoder it was trained on."""
+        bundle = load_bundle(bundle_path)
+        encoder = Encoder(
+            encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
+            batch_size=batch_size, num_threads=num_threads,
+        )
+        return cls(encoder, bundle, policy)
+
+    # --- messages ---------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+        """Encode message texts: the one encoder pass per message."""
+        return self.encoder.encode(texts)
+
+    def analyze_messages(self, messages: Sequence[Message], ids: Sequence[str]) -> list[MessageAnalysis]:
+        """Analyse messages (from any number of conversations) in one batch."""
+        if not messages:
+            return []
+        encoded = self.encode([m.text for m in messages])
+        return self.analyses_from_encoding(messages, ids, encoded)
+
+    def analyses_from_encoding(
+        self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch
+    ) -> list[MessageAnalysis]:
+        """Run every head on already-encoded messages and build their analyses."""
+        sentiment = self._sentiment.predict_proba(encoded.features)
+        urgency = self._urgency.predict_proba(encoded.features)
+        emotion_scores, emotion_present = self._support.project(self._emotions.predict_proba(encoded.features))
+        polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
+        urgency_score = urgency @ self._urgency_levels
+        results: list[MessageAnalysis] = []
+        for row, (message, mid) in enumerate(zip(messages, ids)):
+            present = np.flatnonzero(emotion_present[row])
+            if present.size == 0:  # nothing crossed its threshold: report the likeliest
+                present = np.array([int(np.argmax(emotion_scores[row]))])
+            order = present[np.argsort(-emotion_scores[row, present])]
+            warnings = []
+            if encoded.truncated[row]:
+                warnings.append("truncated")
+            if not has_words(message.text):
+                warnings.append("no_words")
+            results.append(MessageAnalysis(
+                id=mid,
+                role=message.role,
+                sentiment=SentimentResult(
+                    label=SENTIMENT_LABELS[int(np.argmax(sentiment[row]))],
+                    score=round(float(np.clip(polarity[row], -1.0, 1.0)), _ROUND),
+                    probabilities=_rounded(SENTIMENT_LABELS, sentiment[row]),
+                ),
+                emotions=[
+                    EmotionScore(label=self._support.labels[k], score=round(float(emotion_scores[row, k]), _ROUND))
+                    for k in order
+                ],
+                urgency=UrgencyResult(
+                    label=URGENCY_LABELS[int(np.argmax(urgency[row]))],
+                    score=round(float(np.clip(urgency_score[row], 0.0, 1.0)), _ROUND),
+                    probabilities=_rounded(URGENCY_LABELS, urgency[row]),
+                ),
+                warnings=warnings,
+            ))
+        return results
+
+    # --- conversations ----------------------------------------------------------------
+
+    def summarize(self, analyses: Sequence[MessageAnalysis]) -> ConversationSummary:
+        """Conversation-level summary from message analyses (no encoding)."""
+        return summarize_conversation(analyses, self.policy)
+
+    def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
+        """Analyse one whole transcript."""
+        return self.analyze_batch([transcript])[0]
+
+    def analyze_batch(self, transcripts: Sequence[Transcript]) -> list[TranscriptAnalysis]:
+        """Analyse transcripts with all their messages encoded together."""
+        started = time.perf_counter()
+        messages = [m for t in transcripts for m in t.messages]
+        ids = [mid for t in transcripts for mid in assign_message_ids([m.id for m in t.messages])]
+        encode_started = time.perf_counter()
+        encoded = self.encode([m.text for m in messages])
+        encode_ms = (time.perf_counter() - encode_started) * 1000
+        analyses = self.analyses_from_encoding(messages, ids, encoded)
+        results: list[TranscriptAnalysis] = []
+        offset = 0
+        for transcript in transcripts:
+            own = analyses[offset : offset + len(transcript.messages)]
+            offset += len(transcript.messages)
+            results.append(TranscriptAnalysis(
+                conversation_id=transcript.conversation_id,
+                channel=transcript.channel,
+                model=self.model_info,
+                messages=own,
+                conversation=self.summarize(own),
+                timing=Timing(total_ms=0.0, encode_ms=round(encode_ms, 3)),
+                warnings=transcript_warnings(transcript),
+            ))
+        total_ms = round((time.perf_counter() - started) * 1000, 3)
+        for result in results:
+            result.timing.total_ms = total_ms
+        return results
+
+
+def transcript_warnings(transcript: Transcript) -> list[str]:
+    """Conversation-level caveats a caller should see next to the scores."""
+    warnings = []
+    if transcript.language and not transcript.language.lower().startswith("en"):
+        warnings.append(
+            f"language '{transcript.language}': the shipped models are trained on English; scores are less reliable"
+        )
+    if not any(m.role.value == "customer" for m in transcript.messages):
+        warnings.append("no customer messages: conversation-level customer signals are empty")
+    return warnings
+
+
+def _rounded(labels: Sequence[str], values: np.ndarray) -> dict[str, float]:
+    return {label: round(float(v), _ROUND) for label, v in zip(labels, values)}

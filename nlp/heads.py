@@ -1,0 +1,78 @@
+"""Task heads: small networks that read the shared encoder features.
+
+A head is either multi-class (softmax over labels: sentiment, urgency) or multi-label
+(independent sigmoids: emotions). Temperature scaling and per-label decision thresholds
+are part of the head, tuned on dev data at training time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+HeadKind = Literal["multiclass", "multilabel"]
+
+
+class HeadNetwork(nn.Module):
+    """LayerNorm -> Linear -> GELU -> Dropout -> Linear. LayerNorm first because the
+    features join a unit-norm embedding with max-pooled activations of another scale."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.norm = nn.LayerNorm(input_dim)
+        self.hidden = nn.Linear(input_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden_dim, num_labels)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = nn.functional.gelu(self.hidden(self.norm(features)))
+        return self.output(self.dropout(hidden))
+
+
+@dataclass
+class HeadSpec:
+    """Everything about a head except its weights (stored in the bundle manifest)."""
+
+    task: str
+    kind: HeadKind
+    labels: list[str]
+    input_dim: int
+    hidden_dim: int
+    temperature: float = 1.0
+    thresholds: list[float] | None = None  # multilabel only; default 0.5 per label
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind == "multilabel" and self.thresholds is None:
+            self.thresholds = [0.5] * len(self.labels)
+
+
+class TaskHead:
+    """A head network with its spec; `predict_proba` is the inference entry point."""
+
+    def __init__(self, spec: HeadSpec, network: HeadNetwork | None = None) -> None:
+        self.spec = spec
+        self.network = network or HeadNetwork(spec.input_dim, spec.hidden_dim, len(spec.labels))
+        self.network.eval()
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.network(features)
+
+    def probabilities_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        scaled = logits / self.spec.temperature
+        if self.spec.kind == "multiclass":
+            return torch.softmax(scaled, dim=-1)
+        return torch.sigmoid(scaled)
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities, shape (n, num_labels), for a batch of feature rows."""
+        with torch.inference_mode():
+            logits = self.logits(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+            return self.probabilities_from_logits(logits).numpy()
+
+    def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
+        """Weights with `prefix` on every key (one safetensors file holds every head)."""
+        return {f"{prefix}{key}": value.detach().contiguous() for key, value in self.network.state_dict().items()}

@@ -1,0 +1,199 @@
+"""Pydantic models at the library's edges: the transcript that comes in and the analysis
+that goes out. The service returns these models as they are, and stores message analyses
+in the same shape, so one definition serves the API, the store and the batch output."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
+
+
+class Role(str, Enum):
+    """Who wrote a message."""
+
+    customer = "customer"
+    agent = "agent"
+    bot = "bot"
+    system = "system"
+
+
+class Channel(str, Enum):
+    """Where the conversation happened."""
+
+    chat = "chat"
+    email = "email"
+    voice = "voice"
+    social = "social"
+    sms = "sms"
+    other = "other"
+
+
+class Message(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | None = Field(
+        default=None, max_length=128, pattern=IDENTIFIER_PATTERN,
+        description="Caller's message id; generated from the position when absent.",
+    )
+    role: Role
+    text: str = Field(description="The message text. Must contain something besides whitespace.")
+    timestamp: datetime | None = Field(default=None, description="ISO-8601; naive times are read as UTC.")
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be empty or whitespace only")
+        return value
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _timestamp_is_iso_string(cls, value: Any) -> Any:
+        # Pydantic would also take numbers as Unix times; the contract is ISO-8601 only.
+        if value is not None and not isinstance(value, (str, datetime)):
+            raise ValueError("timestamp must be an ISO-8601 string")
+        return value
+
+
+class ConversationFields(BaseModel):
+    """Conversation-level fields shared by a full transcript and the per-message webhook."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    channel: Channel = Channel.other
+    customer_id: str | None = Field(default=None, max_length=256)
+    language: str | None = Field(
+        default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$",
+        description="BCP-47 tag such as 'en' or 'pt-BR'. The shipped models are English-only.",
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Transcript(ConversationFields):
+    """A whole conversation to analyse in one call."""
+
+    conversation_id: str | None = Field(default=None, max_length=128, pattern=IDENTIFIER_PATTERN)
+    messages: list[Message] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _message_ids_unique(self) -> Transcript:
+        seen: set[str] = set()
+        for index, message in enumerate(self.messages):
+            if message.id is None:
+                continue
+            if message.id in seen:
+                raise ValueError(f"messages[{index}].id {message.id!r} is used by an earlier message")
+            seen.add(message.id)
+        return self
+
+
+class IncomingMessage(Message, ConversationFields):
+    """One new message posted to a conversation (the helpdesk webhook). The conversation
+    fields are optional: given on the first call they are stored, later ones update them."""
+
+    channel: Channel | None = None  # type: ignore[assignment]
+
+
+# --- analysis results -----------------------------------------------------------------
+
+
+class SentimentResult(BaseModel):
+    label: str = Field(description="negative | neutral | positive")
+    score: float = Field(ge=-1.0, le=1.0, description="P(positive) - P(negative)")
+    probabilities: dict[str, float]
+
+
+class EmotionScore(BaseModel):
+    label: str
+    score: float = Field(ge=0.0, le=1.0)
+
+
+class UrgencyResult(BaseModel):
+    label: str = Field(description="low | medium | high | critical")
+    score: float = Field(ge=0.0, le=1.0, description="Expected level scaled to [0, 1]")
+    probabilities: dict[str, float]
+
+
+class MessageAnalysis(BaseModel):
+    """What the models say about one message."""
+
+    id: str
+    role: Role
+    sentiment: SentimentResult
+    emotions: list[EmotionScore] = Field(description="Emotions present, strongest first")
+    urgency: UrgencyResult
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="'truncated' (text longer than the encoder reads), 'no_words' (emoji or symbols only)",
+    )
+
+
+class SentimentTrend(BaseModel):
+    label: str = Field(description="improving | stable | worsening | unknown")
+    first: float | None = None
+    last: float | None = None
+    change: float | None = None
+
+
+class EmotionHighlight(BaseModel):
+    label: str
+    score: float
+    message_id: str
+
+
+class UrgencyHighlight(BaseModel):
+    label: str
+    score: float
+    message_id: str
+
+
+class EscalationReason(BaseModel):
+    rule: str
+    detail: str
+    message_ids: list[str] = Field(default_factory=list)
+
+
+class Escalation(BaseModel):
+    recommended: bool
+    level: str = Field(description="none | monitor | escalate | urgent")
+    reasons: list[EscalationReason] = Field(default_factory=list)
+
+
+class ConversationSummary(BaseModel):
+    """Conversation-level view, computed from the customer's messages."""
+
+    messages: int
+    customer_messages: int
+    sentiment: SentimentResult | None = Field(description="The customer's overall sentiment")
+    sentiment_trend: SentimentTrend
+    strongest_negative_emotion: EmotionHighlight | None
+    highest_urgency: UrgencyHighlight | None
+    tags: list[str]
+    escalation: Escalation
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+
+
+class Timing(BaseModel):
+    total_ms: float
+    encode_ms: float
+
+
+class TranscriptAnalysis(BaseModel):
+    conversation_id: str | None
+    channel: Channel
+    model: ModelInfo
+    messages: list[MessageAnalysis]
+    conversation: ConversationSummary
+    timing: Timing
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,23 @@
+"""Text clean-up applied before encoding, and the per-message warnings it can raise."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# C0/C1 control characters except tab and newline, plus zero-width and BOM characters:
+# they carry no meaning for the models and can split words the tokenizer would know.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff]")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Return `text` in NFC form with control characters removed and whitespace collapsed."""
+    text = unicodedata.normalize("NFC", text)
+    text = _CONTROL.sub(" ", text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def has_words(text: str) -> bool:
+    """True when `text` holds at least one letter or digit (not only emoji or symbols)."""
+    return any(ch.isalnum() for ch in text)

@@ -1,0 +1,147 @@
+"""HTTP endpoints. Handlers are plain `def`: FastAPI runs them in its thread pool, so the
+encoder (CPU-bound, releases the GIL in torch) never blocks the event loop."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+
+from nlp.analyzer import Analyzer
+from nlp.schemas import IDENTIFIER_PATTERN, IncomingMessage, Timing, Transcript, TranscriptAnalysis
+from service.api_models import (
+    BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
+    ModelsResponse, StoredMessageView,
+)
+from service.errors import ApiError
+from service.limits import check_messages, check_transcript
+from service.settings import Settings
+from service.store import ConversationFull, ConversationStore, StoredConversation
+
+router = APIRouter()
+
+ConversationId = Annotated[str, Path(max_length=128, pattern=IDENTIFIER_PATTERN,
+                                     description="The helpdesk's conversation id")]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_analyzer(request: Request) -> Analyzer:
+    analyzer = getattr(request.app.state, "analyzer", None)
+    if analyzer is None:
+        raise ApiError(503, "not_ready", "models are not loaded yet")
+    return analyzer
+
+
+def get_store(request: Request) -> ConversationStore:
+    return request.app.state.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
+StoreDep = Annotated[ConversationStore, Depends(get_store)]
+
+
+@router.post("/v1/analyze", response_model=TranscriptAnalysis, tags=["analysis"])
+def analyze(transcript: Transcript, analyzer: AnalyzerDep, settings: SettingsDep) -> TranscriptAnalysis:
+    """Analyse one transcript: every message, and the conversation as a whole."""
+    check_transcript(transcript.messages, settings)
+    return analyzer.analyze(transcript)
+
+
+@router.post("/v1/analyze/batch", response_model=BatchAnalysis, tags=["analysis"])
+def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, settings: SettingsDep) -> BatchAnalysis:
+    """Analyse several transcripts; their messages share encoder batches."""
+    if len(body.transcripts) > settings.max_batch_transcripts:
+        raise ApiError(413, "too_large",
+                       f"transcripts has {len(body.transcripts)} items; the limit is {settings.max_batch_transcripts}",
+                       [{"field": "transcripts", "message": f"more than {settings.max_batch_transcripts} transcripts"}])
+    for index, transcript in enumerate(body.transcripts):
+        check_transcript(transcript.messages, settings, field=f"transcripts.{index}.messages")
+    results = analyzer.analyze_batch(body.transcripts)
+    timing = results[0].timing if results else Timing(total_ms=0.0, encode_ms=0.0)
+    return BatchAnalysis(model=analyzer.model_info, results=results, timing=timing)
+
+
+@router.post("/v1/conversations/{conversation_id}/messages", response_model=MessageAppendResponse,
+             tags=["conversations"])
+def append_message(conversation_id: ConversationId, message: IncomingMessage, analyzer: AnalyzerDep,
+                   store: StoreDep, settings: SettingsDep) -> MessageAppendResponse:
+    """Add one new message to a conversation: only this message is encoded; the
+    conversation view is rebuilt from the stored analyses. Re-posting a message id that
+    is already stored (a webhook retry) adds nothing and returns `duplicate: true`."""
+    started = time.perf_counter()
+    check_messages([message], settings, field="body")
+    encode_ms = 0.0
+    if message.id is not None and store.find_message(conversation_id, message.id):
+        stored = store.get(conversation_id)
+        assert stored is not None
+        result_message = next(m.analysis for m in stored.messages if m.id == message.id)
+        duplicate = True
+    else:
+        encode_started = time.perf_counter()
+        analysis = analyzer.analyze_messages([message], [message.id or "pending"])[0]
+        encode_ms = (time.perf_counter() - encode_started) * 1000
+        try:
+            appended = store.append(conversation_id, message, analysis, analyzer.model_info.version,
+                                    settings.max_messages)
+        except ConversationFull as exc:
+            raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
+        stored, result_message, duplicate = appended.conversation, appended.message.analysis, appended.duplicate
+    summary = analyzer.summarize(stored.analyses)
+    return MessageAppendResponse(
+        conversation_id=conversation_id, message=result_message, conversation=summary, duplicate=duplicate,
+        model=analyzer.model_info,
+        timing=Timing(total_ms=round((time.perf_counter() - started) * 1000, 3), encode_ms=round(encode_ms, 3)),
+    )
+
+
+@router.get("/v1/conversations/{conversation_id}", response_model=ConversationState, tags=["conversations"])
+def get_conversation(conversation_id: ConversationId, analyzer: AnalyzerDep, store: StoreDep) -> ConversationState:
+    """A stored conversation: its messages with their analyses, and the current summary."""
+    stored = store.get(conversation_id)
+    if stored is None:
+        raise ApiError(404, "not_found", f"no conversation {conversation_id!r}")
+    return _conversation_state(stored, analyzer)
+
+
+def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> ConversationState:
+    return ConversationState(
+        conversation_id=stored.id, channel=stored.channel, customer_id=stored.customer_id,
+        language=stored.language, metadata=stored.metadata, created_at=stored.created_at,
+        updated_at=stored.updated_at,
+        messages=[StoredMessageView(id=m.id, role=m.role, text=m.text, timestamp=m.timestamp, analysis=m.analysis)
+                  for m in stored.messages],
+        conversation=analyzer.summarize(stored.analyses), model=analyzer.model_info,
+    )
+
+
+@router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
+def models(analyzer: AnalyzerDep) -> ModelsResponse:
+    """The loaded model bundle: name, version, labels, dev metrics, training data."""
+    manifest = analyzer.bundle.manifest
+    return ModelsResponse(active=BundleInfo(
+        name=manifest.name, version=manifest.version, created=manifest.created, description=manifest.description,
+        encoder=manifest.encoder.model_dump(),
+        tasks={task: entry.model_dump() for task, entry in manifest.tasks.items()},
+    ))
+
+
+@router.get("/healthz", response_model=HealthResponse, tags=["health"])
+def healthz() -> HealthResponse:
+    """Liveness: the process answers."""
+    return HealthResponse(status="ok")
+
+
+@router.get("/readyz", response_model=HealthResponse, tags=["health"],
+            responses={503: {"model": HealthResponse}})
+def readyz(request: Request):
+    """Readiness: models are loaded and the store is open."""
+    analyzer = getattr(request.app.state, "analyzer", None)
+    if analyzer is None or getattr(request.app.state, "store", None) is None:
+        return JSONResponse(status_code=503, content={"status": "loading", "model": None})
+    return HealthResponse(status="ready", model=analyzer.model_info)

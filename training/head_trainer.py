@@ -1,0 +1,137 @@
+"""Train one task head on frozen encoder features: early stopping on dev, optional class
+weighting, temperature calibration and (multi-label) per-label threshold tuning."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import trange
+
+from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead
+from training.metrics import best_threshold, multiclass_metrics, multilabel_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeadTrainingConfig:
+    hidden_dim: int = 512
+    dropout: float = 0.1
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    max_epochs: int = 40
+    patience: int = 5
+    class_weighting: bool = True
+    seed: int = 13
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same head: torch, numpy and Python's RNG."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _class_weights(y: np.ndarray, num_labels: int) -> torch.Tensor:
+    counts = np.bincount(y, minlength=num_labels).astype(np.float64)
+    weights = len(y) / (num_labels * np.maximum(counts, 1.0))
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _loss_fn(kind: HeadKind, y: np.ndarray, num_labels: int, config: HeadTrainingConfig) -> nn.Module:
+    if kind == "multiclass":
+        return nn.CrossEntropyLoss(weight=_class_weights(y, num_labels) if config.class_weighting else None)
+    return nn.BCEWithLogitsLoss()
+
+
+def _targets(kind: HeadKind, y: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(y.astype(np.int64) if kind == "multiclass" else y.astype(np.float32))
+
+
+def fit_temperature(kind: HeadKind, logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Scalar temperature minimising dev negative log-likelihood (Guo et al., 2017)."""
+    log_t = torch.zeros(1, requires_grad=True)
+    loss_fn = nn.CrossEntropyLoss() if kind == "multiclass" else nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = loss_fn(logits / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+
+
+def train_head(
+    task: str, kind: HeadKind, labels: list[str],
+    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray,
+    config: HeadTrainingConfig,
+) -> TaskHead:
+    """Train a head and return it calibrated, with its dev metrics in `spec.metrics`."""
+    seed_everything(config.seed)
+    network = HeadNetwork(x_train.shape[1], config.hidden_dim, len(labels), config.dropout)
+    loss_fn = _loss_fn(kind, y_train, len(labels), config)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    xs, ys = torch.from_numpy(x_train.astype(np.float32)), _targets(kind, y_train)
+    xd, yd = torch.from_numpy(x_dev.astype(np.float32)), _targets(kind, y_dev)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    best_score, best_state, stale = -np.inf, copy.deepcopy(network.state_dict()), 0
+    progress = trange(config.max_epochs, desc=f"training {task}", leave=False)
+    for epoch in progress:
+        network.train()
+        for batch in torch.randperm(len(xs), generator=generator).split(config.batch_size):
+            optimizer.zero_grad()
+            loss = loss_fn(network(xs[batch]), ys[batch])
+            loss.backward()
+            optimizer.step()
+        network.eval()
+        with torch.no_grad():
+            dev_logits = network(xd)
+        # Multi-class stops on dev macro-F1 (the goal); multi-label on dev loss, since its
+        # F1 depends on thresholds tuned only at the end.
+        if kind == "multiclass":
+            score = multiclass_metrics(y_dev, dev_logits.softmax(-1).numpy(), labels)["macro_f1"]
+        else:
+            score = -float(nn.functional.binary_cross_entropy_with_logits(dev_logits, yd))
+        progress.set_postfix(epoch=epoch, dev=f"{score:.4f}")
+        if score > best_score + 1e-4:
+            best_score, best_state, stale = score, copy.deepcopy(network.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= config.patience:
+                break
+    network.load_state_dict(best_state)
+    network.eval()
+    with torch.no_grad():
+        dev_logits = network(xd)
+    spec = HeadSpec(task=task, kind=kind, labels=list(labels), input_dim=x_train.shape[1],
+                    hidden_dim=config.hidden_dim)
+    spec.temperature = fit_temperature(kind, dev_logits, yd)
+    head = TaskHead(spec, network)
+    dev_probs = head.probabilities_from_logits(dev_logits).numpy()
+    if kind == "multilabel":
+        spec.thresholds = [best_threshold(y_dev[:, j], dev_probs[:, j]) for j in range(len(labels))]
+    log.info("%s: best dev %.4f, temperature %.3f", task, best_score, spec.temperature)
+    return head
+
+
+def evaluate_head(head: TaskHead, features: np.ndarray, y: np.ndarray) -> dict:
+    """Metrics of `head` on labelled features (thresholds as tuned for multi-label)."""
+    probabilities = head.predict_proba(features)
+    if head.spec.kind == "multiclass":
+        return multiclass_metrics(y, probabilities, head.spec.labels)
+    return multilabel_metrics(y, probabilities, head.spec.thresholds or [0.5] * len(head.spec.labels), head.spec.labels)

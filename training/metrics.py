@@ -1,0 +1,97 @@
+"""Evaluation metrics: macro-F1 and per-class figures, confusion matrices and expected
+calibration error, for multi-class and multi-label tasks."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+ECE_BINS = 15
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over equal-width confidence
+    bins weighted by how many predictions fall in each."""
+    confidence = np.asarray(confidence, dtype=np.float64).ravel()
+    correct = np.asarray(correct, dtype=np.float64).ravel()
+    if confidence.size == 0:
+        return 0.0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            total += in_bin.sum() * abs(confidence[in_bin].mean() - correct[in_bin].mean())
+    return float(total / confidence.size)
+
+
+def per_class_table(labels: Sequence[str], precision, recall, f1, support) -> dict[str, dict[str, float]]:
+    return {
+        label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+        for label, p, r, f, s in zip(labels, precision, recall, f1, support)
+    }
+
+
+def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1, macro-recall, per-class P/R/F1, confusion matrix, ECE."""
+    y_pred = probabilities.argmax(axis=1)
+    indices = list(range(len(labels)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=indices, zero_division=0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
+        "macro_f1": float(f1.mean()),
+        "macro_recall": float(recall.mean()),
+        "per_class": per_class_table(labels, precision, recall, f1, support),
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=indices).tolist(),
+        "ece": expected_calibration_error(probabilities.max(axis=1), y_pred == y_true),
+    }
+
+
+def multilabel_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresholds: Sequence[float],
+                       labels: Sequence[str]) -> dict:
+    """Macro- and micro-F1 over labels at the given thresholds, per-label figures, and ECE
+    of every (example, label) probability against whether the label is present."""
+    y_pred = (probabilities >= np.asarray(thresholds)).astype(np.int64)
+    return multilabel_metrics_from_predictions(y_true, y_pred, labels, probabilities=probabilities)
+
+
+def multilabel_metrics_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str],
+                                        probabilities: np.ndarray | None = None) -> dict:
+    y_true = np.asarray(y_true).astype(np.int64)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+    _, _, micro_f1, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
+    result = {
+        "n": int(len(y_true)),
+        "macro_f1": float(f1.mean()),
+        "micro_f1": float(micro_f1),
+        "per_class": per_class_table(labels, precision, recall, f1, support),
+    }
+    if probabilities is not None:
+        result["ece"] = expected_calibration_error(probabilities, y_true)
+    return result
+
+
+def collapse_labels(matrix: np.ndarray, source_labels: Sequence[str],
+                    mapping: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """Map a 0/1 multi-label matrix onto a coarser taxonomy: a coarse label is present
+    when any of its source labels is (GoEmotions' Ekman and sentiment-group mappings)."""
+    index = {label: i for i, label in enumerate(source_labels)}
+    return np.stack([matrix[:, [index[s] for s in sources]].max(axis=1) for sources in mapping.values()], axis=1)
+
+
+def best_threshold(y_true: np.ndarray, probabilities: np.ndarray,
+                   grid: np.ndarray = np.round(np.arange(0.02, 0.96, 0.01), 2)) -> float:
+    """The threshold on `probabilities` that maximises F1 for one binary label."""
+    y_true = y_true.astype(bool)
+    positives = y_true.sum()
+    if positives == 0:
+        return 0.5
+    predicted = probabilities[None, :] >= grid[:, None]  # (grid, n)
+    tp = (predicted & y_true[None, :]).sum(axis=1)
+    f1 = 2 * tp / np.maximum(predicted.sum(axis=1) + positives, 1)
+    return float(grid[int(np.argmax(f1))])

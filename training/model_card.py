@@ -1,0 +1,46 @@
+"""MODEL_CARD.md for a bundle: intended use, data, figures and known limits."""
+
+from __future__ import annotations
+
+from nlp.heads import TaskHead
+
+LIMITS = """\
+- English only. Other languages get scores, but they are unreliable (the API adds a warning
+  when a transcript's `language` is not English).
+- The encoder reads the first 256 word pieces of a message; longer messages are flagged
+  `truncated`.
+- Emotions come from a head trained on Reddit comments (GoEmotions) and mapped to a
+  customer-service set; sentiment from Reddit, TV dialogue (MELD) and the project's own
+  support messages. Support-specific phrasing (billing, outages) is covered mainly by the
+  project's own labelled set, which is small.
+- Urgency is learned from a few hundred messages written and labelled by the project team
+  (see `data/urgency/GUIDELINE.md`); treat its figures as indicative, not as a benchmark.
+- Scores inform a human decision (routing, prioritising); they are not a basis for
+  automated action against a customer."""
+
+
+def render_model_card(name: str, version: str, description: str, heads: dict[str, TaskHead],
+                      task_data: dict[str, dict[str, list[str]]], metrics: dict[str, dict[str, dict]],
+                      training: dict) -> str:
+    """Markdown model card from what training produced."""
+    lines = [f"# {name} {version}", "", description, "", "## Intended use", "",
+             "Triage of customer-service conversations (chat, email, call transcripts, social, SMS): "
+             "per-message sentiment, emotions and urgency, aggregated per conversation to drive "
+             "escalation advice in the convintel service.", "", "## Tasks and data", ""]
+    for task, head in heads.items():
+        lines += [f"### {task} ({head.spec.kind}, {len(head.spec.labels)} labels)", "",
+                  f"Labels: {', '.join(head.spec.labels)}", "",
+                  "Trained on: " + "; ".join(task_data[task]["train"]),
+                  "", "Early stopping, calibration" + (" and thresholds" if head.spec.kind == "multilabel" else "")
+                  + f" on: {task_data[task]['dev'][0]}", "", "| report set | n | macro-F1 | macro-recall | ECE |",
+                  "|---|---|---|---|---|"]
+        for report, figures in metrics[task].items():
+            recall = figures.get("macro_recall")
+            ece = figures.get("ece")
+            lines.append(f"| {report} | {figures['n']} | {figures['macro_f1']:.3f} | "
+                         f"{'' if recall is None else f'{recall:.3f}'} | {'' if ece is None else f'{ece:.3f}'} |")
+        lines.append("")
+    lines += ["## Training", "", f"Recipe `{training['recipe']}`, mode {training['mode']}, "
+              f"{training['seconds']} s on {training['machine']} (encoding {training['encode_seconds']} s, "
+              "cached across runs).", "", "## Limits", "", LIMITS, ""]
+    return "\n".join(lines)
