@@ -1,0 +1,47 @@
+"""The `convintel` command line."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from service.cli import app
+from tests.conftest import FIXTURES
+
+runner = CliRunner()
+
+
+def test_analyze_file_prints_the_analysis():
+    result = runner.invoke(app, ["analyze", str(FIXTURES / "transcripts" / "happy_resolution.json")])
+    assert result.exit_code == 0, result.output
+    analysis = json.loads(result.stdout)
+    assert analysis["conversation_id"] == "demo-2001" and len(analysis["messages"]) == 3
+
+
+def test_analyze_stdin():
+    body = json.dumps({"messages": [{"role": "customer", "text": "My card was stolen, block it now!"}]})
+    result = runner.invoke(app, ["analyze", "-", "--no-pretty"], input=body)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["messages"][0]["role"] == "customer"
+
+
+def test_analyze_bad_input_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"messages": []}')
+    result = runner.invoke(app, ["analyze", str(bad)])
+    assert result.exit_code == 2 and "not a valid transcript" in result.output
+    missing = runner.invoke(app, ["analyze", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+
+
+def test_serve_refuses_a_broken_bundle(tmp_path, monkeypatch):
+    from service.settings import get_settings
+
+    monkeypatch.setenv("CONVINTEL_MODELS_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["serve"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "no model bundle named 'convintel-base'" in result.output
