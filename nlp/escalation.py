@@ -73,7 +73,7 @@ def recommend_escalation(signals: ConversationSignals, policy: AnalysisPolicy) -
     emotion = signals.strongest_negative_emotion
     if emotion is not None and emotion.score >= policy.monitor_negative_emotion_score:
         fired.append(("monitor", EscalationReason(
-            rule=f"emotion.{emotion.label}", detail=f"strong {emotion.label} ({emotion.score:.2f})",
+            rule="emotion.strong_negative", detail=f"strong {emotion.label} ({emotion.score:.2f})",
             message_ids=[emotion.message_id])))
 
     if signals.highest_urgency is not None and signals.highest_urgency.label == "medium":
