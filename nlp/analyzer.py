@@ -4,8 +4,9 @@ the conversation summary built from the results."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -13,12 +14,16 @@ from nlp.bundle import ModelBundle, load_bundle
 from nlp.conversation import summarize_conversation
 from nlp.encoder import EncodedBatch, Encoder
 from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
-from nlp.policy import AnalysisPolicy
+from nlp.policy import Policy, load_policy
 from nlp.schemas import (
-    ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
+    Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
     Timing, Transcript, TranscriptAnalysis, UrgencyResult,
 )
+from nlp.signals import Turn
 from nlp.text import has_words
+
+if TYPE_CHECKING:
+    from nlp.inspection import TextInspector
 
 _ROUND = 4  # decimals in responses: finer is noise, and it keeps payloads small
 
@@ -68,13 +73,24 @@ class SupportEmotionMap:
         return scores, present
 
 
-class Analyzer:
-    """Analyses messages and conversations with a loaded model bundle."""
+@dataclass(frozen=True)
+class AnalyzedTurn:
+    """A message's analysis and its text as it may be stored (redacted when enabled)."""
 
-    def __init__(self, encoder: Encoder, bundle: ModelBundle, policy: AnalysisPolicy | None = None) -> None:
+    analysis: MessageAnalysis
+    stored_text: str
+
+
+class Analyzer:
+    """Analyses messages and conversations with a loaded model bundle, an escalation
+    policy and (optionally) a spaCy text inspector for risk cues and redaction."""
+
+    def __init__(self, encoder: Encoder, bundle: ModelBundle, policy: Policy | None = None,
+                 inspector: TextInspector | None = None) -> None:
         self.encoder = encoder
         self.bundle = bundle
-        self.policy = policy or AnalysisPolicy()
+        self.policy = policy or load_policy()
+        self.inspector = inspector
         self._sentiment = bundle.heads["sentiment"]
         self._emotions = bundle.heads["emotions"]
         self._urgency = bundle.heads["urgency"]
@@ -97,7 +113,8 @@ class Analyzer:
         encoder_path: str | Path | None = None,
         batch_size: int = 64,
         num_threads: int | None = None,
-        policy: AnalysisPolicy | None = None,
+        policy: Policy | None = None,
+        inspector: TextInspector | None = None,
     ) -> Analyzer:
         """Load a bundle and the encoder it was trained on."""
         bundle = load_bundle(bundle_path)
@@ -105,7 +122,7 @@ class Analyzer:
             encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
             batch_size=batch_size, num_threads=num_threads,
         )
-        return cls(encoder, bundle, policy)
+        return cls(encoder, bundle, policy, inspector)
 
     # --- messages ---------------------------------------------------------------------
 
@@ -115,21 +132,29 @@ class Analyzer:
 
     def analyze_messages(self, messages: Sequence[Message], ids: Sequence[str]) -> list[MessageAnalysis]:
         """Analyse messages (from any number of conversations) in one batch."""
+        return [turn.analysis for turn in self.analyze_turns(messages, ids)]
+
+    def analyze_turns(self, messages: Sequence[Message], ids: Sequence[str]) -> list[AnalyzedTurn]:
+        """Analyse messages and return each with the text to store (redacted if enabled)."""
         if not messages:
             return []
         encoded = self.encode([m.text for m in messages])
-        return self.analyses_from_encoding(messages, ids, encoded)
+        return self.turns_from_encoding(messages, ids, encoded)
 
-    def analyses_from_encoding(
+    def turns_from_encoding(
         self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch
-    ) -> list[MessageAnalysis]:
-        """Run every head on already-encoded messages and build their analyses."""
+    ) -> list[AnalyzedTurn]:
+        """Run every head (and the text inspector) on already-encoded messages."""
+        if self.inspector is not None:
+            inspections = self.inspector.inspect([m.text for m in messages], [m.role for m in messages])
+        else:
+            inspections = None
         sentiment = self._sentiment.predict_proba(encoded.features)
         urgency = self._urgency.predict_proba(encoded.features)
         emotion_scores, emotion_present = self._support.project(self._emotions.predict_proba(encoded.features))
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
-        results: list[MessageAnalysis] = []
+        results: list[AnalyzedTurn] = []
         for row, (message, mid) in enumerate(zip(messages, ids)):
             present = np.flatnonzero(emotion_present[row])
             if present.size == 0:  # nothing crossed its threshold: report the likeliest
@@ -140,7 +165,7 @@ class Analyzer:
                 warnings.append("truncated")
             if not has_words(message.text):
                 warnings.append("no_words")
-            results.append(MessageAnalysis(
+            analysis = MessageAnalysis(
                 id=mid,
                 role=message.role,
                 sentiment=SentimentResult(
@@ -157,15 +182,19 @@ class Analyzer:
                     score=round(float(np.clip(urgency_score[row], 0.0, 1.0)), _ROUND),
                     probabilities=_rounded(URGENCY_LABELS, urgency[row]),
                 ),
+                cues=inspections[row].cues if inspections else [],
                 warnings=warnings,
-            ))
+            )
+            stored_text = inspections[row].redacted_text if inspections else message.text
+            results.append(AnalyzedTurn(analysis=analysis, stored_text=stored_text))
         return results
 
     # --- conversations ----------------------------------------------------------------
 
-    def summarize(self, analyses: Sequence[MessageAnalysis]) -> ConversationSummary:
-        """Conversation-level summary from message analyses (no encoding)."""
-        return summarize_conversation(analyses, self.policy)
+    def summarize(self, analyses: Sequence[MessageAnalysis], turns: Sequence[Turn],
+                  channel: Channel | None = None) -> ConversationSummary:
+        """Conversation-level summary from message analyses and turns (no encoding)."""
+        return summarize_conversation(analyses, turns, self.policy, channel)
 
     def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
         """Analyse one whole transcript."""
@@ -179,18 +208,20 @@ class Analyzer:
         encode_started = time.perf_counter()
         encoded = self.encode([m.text for m in messages])
         encode_ms = (time.perf_counter() - encode_started) * 1000
-        analyses = self.analyses_from_encoding(messages, ids, encoded)
+        analyses = [turn.analysis for turn in self.turns_from_encoding(messages, ids, encoded)]
         results: list[TranscriptAnalysis] = []
         offset = 0
         for transcript in transcripts:
             own = analyses[offset : offset + len(transcript.messages)]
+            turns = [Turn(id=a.id, role=m.role, text=m.text, timestamp=m.timestamp)
+                     for a, m in zip(own, transcript.messages)]
             offset += len(transcript.messages)
             results.append(TranscriptAnalysis(
                 conversation_id=transcript.conversation_id,
                 channel=transcript.channel,
                 model=self.model_info,
                 messages=own,
-                conversation=self.summarize(own),
+                conversation=self.summarize(own, turns, transcript.channel),
                 timing=Timing(total_ms=0.0, encode_ms=round(encode_ms, 3)),
                 warnings=transcript_warnings(transcript),
             ))

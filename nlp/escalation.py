@@ -1,86 +1,152 @@
-"""The first escalation policy: rules over the conversation's customer-side signals.
+"""Escalation recommendations from the policy's rules over a conversation's signals.
 
-Each rule that fires adds a reason naming itself and the messages behind it; the level is
-the highest any rule asks for."""
+Each rule that fires becomes a reason naming the rule, what it read (cue, model, timing)
+and its evidence (message ids and quoted phrases). The level is the highest any fired
+rule asks for; route and confidence come from the fired rules at that level."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nlp.labels import URGENCY_LABELS
-from nlp.policy import AnalysisPolicy
-from nlp.schemas import (
-    EmotionHighlight, Escalation, EscalationReason, MessageAnalysis, SentimentResult,
-    SentimentTrend, UrgencyHighlight,
-)
+from nlp.labels import NEGATIVE_SUPPORT_EMOTIONS, URGENCY_LABELS
+from nlp.policy import Condition, Policy, Rule
+from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle
+from nlp.signals import ConversationSignals
 
 ESCALATION_LEVELS: tuple[str, ...] = ("none", "monitor", "escalate", "urgent")
 RECOMMENDED_LEVELS = frozenset({"escalate", "urgent"})
 
 
 @dataclass
-class ConversationSignals:
-    """What the escalation rules read, computed once per summary."""
+class ConditionResult:
+    """One condition that held: what it read, its evidence and how sure it is."""
 
-    customer: list[MessageAnalysis]
-    sentiment: SentimentResult | None
-    trend: SentimentTrend
-    strongest_negative_emotion: EmotionHighlight | None
-    highest_urgency: UrgencyHighlight | None
-    anger_by_message: dict[str, float] = field(default_factory=dict)
+    signal: str
+    confidence: float
+    evidence: list[Evidence] = field(default_factory=list)
 
 
-def recommend_escalation(signals: ConversationSignals, policy: AnalysisPolicy) -> Escalation:
-    """Apply the rules to `signals` and return the recommendation with its reasons."""
-    fired: list[tuple[str, EscalationReason]] = []
+def urgency_at_least(message: MessageAnalysis, level: str) -> float:
+    """P(urgency >= level) for one message."""
+    start = URGENCY_LABELS.index(level)
+    return float(sum(message.urgency.probabilities.get(label, 0.0) for label in URGENCY_LABELS[start:]))
 
-    critical = [
-        m.id for m in signals.customer
-        if m.urgency.probabilities.get("critical", 0.0) >= policy.urgent_min_critical_probability
-    ]
-    if critical:
-        fired.append(("urgent", EscalationReason(
-            rule="urgency.critical", detail="a customer message reads as critical", message_ids=critical)))
 
-    threshold = URGENCY_LABELS.index(policy.escalate_on_urgency)
-    urgent_enough = [m.id for m in signals.customer if URGENCY_LABELS.index(m.urgency.label) >= threshold]
-    if urgent_enough and not critical:
-        fired.append(("escalate", EscalationReason(
-            rule=f"urgency.{policy.escalate_on_urgency}",
-            detail=f"customer urgency at {policy.escalate_on_urgency} or above", message_ids=urgent_enough)))
+def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> list[ConditionResult] | None:
+    """Results for every set condition, or None as soon as one does not hold."""
+    results: list[ConditionResult] = []
+    customer = signals.customer
+    if condition.cue is not None:
+        hits = [c for c in signals.risk_cues if c.family == condition.cue]
+        if not hits:
+            return None
+        results.append(ConditionResult(f"cue:{condition.cue}", rule.confidence,
+                                       [Evidence(message_id=c.message_id, quote=c.quote) for c in hits]))
+    if condition.urgency_at_least is not None:
+        level = condition.urgency_at_least
+        if condition.urgency_probability is not None:
+            matching = [(m, urgency_at_least(m, level)) for m in customer]
+            matching = [(m, p) for m, p in matching if p >= condition.urgency_probability]
+        else:
+            matching = [(m, urgency_at_least(m, level)) for m in customer
+                        if URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)]
+        if not matching:
+            return None
+        results.append(ConditionResult("model:urgency", max(p for _, p in matching),
+                                       [Evidence(message_id=m.id) for m, _ in matching]))
+    if condition.sentiment_at_most is not None:
+        if signals.sentiment is None or signals.sentiment.score > condition.sentiment_at_most:
+            return None
+        results.append(ConditionResult("model:sentiment", signals.sentiment.probabilities["negative"]))
+    if condition.end_sentiment_at_most is not None:
+        if not customer or customer[-1].sentiment.score > condition.end_sentiment_at_most:
+            return None
+        results.append(ConditionResult("model:sentiment", customer[-1].sentiment.probabilities["negative"],
+                                       [Evidence(message_id=customer[-1].id)]))
+    if condition.trend is not None:
+        if signals.trend.label != condition.trend:
+            return None
+        ends = [Evidence(message_id=customer[0].id), Evidence(message_id=customer[-1].id)] if customer else []
+        results.append(ConditionResult("model:sentiment_trend", rule.confidence, ends))
+    if condition.sharp_drop is not None:
+        drops = signals.trend.sharp_drops
+        if bool(drops) != condition.sharp_drop:
+            return None
+        results.append(ConditionResult("model:sentiment_drop", rule.confidence,
+                                       [Evidence(message_id=d.to_message_id) for d in drops]))
+    if condition.emotion is not None:
+        wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
+        floor = condition.emotion_score_at_least or 0.0
+        matching = [(m, e.score) for m in customer for e in m.emotions if e.label in wanted and e.score >= floor]
+        if not matching:
+            return None
+        results.append(ConditionResult("model:emotion", max(s for _, s in matching),
+                                       [Evidence(message_id=m.id) for m, _ in matching]))
+    if condition.repeated_to_bot is not None:
+        if bool(signals.repeated_to_bot) != condition.repeated_to_bot:
+            return None
+        results.append(ConditionResult("pattern:repeated_to_bot", rule.confidence,
+                                       [Evidence(message_id=mid) for mid in signals.repeated_to_bot]))
+    timing = signals.timing
+    if condition.longest_wait_minutes_at_least is not None:
+        wait = timing.longest_wait_seconds
+        if wait is None or wait < condition.longest_wait_minutes_at_least * 60:
+            return None
+        results.append(ConditionResult("timing:longest_wait", rule.confidence,
+                                       [Evidence(message_id=timing.longest_wait_message_id)]))
+    if condition.first_response_minutes_at_least is not None:
+        first = timing.first_response_seconds
+        if first is None or first < condition.first_response_minutes_at_least * 60:
+            return None
+        results.append(ConditionResult("timing:first_response", rule.confidence))
+    if condition.agent_acknowledged is not None:
+        if timing.agent_acknowledged != condition.agent_acknowledged:
+            return None
+        results.append(ConditionResult("pattern:agent_acknowledged", rule.confidence))
+    if condition.min_customer_messages is not None:
+        if len(customer) < condition.min_customer_messages:
+            return None
+        results.append(ConditionResult("count:customer_messages", rule.confidence))
+    return results
 
-    angry = [mid for mid, score in signals.anger_by_message.items() if score >= policy.anger_escalate_score]
-    if angry and signals.sentiment is not None and signals.sentiment.label == "negative":
-        fired.append(("escalate", EscalationReason(
-            rule="emotion.anger", detail="the customer is angry and negative overall", message_ids=angry)))
 
-    trend = signals.trend
-    if trend.label == "worsening" and trend.last is not None and trend.last <= policy.worsening_escalate_end_score:
-        fired.append(("escalate", EscalationReason(
-            rule="sentiment.worsening",
-            detail=f"customer sentiment fell from {trend.first:+.2f} to {trend.last:+.2f}",
-            message_ids=[signals.customer[0].id, signals.customer[-1].id])))
-    elif trend.label == "worsening":
-        fired.append(("monitor", EscalationReason(
-            rule="sentiment.worsening", detail="customer sentiment is getting worse",
-            message_ids=[signals.customer[0].id, signals.customer[-1].id])))
+def _reason(rule: Rule, results: list[ConditionResult]) -> EscalationReason:
+    evidence: dict[tuple[str, str | None], Evidence] = {}
+    for result in results:
+        for item in result.evidence:
+            evidence.setdefault((item.message_id, item.quote), item)
+    message_ids = list(dict.fromkeys(item.message_id for item in evidence.values()))
+    return EscalationReason(rule=rule.name, level=rule.level, detail=rule.detail or rule.name,
+                            signals=[r.signal for r in results], message_ids=message_ids,
+                            evidence=list(evidence.values()))
 
-    if signals.sentiment is not None and signals.sentiment.score <= policy.monitor_negative_score:
-        fired.append(("monitor", EscalationReason(
-            rule="sentiment.negative", detail=f"customer sentiment is negative ({signals.sentiment.score:+.2f})",
-            message_ids=[m.id for m in signals.customer if m.sentiment.label == "negative"])))
 
+def response_style(signals: ConversationSignals, policy: Policy) -> ResponseStyle:
+    """The style for the strongest negative emotion (the support teams' emotion map)."""
     emotion = signals.strongest_negative_emotion
-    if emotion is not None and emotion.score >= policy.monitor_negative_emotion_score:
-        fired.append(("monitor", EscalationReason(
-            rule="emotion.strong_negative", detail=f"strong {emotion.label} ({emotion.score:.2f})",
-            message_ids=[emotion.message_id])))
+    if emotion is not None and emotion.label in policy.response_styles:
+        return ResponseStyle(emotion=emotion.label, style=policy.response_styles[emotion.label])
+    return ResponseStyle(emotion=None, style=policy.default_response_style)
 
-    if signals.highest_urgency is not None and signals.highest_urgency.label == "medium":
-        fired.append(("monitor", EscalationReason(
-            rule="urgency.medium", detail="customer urgency is medium",
-            message_ids=[signals.highest_urgency.message_id])))
 
-    fired.sort(key=lambda item: -ESCALATION_LEVELS.index(item[0]))  # stable: rule order kept
-    level = fired[0][0] if fired else "none"
-    return Escalation(recommended=level in RECOMMENDED_LEVELS, level=level, reasons=[r for _, r in fired])
+def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escalation:
+    """Apply every rule and return the recommendation with its reasons, highest level first."""
+    fired: list[tuple[Rule, float, EscalationReason]] = []
+    for rule in policy.rules:
+        results = _check(rule.when, rule, signals)
+        if results is not None:
+            fired.append((rule, min(r.confidence for r in results), _reason(rule, results)))
+    fired.sort(key=lambda item: -ESCALATION_LEVELS.index(item[0].level))  # stable: policy order kept
+    if fired:
+        level = fired[0][0].level
+        top = [item for item in fired if item[0].level == level]
+        route, confidence = top[0][0].route_to, max(c for _, c, _ in top)
+    else:
+        level, route = "none", "none"
+        # Nothing fired: as sure as the customer's messages are far from high urgency.
+        confidence = 1.0 - max((urgency_at_least(m, "high") for m in signals.customer), default=0.0)
+    return Escalation(
+        recommended=level in RECOMMENDED_LEVELS, level=level, route_to=route if level in RECOMMENDED_LEVELS else "none",
+        confidence=round(float(confidence), 4), response_style=response_style(signals, policy),
+        reasons=[reason for _, _, reason in fired],
+    )

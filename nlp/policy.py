@@ -1,24 +1,122 @@
-"""Thresholds that turn model scores into conversation-level judgements.
+"""The escalation policy: thresholds, rules, routes and response styles, read from a YAML
+file (the shipped default is `nlp/default_policy.yaml`) and validated at start-up.
 
-One dataclass holds every number the summary, tags and escalation rules use, so a team
-can tune them in one place (the service builds it from settings)."""
+A rule fires when every condition in its `when` holds; the recommendation's level is the
+highest any fired rule asks for. Unknown keys are errors, named with their path
+(`rules.3.when.urgncy_at_least`), so a typo never silently disables a rule."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
+Level = Literal["none", "monitor", "escalate", "urgent"]
+CUE_FAMILIES = ("cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact", "human_request")
+URGENCY_LEVELS = ("low", "medium", "high", "critical")
 
 
-@dataclass(frozen=True)
-class AnalysisPolicy:
-    # Sentiment trend: last customer turn minus first; beyond this it is a trend.
-    trend_min_change: float = 0.3
-    # A negative emotion is reported as the conversation's strongest only above this score.
-    negative_emotion_min_score: float = 0.3
+class PolicyError(ValueError):
+    """The policy file is missing, not YAML, or does not validate."""
 
-    # Escalation rules (first version; issue 5 replaces these with a policy file).
-    urgent_min_critical_probability: float = 0.5
-    escalate_on_urgency: str = "high"
-    anger_escalate_score: float = 0.6
-    worsening_escalate_end_score: float = -0.5
-    monitor_negative_score: float = -0.25
-    monitor_negative_emotion_score: float = 0.5
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Strict):
+    trend_min_change: float = Field(0.3, gt=0, le=2, description="first-to-last customer change that counts as a trend")
+    sharp_drop: float = Field(0.8, gt=0, le=2, description="fall between consecutive customer turns that counts as sharp")
+    negative_emotion_min_score: float = Field(0.3, ge=0, le=1, description="weakest emotion reported as strongest negative")
+    repeat_similarity: float = Field(0.6, gt=0, le=1, description="word overlap at which a customer turn repeats the previous one")
+    apology_patterns: list[str] = Field(
+        default_factory=lambda: [r"\bsorry\b", r"\bapologi[sz]e", r"\bmy apologies\b", r"\bi understand\b",
+                                 r"\bi hear you\b", r"\bthat must be\b"],
+        description="regexes (case-insensitive) marking an agent apology or acknowledgement")
+
+
+class Condition(_Strict):
+    """Conditions of a rule; all that are set must hold."""
+
+    cue: str | None = Field(None, description="a customer message carries this risk cue family")
+    urgency_at_least: Literal["low", "medium", "high", "critical"] | None = None
+    urgency_probability: float | None = Field(
+        None, ge=0, le=1, description="with urgency_at_least: P(urgency >= level) must reach this instead of the label")
+    sentiment_at_most: float | None = Field(None, ge=-1, le=1, description="the customer's overall sentiment score")
+    end_sentiment_at_most: float | None = Field(None, ge=-1, le=1, description="the last customer turn's score")
+    trend: Literal["improving", "stable", "worsening"] | None = None
+    sharp_drop: bool | None = None
+    emotion: str | None = Field(None, description="a negative support emotion, or 'any_negative'")
+    emotion_score_at_least: float | None = Field(None, ge=0, le=1)
+    repeated_to_bot: bool | None = None
+    longest_wait_minutes_at_least: float | None = Field(None, ge=0)
+    first_response_minutes_at_least: float | None = Field(None, ge=0)
+    agent_acknowledged: bool | None = None
+    min_customer_messages: int | None = Field(None, ge=1)
+
+    @field_validator("cue")
+    @classmethod
+    def _known_cue(cls, value: str | None) -> str | None:
+        if value is not None and value not in CUE_FAMILIES:
+            raise ValueError(f"unknown cue family {value!r}; known: {', '.join(CUE_FAMILIES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Condition:
+        if not self.model_dump(exclude_none=True):
+            raise ValueError("a rule needs at least one condition")
+        if self.urgency_probability is not None and self.urgency_at_least is None:
+            raise ValueError("urgency_probability needs urgency_at_least")
+        return self
+
+
+class Rule(_Strict):
+    name: str = Field(min_length=1, max_length=80)
+    level: Literal["monitor", "escalate", "urgent"]
+    route_to: str = "none"
+    when: Condition
+    confidence: float = Field(0.8, gt=0, le=1, description="confidence of rule-only conditions (cues, timing)")
+    detail: str = Field("", description="what a support lead reads in the reason")
+
+
+class Policy(_Strict):
+    version: Literal[1] = 1
+    thresholds: Thresholds = Thresholds()
+    routes: list[str] = Field(default_factory=lambda: [
+        "none", "senior_agent", "retention", "billing", "security", "supervisor", "technical"])
+    rules: list[Rule] = Field(default_factory=list)
+    response_styles: dict[str, str] = Field(default_factory=dict, description="negative emotion -> response style")
+    default_response_style: str = "friendly and efficient"
+
+    @model_validator(mode="after")
+    def _rules_consistent(self) -> Policy:
+        names = [rule.name for rule in self.rules]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"rule names must be unique; repeated: {duplicated}")
+        for index, rule in enumerate(self.rules):
+            if rule.route_to not in self.routes:
+                raise ValueError(f"rules.{index} ({rule.name}): route_to {rule.route_to!r} is not in routes {self.routes}")
+        return self
+
+
+def load_policy(path: str | Path | None = None) -> Policy:
+    """Read and validate a policy file (the shipped default when `path` is None)."""
+    path = Path(path) if path else DEFAULT_POLICY_FILE
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"policy file {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"policy file {path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy file {path}: expected a mapping at the top level")
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors())
+        raise PolicyError(f"policy file {path}: {problems}") from None

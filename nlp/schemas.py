@@ -121,6 +121,11 @@ class UrgencyResult(BaseModel):
     probabilities: dict[str, float]
 
 
+class CueHit(BaseModel):
+    family: str = Field(description="cancellation | legal | safety | security | public_complaint | repeat_contact | human_request")
+    quote: str = Field(description="The phrase that triggered it (personal data redacted)")
+
+
 class MessageAnalysis(BaseModel):
     """What the models say about one message."""
 
@@ -129,17 +134,28 @@ class MessageAnalysis(BaseModel):
     sentiment: SentimentResult
     emotions: list[EmotionScore] = Field(description="Emotions present, strongest first")
     urgency: UrgencyResult
+    cues: list[CueHit] = Field(default_factory=list, description="Risk cues in a customer message")
     warnings: list[str] = Field(
         default_factory=list,
         description="'truncated' (text longer than the encoder reads), 'no_words' (emoji or symbols only)",
     )
 
 
+class SentimentDrop(BaseModel):
+    from_message_id: str
+    to_message_id: str
+    change: float
+
+
 class SentimentTrend(BaseModel):
+    """The customer's sentiment trajectory over their turns."""
+
     label: str = Field(description="improving | stable | worsening | unknown")
     first: float | None = None
     last: float | None = None
     change: float | None = None
+    slope: float | None = Field(None, description="Least-squares change per customer turn")
+    sharp_drops: list[SentimentDrop] = Field(default_factory=list)
 
 
 class EmotionHighlight(BaseModel):
@@ -154,16 +170,60 @@ class UrgencyHighlight(BaseModel):
     message_id: str
 
 
+class Evidence(BaseModel):
+    message_id: str
+    quote: str | None = Field(None, description="The phrase behind the signal (personal data redacted)")
+
+
 class EscalationReason(BaseModel):
-    rule: str
+    rule: str = Field(description="The policy rule that fired")
+    level: str
     detail: str
+    signals: list[str] = Field(default_factory=list, description="What it read: 'cue:legal', 'model:urgency', 'timing:wait'...")
     message_ids: list[str] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class ResponseStyle(BaseModel):
+    emotion: str | None = Field(None, description="The emotion the style answers, if any")
+    style: str
 
 
 class Escalation(BaseModel):
     recommended: bool
     level: str = Field(description="none | monitor | escalate | urgent")
+    route_to: str = "none"
+    confidence: float = Field(0.0, ge=0, le=1)
+    response_style: ResponseStyle | None = None
+    changed: bool = Field(False, description="Per-message path: the level differs from the previous message's")
+    previous_level: str | None = None
     reasons: list[EscalationReason] = Field(default_factory=list)
+
+
+class RiskCue(BaseModel):
+    family: str
+    message_id: str
+    quote: str
+
+
+class TimingCues(BaseModel):
+    first_response_seconds: float | None = Field(None, description="First customer turn to first agent reply")
+    longest_wait_seconds: float | None = Field(None, description="Longest customer wait for an agent reply")
+    longest_wait_message_id: str | None = None
+    agent_acknowledged: bool = Field(False, description="An agent apologised or acknowledged the problem")
+
+
+class Resolution(BaseModel):
+    label: str = Field(description="resolved | unresolved | unknown")
+    cue: str | None = None
+    message_id: str | None = None
+
+
+class Insights(BaseModel):
+    interaction_type: str = Field(description="routine | advisory | high_emotion | proactive | assisted_support")
+    automation_fit: str = Field(description="high | medium | low")
+    experience_score: int = Field(ge=0, le=100, description="Predicted satisfaction; formula in nlp/insights.py")
+    resolution: Resolution
 
 
 class ConversationSummary(BaseModel):
@@ -175,8 +235,12 @@ class ConversationSummary(BaseModel):
     sentiment_trend: SentimentTrend
     strongest_negative_emotion: EmotionHighlight | None
     highest_urgency: UrgencyHighlight | None
+    risk_cues: list[RiskCue] = Field(default_factory=list)
+    timing: TimingCues = Field(default_factory=TimingCues)
+    repeated_to_bot: list[str] = Field(default_factory=list, description="Customer turns repeating the previous one after a bot reply")
     tags: list[str]
     escalation: Escalation
+    insights: Insights | None = None
 
 
 class ModelInfo(BaseModel):

@@ -1,14 +1,13 @@
-"""Conversation tags derived from the summary's signals (rule-based categories from
-configuration are issue 5's)."""
+"""Conversation tags derived from the summary's signals."""
 
 from __future__ import annotations
 
-from nlp.escalation import ConversationSignals
 from nlp.schemas import Escalation
+from nlp.signals import ConversationSignals
 
 
 def derive_tags(signals: ConversationSignals, escalation: Escalation) -> list[str]:
-    """Short machine-friendly tags, e.g. `sentiment:negative`, `urgency:high`."""
+    """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`."""
     tags: list[str] = []
     if signals.sentiment is not None:
         tags.append(f"sentiment:{signals.sentiment.label}")
@@ -18,6 +17,9 @@ def derive_tags(signals: ConversationSignals, escalation: Escalation) -> list[st
         tags.append(f"emotion:{signals.strongest_negative_emotion.label}")
     if signals.highest_urgency is not None:
         tags.append(f"urgency:{signals.highest_urgency.label}")
+    tags.extend(f"risk:{family}" for family in dict.fromkeys(c.family for c in signals.risk_cues))
+    if signals.repeated_to_bot:
+        tags.append("bot:repeated")
     if escalation.level != "none":
         tags.append(f"escalation:{escalation.level}")
     return tags

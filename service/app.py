@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from nlp import __version__
 from nlp.analyzer import Analyzer
+from nlp.policy import load_policy
 from service.errors import install_error_handlers
 from service.limits import RequestGuardMiddleware
 from service.routes import router
@@ -20,10 +21,19 @@ log = logging.getLogger("convintel")
 
 
 def load_analyzer(settings: Settings) -> Analyzer:
-    """The analyzer for `settings`: bundle, encoder and thread count."""
+    """The analyzer for `settings`: policy, bundle, encoder, threads and text inspector."""
+    policy = load_policy(settings.policy_file)  # first: a bad policy fails before models load
+    inspector = None
+    if settings.detect_cues or settings.redact_pii:
+        from nlp.inspection import TextInspector
+        from nlp.redaction import Redactor
+
+        inspector = TextInspector(detect_cues=settings.detect_cues,
+                                  redactor=Redactor() if settings.redact_pii else None)
     return Analyzer.load(
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,
+        policy=policy, inspector=inspector,
     )
 
 

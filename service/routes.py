@@ -84,15 +84,20 @@ def append_message(conversation_id: ConversationId, message: IncomingMessage, an
         duplicate = True
     else:
         encode_started = time.perf_counter()
-        analysis = analyzer.analyze_messages([message], [message.id or "pending"])[0]
+        turn = analyzer.analyze_turns([message], [message.id or "pending"])[0]
         encode_ms = (time.perf_counter() - encode_started) * 1000
         try:
-            appended = store.append(conversation_id, message, analysis, analyzer.model_info.version,
-                                    settings.max_messages)
+            appended = store.append(conversation_id, message, turn.analysis, analyzer.model_info.version,
+                                    settings.max_messages, stored_text=turn.stored_text)
         except ConversationFull as exc:
             raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
         stored, result_message, duplicate = appended.conversation, appended.message.analysis, appended.duplicate
-    summary = analyzer.summarize(stored.analyses)
+    summary = analyzer.summarize(stored.analyses, stored.turns, stored.channel)
+    level = summary.escalation.level
+    # One alert per change, not one per message: the helpdesk acts on `changed`.
+    previous = stored.escalation_level if duplicate else store.record_escalation(conversation_id, level)
+    summary.escalation.previous_level = previous
+    summary.escalation.changed = not duplicate and level != (previous or "none")
     return MessageAppendResponse(
         conversation_id=conversation_id, message=result_message, conversation=summary, duplicate=duplicate,
         model=analyzer.model_info,
@@ -116,7 +121,7 @@ def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> Conve
         updated_at=stored.updated_at,
         messages=[StoredMessageView(id=m.id, role=m.role, text=m.text, timestamp=m.timestamp, analysis=m.analysis)
                   for m in stored.messages],
-        conversation=analyzer.summarize(stored.analyses), model=analyzer.model_info,
+        conversation=analyzer.summarize(stored.analyses, stored.turns, stored.channel), model=analyzer.model_info,
     )
 
 

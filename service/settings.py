@@ -24,6 +24,11 @@ class Settings(BaseSettings):
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     encode_batch_size: int = Field(64, ge=1, le=1024)
 
+    # Escalation policy and text inspection
+    policy_file: Path | None = Field(None, description="Escalation policy YAML; default: nlp/default_policy.yaml")
+    detect_cues: bool = Field(True, description="Detect risk cues (cancellation, legal, ...) with spaCy")
+    redact_pii: bool = Field(True, description="Redact personal data in quoted evidence and stored text")
+
     # Conversation state
     db_path: Path = Field(PROJECT_ROOT / "var" / "conversations.sqlite3", description="SQLite file for conversation state")
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from nlp.analyzer import unused_id
-from nlp.schemas import IncomingMessage, MessageAnalysis
+from nlp.schemas import IncomingMessage, MessageAnalysis, Role
+from nlp.signals import Turn
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -25,7 +26,8 @@ CREATE TABLE IF NOT EXISTS conversations (
     language TEXT,
     metadata TEXT NOT NULL DEFAULT '{}',
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    escalation_level TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     conversation_id TEXT NOT NULL REFERENCES conversations(id),
@@ -65,11 +67,17 @@ class StoredConversation:
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+    escalation_level: str | None = None
     messages: list[StoredMessage] = field(default_factory=list)
 
     @property
     def analyses(self) -> list[MessageAnalysis]:
         return [m.analysis for m in self.messages]
+
+    @property
+    def turns(self) -> list[Turn]:
+        return [Turn(id=m.id, role=Role(m.role), text=m.text,
+                     timestamp=datetime.fromisoformat(m.timestamp) if m.timestamp else None) for m in self.messages]
 
 
 @dataclass
@@ -96,6 +104,9 @@ class ConversationStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
+        if "escalation_level" not in columns:  # files written before the column existed
+            self._db.execute("ALTER TABLE conversations ADD COLUMN escalation_level TEXT")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -114,9 +125,25 @@ class ConversationStore:
         with self._lock:
             return self._read(conversation_id)
 
+    def record_escalation(self, conversation_id: str, level: str) -> str | None:
+        """Set the conversation's escalation level; return the one it had before."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT escalation_level FROM conversations WHERE id = ?",
+                                       (conversation_id,)).fetchone()
+                self._db.execute("UPDATE conversations SET escalation_level = ? WHERE id = ?", (level, conversation_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        return row[0] if row else None
+
     def append(self, conversation_id: str, incoming: IncomingMessage, analysis: MessageAnalysis,
-               model_version: str, max_messages: int) -> AppendResult:
-        """Store one analysed message (creating the conversation on first use).
+               model_version: str, max_messages: int, stored_text: str | None = None) -> AppendResult:
+        """Store one analysed message (creating the conversation on first use). The text
+        stored is `stored_text` (the redacted text) when given.
 
         A message whose id the conversation already holds is not stored again (webhook
         retries): the stored one comes back with `duplicate=True`."""
@@ -147,7 +174,8 @@ class ConversationStore:
                 self._db.execute(
                     "INSERT INTO messages (conversation_id, seq, message_id, role, text, timestamp, analysis,"
                     " model_version, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (conversation_id, seq, message_id, incoming.role.value, incoming.text, timestamp,
+                    (conversation_id, seq, message_id, incoming.role.value,
+                     incoming.text if stored_text is None else stored_text, timestamp,
                      stored_analysis.model_dump_json(), model_version, now))
                 self._db.execute("COMMIT")
             except BaseException:
@@ -185,11 +213,11 @@ class ConversationStore:
 
     def _read(self, conversation_id: str) -> StoredConversation | None:
         row = self._db.execute(
-            "SELECT id, channel, customer_id, language, metadata, created_at, updated_at FROM conversations"
-            " WHERE id = ?", (conversation_id,)).fetchone()
+            "SELECT id, channel, customer_id, language, metadata, created_at, updated_at, escalation_level"
+            " FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
         if row is None:
             return None
-        conversation = StoredConversation(*row[:4], json.loads(row[4]), row[5], row[6])
+        conversation = StoredConversation(*row[:4], json.loads(row[4]), row[5], row[6], row[7])
         for message_id, role, text, timestamp, analysis in self._db.execute(
             "SELECT message_id, role, text, timestamp, analysis FROM messages WHERE conversation_id = ?"
             " ORDER BY seq", (conversation_id,)):

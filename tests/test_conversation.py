@@ -1,74 +1,195 @@
-"""Conversation summary and the first escalation policy, on hand-built message analyses
+"""Conversation summary, escalation policy and insights on hand-built message analyses
 (no model involved, so each rule is checked exactly)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
 from nlp.conversation import summarize_conversation
-from nlp.policy import AnalysisPolicy
-from nlp.schemas import EmotionScore, MessageAnalysis, Role, SentimentResult, UrgencyResult
+from nlp.policy import PolicyError, load_policy
+from nlp.schemas import CueHit, EmotionScore, MessageAnalysis, Role, SentimentResult, UrgencyResult
+from nlp.signals import Turn, word_overlap
 
-POLICY = AnalysisPolicy()
+POLICY = load_policy()
+T0 = datetime(2026, 3, 4, 10, 0, tzinfo=timezone.utc)
 
 
-def message(mid: str, score: float, *, role=Role.customer, urgency="low", critical=0.0, emotions=()) -> MessageAnalysis:
+def message(mid: str, score: float = 0.0, *, role=Role.customer, urgency="low", p_high=0.0, p_critical=0.0,
+            emotions=(), cues=()) -> MessageAnalysis:
     negative, positive = max(-score, 0.0), max(score, 0.0)
     label = "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral"
-    probs = {"low": 1.0, "medium": 0.0, "high": 0.0, "critical": critical}
+    probs = {"low": 1.0 - p_high - p_critical, "medium": 0.0, "high": p_high, "critical": p_critical}
     return MessageAnalysis(
         id=mid, role=role,
         sentiment=SentimentResult(label=label, score=score, probabilities={
             "negative": negative, "neutral": 1 - negative - positive, "positive": positive}),
         emotions=[EmotionScore(label=l, score=s) for l, s in emotions] or [EmotionScore(label="neutral", score=0.9)],
         urgency=UrgencyResult(label=urgency, score=0.0, probabilities=probs),
+        cues=[CueHit(family=f, quote=q) for f, q in cues],
     )
 
 
+def summarize(*analyses: MessageAnalysis, texts: dict[str, str] | None = None, minutes: dict[str, int] | None = None):
+    texts, minutes = texts or {}, minutes or {}
+    turns = [Turn(id=a.id, role=a.role, text=texts.get(a.id, "some text"),
+                  timestamp=T0 + timedelta(minutes=minutes[a.id]) if a.id in minutes else None) for a in analyses]
+    return summarize_conversation(list(analyses), turns, POLICY)
+
+
 def test_calm_conversation_needs_nothing():
-    summary = summarize_conversation([message("a", 0.1), message("b", 0.5, role=Role.agent), message("c", 0.6)], POLICY)
+    summary = summarize(message("a", 0.1), message("b", 0.5, role=Role.agent), message("c", 0.6))
     assert summary.customer_messages == 2
     assert summary.sentiment_trend.label == "improving"
     assert summary.escalation.level == "none" and not summary.escalation.recommended
+    assert summary.escalation.route_to == "none"
+    assert summary.escalation.response_style.style == "friendly and efficient"
     assert summary.tags == ["sentiment:neutral", "trend:improving", "urgency:low"]
 
 
-def test_worsening_to_very_negative_escalates_with_evidence():
-    summary = summarize_conversation([message("a", 0.4), message("b", -0.8)], POLICY)
-    assert summary.sentiment_trend.label == "worsening"
-    assert summary.sentiment_trend.change == -1.2
-    assert summary.escalation.level == "escalate" and summary.escalation.recommended
-    reason = next(r for r in summary.escalation.reasons if r.rule == "sentiment.worsening")
-    assert reason.message_ids == ["a", "b"]
+@pytest.mark.parametrize("family,level,route", [
+    ("safety", "urgent", "supervisor"),
+    ("security", "urgent", "security"),
+    ("legal", "escalate", "supervisor"),
+    ("cancellation", "escalate", "retention"),
+    ("public_complaint", "escalate", "supervisor"),
+    ("human_request", "escalate", "supervisor"),
+])
+def test_each_cue_family_sets_level_route_and_quotes_evidence(family, level, route):
+    summary = summarize(message("a", -0.1), message("b", -0.2, cues=[(family, "the quoted phrase")]))
+    escalation = summary.escalation
+    assert (escalation.level, escalation.route_to, escalation.recommended) == (level, route, True)
+    reason = escalation.reasons[0]
+    assert f"cue:{family}" in reason.signals
+    assert reason.evidence[0].message_id == "b" and reason.evidence[0].quote == "the quoted phrase"
+    assert f"risk:{family}" in summary.tags
+    assert summary.insights.interaction_type == "high_emotion" and summary.insights.automation_fit == "low"
 
 
-def test_critical_urgency_is_urgent_and_first_reason():
-    summary = summarize_conversation(
-        [message("a", -0.3, urgency="high"), message("b", -0.2, urgency="critical", critical=0.9)], POLICY)
-    assert summary.escalation.level == "urgent"
-    assert summary.escalation.reasons[0].rule == "urgency.critical"
-    assert summary.escalation.reasons[0].message_ids == ["b"]
-    assert summary.highest_urgency.label == "critical" and summary.highest_urgency.message_id == "b"
+def test_repeat_contact_escalates_only_when_unhappy():
+    cue = [("repeat_contact", "third time I'm writing")]
+    assert summarize(message("a", -0.6, cues=cue)).escalation.level == "escalate"
+    assert summarize(message("a", 0.3, cues=cue)).escalation.level == "monitor"
+
+
+def test_urgency_rules_use_probabilities():
+    critical = summarize(message("a", -0.3, urgency="critical", p_critical=0.7))
+    assert critical.escalation.level == "urgent" and critical.escalation.reasons[0].rule == "critical_urgency"
+    assert critical.escalation.confidence == pytest.approx(0.7)
+    # Labelled critical but unsure: not urgent on this alone.
+    unsure = summarize(message("a", -0.3, urgency="critical", p_high=0.3, p_critical=0.35))
+    assert unsure.escalation.level == "escalate"
+
+
+def test_worsening_with_sharp_drop_escalates_with_trajectory():
+    summary = summarize(message("a", 0.4), message("b", 0.3), message("c", -0.8))
+    trend = summary.sentiment_trend
+    assert trend.label == "worsening" and trend.change == pytest.approx(-1.2)
+    assert trend.slope < 0
+    assert [(d.from_message_id, d.to_message_id) for d in trend.sharp_drops] == [("b", "c")]
+    assert summary.escalation.level == "escalate"
+    assert "sharp_drop_to_negative" in [r.rule for r in summary.escalation.reasons]
 
 
 def test_anger_escalates_only_when_customer_is_negative_overall():
     angry = [("anger", 0.8)]
-    assert summarize_conversation([message("a", -0.7, emotions=angry)], POLICY).escalation.level == "escalate"
+    negative = summarize(message("a", -0.7, emotions=angry))
+    assert negative.escalation.level == "escalate"
+    assert negative.escalation.response_style.emotion == "anger"
+    assert negative.escalation.response_style.style == "empathetic and steady"
     # Same anger score, but the customer is positive overall (e.g. angry at a third party).
-    assert summarize_conversation(
-        [message("a", 0.6, emotions=angry), message("b", 0.7)], POLICY).escalation.level != "escalate"
+    assert summarize(message("a", 0.6, emotions=angry), message("b", 0.7)).escalation.level != "escalate"
 
 
-def test_strongest_negative_emotion_ignores_positive_and_weak_ones():
-    summary = summarize_conversation([
-        message("a", -0.1, emotions=[("gratitude", 0.95), ("confusion", 0.2)]),
-        message("b", -0.3, emotions=[("frustration", 0.55), ("anxiety", 0.4)]),
-    ], POLICY)
-    assert summary.strongest_negative_emotion.label == "frustration"
-    assert summary.strongest_negative_emotion.message_id == "b"
+@pytest.mark.parametrize("emotion,style", [("frustration", "calm and validating"), ("anxiety", "reassuring and clear"),
+                                           ("disappointment", "supportive and proactive"),
+                                           ("confusion", "clear step-by-step")])
+def test_response_style_follows_the_emotion_map(emotion, style):
+    summary = summarize(message("a", -0.1, emotions=[(emotion, 0.55)]))
+    assert summary.escalation.response_style.style == style
     assert summary.escalation.level == "monitor"
 
 
+def test_timing_cues_and_long_wait():
+    a, b = message("a", -0.1), message("b", 0.0, role=Role.agent)
+    c, d = message("c", -0.2), message("d", 0.0, role=Role.agent)
+    summary = summarize(a, b, c, d, minutes={"a": 0, "b": 3, "c": 4, "d": 24},
+                        texts={"d": "So sorry for the wait, I understand."})
+    timing = summary.timing
+    assert timing.first_response_seconds == 180
+    assert timing.longest_wait_seconds == 20 * 60 and timing.longest_wait_message_id == "c"
+    assert timing.agent_acknowledged is True
+    assert "long_wait" in [r.rule for r in summary.escalation.reasons]
+    no_times = summarize(a, b)
+    assert no_times.timing.first_response_seconds is None and not no_times.timing.agent_acknowledged
+
+
+def test_customer_repeating_to_a_bot():
+    turns = [message("a", -0.1), message("b", 0, role=Role.bot), message("c", -0.3), message("d", 0, role=Role.bot),
+             message("e", -0.4)]
+    texts = {"a": "I want to talk to an agent", "b": "I can help with billing.", "c": "agent please",
+             "d": "Sorry, I didn't get that.", "e": "AGENT"}
+    summary = summarize(*turns, texts=texts)
+    assert summary.repeated_to_bot == ["c", "e"]
+    assert summary.escalation.level == "escalate" and "bot:repeated" in summary.tags
+    # A person answering in between breaks the loop.
+    texts_with_agent = {**texts, "b": "Hi, I'm Sam from support."}
+    with_agent = [turns[0], message("b", 0, role=Role.agent), *turns[2:3]]
+    assert summarize(*with_agent, texts=texts_with_agent).repeated_to_bot == []
+    assert word_overlap("agent please", "AGENT") == 1.0 and word_overlap("", "x") == 0.0
+
+
 def test_agent_messages_do_not_drive_customer_signals():
-    summary = summarize_conversation([message("a", -0.9, role=Role.agent, urgency="critical", critical=1.0)], POLICY)
+    summary = summarize(message("a", -0.9, role=Role.agent, urgency="critical", p_critical=1.0,
+                                cues=[("legal", "lawyer")]))
     assert summary.customer_messages == 0
-    assert summary.sentiment is None and summary.highest_urgency is None
+    assert summary.sentiment is None and summary.highest_urgency is None and summary.risk_cues == []
     assert summary.escalation.level == "none"
+    assert summary.insights.experience_score == 50
+
+
+def test_resolution_and_experience_score():
+    resolved = summarize(message("a", -0.4), message("b", 0.1, role=Role.agent), message("c", 0.8),
+                         texts={"c": "That worked, thank you!"})
+    assert resolved.insights.resolution.label == "resolved" and resolved.insights.resolution.message_id == "c"
+    assert resolved.insights.experience_score == round(50 + 35 * 0.8 + 15)
+    unresolved = summarize(message("a", -0.4), message("b", 0.1, role=Role.agent), message("c", -0.6),
+                           texts={"c": "It's still not working."})
+    assert unresolved.insights.resolution.label == "unresolved"
+    assert unresolved.insights.experience_score == round(50 - 35 * 0.6 - 15)
+    assert summarize(message("a", 0.0)).insights.resolution.label == "unknown"
+
+
+def test_interaction_types():
+    advisory = summarize(message("a", 0.1), texts={"a": "Which plan would you recommend for a family of four?"})
+    assert advisory.insights.interaction_type == "advisory" and advisory.insights.automation_fit == "high"
+    proactive = summarize(message("x", 0.0, role=Role.agent), message("a", 0.2))
+    assert proactive.insights.interaction_type == "proactive"
+
+
+POLICY_ERRORS = [
+    ("rules:\n  - name: x\n    level: urgent\n    when: {urgncy_at_least: high}\n", "rules.0.when.urgncy_at_least"),
+    ("rules:\n  - name: x\n    level: critical\n    when: {cue: legal}\n", "rules.0.level"),
+    ("rules:\n  - name: x\n    level: urgent\n    when: {cue: lawsuits}\n", "unknown cue family 'lawsuits'"),
+    ("rules:\n  - name: x\n    level: urgent\n    when: {}\n", "at least one condition"),
+    ("rules:\n  - name: x\n    level: urgent\n    route_to: nowhere\n    when: {cue: legal}\n", "route_to 'nowhere'"),
+    ("thresholds: {trend_min_change: -1}\n", "thresholds.trend_min_change"),
+    ("colour: blue\n", "colour"),
+    ("rules: [\n", "not valid YAML"),
+    ("- a list\n", "mapping at the top level"),
+]
+
+
+@pytest.mark.parametrize("text,named", POLICY_ERRORS, ids=[e[1] for e in POLICY_ERRORS])
+def test_policy_validation_names_the_bad_key(tmp_path, text, named):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert named in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_missing_policy_file(tmp_path):
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "nope.yaml")

@@ -1,0 +1,102 @@
+"""Interaction insights a support lead reads at a glance: the kind of interaction, how
+well it suits automation, a predicted experience score, and whether it was resolved.
+
+experience_score (0-100) is a documented formula, not a trained model:
+    50 + 35 * (last customer sentiment score, in [-1, 1])
+       + 15 if resolved, - 15 if unresolved
+       - 5 for each effort cue (repeat-contact cue, repeated-to-bot turn), at most - 15
+       - 10 if the longest wait was over 15 minutes, - 5 if over 5 minutes
+then clipped to [0, 100]. With no customer turns it is 50."""
+
+from __future__ import annotations
+
+import re
+
+from nlp.schemas import Escalation, Insights, Resolution, Role
+from nlp.signals import ConversationSignals
+
+# Phrases that close a conversation well or badly, read from the last turns.
+RESOLVED_CUSTOMER = re.compile(
+    r"\b(that (worked|fixed it|did it|solved it|helps?)|(it'?s|all) (working|sorted|fixed|good) now|works now|"
+    r"problem solved|issue (is )?(resolved|fixed)|perfect,? thanks?|thanks?,? (that|it) worked)\b", re.IGNORECASE)
+UNRESOLVED_CUSTOMER = re.compile(
+    r"\b(still (not|isn'?t|doesn'?t|don'?t|hasn'?t|won'?t|no)|not (resolved|fixed|working)|didn'?t (help|work)|"
+    r"useless|waste of time|nothing has changed|no one (has )?helped)\b", re.IGNORECASE)
+RESOLVED_AGENT = re.compile(
+    r"\b(i'?ve (fixed|resolved|processed|refunded|updated|reset)|has been (fixed|resolved|refunded|processed)|"
+    r"anything else i can help)\b", re.IGNORECASE)
+ADVISORY = re.compile(
+    r"\b(pric(e|es|ing)|plan|upgrade|quote|recommend|which (one|plan|option)|buy|purchase|subscribe|discount|offer)\b",
+    re.IGNORECASE)
+HIGH_EMOTION_CUES = frozenset({"legal", "safety", "security", "cancellation", "public_complaint"})
+EFFORT_PENALTY, EFFORT_CAP = 5, 15
+LONG_WAIT_SECONDS, MEDIUM_WAIT_SECONDS = 15 * 60, 5 * 60
+
+
+def resolution(signals: ConversationSignals) -> Resolution:
+    """resolved / unresolved / unknown, from the closing turns' wording and sentiment."""
+    tail = signals.turns[-3:]
+    for turn in reversed(tail):
+        if turn.role == Role.customer:
+            if UNRESOLVED_CUSTOMER.search(turn.text):
+                return Resolution(label="unresolved", cue="customer says it is not fixed", message_id=turn.id)
+            if RESOLVED_CUSTOMER.search(turn.text):
+                return Resolution(label="resolved", cue="customer confirms it is fixed", message_id=turn.id)
+    last_customer = signals.customer[-1] if signals.customer else None
+    for turn in reversed(tail):
+        if turn.role == Role.agent and RESOLVED_AGENT.search(turn.text):
+            if last_customer is None or last_customer.sentiment.score >= 0:
+                return Resolution(label="resolved", cue="agent reports a fix; customer not unhappy", message_id=turn.id)
+    if signals.turns and signals.turns[-1].role == Role.customer and last_customer is not None \
+            and last_customer.sentiment.label == "negative":
+        return Resolution(label="unresolved", cue="conversation ends on an unhappy customer turn",
+                          message_id=last_customer.id)
+    return Resolution(label="unknown")
+
+
+def experience_score(signals: ConversationSignals, resolved: Resolution) -> int:
+    """Predicted satisfaction, 0-100 (formula in the module docstring)."""
+    if not signals.customer:
+        return 50
+    score = 50 + 35 * signals.customer[-1].sentiment.score
+    score += {"resolved": 15, "unresolved": -15}.get(resolved.label, 0)
+    effort = sum(1 for c in signals.risk_cues if c.family == "repeat_contact") + len(signals.repeated_to_bot)
+    score -= min(EFFORT_PENALTY * effort, EFFORT_CAP)
+    wait = signals.timing.longest_wait_seconds or 0
+    score -= 10 if wait > LONG_WAIT_SECONDS else 5 if wait > MEDIUM_WAIT_SECONDS else 0
+    return int(round(min(max(score, 0), 100)))
+
+
+def interaction_type(signals: ConversationSignals, escalation: Escalation) -> str:
+    families = {c.family for c in signals.risk_cues}
+    emotion = signals.strongest_negative_emotion
+    if escalation.level in {"escalate", "urgent"} or families & HIGH_EMOTION_CUES or (emotion and emotion.score >= 0.6):
+        return "high_emotion"
+    if signals.turns and signals.turns[0].role in {Role.agent, Role.bot, Role.system}:
+        return "proactive"
+    customer_text = " ".join(t.text for t in signals.turns if t.role == Role.customer)
+    if ADVISORY.search(customer_text):
+        return "advisory"
+    urgency = signals.highest_urgency
+    if any(t.role == Role.agent for t in signals.turns) and urgency is not None and urgency.label != "low":
+        return "assisted_support"
+    return "routine"
+
+
+def automation_fit(signals: ConversationSignals, kind: str) -> str:
+    """high for short, calm, low-urgency queries; low for emotional or risky ones."""
+    urgency = signals.highest_urgency
+    if kind == "high_emotion" or signals.risk_cues or (urgency and urgency.label in {"high", "critical"}):
+        return "low"
+    negative = signals.sentiment is not None and signals.sentiment.label == "negative"
+    if kind in {"routine", "advisory", "proactive"} and len(signals.customer) <= 3 and not negative \
+            and (urgency is None or urgency.label == "low"):
+        return "high"
+    return "medium"
+
+
+def derive_insights(signals: ConversationSignals, escalation: Escalation) -> Insights:
+    resolved = resolution(signals)
+    kind = interaction_type(signals, escalation)
+    return Insights(interaction_type=kind, automation_fit=automation_fit(signals, kind),
+                    experience_score=experience_score(signals, resolved), resolution=resolved)

