@@ -29,12 +29,14 @@ def serve(
     import uvicorn
 
     from nlp.bundle import BundleError, load_bundle
+    from nlp.policy import PolicyError, load_policy
     from service.settings import get_settings
 
     settings = get_settings()
-    try:  # check the bundle here too, so a bad one ends with one clear line, not a traceback
+    try:  # check bundle and policy here too, so a bad one ends with one clear line, not a traceback
+        load_policy(settings.policy_file)
         load_bundle(settings.model_path)
-    except BundleError as exc:
+    except (BundleError, PolicyError) as exc:
         _fail(f"cannot start: {exc}")
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level=settings.log_level)
@@ -49,6 +51,7 @@ def analyze(
     from pydantic import ValidationError
 
     from nlp.bundle import BundleError
+    from nlp.policy import PolicyError
     from nlp.schemas import Transcript
     from service.app import load_analyzer
     from service.settings import get_settings
@@ -63,7 +66,7 @@ def analyze(
         _fail(f"{source} is not a valid transcript:\n{exc}")
     try:
         analyzer = load_analyzer(get_settings())
-    except BundleError as exc:
+    except (BundleError, PolicyError) as exc:
         _fail(str(exc))
     result = analyzer.analyze(transcript)
     typer.echo(result.model_dump_json(indent=2 if pretty else None))
@@ -107,6 +110,48 @@ def train(
     typer.echo(f"wrote {output} in {manifest.training['seconds']} s")
     for task, entry in manifest.tasks.items():
         typer.echo(f"  {task}: " + ", ".join(f"{k}={v:.3f}" for k, v in entry.metrics.items()))
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model bundle directory")],
+    data: Annotated[list[str], typer.Option(
+        "--data", "-d",
+        help="Labelled data, repeatable: a JSONL or CSV file of labelled interactions (a quoted glob pools "
+             "files), or shared:SET[:SPLIT] (tweeteval/sentiment, goemotions/original, meld/sentiment, "
+             "goemotions/group-sentiment)")],
+    task: Annotated[Optional[str], typer.Option(help="Only this task: sentiment, urgency or emotions")] = None,
+    split: Annotated[Optional[str], typer.Option(
+        help="Only this split of labelled-interaction files (e.g. heldout); default: every row")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for metrics.json and report.html")] = Path("var/evaluation"),
+    data_root: Annotated[Path, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder (for shared:)")] = Path("../shared/data"),
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid rows (and count them) instead of stopping")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Encoder feature cache, e.g. .cache/features; default: none")] = None,
+) -> None:
+    """Evaluate a model bundle on labelled data, beside a VADER baseline for sentiment;
+    writes metrics.json and report.html."""
+    from nlp.bundle import BundleError
+    from nlp.encoder import EncoderLoadError
+    from training.datasets import DataError
+    from training.evaluate import SourceError, evaluate_bundle
+    from training.report import render_summary, write_outputs
+
+    try:
+        result = evaluate_bundle(model, data, data_root=data_root, task=task, split=split,
+                                 skip_invalid=skip_invalid, cache_dir=cache_dir)
+    except (BundleError, DataError, SourceError, EncoderLoadError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {exc.filename}: {exc.strerror}")
+    if result.skipped_rows:
+        typer.secho(f"skipped {len(result.skipped_rows)} invalid row(s):", fg=typer.colors.YELLOW, err=True)
+        for problem in result.skipped_rows[:10]:
+            typer.echo(f"  {problem}", err=True)
+    metrics_path, report_path = write_outputs(result, output)
+    typer.echo(render_summary(result))
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {metrics_path} and {report_path}")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,0 +1,372 @@
+"""Evaluate a model bundle on labelled data: labelled-interaction files (JSONL or CSV) and
+the shared public sets, with a VADER baseline beside every sentiment figure.
+
+`convintel evaluate` and the tests both come through `evaluate_bundle`; `training.report`
+turns its `EvaluationResult` into metrics.json, an HTML report and a text summary."""
+
+from __future__ import annotations
+
+import csv
+import glob
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from nlp.bundle import ModelBundle, load_bundle
+from nlp.encoder import ENCODER_PACKAGE, Encoder, packaged_model_version
+from training.datasets import (
+    DEFAULT_DATA_ROOT, TASK_LABELS, DataError, Interaction, LabelledSet, heldout_split, load_goemotions,
+    load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_interactions,
+)
+from training.features import FeatureCache
+from training.head_trainer import evaluate_head
+from training.metrics import multiclass_metrics
+from training.recipes import OWN_DATA_FILES
+from training.train import derived_emotion_reports
+
+TASKS = ("sentiment", "urgency", "emotions")
+SHARED_PREFIX = "shared:"
+VADER_POSITIVE = 0.05
+VADER_NEGATIVE = -0.05
+VADER_RULE = "compound >= 0.05: positive; compound <= -0.05: negative; else neutral"
+VADER_ECE_NOTE = ("VADER gives a score, not class probabilities, so it has no ECE (an ECE over one-hot "
+                  "predictions would only restate 1 - accuracy).")
+
+
+class SourceError(ValueError):
+    """A --data source cannot be used: unknown shared set, missing file, or no labels to score."""
+
+
+@dataclass(frozen=True)
+class SharedSet:
+    """A public set under the data root, the task it labels, and its loader."""
+
+    task: str
+    default_split: str
+    load: Callable[[Path, str], LabelledSet]
+
+
+SHARED_SETS: dict[str, SharedSet] = {
+    "tweeteval/sentiment": SharedSet("sentiment", "val", load_tweeteval_sentiment),
+    "meld/sentiment": SharedSet("sentiment", "dev", load_meld_sentiment),
+    "goemotions/group-sentiment": SharedSet("sentiment", "dev", load_goemotions_sentiment),
+    "goemotions/original": SharedSet("emotions", "dev", lambda root, split: load_goemotions(root, split, "original")),
+}
+
+
+@dataclass
+class EvaluationSet:
+    """One labelled set to score, with the --data source it came from."""
+
+    source: str
+    task: str
+    split: str  # the set's split, or "all" for every row of an interactions file
+    data: LabelledSet
+    files: list[Path] = field(default_factory=list)  # local files read; empty for shared sets
+
+
+@dataclass
+class Evaluation:
+    """The bundle's figures on one set for one task, with baselines beside them."""
+
+    source: str
+    set_name: str
+    task: str
+    split: str
+    kind: str
+    labels: list[str]
+    n: int
+    metrics: dict
+    baselines: dict[str, dict] = field(default_factory=dict)
+    derived: dict[str, dict] = field(default_factory=dict)  # GoEmotions Ekman / group figures
+
+    def to_dict(self) -> dict:
+        record = {
+            "data": self.source, "set": self.set_name, "task": self.task, "split": self.split,
+            "kind": self.kind, "labels": self.labels, "n": self.n, "metrics": self.metrics,
+            "baselines": self.baselines,
+        }
+        if self.derived:
+            record["derived"] = self.derived
+        return record
+
+
+@dataclass
+class EvaluationResult:
+    """Everything `convintel evaluate` reports: one Evaluation per (set, task)."""
+
+    model_name: str
+    model_version: str
+    model_path: str
+    created: str
+    evaluations: list[Evaluation]
+    skipped_rows: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The metrics.json document."""
+        return {
+            "model": {"name": self.model_name, "version": self.model_version, "path": self.model_path},
+            "created": self.created,
+            "evaluations": [e.to_dict() for e in self.evaluations],
+            "baseline_rules": {"vader": VADER_RULE},
+            "skipped_rows": {"count": len(self.skipped_rows), "rows": self.skipped_rows},
+            "notes": self.notes,
+        }
+
+
+# --- reading labelled data --------------------------------------------------------------
+
+
+def read_csv_interactions(path: Path, *, skip_invalid: bool = False) -> tuple[list[Interaction], list[str]]:
+    """Read labelled interactions from a CSV file with a `text` column and `sentiment` and/or
+    `urgency` columns (optional `id`, `split`). An empty cell is no label.
+
+    Same contract as `read_interactions`: a bad row raises DataError naming file, line and
+    field, unless `skip_invalid`, where it is listed in the returned problems."""
+    rows: list[Interaction] = []
+    problems: list[str] = []
+    # utf-8-sig: spreadsheets often save a byte-order mark, which would stick to the first column name.
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        if "text" not in columns:
+            raise DataError(f"{path}:1: field 'text': the header has no 'text' column")
+        if not any(task in columns for task in TASK_LABELS):
+            raise DataError(f"{path}:1: the header has none of the label columns {list(TASK_LABELS)}")
+        for record in reader:
+            line = reader.line_num
+            try:
+                rows.append(_csv_interaction(record, f"{path.name}:{line}"))
+            except DataError as exc:
+                if not skip_invalid:
+                    raise DataError(f"{path}:{line}: {exc}") from None
+                problems.append(f"{path}:{line}: {exc}")
+    return rows, problems
+
+
+def _csv_interaction(record: dict[str, str | None], default_id: str) -> Interaction:
+    text = record.get("text")
+    if not text or not text.strip():
+        raise DataError("field 'text': missing or empty")
+    labels: dict[str, str] = {}
+    for task, allowed in TASK_LABELS.items():
+        value = (record.get(task) or "").strip()
+        if not value:
+            continue
+        if value not in allowed:
+            raise DataError(f"field {task!r}: {value!r} is not one of {list(allowed)}")
+        labels[task] = value
+    identifier = (record.get("id") or "").strip() or default_id
+    split = (record.get("split") or "").strip() or heldout_split(identifier)
+    return Interaction(id=identifier, text=text, labels=labels, split=split)
+
+
+def read_labelled_files(paths: Sequence[Path], *, skip_invalid: bool = False) -> tuple[list[Interaction], list[str]]:
+    """Read interactions from JSONL and CSV files (chosen by the `.csv` suffix)."""
+    rows: list[Interaction] = []
+    problems: list[str] = []
+    for path in paths:
+        reader = read_csv_interactions if path.suffix.lower() == ".csv" else _read_jsonl
+        found, skipped = reader(path, skip_invalid=skip_invalid)
+        rows += found
+        problems += skipped
+    return rows, problems
+
+
+def _read_jsonl(path: Path, *, skip_invalid: bool) -> tuple[list[Interaction], list[str]]:
+    return read_interactions([path], skip_invalid=skip_invalid)
+
+
+def _expand(source: str) -> list[Path]:
+    if glob.has_magic(source):
+        paths = [Path(p) for p in sorted(glob.glob(source)) if Path(p).is_file()]
+        if not paths:
+            raise SourceError(f"{source}: no file matches")
+        return paths
+    path = Path(source)
+    if not path.is_file():
+        raise SourceError(f"{source}: no such file")
+    return [path]
+
+
+def _interaction_sets(source: str, files: list[Path], rows: Sequence[Interaction], split: str | None) -> list[EvaluationSet]:
+    base = Path(source).name
+    sets = []
+    for task, names in TASK_LABELS.items():
+        chosen = [r for r in rows if task in r.labels and (split is None or r.split == split)]
+        if not chosen:
+            continue
+        labels = np.array([names.index(r.labels[task]) for r in chosen], dtype=np.int64)
+        name = f"{base}/{task}:{split or 'all'}"
+        data = LabelledSet(name, [r.text for r in chosen], labels, list(names), "multiclass")
+        sets.append(EvaluationSet(source, task, split or "all", data, files))
+    return sets
+
+
+def _shared_set(source: str, data_root: Path) -> EvaluationSet:
+    name, _, split = source[len(SHARED_PREFIX):].partition(":")
+    entry = SHARED_SETS.get(name)
+    if entry is None:
+        raise SourceError(f"{source}: unknown shared set {name!r}; available: {', '.join(SHARED_SETS)}")
+    split = split or entry.default_split
+    try:
+        data = entry.load(data_root, split)
+    except FileNotFoundError as exc:
+        raise SourceError(f"{source}: {exc.filename} not found (set --data-root or CONVINTEL_DATA_ROOT)") from None
+    except ValueError as exc:  # includes DataError; e.g. a withheld test split
+        raise SourceError(f"{source}: {exc}") from None
+    return EvaluationSet(source, entry.task, split, data)
+
+
+def resolve_sources(
+    sources: Sequence[str],
+    *,
+    data_root: Path = DEFAULT_DATA_ROOT,
+    task: str | None = None,
+    split: str | None = None,
+    skip_invalid: bool = False,
+) -> tuple[list[EvaluationSet], list[str]]:
+    """Turn --data values into labelled sets. Returns (sets, skipped-row problems).
+
+    A value is `shared:SET[:SPLIT]` (a public set under `data_root`), or a JSONL/CSV file
+    of labelled interactions (or a glob, whose files are pooled into one source). Files
+    give one set per task they label, restricted to `split` when given. `task` keeps only
+    that task; a source left with nothing to score is a SourceError."""
+    if task is not None and task not in TASKS:
+        raise SourceError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+    sets: list[EvaluationSet] = []
+    problems: list[str] = []
+    for source in sources:
+        if source.startswith(SHARED_PREFIX):
+            found = [_shared_set(source, data_root)]
+        else:
+            files = _expand(source)
+            rows, skipped = read_labelled_files(files, skip_invalid=skip_invalid)
+            problems += skipped
+            found = _interaction_sets(source, files, rows, split)
+        chosen = [s for s in found if task is None or s.task == task]
+        if not chosen:
+            what = f"{task} labels" if task else "labelled rows"
+            where = f" in split {split!r}" if split and not source.startswith(SHARED_PREFIX) else ""
+            raise SourceError(f"{source}: no {what}{where} to evaluate")
+        sets += chosen
+    return sets, problems
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=2)
+def load_encoder(max_seq_length: int) -> Encoder:
+    """The packaged encoder at a bundle's window length, loaded once per process."""
+    return Encoder(max_seq_length=max_seq_length)
+
+
+@lru_cache(maxsize=1)
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def vader_labels(texts: Sequence[str]) -> list[str]:
+    """VADER's sentiment label for each text, by the standard compound-score thresholds."""
+    analyzer = _vader()
+    labels = []
+    for text in texts:
+        compound = analyzer.polarity_scores(text)["compound"]
+        labels.append("positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral")
+    return labels
+
+
+def vader_metrics(texts: Sequence[str], y_true: np.ndarray, labels: Sequence[str]) -> dict:
+    """VADER's figures in the model's metric structure; `ece` is None (see VADER_ECE_NOTE)."""
+    predicted = np.array([list(labels).index(label) for label in vader_labels(texts)], dtype=np.int64)
+    one_hot = np.eye(len(labels), dtype=np.float64)[predicted]
+    metrics = multiclass_metrics(y_true, one_hot, labels)
+    metrics["ece"] = None
+    return metrics
+
+
+def _check_set(bundle: ModelBundle, item: EvaluationSet) -> None:
+    head = bundle.heads.get(item.task)
+    if head is None:
+        raise SourceError(f"{item.source}: the bundle has no {item.task} head")
+    if item.data.label_names != head.spec.labels:
+        raise SourceError(f"{item.source}: {item.task} labels {item.data.label_names} differ from the bundle's {head.spec.labels}")
+
+
+def _training_overlap(bundle: ModelBundle, item: EvaluationSet) -> str | None:
+    """Name the case where a set includes rows the shipped recipe trained on, so a figure
+    is not mistaken for held-out performance."""
+    if bundle.manifest.training.get("recipe") != "default":
+        return None
+    own = {p.resolve() for p in OWN_DATA_FILES}
+    if any(p.resolve() in own for p in item.files) and item.split != "heldout":
+        return (f"{item.data.name}: includes rows of the default recipe's training part "
+                "(use --split heldout for held-out figures)")
+    if not item.files and item.split == "train":
+        return f"{item.data.name}: a training split of the default recipe"
+    return None
+
+
+def evaluate_set(bundle: ModelBundle, item: EvaluationSet, features: np.ndarray) -> Evaluation:
+    """Score one labelled set with the bundle's head for its task (and VADER for sentiment)."""
+    head = bundle.heads[item.task]
+    data = item.data
+    metrics = evaluate_head(head, features, data.labels)
+    baselines: dict[str, dict] = {}
+    derived: dict[str, dict] = {}
+    if item.task == "sentiment":
+        baselines["vader"] = vader_metrics(data.texts, data.labels, head.spec.labels)
+    if data.name.startswith("goemotions/original:"):
+        # derived_emotion_reports names its figures "<taxonomy>:dev"; keep just the taxonomy.
+        for name, figures in derived_emotion_reports(head, features, data).items():
+            derived[name.split("/")[1].split(":")[0]] = figures
+    return Evaluation(source=item.source, set_name=data.name, task=item.task, split=item.split, kind=data.kind,
+                      labels=list(data.label_names), n=len(data), metrics=metrics, baselines=baselines,
+                      derived=derived)
+
+
+def evaluate_bundle(
+    bundle_path: str | Path,
+    sources: Sequence[str],
+    *,
+    data_root: Path = DEFAULT_DATA_ROOT,
+    task: str | None = None,
+    split: str | None = None,
+    skip_invalid: bool = False,
+    encoder: Encoder | None = None,
+    cache_dir: Path | None = None,
+) -> EvaluationResult:
+    """Evaluate the bundle at `bundle_path` on every set the `sources` give (see
+    `resolve_sources`). Data is read and checked before the encoder loads, so a bad file
+    fails fast. Raises BundleError, SourceError or DataError."""
+    bundle = load_bundle(bundle_path)
+    sets, skipped = resolve_sources(sources, data_root=data_root, task=task, split=split, skip_invalid=skip_invalid)
+    for item in sets:
+        _check_set(bundle, item)
+    encoder = encoder or load_encoder(bundle.manifest.encoder.max_seq_length)
+    cache = FeatureCache(cache_dir, encoder)  # in memory without cache_dir: each distinct text encoded once
+    evaluations = [evaluate_set(bundle, item, cache.features(item.data.texts, label=item.data.name)) for item in sets]
+
+    notes = []
+    if any(e.baselines for e in evaluations):
+        notes.append(f"VADER baseline: {VADER_RULE}. {VADER_ECE_NOTE}")
+    if encoder.max_seq_length != bundle.manifest.encoder.max_seq_length:
+        notes.append(f"encoder window {encoder.max_seq_length} differs from the bundle's {bundle.manifest.encoder.max_seq_length}")
+    installed = packaged_model_version()
+    if installed != bundle.manifest.encoder.package_version:
+        notes.append(f"the bundle was trained with {ENCODER_PACKAGE} {bundle.manifest.encoder.package_version}; "
+                     f"{installed} is installed")
+    notes += [note for item in sets if (note := _training_overlap(bundle, item))]
+    return EvaluationResult(
+        model_name=bundle.name, model_version=bundle.version, model_path=str(bundle.path),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        evaluations=evaluations, skipped_rows=skipped, notes=notes,
+    )
