@@ -154,6 +154,43 @@ def evaluate(
     typer.echo(f"wrote {metrics_path} and {report_path}")
 
 
+@app.command("evaluate-escalation")
+def evaluate_escalation_command(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled conversations (JSONL, see data/escalation/GUIDELINE.md)")]
+    = Path("data/escalation/conversations.jsonl"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for escalation_metrics.json and escalation_report.md")]
+    = Path("var/evaluation"),
+) -> None:
+    """Score the escalation advice (configured bundle and policy) against labelled
+    conversations: precision/recall of `recommended` and level accuracy, on all of them
+    and on the held-out part."""
+    from nlp.bundle import BundleError
+    from nlp.policy import PolicyError
+    from service.app import load_analyzer
+    from service.settings import get_settings
+    from training.escalation_eval import EscalationDataError, evaluate_escalation, read_labelled, render_markdown
+
+    try:
+        rows = read_labelled(data)
+    except EscalationDataError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {data}: {exc.strerror}")
+    if not rows:
+        _fail(f"{data} holds no labelled conversations")
+    try:
+        analyzer = load_analyzer(get_settings())
+    except (BundleError, PolicyError) as exc:
+        _fail(str(exc))
+    report = evaluate_escalation(analyzer, rows)
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "escalation_metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    markdown = render_markdown(report, str(data))
+    (output / "escalation_report.md").write_text(markdown, encoding="utf-8")
+    typer.echo(markdown)
+    typer.echo(f"wrote {output / 'escalation_metrics.json'} and {output / 'escalation_report.md'}")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from pydantic import ValidationError
+
 from nlp.analyzer import Analyzer
 from nlp.escalation import ESCALATION_LEVELS
 from nlp.schemas import Transcript
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "escalation" / "conversations.jsonl"
 HELDOUT_PERCENT = 30
+RECOMMENDED_LEVELS = frozenset({"escalate", "urgent"})
 
 
 def is_heldout(conversation_id: str) -> bool:
@@ -34,22 +37,42 @@ class LabelledConversation:
     heldout: bool
 
 
+class EscalationDataError(ValueError):
+    """A labelled conversation that cannot be read; the message names file, line and field."""
+
+
 def read_labelled(path: Path = DEFAULT_DATA) -> list[LabelledConversation]:
+    """Labelled conversations from a JSONL file (one transcript plus `label` per line)."""
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        record = json.loads(line)
-        label = record.pop("label")
-        transcript = Transcript.model_validate(record)
-        rows.append(LabelledConversation(transcript, label["level"], bool(label["recommended"]),
-                                         is_heldout(record["conversation_id"])))
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+            label = record.pop("label")
+            level = label["level"]
+        except json.JSONDecodeError as exc:
+            raise EscalationDataError(f"{where}: not valid JSON ({exc.msg})") from None
+        except (KeyError, TypeError, AttributeError):
+            raise EscalationDataError(f"{where}: label.level is missing") from None
+        if level not in ESCALATION_LEVELS:
+            raise EscalationDataError(f"{where}: label.level {level!r} is not one of {list(ESCALATION_LEVELS)}")
+        try:
+            transcript = Transcript.model_validate(record)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise EscalationDataError(f"{where}: {field}: {first['msg']}") from None
+        conversation_id = transcript.conversation_id or f"line-{number}"
+        rows.append(LabelledConversation(transcript, level, bool(label.get("recommended", level in RECOMMENDED_LEVELS)),
+                                         is_heldout(conversation_id)))
     return rows
 
 
 def score(truth_levels: Sequence[str], predicted_levels: Sequence[str]) -> dict:
     """Precision/recall/F1 of recommended (escalate or urgent), level accuracy, confusion."""
-    recommended = {"escalate", "urgent"}
+    recommended = RECOMMENDED_LEVELS
     tp = sum(t in recommended and p in recommended for t, p in zip(truth_levels, predicted_levels))
     fp = sum(t not in recommended and p in recommended for t, p in zip(truth_levels, predicted_levels))
     fn = sum(t in recommended and p not in recommended for t, p in zip(truth_levels, predicted_levels))
@@ -85,3 +108,28 @@ def evaluate_escalation(analyzer: Analyzer, rows: Sequence[LabelledConversation]
         for row, result, level in zip(rows, results, predicted) if level != row.level
     ]
     return report
+
+
+def render_markdown(report: dict, source: str) -> str:
+    """The report as a short Markdown page: one row per part, then the held-out confusion matrix."""
+    lines = [
+        "# Escalation advice: evaluation",
+        "",
+        f"Data: `{source}`. The held-out part (sha256 rule in the guideline) was never used to tune the policy.",
+        "",
+        "| part | conversations | recommended precision | recommended recall | recommended F1 | level accuracy | level within one |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for part in ("all", "tuning", "heldout"):
+        m = report[part]
+        lines.append(f"| {part} | {m['n']} | {m['recommended_precision']:.3f} | {m['recommended_recall']:.3f} | "
+                     f"{m['recommended_f1']:.3f} | {m['level_accuracy']:.3f} | {m['level_within_one']:.3f} |")
+    confusion = report["heldout"]["confusion_matrix"]
+    labels = confusion["labels"]
+    lines += ["", "Held-out confusion (rows: label, columns: predicted):", "",
+              "| label \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    for label, row in zip(labels, confusion["rows_truth_cols_predicted"]):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    lines += ["", f"{len(report['mistakes'])} conversation(s) got another level than the label; "
+              "`escalation_metrics.json` lists each with the rules that fired.", ""]
+    return "\n".join(lines)
