@@ -183,6 +183,7 @@ class Analyzer:
                     probabilities=_rounded(URGENCY_LABELS, urgency[row]),
                 ),
                 cues=inspections[row].cues if inspections else [],
+                categories=inspections[row].categories if inspections else [],
                 warnings=warnings,
             )
             stored_text = inspections[row].redacted_text if inspections else message.text
@@ -194,7 +195,8 @@ class Analyzer:
     def summarize(self, analyses: Sequence[MessageAnalysis], turns: Sequence[Turn],
                   channel: Channel | None = None) -> ConversationSummary:
         """Conversation-level summary from message analyses and turns (no encoding)."""
-        return summarize_conversation(analyses, turns, self.policy, channel)
+        categories = self.inspector.categories.config if self.inspector and self.inspector.categories else None
+        return summarize_conversation(analyses, turns, self.policy, channel, categories)
 
     def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
         """Analyse one whole transcript."""

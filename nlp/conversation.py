@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from nlp.categories import CategoryConfig, conversation_categories
 from nlp.escalation import recommend_escalation
 from nlp.insights import derive_insights
 from nlp.policy import Policy
@@ -14,10 +15,12 @@ from nlp.tags import derive_tags
 
 
 def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], policy: Policy,
-                           channel: Channel | None = None) -> ConversationSummary:
+                           channel: Channel | None = None,
+                           categories: CategoryConfig | None = None) -> ConversationSummary:
     """Summarise a conversation; `turns` align with `analyses` (same order and ids)."""
     signals = compute_signals(analyses, turns, policy.thresholds, channel)
     escalation = recommend_escalation(signals, policy)
+    matched = conversation_categories(analyses, categories, channel)
     return ConversationSummary(
         messages=len(analyses),
         customer_messages=len(signals.customer),
@@ -26,9 +29,10 @@ def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[
         strongest_negative_emotion=signals.strongest_negative_emotion,
         highest_urgency=signals.highest_urgency,
         risk_cues=signals.risk_cues,
+        categories=matched,
         timing=signals.timing,
         repeated_to_bot=signals.repeated_to_bot,
-        tags=derive_tags(signals, escalation),
+        tags=derive_tags(signals, escalation, matched),
         escalation=escalation,
         insights=derive_insights(signals, escalation),
     )

@@ -3,12 +3,13 @@ from one parse per message. Cue quotes are redacted before they leave the librar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
+from nlp.categories import CategoryConfig, CategoryMatcher
 from nlp.cues import CueDetector
 from nlp.redaction import RedactedSpan, Redactor
-from nlp.schemas import CueHit, Role
+from nlp.schemas import CategoryHit, CueHit, Role
 from nlp.spacy_pipeline import load_pipeline
 
 
@@ -16,6 +17,7 @@ from nlp.spacy_pipeline import load_pipeline
 class Inspection:
     cues: list[CueHit]
     redacted_text: str
+    categories: list[CategoryHit] = field(default_factory=list)
 
 
 def redact_range(text: str, spans: Sequence[RedactedSpan], start: int, end: int, placeholder: str) -> str:
@@ -35,15 +37,17 @@ def redact_range(text: str, spans: Sequence[RedactedSpan], start: int, end: int,
 
 
 class TextInspector:
-    """Cue detection and redaction over one shared spaCy pipeline."""
+    """Cue detection, tag categories and redaction over one shared spaCy pipeline."""
 
-    def __init__(self, *, detect_cues: bool = True, redactor: Redactor | None = None) -> None:
+    def __init__(self, *, detect_cues: bool = True, redactor: Redactor | None = None,
+                 categories: CategoryConfig | None = None) -> None:
         self.nlp = load_pipeline()
         self.cues = CueDetector(self.nlp) if detect_cues else None
         self.redactor = redactor
+        self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
 
     def inspect(self, texts: Sequence[str], roles: Sequence[Role]) -> list[Inspection]:
-        """Cues (customer turns only) and redacted text for each message, in order."""
+        """Cues (customer turns only), matched categories and redacted text for each message, in order."""
         results: list[Inspection] = []
         for text, role, doc in zip(texts, roles, self.nlp.pipe(texts)):
             redaction = self.redactor.redact_doc(doc) if self.redactor else None
@@ -53,5 +57,10 @@ class TextInspector:
             if self.cues is not None and role == Role.customer:
                 hits = [CueHit(family=c.family, quote=redact_range(text, spans, c.start, c.end, placeholder))
                         for c in self.cues.detect_doc(doc)]
-            results.append(Inspection(cues=hits, redacted_text=redaction.text if redaction else text))
+            categories: list[CategoryHit] = []
+            if self.categories is not None:
+                categories = [CategoryHit(name=c.name, quote=redact_range(text, spans, c.start, c.end, placeholder))
+                              for c in self.categories.match_doc(doc, role)]
+            results.append(Inspection(cues=hits, redacted_text=redaction.text if redaction else text,
+                                      categories=categories))
         return results

@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from nlp.yaml_config import ConfigFileError, read_validated
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 Level = Literal["none", "monitor", "escalate", "urgent"]
@@ -19,7 +20,7 @@ CUE_FAMILIES = ("cancellation", "legal", "safety", "security", "public_complaint
 URGENCY_LEVELS = ("low", "medium", "high", "critical")
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigFileError):
     """The policy file is missing, not YAML, or does not validate."""
 
 
@@ -105,18 +106,4 @@ class Policy(_Strict):
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file (the shipped default when `path` is None)."""
-    path = Path(path) if path else DEFAULT_POLICY_FILE
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"policy file {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"policy file {path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PolicyError(f"policy file {path}: expected a mapping at the top level")
-    try:
-        return Policy.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}" for error in exc.errors())
-        raise PolicyError(f"policy file {path}: {problems}") from None
+    return read_validated(Path(path) if path else DEFAULT_POLICY_FILE, Policy, "policy file", PolicyError)

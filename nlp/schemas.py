@@ -126,6 +126,17 @@ class CueHit(BaseModel):
     quote: str = Field(description="The phrase that triggered it (personal data redacted)")
 
 
+class CategoryHit(BaseModel):
+    name: str = Field(description="A configured tag category whose words this message contains")
+    quote: str = Field(description="The matched words (personal data redacted)")
+
+
+class ConversationCategory(BaseModel):
+    name: str
+    message_id: str = Field(description="The first message where the category's conditions hold")
+    quote: str
+
+
 class MessageAnalysis(BaseModel):
     """What the models say about one message."""
 
@@ -135,6 +146,7 @@ class MessageAnalysis(BaseModel):
     emotions: list[EmotionScore] = Field(description="Emotions present, strongest first")
     urgency: UrgencyResult
     cues: list[CueHit] = Field(default_factory=list, description="Risk cues in a customer message")
+    categories: list[CategoryHit] = Field(default_factory=list, description="Configured tag categories matched")
     warnings: list[str] = Field(
         default_factory=list,
         description="'truncated' (text longer than the encoder reads), 'no_words' (emoji or symbols only)",
@@ -236,6 +248,8 @@ class ConversationSummary(BaseModel):
     strongest_negative_emotion: EmotionHighlight | None
     highest_urgency: UrgencyHighlight | None
     risk_cues: list[RiskCue] = Field(default_factory=list)
+    categories: list[ConversationCategory] = Field(
+        default_factory=list, description="Configured tag categories whose conditions hold (tags category:<name>)")
     timing: TimingCues = Field(default_factory=TimingCues)
     repeated_to_bot: list[str] = Field(default_factory=list, description="Customer turns repeating the previous one after a bot reply")
     tags: list[str]

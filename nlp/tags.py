@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from nlp.schemas import Escalation
+from typing import Sequence
+
+from nlp.schemas import ConversationCategory, Escalation
 from nlp.signals import ConversationSignals
 
 
-def derive_tags(signals: ConversationSignals, escalation: Escalation) -> list[str]:
-    """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`."""
+def derive_tags(signals: ConversationSignals, escalation: Escalation,
+                categories: Sequence[ConversationCategory] = ()) -> list[str]:
+    """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`,
+    `category:billing_dispute`."""
     tags: list[str] = []
     if signals.sentiment is not None:
         tags.append(f"sentiment:{signals.sentiment.label}")
@@ -18,6 +22,7 @@ def derive_tags(signals: ConversationSignals, escalation: Escalation) -> list[st
     if signals.highest_urgency is not None:
         tags.append(f"urgency:{signals.highest_urgency.label}")
     tags.extend(f"risk:{family}" for family in dict.fromkeys(c.family for c in signals.risk_cues))
+    tags.extend(f"category:{category.name}" for category in categories)
     if signals.repeated_to_bot:
         tags.append("bot:repeated")
     if escalation.level != "none":

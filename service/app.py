@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from nlp import __version__
 from nlp.analyzer import Analyzer
+from nlp.categories import load_categories
 from nlp.policy import load_policy
 from service.errors import install_error_handlers
 from service.limits import RequestGuardMiddleware
@@ -22,14 +23,16 @@ log = logging.getLogger("convintel")
 
 def load_analyzer(settings: Settings) -> Analyzer:
     """The analyzer for `settings`: policy, bundle, encoder, threads and text inspector."""
-    policy = load_policy(settings.policy_file)  # first: a bad policy fails before models load
+    # Configuration files first: a bad one fails before the models load.
+    policy = load_policy(settings.policy_file)
+    categories = load_categories(settings.categories_file) if settings.match_categories else None
     inspector = None
-    if settings.detect_cues or settings.redact_pii:
+    if settings.detect_cues or settings.redact_pii or categories is not None:
         from nlp.inspection import TextInspector
         from nlp.redaction import Redactor
 
         inspector = TextInspector(detect_cues=settings.detect_cues,
-                                  redactor=Redactor() if settings.redact_pii else None)
+                                  redactor=Redactor() if settings.redact_pii else None, categories=categories)
     return Analyzer.load(
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,

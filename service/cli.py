@@ -29,14 +29,17 @@ def serve(
     import uvicorn
 
     from nlp.bundle import BundleError, load_bundle
-    from nlp.policy import PolicyError, load_policy
+    from nlp.categories import load_categories
+    from nlp.policy import load_policy
+    from nlp.yaml_config import ConfigFileError
     from service.settings import get_settings
 
     settings = get_settings()
     try:  # check bundle and policy here too, so a bad one ends with one clear line, not a traceback
         load_policy(settings.policy_file)
+        load_categories(settings.categories_file)
         load_bundle(settings.model_path)
-    except (BundleError, PolicyError) as exc:
+    except (BundleError, ConfigFileError) as exc:
         _fail(f"cannot start: {exc}")
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level=settings.log_level)
@@ -51,7 +54,7 @@ def analyze(
     from pydantic import ValidationError
 
     from nlp.bundle import BundleError
-    from nlp.policy import PolicyError
+    from nlp.yaml_config import ConfigFileError
     from nlp.schemas import Transcript
     from service.app import load_analyzer
     from service.settings import get_settings
@@ -66,7 +69,7 @@ def analyze(
         _fail(f"{source} is not a valid transcript:\n{exc}")
     try:
         analyzer = load_analyzer(get_settings())
-    except (BundleError, PolicyError) as exc:
+    except (BundleError, ConfigFileError) as exc:
         _fail(str(exc))
     result = analyzer.analyze(transcript)
     typer.echo(result.model_dump_json(indent=2 if pretty else None))
@@ -165,7 +168,7 @@ def evaluate_escalation_command(
     conversations: precision/recall of `recommended` and level accuracy, on all of them
     and on the held-out part."""
     from nlp.bundle import BundleError
-    from nlp.policy import PolicyError
+    from nlp.yaml_config import ConfigFileError
     from service.app import load_analyzer
     from service.settings import get_settings
     from training.escalation_eval import EscalationDataError, evaluate_escalation, read_labelled, render_markdown
@@ -180,7 +183,7 @@ def evaluate_escalation_command(
         _fail(f"{data} holds no labelled conversations")
     try:
         analyzer = load_analyzer(get_settings())
-    except (BundleError, PolicyError) as exc:
+    except (BundleError, ConfigFileError) as exc:
         _fail(str(exc))
     report = evaluate_escalation(analyzer, rows)
     output.mkdir(parents=True, exist_ok=True)

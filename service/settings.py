@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(None, description="Escalation policy YAML; default: nlp/default_policy.yaml")
     detect_cues: bool = Field(True, description="Detect risk cues (cancellation, legal, ...) with spaCy")
     redact_pii: bool = Field(True, description="Redact personal data in quoted evidence and stored text")
+    categories_file: Path | None = Field(
+        None, description="Tag categories YAML (keywords, phrases, regexes, spaCy patterns); default: "
+                          "nlp/default_categories.yaml")
+    match_categories: bool = Field(True, description="Tag configured categories (needs spaCy)")
 
     # Conversation state
     db_path: Path = Field(PROJECT_ROOT / "var" / "conversations.sqlite3", description="SQLite file for conversation state")

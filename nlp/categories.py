@@ -1,0 +1,182 @@
+"""Rule-based tag categories, like Contact Lens categories: a support team names what it
+wants tagged (keywords, phrases, regexes, spaCy `Matcher` token patterns) and under which
+conditions (who said it, on which channel, with which sentiment), in a YAML file validated
+at start-up (the shipped default is `nlp/default_categories.yaml`).
+
+Matching happens once per message, on the same spaCy parse as risk cues and redaction:
+each message lists the categories whose words it contains (`MessageAnalysis.categories`).
+The conversation keeps those whose channel and sentiment conditions hold too, and tags
+them `category:<name>`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from spacy.language import Language
+from spacy.matcher import Matcher, PhraseMatcher
+from spacy.tokens import Doc
+
+from nlp.schemas import CategoryHit, Channel, ConversationCategory, MessageAnalysis, Role
+from nlp.yaml_config import ConfigFileError, read_validated
+
+DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("default_categories.yaml")
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+
+
+class CategoryError(ConfigFileError):
+    """The categories file is missing, not YAML, or does not validate."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CategoryMatch(_Strict):
+    """What a message must contain; any one of these is enough."""
+
+    keywords: list[str] = Field(default_factory=list, description="whole words, case-insensitive")
+    phrases: list[str] = Field(default_factory=list, description="token sequences, case-insensitive")
+    regexes: list[str] = Field(default_factory=list, description="Python regexes, case-insensitive")
+    patterns: list[list[dict]] = Field(default_factory=list, description="spaCy Matcher token patterns")
+
+    @field_validator("regexes")
+    @classmethod
+    def _compiles(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"regex {value!r} does not compile: {exc}") from None
+        return values
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> CategoryMatch:
+        if not (self.keywords or self.phrases or self.regexes or self.patterns):
+            raise ValueError("a category needs at least one keyword, phrase, regex or pattern")
+        return self
+
+
+class Category(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$", description="tag name: category:<name>")
+    description: str = ""
+    match: CategoryMatch
+    roles: list[Role] = Field(default_factory=lambda: [Role.customer], description="who must have said it")
+    channels: list[Channel] | None = Field(None, description="only on these channels (default: any)")
+    sentiment: list[str] | None = Field(None, description="only in messages with one of these sentiment labels")
+
+    @field_validator("sentiment")
+    @classmethod
+    def _known_sentiment(cls, values: list[str] | None) -> list[str] | None:
+        for value in values or ():
+            if value not in SENTIMENT_LABELS:
+                raise ValueError(f"unknown sentiment {value!r}; known: {', '.join(SENTIMENT_LABELS)}")
+        return values
+
+    def holds_for(self, message: MessageAnalysis, channel: Channel | None) -> bool:
+        """The channel and sentiment conditions (the words and role were checked at matching)."""
+        if self.channels is not None and channel not in self.channels:
+            return False
+        return self.sentiment is None or message.sentiment.label in self.sentiment
+
+
+class CategoryConfig(_Strict):
+    version: int = Field(1, ge=1, le=1)
+    categories: list[Category] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CategoryConfig:
+        names = [c.name for c in self.categories]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"category names must be unique; repeated: {repeated}")
+        return self
+
+    def by_name(self) -> dict[str, Category]:
+        return {c.name: c for c in self.categories}
+
+
+def load_categories(path: str | Path | None = None) -> CategoryConfig:
+    """Read and validate a categories file (the shipped default when `path` is None)."""
+    return read_validated(Path(path) if path else DEFAULT_CATEGORIES_FILE, CategoryConfig, "categories file",
+                          CategoryError)
+
+
+@dataclass(frozen=True)
+class CategorySpan:
+    name: str
+    start: int
+    end: int
+
+
+class CategoryMatcher:
+    """Matches every configured category in parsed messages, first match per category."""
+
+    def __init__(self, nlp: Language, config: CategoryConfig) -> None:
+        self.config = config
+        self._categories = config.by_name()
+        self._matcher = Matcher(nlp.vocab, validate=True)
+        self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        self._regexes: list[tuple[str, re.Pattern[str]]] = []
+        for category in config.categories:
+            rules = category.match
+            if rules.patterns:
+                try:
+                    self._matcher.add(category.name, rules.patterns)
+                except (ValueError, KeyError) as exc:  # spaCy validates the token patterns here
+                    raise CategoryError(f"categories: {category.name}.match.patterns: {exc}") from None
+            if rules.phrases:
+                self._phrases.add(category.name, list(nlp.tokenizer.pipe(rules.phrases)))
+            for keyword in rules.keywords:
+                self._regexes.append((category.name, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
+            for regex in rules.regexes:
+                self._regexes.append((category.name, re.compile(regex, re.I)))
+
+    def match_doc(self, doc: Doc, role: Role) -> list[CategorySpan]:
+        """Categories for `role` found in a parsed message, in configuration order."""
+        wanted = {name for name, c in self._categories.items() if role in c.roles}
+        if not wanted:
+            return []
+        found: dict[str, tuple[int, int]] = {}
+
+        def keep(name: str, start: int, end: int) -> None:
+            if name in wanted and (name not in found or start < found[name][0]):
+                found[name] = (start, end)
+
+        vocab = doc.vocab.strings
+        for matcher in (self._matcher, self._phrases):
+            for match_id, start, end in matcher(doc):
+                span = doc[start:end]
+                keep(vocab[match_id], span.start_char, span.end_char)
+        for name, regex in self._regexes:
+            hit = regex.search(doc.text)
+            if hit and hit.end() > hit.start():
+                keep(name, hit.start(), hit.end())
+        order = list(self._categories)
+        return [CategorySpan(name, *found[name]) for name in sorted(found, key=order.index)]
+
+
+def conversation_categories(analyses: Sequence[MessageAnalysis], config: CategoryConfig | None,
+                            channel: Channel | None) -> list[ConversationCategory]:
+    """Each category whose conditions hold in some message: its first such message."""
+    if config is None:
+        return []
+    categories = config.by_name()
+    seen: dict[str, ConversationCategory] = {}
+    for message in analyses:
+        for hit in message.categories:
+            category = categories.get(hit.name)
+            if category is None or hit.name in seen or not category.holds_for(message, channel):
+                continue
+            seen[hit.name] = ConversationCategory(name=hit.name, message_id=message.id, quote=hit.quote)
+    order = list(categories)
+    return [seen[name] for name in sorted(seen, key=order.index)]
+
+
+__all__ = [
+    "Category", "CategoryConfig", "CategoryError", "CategoryHit", "CategoryMatcher", "CategorySpan",
+    "conversation_categories", "load_categories",
+]

@@ -1,0 +1,36 @@
+"""Reading a YAML configuration file into a strict pydantic model, with errors that name
+the file and the bad key's path (`rules.3.when.urgncy_at_least`). The escalation policy
+and the tag categories both load through here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class ConfigFileError(ValueError):
+    """A configuration file (policy, categories) is missing, not YAML, or does not validate."""
+
+
+def read_validated(path: Path, model: type[ModelT], kind: str, error: type[ConfigFileError]) -> ModelT:
+    """`model` validated from the YAML mapping in `path`; any problem raises `error` with
+    one line naming `kind`, the file and every bad key."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"{kind} {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise error(f"{kind} {path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise error(f"{kind} {path}: expected a mapping at the top level")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        raise error(f"{kind} {path}: {problems}") from None
