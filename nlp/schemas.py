@@ -11,6 +11,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
+# "Some character that str.isspace() does not call space", spelled out so every regex
+# engine reading the OpenAPI spec (ECMA, Python, Rust) agrees with the validator below.
+NOT_BLANK_PATTERN = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class Role(str, Enum):
@@ -43,7 +46,8 @@ class Message(BaseModel):
         description="Caller's message id; generated from the position when absent.",
     )
     role: Role
-    text: str = Field(description="The message text. Must contain something besides whitespace.")
+    text: str = Field(description="The message text. Must contain something besides whitespace.",
+                      json_schema_extra={"pattern": NOT_BLANK_PATTERN})  # checked, with a clear message, below
     timestamp: datetime | None = Field(default=None, description="ISO-8601; naive times are read as UTC.")
 
     @field_validator("text")

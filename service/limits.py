@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nlp.schemas import Message as ChatMessage
 from service.errors import ApiError, send_error
+from service.request_context import matched_route
 from service.settings import Settings
 
 JSON_TYPES = ("application/json",)
@@ -28,7 +29,10 @@ class RequestGuardMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+        route = matched_route(scope) if scope["type"] == "http" else None
+        if (scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}
+                or route is None or scope["method"] not in route.methods):
+            # Not a body this app takes: the router answers (404, 405) without reading it.
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

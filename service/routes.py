@@ -15,7 +15,7 @@ from service.api_models import (
     BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
     ModelsResponse, StoredMessageView,
 )
-from service.errors import ApiError
+from service.errors import ApiError, ErrorResponse
 from service.limits import check_messages, check_transcript
 from service.metrics import record_escalations
 from service.settings import Settings
@@ -111,7 +111,8 @@ def append_message(conversation_id: ConversationId, message: IncomingMessage, an
     )
 
 
-@router.get("/v1/conversations/{conversation_id}", response_model=ConversationState, tags=["conversations"])
+@router.get("/v1/conversations/{conversation_id}", response_model=ConversationState, tags=["conversations"],
+            responses={404: {"model": ErrorResponse, "description": "Unknown conversation"}})
 def get_conversation(conversation_id: ConversationId, analyzer: AnalyzerDep, store: StoreDep) -> ConversationState:
     """A stored conversation: its messages with their analyses, and the current summary."""
     stored = store.get(conversation_id)
