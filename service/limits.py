@@ -128,12 +128,14 @@ class TimeBudgetMiddleware:
 
 
 def check_messages(messages: Iterable[ChatMessage], settings: Settings, field: str = "messages") -> None:
-    """413 naming the first message whose text is longer than `max_message_chars`."""
+    """413 naming the first message whose text is longer than `max_message_chars`
+    (`field` empty: one message that is the whole body, named `text`)."""
     for index, message in enumerate(messages):
         if len(message.text) > settings.max_message_chars:
+            name = f"{field}.{index}.text" if field else "text"
             raise ApiError(413, "too_large",
-                           f"{field}.{index}.text has {len(message.text)} characters; the limit is {settings.max_message_chars}",
-                           [{"field": f"{field}.{index}.text", "message": f"longer than {settings.max_message_chars} characters"}])
+                           f"{name} has {len(message.text)} characters; the limit is {settings.max_message_chars}",
+                           [{"field": name, "message": f"longer than {settings.max_message_chars} characters"}])
 
 
 def check_transcript(messages: list[ChatMessage], settings: Settings, field: str = "messages") -> None:

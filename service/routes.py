@@ -79,7 +79,7 @@ def append_message(conversation_id: ConversationId, message: IncomingMessage, an
     conversation view is rebuilt from the stored analyses. Re-posting a message id that
     is already stored (a webhook retry) adds nothing and returns `duplicate: true`."""
     started = time.perf_counter()
-    check_messages([message], settings, field="body")
+    check_messages([message], settings, field="")
     encode_ms = 0.0
     if message.id is not None and store.find_message(conversation_id, message.id):
         stored = store.get(conversation_id)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from nlp.analyzer import Analyzer
 from service.app import create_app
@@ -32,6 +33,13 @@ def fuzz_settings(db_path: Path) -> Settings:
 schema = schemathesis.openapi.from_dict(create_app(fuzz_settings(Path("unused.sqlite3"))).openapi())
 
 
+def _breaks_cross_field_rule(response) -> bool:
+    if response.status_code != 422:
+        return False
+    details = response.json()["error"]["details"]
+    return bool(details) and all("is used by an earlier message" in d["message"] for d in details)
+
+
 @pytest.fixture(scope="module")
 def fuzz_app(analyzer: Analyzer, tmp_path_factory: pytest.TempPathFactory):
     return create_app(fuzz_settings(tmp_path_factory.mktemp("fuzz") / "conversations.sqlite3"), analyzer)
@@ -40,6 +48,11 @@ def fuzz_app(analyzer: Analyzer, tmp_path_factory: pytest.TempPathFactory):
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_never_fails_and_matches_its_spec(case, fuzz_app):
-    response = case.call_and_validate(app=fuzz_app)
+    response = case.call(app=fuzz_app)
+    # One documented rule has no JSON Schema spelling (message ids unique within a
+    # transcript): a schema-valid body may break it and get its 422. Only then is the
+    # "valid data must be accepted" check skipped; every other check still runs.
+    excluded = [positive_data_acceptance] if _breaks_cross_field_rule(response) else []
+    case.validate_response(response, excluded_checks=excluded, transport_kwargs={"app": fuzz_app})
     assert response.status_code < 500 or response.status_code == 503, response.text
     assert response.headers.get("x-request-id")
