@@ -5,12 +5,8 @@ holds every message that was acknowledged with a 200."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,50 +15,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
+from bench.server import ServerProcess as Server
 
-START_TIMEOUT_S = 120
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# No spaCy (cue detection and redaction off): faster start-up, and durability does not
+# depend on it. One torch thread: the machine is shared with the test process.
+SERVER_ENV = {"CONVINTEL_DETECT_CUES": "false", "CONVINTEL_REDACT_PII": "false", "CONVINTEL_TORCH_THREADS": "1",
+              "CONVINTEL_LOG_LEVEL": "info"}
 
 
 def start_server(tmp_path: Path, db_path: Path, name: str) -> Server:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CONVINTEL_DB_PATH": str(db_path),
-           "CONVINTEL_DETECT_CUES": "false", "CONVINTEL_REDACT_PII": "false",  # no spaCy: faster start-up
-           "CONVINTEL_TORCH_THREADS": "1", "CONVINTEL_LOG_LEVEL": "info"}
-    log = tmp_path / f"{name}.log"
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], cwd=ROOT,
-                               env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise AssertionError(f"server not ready after {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+    return Server.start(tmp_path / f"{name}.log", {**SERVER_ENV, "CONVINTEL_DB_PATH": str(db_path)})
 
 
 @pytest.fixture
@@ -70,7 +32,7 @@ def servers():
     started: list[Server] = []
     yield started
     for server in started:
-        server.stop()
+        server.kill()
 
 
 def in_flight(server: Server) -> float:
