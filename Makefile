@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow models bench clean
+.PHONY: install install-test serve test test-slow test-fuzz models bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,11 +31,19 @@ test: install-test
 test-slow: install-test
 	$(BIN)/python -m pytest -m slow -q
 
+# Schemathesis against the OpenAPI spec with many more examples than the default suite.
+test-fuzz: install-test
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/python -m pytest -q tests/test_fuzz_api.py
+
 models: install
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --recipe default --output models/convintel-base
 
 bench: install
 	$(BIN)/python bench/latency.py
+
+# Ten minutes of mixed valid and invalid traffic against a real server (SOAK_ARGS="--duration 180").
+soak: install-test
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache var

@@ -79,22 +79,33 @@ class ModelBundle:
 
 
 def resolve_bundle_path(value: str | Path, models_root: Path) -> Path:
-    """Resolve a bundle given as a directory path (anything with a path separator) or as a
-    bare name under `models_root`.
-
-    A name must be a plain directory name (letters, digits, '.', '_', '-'; not '.' or
-    '..'), so a name taken from configuration cannot reach outside the models directory."""
+    """Resolve a bundle given in configuration: a directory path (anything with a path
+    separator, trusted because it comes from the operator's settings) or a bare name under
+    `models_root` (see `resolve_bundle_name`)."""
     text = str(value)
     if "/" in text or "\\" in text:
         path = Path(text).expanduser().resolve()
         if not path.is_dir():
             raise BundleError(f"model bundle directory {path} does not exist")
         return path
-    if not _BUNDLE_NAME.match(text) or text in {".", ".."}:
-        raise BundleError(f"{text!r} is not a valid model bundle name (letters, digits, '.', '_', '-')")
-    path = (models_root / text).resolve()
-    if path.parent != models_root.resolve() or not path.is_dir():
-        raise BundleError(f"no model bundle named {text!r} in {models_root}")
+    return resolve_bundle_name(text, models_root)
+
+
+def resolve_bundle_name(name: str, models_root: Path) -> Path:
+    """The bundle directory `name` under `models_root`. Use this for any name a caller
+    supplies (a request, a topic bundle chosen per call): never a path.
+
+    A name must be a plain directory name (letters, digits, '.', '_', '-'; not '.' or
+    '..', no separators), and the directory it names must really be inside the models
+    directory once symlinks are resolved: a link pointing elsewhere is refused."""
+    if not _BUNDLE_NAME.fullmatch(name) or name in {".", ".."}:
+        raise BundleError(f"{name!r} is not a valid model bundle name (letters, digits, '.', '_', '-')")
+    root = models_root.resolve()
+    path = (root / name).resolve()
+    if path.parent != root:
+        raise BundleError(f"model bundle {name!r} resolves to {path}, outside the models directory {root}")
+    if not path.is_dir():
+        raise BundleError(f"no model bundle named {name!r} in {models_root}")
     return path
 
 

@@ -10,7 +10,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from nlp.text import replace_lone_surrogates
+
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
+# "Some character that str.isspace() does not call space", spelled out so every regex
+# engine reading the OpenAPI spec (ECMA, Python, Rust) agrees with the validator below.
+NOT_BLANK_PATTERN = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class Role(str, Enum):
@@ -43,8 +48,15 @@ class Message(BaseModel):
         description="Caller's message id; generated from the position when absent.",
     )
     role: Role
-    text: str = Field(description="The message text. Must contain something besides whitespace.")
+    text: str = Field(description="The message text. Must contain something besides whitespace.",
+                      json_schema_extra={"pattern": NOT_BLANK_PATTERN})  # checked, with a clear message, below
     timestamp: datetime | None = Field(default=None, description="ISO-8601; naive times are read as UTC.")
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text_valid_unicode(cls, value: Any) -> Any:
+        # Lone surrogates cannot be tokenised, stored or written back as JSON.
+        return replace_lone_surrogates(value) if isinstance(value, str) else value
 
     @field_validator("text")
     @classmethod
@@ -62,6 +74,17 @@ class Message(BaseModel):
         return value
 
 
+def _valid_unicode(value: Any) -> Any:
+    """Every string in a JSON value (keys too) with lone surrogates replaced."""
+    if isinstance(value, str):
+        return replace_lone_surrogates(value)
+    if isinstance(value, dict):
+        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_valid_unicode(v) for v in value]
+    return value
+
+
 class ConversationFields(BaseModel):
     """Conversation-level fields shared by a full transcript and the per-message webhook."""
 
@@ -74,6 +97,11 @@ class ConversationFields(BaseModel):
         description="BCP-47 tag such as 'en' or 'pt-BR'. The shipped models are English-only.",
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _metadata_valid_unicode(cls, value: Any) -> Any:
+        return _valid_unicode(value)
 
 
 class Transcript(ConversationFields):

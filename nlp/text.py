@@ -21,3 +21,14 @@ def normalize_text(text: str) -> str:
 def has_words(text: str) -> bool:
     """True when `text` holds at least one letter or digit (not only emoji or symbols)."""
     return any(ch.isalnum() for ch in text)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def replace_lone_surrogates(value: str) -> str:
+    """`value` as valid Unicode: UTF-16 surrogate halves (JSON may carry them, e.g. an emoji
+    cut in two by a client) are paired up where they pair, else replaced by U+FFFD."""
+    if not _SURROGATE.search(value):
+        return value
+    return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")

@@ -12,8 +12,11 @@ from nlp import __version__
 from nlp.analyzer import Analyzer
 from nlp.categories import load_categories
 from nlp.policy import load_policy
-from service.errors import install_error_handlers
-from service.limits import RequestGuardMiddleware
+from service.auth import ApiKeyMiddleware, document_api_keys, load_keyring
+from service.errors import ERROR_RESPONSES, install_error_handlers
+from service.limits import RequestGuardMiddleware, TimeBudgetMiddleware
+from service.metrics import instrument_analyzer, metrics_endpoint
+from service.request_context import RequestContextMiddleware
 from service.routes import router
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -43,11 +46,13 @@ def load_analyzer(settings: Settings) -> Analyzer:
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
     """Build the app. `analyzer` lets tests share one loaded model between app instances."""
     settings = settings or get_settings()
+    keyring = load_keyring(settings)  # before anything loads: bad keys fail fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.analyzer = analyzer or load_analyzer(settings)
         app.state.store = ConversationStore(settings.db_path)
+        instrument_analyzer(app.state.analyzer)
         log.info("ready: model %s %s, store %s", app.state.analyzer.model_info.name,
                  app.state.analyzer.model_info.version, settings.db_path)
         try:
@@ -66,7 +71,15 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.settings = settings
     app.state.analyzer = None
     app.state.store = None
+    # Middleware added last runs first: request id and logs, then keys, then the time
+    # budget (it covers reading the body), then the body guard.
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TimeBudgetMiddleware, budget_s=settings.request_timeout_s)
+    app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(router, responses=ERROR_RESPONSES)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if keyring.enabled:
+        document_api_keys(app)
     return app

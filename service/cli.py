@@ -32,17 +32,22 @@ def serve(
     from nlp.categories import load_categories
     from nlp.policy import load_policy
     from nlp.yaml_config import ConfigFileError
+    from service.auth import ApiKeyError, load_keyring
+    from service.logs import log_config
     from service.settings import get_settings
 
     settings = get_settings()
-    try:  # check bundle and policy here too, so a bad one ends with one clear line, not a traceback
+    try:  # check bundle, policy and keys here too, so a bad one ends with one clear line, not a traceback
         load_policy(settings.policy_file)
         load_categories(settings.categories_file)
         load_bundle(settings.model_path)
-    except (BundleError, ConfigFileError) as exc:
+        load_keyring(settings)
+    except (BundleError, ConfigFileError, ApiKeyError) as exc:
         _fail(f"cannot start: {exc}")
+    # The service writes its own JSON line per request, so uvicorn's access log is off.
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level=settings.log_level)
+                workers=workers, log_level=settings.log_level, log_config=log_config(settings), access_log=False,
+                timeout_graceful_shutdown=settings.shutdown_timeout_s)
 
 
 @app.command()

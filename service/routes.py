@@ -15,8 +15,9 @@ from service.api_models import (
     BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
     ModelsResponse, StoredMessageView,
 )
-from service.errors import ApiError
+from service.errors import ApiError, ErrorResponse
 from service.limits import check_messages, check_transcript
+from service.metrics import record_escalations
 from service.settings import Settings
 from service.store import ConversationFull, ConversationStore, StoredConversation
 
@@ -50,7 +51,9 @@ StoreDep = Annotated[ConversationStore, Depends(get_store)]
 def analyze(transcript: Transcript, analyzer: AnalyzerDep, settings: SettingsDep) -> TranscriptAnalysis:
     """Analyse one transcript: every message, and the conversation as a whole."""
     check_transcript(transcript.messages, settings)
-    return analyzer.analyze(transcript)
+    result = analyzer.analyze(transcript)
+    record_escalations([result.conversation.escalation.level], path="analyze")
+    return result
 
 
 @router.post("/v1/analyze/batch", response_model=BatchAnalysis, tags=["analysis"])
@@ -63,6 +66,7 @@ def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, settings: SettingsD
     for index, transcript in enumerate(body.transcripts):
         check_transcript(transcript.messages, settings, field=f"transcripts.{index}.messages")
     results = analyzer.analyze_batch(body.transcripts)
+    record_escalations((r.conversation.escalation.level for r in results), path="analyze")
     timing = results[0].timing if results else Timing(total_ms=0.0, encode_ms=0.0)
     return BatchAnalysis(model=analyzer.model_info, results=results, timing=timing)
 
@@ -75,7 +79,7 @@ def append_message(conversation_id: ConversationId, message: IncomingMessage, an
     conversation view is rebuilt from the stored analyses. Re-posting a message id that
     is already stored (a webhook retry) adds nothing and returns `duplicate: true`."""
     started = time.perf_counter()
-    check_messages([message], settings, field="body")
+    check_messages([message], settings, field="")
     encode_ms = 0.0
     if message.id is not None and store.find_message(conversation_id, message.id):
         stored = store.get(conversation_id)
@@ -98,6 +102,8 @@ def append_message(conversation_id: ConversationId, message: IncomingMessage, an
     previous = stored.escalation_level if duplicate else store.record_escalation(conversation_id, level)
     summary.escalation.previous_level = previous
     summary.escalation.changed = not duplicate and level != (previous or "none")
+    if summary.escalation.changed:
+        record_escalations([level], path="message")
     return MessageAppendResponse(
         conversation_id=conversation_id, message=result_message, conversation=summary, duplicate=duplicate,
         model=analyzer.model_info,
@@ -105,7 +111,8 @@ def append_message(conversation_id: ConversationId, message: IncomingMessage, an
     )
 
 
-@router.get("/v1/conversations/{conversation_id}", response_model=ConversationState, tags=["conversations"])
+@router.get("/v1/conversations/{conversation_id}", response_model=ConversationState, tags=["conversations"],
+            responses={404: {"model": ErrorResponse, "description": "Unknown conversation"}})
 def get_conversation(conversation_id: ConversationId, analyzer: AnalyzerDep, store: StoreDep) -> ConversationState:
     """A stored conversation: its messages with their analyses, and the current summary."""
     stored = store.get(conversation_id)

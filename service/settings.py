@@ -7,7 +7,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,22 @@ class Settings(BaseSettings):
     max_messages: int = Field(2000, ge=1, description="Messages per transcript, and per stored conversation")
     max_message_chars: int = Field(20_000, ge=1)
     max_batch_transcripts: int = Field(64, ge=1)
+    request_timeout_s: float | None = Field(
+        30.0, gt=0, description="Time budget per request; past it the caller gets 503 (none: no budget)")
+
+    # Security (service/auth.py): API keys are off until some are configured
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated API keys, each `KEY` or `KEY:scope+scope` (no scopes: every scope)")
+    api_keys_file: Path | None = Field(
+        None, description="YAML or JSON file of API keys: [{name, key | sha256, scopes}]")
+    metrics_public: bool = Field(True, description="Serve /metrics without an API key")
+
+    # Logs and metrics (service/logs.py, service/metrics.py)
+    log_json: bool = Field(True, description="One JSON object per log line")
+    log_redacted_text: bool = Field(
+        False, description="Debugging: add request message texts, with personal data redacted, to request logs")
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish")
 
     @property
     def model_path(self) -> Path:
