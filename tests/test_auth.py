@@ -152,7 +152,8 @@ def test_bad_env_keys_stop_start_up(tmp_path: Path, value: str, problem: str):
     ("keys: [{name: a, key: a-long-enough-key-123, scopes: [root]}]", "unknown scopes"),
     ("keys: [{name: a, sha256: abc}]", "keys.0.sha256"),
     ("keys: [{name: a, key: a-long-enough-key-123, colour: red}]", "keys.0.colour"),
-    ("{not yaml: [", "not valid YAML or JSON"),
+    ("{not yaml: [", "not valid YAML"),
+    ("- just a list", "expected a mapping"),
     (json.dumps({"keys": [{"name": "a", "key": "short"}]}), "at least 16"),
 ])
 def test_bad_keys_file_stops_start_up(tmp_path: Path, content: str, problem: str):
