@@ -115,8 +115,10 @@ def _checked_scopes(name: str, scopes: Iterable[str]) -> frozenset[str]:
 
 
 def _checked_secret(name: str, key: str) -> str:
-    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key) or not key.isprintable():
-        raise ApiKeyError(f"API key {name!r} must be at least {MIN_KEY_LENGTH} printable characters, without spaces")
+    # ASCII only: HTTP headers arrive as latin-1, so other characters would never match.
+    if len(key) < MIN_KEY_LENGTH or not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise ApiKeyError(f"API key {name!r} must be at least {MIN_KEY_LENGTH} printable ASCII characters, "
+                          "without spaces")
     return key
 
 

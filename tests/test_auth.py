@@ -138,6 +138,7 @@ def test_keys_are_kept_hashed(secured: TestClient):
 
 @pytest.mark.parametrize("value,problem", [
     ("short", "at least 16"),
+    ("clé-assez-longue-0123456789", "printable ASCII"),
     ("a-long-enough-key-123:analyse", "unknown scopes"),
     ("a-long-enough-key-123,a-long-enough-key-123", "are the same key"),
 ])
