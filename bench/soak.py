@@ -109,6 +109,7 @@ class Result:
     expected: int
     status: int  # 0: transport error (connection refused, timeout)
     latency_ms: float
+    error: str | None = None  # the transport error's type, for status 0
 
 
 @dataclass
@@ -132,6 +133,7 @@ async def run_soak(server: ServerProcess, traffic: Traffic, duration_s: float, r
 
         async def send(plan: Planned, at: float) -> None:
             started = time.perf_counter()
+            error = None
             try:
                 response = await client.request(plan.method, plan.path, json=plan.json, content=plan.content,
                                                  headers=plan.headers)
@@ -139,9 +141,9 @@ async def run_soak(server: ServerProcess, traffic: Traffic, duration_s: float, r
                 if plan.kind == "message" and status == 200:
                     conversation = plan.path.split("/")[3]
                     traffic.acked.append((conversation, plan.json["id"]))
-            except httpx.HTTPError:
-                status = 0
-            results.append(Result(at, plan.kind, plan.expected, status, (time.perf_counter() - started) * 1000))
+            except httpx.HTTPError as exc:
+                status, error = 0, type(exc).__name__
+            results.append(Result(at, plan.kind, plan.expected, status, (time.perf_counter() - started) * 1000, error))
 
         async def sample_rss() -> None:
             while True:
@@ -218,6 +220,7 @@ def main() -> None:
         "unexpected": [{"kind": k, "expected": e, "status": s, "count": c} for (k, e, s), c in unexpected.items()],
         "server_errors_5xx": sum(500 <= r.status < 600 for r in results),
         "transport_errors": by_status.get("0", 0),
+        "transport_error_types": dict(Counter(r.error for r in results if r.error)),
         "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p99_ms": round(float(np.percentile(latencies, 99)), 1),
         "rss_mib_first": round(rss[0][1] / 2**20, 1), "rss_mib_last": round(rss[-1][1] / 2**20, 1),
         "rss_mib_max": round(max(b for _, b in rss) / 2**20, 1),
@@ -230,7 +233,8 @@ def main() -> None:
         statuses = " ".join(f"{s}:{c}" for s, c in w.by_status.items())
         print(f"{w.start_s:>7}s {w.requests:>6} {w.p50_ms:>8} {w.p99_ms:>8} {w.rss_mib:>8} {w.unexpected:>6}  {statuses}")
     print(f"all: p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms; statuses {by_status}")
-    print(f"5xx: {summary['server_errors_5xx']}, transport errors: {summary['transport_errors']}, "
+    print(f"5xx: {summary['server_errors_5xx']}, transport errors: {summary['transport_errors']} "
+          f"{summary['transport_error_types'] or ''}, "
           f"unexpected answers: {sum(unexpected.values())} {summary['unexpected'] or ''}")
     print(f"RSS: {summary['rss_mib_first']} MiB at start, {summary['rss_mib_last']} MiB at end, "
           f"{summary['rss_mib_max']} MiB max")

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import yaml
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from nlp.yaml_config import ConfigFileError, read_validated
 from service.errors import send_error
 from service.request_context import matched_route, route_table
 from service.request_id import header_value
@@ -39,7 +39,7 @@ MIN_KEY_LENGTH = 16
 API_KEY_HEADER = "X-API-Key"
 
 
-class ApiKeyError(ValueError):
+class ApiKeyError(ConfigFileError):
     """The configured API keys cannot be used (bad file, short key, unknown scope...)."""
 
 
@@ -115,8 +115,10 @@ def _checked_scopes(name: str, scopes: Iterable[str]) -> frozenset[str]:
 
 
 def _checked_secret(name: str, key: str) -> str:
-    if len(key) < MIN_KEY_LENGTH or any(c.isspace() for c in key) or not key.isprintable():
-        raise ApiKeyError(f"API key {name!r} must be at least {MIN_KEY_LENGTH} printable characters, without spaces")
+    # ASCII only: HTTP headers arrive as latin-1, so other characters would never match.
+    if len(key) < MIN_KEY_LENGTH or not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise ApiKeyError(f"API key {name!r} must be at least {MIN_KEY_LENGTH} printable ASCII characters, "
+                          "without spaces")
     return key
 
 
@@ -134,18 +136,7 @@ def parse_env_keys(value: str) -> list[ApiKey]:
 
 def read_keys_file(path: Path) -> list[ApiKey]:
     """Keys from a YAML or JSON file: `{"keys": [{"name", "key" | "sha256", "scopes"}]}`."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ApiKeyError(f"API keys file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ApiKeyError(f"API keys file {path} is not valid YAML or JSON: {exc}") from exc
-    try:
-        entries = KeysFile.model_validate(raw).keys
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiKeyError(f"API keys file {path}: {where}: {first['msg']}") from None
+    entries = read_validated(path, KeysFile, "API keys file", ApiKeyError).keys
     keys = []
     for entry in entries:
         if entry.key is not None:

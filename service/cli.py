@@ -32,7 +32,7 @@ def serve(
     from nlp.categories import load_categories
     from nlp.policy import load_policy
     from nlp.yaml_config import ConfigFileError
-    from service.auth import ApiKeyError, load_keyring
+    from service.auth import load_keyring
     from service.logs import log_config
     from service.settings import get_settings
 
@@ -42,7 +42,7 @@ def serve(
         load_categories(settings.categories_file)
         load_bundle(settings.model_path)
         load_keyring(settings)
-    except (BundleError, ConfigFileError, ApiKeyError) as exc:
+    except (BundleError, ConfigFileError) as exc:  # ApiKeyError is a ConfigFileError
         _fail(f"cannot start: {exc}")
     # The service writes its own JSON line per request, so uvicorn's access log is off.
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,

@@ -82,12 +82,12 @@ class TimeBudgetMiddleware:
     it finishes and its response is discarded. A per-message post that times out may
     therefore still be stored: a retry with the same message id is answered `duplicate`."""
 
-    def __init__(self, app: ASGIApp, budget_s: float | None) -> None:
+    def __init__(self, app: ASGIApp, budget_s: float) -> None:
         self.app = app
         self.budget_s = budget_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.budget_s is None:
+        if scope["type"] != "http" or not self.budget_s:  # 0: no budget
             await self.app(scope, receive, send)
             return
         answered = anyio.Event()  # the app started its response, or returned without one

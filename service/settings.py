@@ -46,8 +46,8 @@ class Settings(BaseSettings):
     max_messages: int = Field(2000, ge=1, description="Messages per transcript, and per stored conversation")
     max_message_chars: int = Field(20_000, ge=1)
     max_batch_transcripts: int = Field(64, ge=1)
-    request_timeout_s: float | None = Field(
-        30.0, gt=0, description="Time budget per request; past it the caller gets 503 (none: no budget)")
+    request_timeout_s: float = Field(
+        30.0, ge=0, description="Time budget per request in seconds; past it the caller gets 503 (0: no budget)")
 
     # Security (service/auth.py): API keys are off until some are configured
     api_keys: SecretStr | None = Field(

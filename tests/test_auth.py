@@ -138,6 +138,7 @@ def test_keys_are_kept_hashed(secured: TestClient):
 
 @pytest.mark.parametrize("value,problem", [
     ("short", "at least 16"),
+    ("clé-assez-longue-0123456789", "printable ASCII"),
     ("a-long-enough-key-123:analyse", "unknown scopes"),
     ("a-long-enough-key-123,a-long-enough-key-123", "are the same key"),
 ])
@@ -152,7 +153,8 @@ def test_bad_env_keys_stop_start_up(tmp_path: Path, value: str, problem: str):
     ("keys: [{name: a, key: a-long-enough-key-123, scopes: [root]}]", "unknown scopes"),
     ("keys: [{name: a, sha256: abc}]", "keys.0.sha256"),
     ("keys: [{name: a, key: a-long-enough-key-123, colour: red}]", "keys.0.colour"),
-    ("{not yaml: [", "not valid YAML or JSON"),
+    ("{not yaml: [", "not valid YAML"),
+    ("- just a list", "expected a mapping"),
     (json.dumps({"keys": [{"name": "a", "key": "short"}]}), "at least 16"),
 ])
 def test_bad_keys_file_stops_start_up(tmp_path: Path, content: str, problem: str):

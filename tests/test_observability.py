@@ -14,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from service.app import create_app
 from service.logs import ACCESS_LOGGER, JsonFormatter, log_config
+from service.request_id import accept_request_id
 from service.settings import Settings
 from tests.conftest import load_fixture
 
@@ -37,14 +38,17 @@ def test_a_safe_request_id_is_echoed(client: TestClient):
     assert response.status_code == 200 and response.headers["x-request-id"] == "helpdesk-42.a:b"
 
 
-@pytest.mark.parametrize("given", [None, "", "x" * 129, "has space", "new\nline", "quote\"d", "-leading-dash", "é"])
+@pytest.mark.parametrize("given", [None, "", "x" * 129, "has space", "quote\"d", "-leading-dash", "a;b", "<script>"])
 def test_an_unsafe_or_missing_request_id_is_replaced(client: TestClient, given):
     headers = {"X-Request-ID": given} if given is not None else {}
-    try:
-        response = client.get("/healthz", headers=headers)
-    except Exception:  # httpx itself refuses some header values (new line, non-ASCII)
-        pytest.skip("the client cannot send this header")
+    response = client.get("/healthz", headers=headers)
     assert GENERATED_ID.match(response.headers["x-request-id"])
+
+
+@pytest.mark.parametrize("given", ["new\nline", "tab\there", "\u00e9t\u00e9", "x\r\nSet-Cookie: a=b"])
+def test_ids_with_line_breaks_or_non_ascii_are_refused(given: str):
+    # The HTTP client refuses to send these, so the check is on the function the middleware uses.
+    assert accept_request_id(given) != given and GENERATED_ID.match(accept_request_id(given))
 
 
 def test_generated_ids_differ(client: TestClient):

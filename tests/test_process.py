@@ -113,7 +113,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, ser
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 60
-    while sum(len(w.acked) for w in writers) < 40 and time.monotonic() < deadline:
+    while sum(len(w.acked) for w in writers) < 24 and time.monotonic() < deadline:
         time.sleep(0.05)
     server.process.send_signal(signal.SIGKILL)  # mid-stream: writers are still posting
     server.process.wait(10)
@@ -121,7 +121,7 @@ def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, ser
     for thread in threads:
         thread.join(30)
     acked = sum(len(w.acked) for w in writers)
-    assert acked >= 40, "enough writes were acknowledged before the kill"
+    assert acked >= 24, "enough writes were acknowledged before the kill"
 
     with sqlite3.connect(db) as check:  # the file is sound after the crash (WAL replayed on open)
         assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
