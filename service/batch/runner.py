@@ -91,6 +91,7 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
     size, mtime = input_fingerprint(job.input)
     checkpoint = resumed or Checkpoint(input=str(job.input), input_size=size, input_mtime_ns=mtime,
                                        output_format=output_format.value, shape=job.shape.value)
+    start_row = checkpoint.rows
     reader = RowReader(job.input, input_format)
     sink = open_sink(job.output, output_format, resumed)
     errors = ErrorSink(job.errors_path, resumed.errors_bytes if resumed else None)
@@ -129,7 +130,7 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
         checkpoint.complete = True
         checkpoint.save(job.checkpoint_path)
         return ScoreSummary(checkpoint.conversations, checkpoint.messages, checkpoint.errors, checkpoint.rows,
-                            time.perf_counter() - started, resumed.rows if resumed else 0, done_messages)
+                            time.perf_counter() - started, start_row, done_messages)
     finally:
         sink.close()
         errors.close()

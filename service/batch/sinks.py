@@ -98,7 +98,8 @@ class ParquetSink:
         import pyarrow as pa
 
         self.folder = folder
-        self.schema = pa.schema([(name, getattr(pa, kind)()) for name, kind in FLAT_COLUMNS])
+        types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
+        self.schema = pa.schema([(name, types[kind]) for name, kind in FLAT_COLUMNS])
         if committed_parts is None:
             folder.mkdir(parents=True, exist_ok=False)
             committed_parts = 0
