@@ -198,9 +198,11 @@ def score(
 
         return LocalEngine(load_analyzer(settings))
 
+    from service.batch.engines import EngineError
+
     try:
         summary = run_score(job, settings, make_engine)
-    except (InputError, ScoreJobError, CheckpointError, BundleError, PolicyError, EncoderLoadError) as exc:
+    except (InputError, ScoreJobError, CheckpointError, BundleError, PolicyError, EncoderLoadError, EngineError) as exc:
         _fail(str(exc))
     if summary.already_complete:
         typer.echo(f"{output} is already complete: {summary.conversations} conversations, {summary.errors} errors")

@@ -348,3 +348,22 @@ def test_report_json_to_stdout_and_bad_input(tmp_path, scored_archive):
     (tmp_path / "x.jsonl").write_text('{"hello": 1}\n')
     bad = runner.invoke(app, ["report", str(tmp_path / "x.jsonl"), "-o", str(tmp_path / "r.html")])
     assert bad.exit_code == 2 and "not a scored archive" in bad.output
+
+
+# --- Ray ----------------------------------------------------------------------------------
+
+
+def test_ray_engine_agrees_with_the_local_engine_row_for_row(tmp_path, batch_settings, full_analyzer):
+    pytest.importorskip("ray")
+    from service.batch.engines import RayEngine
+
+    write_rows(message_rows(synthetic_transcripts(24)), tmp_path / "archive.parquet")
+    # Windows of 3 chunks: several Ray datasets in one run, committed chunk by chunk.
+    settings = batch_settings.model_copy(update={"ray_num_cpus": 2, "ray_window_chunks": 3})
+    ray_summary = run_score(ScoreJob(input=tmp_path / "archive.parquet", output=tmp_path / "ray.jsonl", progress=False),
+                            settings, lambda: RayEngine(settings))
+    _score(tmp_path / "archive.parquet", tmp_path / "local.jsonl", settings, full_analyzer)
+    from_ray, local = _lines(tmp_path / "ray.jsonl"), _lines(tmp_path / "local.jsonl")
+    assert ray_summary.conversations == len(local) == 24
+    assert Checkpoint.load(checkpoint_path(tmp_path / "ray.jsonl")).chunks > 3
+    assert_same_records(from_ray, local)

@@ -24,6 +24,10 @@ from service.batch.scoring import (
 from service.settings import Settings
 
 
+class EngineError(RuntimeError):
+    """The engine cannot start (e.g. no Ray cluster at the address)."""
+
+
 @dataclass
 class ScoredChunk:
     chunk: Chunk
@@ -90,14 +94,17 @@ class RayEngine:
 
         self.settings = settings
         address = address or settings.ray_address or os.environ.get("RAY_ADDRESS")
-        if address:
-            ray.init(address=address, log_to_driver=False)
-            self._cpus = int(ray.cluster_resources().get("CPU", 1))
-        else:
-            self._cpus = num_cpus or settings.ray_num_cpus or os.cpu_count() or 1
-            # A private local Ray: no dashboard, quiet, gone when this process ends.
-            ray.init(num_cpus=self._cpus, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+                self._cpus = int(ray.cluster_resources().get("CPU", 1))
+            else:
+                self._cpus = num_cpus or settings.ray_num_cpus or os.cpu_count() or 1
+                # A private local Ray: no dashboard, quiet, gone when this process ends.
+                ray.init(num_cpus=self._cpus, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise EngineError(f"cannot start Ray{f' at {address}' if address else ''}: {exc}") from exc
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # results come back in input order
         ctx.enable_progress_bars = False  # the CLI shows its own
@@ -119,7 +126,7 @@ class RayEngine:
             items = [{"index": c.index, "conversations": conversations_to_payload(c.conversations)} for c in window]
             dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
                 ChunkScorer, fn_constructor_kwargs={"settings_json": self._settings_json},
-                batch_size=1, concurrency=min(self.actors, len(items)),
+                batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(self.actors, len(items))),
                 num_cpus=self.settings.ray_cpus_per_actor, batch_format="numpy",
             )
             for row in dataset.iter_rows():
