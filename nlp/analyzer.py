@@ -16,14 +16,14 @@ from nlp.encoder import EncodedBatch, Encoder
 from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
-    Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
+    Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, Role, SentimentResult,
     Timing, Transcript, TranscriptAnalysis, UrgencyResult,
 )
 from nlp.signals import Turn
 from nlp.text import has_words
 
 if TYPE_CHECKING:
-    from nlp.inspection import TextInspector
+    from nlp.inspection import Inspection, TextInspector
 
 _ROUND = 4  # decimals in responses: finer is noise, and it keeps payloads small
 
@@ -142,13 +142,12 @@ class Analyzer:
         return self.turns_from_encoding(messages, ids, encoded)
 
     def turns_from_encoding(
-        self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch
+        self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch, *, keep_text: bool = True
     ) -> list[AnalyzedTurn]:
-        """Run every head (and the text inspector) on already-encoded messages."""
-        if self.inspector is not None:
-            inspections = self.inspector.inspect([m.text for m in messages], [m.role for m in messages])
-        else:
-            inspections = None
+        """Run every head (and the text inspector) on already-encoded messages. With
+        `keep_text=False` (for callers that store no text) only the turns that can carry
+        cues or categories are parsed, and `stored_text` is the original text: it must not be stored."""
+        inspections = self._inspect(messages, keep_text)
         sentiment = self._sentiment.predict_proba(encoded.features)
         urgency = self._urgency.predict_proba(encoded.features)
         emotion_scores, emotion_present = self._support.project(self._emotions.predict_proba(encoded.features))
@@ -182,13 +181,30 @@ class Analyzer:
                     score=round(float(np.clip(urgency_score[row], 0.0, 1.0)), _ROUND),
                     probabilities=_rounded(URGENCY_LABELS, urgency[row]),
                 ),
-                cues=inspections[row].cues if inspections else [],
-                categories=inspections[row].categories if inspections else [],
+                cues=inspections[row].cues if inspections and inspections[row] else [],
+                categories=inspections[row].categories if inspections and inspections[row] else [],
                 warnings=warnings,
             )
-            stored_text = inspections[row].redacted_text if inspections else message.text
+            stored_text = inspections[row].redacted_text if inspections and inspections[row] else message.text
             results.append(AnalyzedTurn(analysis=analysis, stored_text=stored_text))
         return results
+
+    def _inspect(self, messages: Sequence[Message], keep_text: bool) -> list[Inspection | None] | None:
+        if self.inspector is None:
+            return None
+        if keep_text:
+            return list(self.inspector.inspect([m.text for m in messages], [m.role for m in messages]))
+        parsed_roles = self.inspector.roles_with_findings()
+        if not parsed_roles:
+            return None
+        # Without stored text only the roles that can carry cues or categories need a
+        # parse (the parse is most of the per-message cost after the encoder).
+        rows = [i for i, m in enumerate(messages) if m.role in parsed_roles]
+        found = self.inspector.inspect([messages[i].text for i in rows], [messages[i].role for i in rows])
+        inspections: list[Inspection | None] = [None] * len(messages)
+        for i, inspection in zip(rows, found):
+            inspections[i] = inspection
+        return inspections
 
     # --- conversations ----------------------------------------------------------------
 
@@ -210,7 +226,7 @@ class Analyzer:
         encode_started = time.perf_counter()
         encoded = self.encode([m.text for m in messages])
         encode_ms = (time.perf_counter() - encode_started) * 1000
-        analyses = [turn.analysis for turn in self.turns_from_encoding(messages, ids, encoded)]
+        analyses = [turn.analysis for turn in self.turns_from_encoding(messages, ids, encoded, keep_text=False)]
         results: list[TranscriptAnalysis] = []
         offset = 0
         for transcript in transcripts:

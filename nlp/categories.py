@@ -135,6 +135,11 @@ class CategoryMatcher:
             for regex in rules.regexes:
                 self._regexes.append((category.name, re.compile(regex, re.I)))
 
+    @property
+    def roles(self) -> set[Role]:
+        """Roles some category listens to."""
+        return {role for category in self.config.categories for role in category.roles}
+
     def match_doc(self, doc: Doc, role: Role) -> list[CategorySpan]:
         """Categories for `role` found in a parsed message, in configuration order."""
         wanted = {name for name, c in self._categories.items() if role in c.roles}

@@ -46,6 +46,11 @@ class TextInspector:
         self.redactor = redactor
         self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
 
+    def roles_with_findings(self) -> set[Role]:
+        """Roles whose messages can carry cues (customers) or configured categories."""
+        roles = {Role.customer} if self.cues is not None else set()
+        return roles | (self.categories.roles if self.categories is not None else set())
+
     def inspect(self, texts: Sequence[str], roles: Sequence[Role]) -> list[Inspection]:
         """Cues (customer turns only), matched categories and redacted text for each message, in order."""
         results: list[Inspection] = []

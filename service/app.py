@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -21,21 +22,29 @@ from service.routes import router
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
 
+if TYPE_CHECKING:
+    from nlp.inspection import TextInspector
+
 log = logging.getLogger("convintel")
+
+
+def build_inspector(settings: Settings) -> TextInspector | None:
+    """The spaCy text inspector `settings` ask for (cues, categories, redaction), or None."""
+    categories = load_categories(settings.categories_file) if settings.match_categories else None
+    if not (settings.detect_cues or settings.redact_pii or categories is not None):
+        return None
+    from nlp.inspection import TextInspector
+    from nlp.redaction import Redactor
+
+    return TextInspector(detect_cues=settings.detect_cues, redactor=Redactor() if settings.redact_pii else None,
+                         categories=categories)
 
 
 def load_analyzer(settings: Settings) -> Analyzer:
     """The analyzer for `settings`: policy, bundle, encoder, threads and text inspector."""
     # Configuration files first: a bad one fails before the models load.
     policy = load_policy(settings.policy_file)
-    categories = load_categories(settings.categories_file) if settings.match_categories else None
-    inspector = None
-    if settings.detect_cues or settings.redact_pii or categories is not None:
-        from nlp.inspection import TextInspector
-        from nlp.redaction import Redactor
-
-        inspector = TextInspector(detect_cues=settings.detect_cues,
-                                  redactor=Redactor() if settings.redact_pii else None, categories=categories)
+    inspector = build_inspector(settings)
     return Analyzer.load(
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,

@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish")
 
+    # Archive scoring (`convintel score`)
+    batch_chunk_messages: int = Field(512, ge=1, description="Messages per scoring chunk: encoded together, committed together")
+    batch_reopen_window: int = Field(100_000, ge=0, description="Recent conversation ids remembered to catch non-contiguous or repeated conversations")
+    ray_address: str | None = Field(None, description="Ray cluster for `score --engine ray`; default: RAY_ADDRESS, else a local Ray")
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started by `score --engine ray`; default: all")
+    ray_cpus_per_actor: int = Field(1, ge=1, description="CPUs (and torch threads) per Ray scoring worker")
+    ray_window_chunks: int = Field(64, ge=1, description="Chunks handed to Ray at a time (bounds the driver's memory)")
+
     @property
     def model_path(self) -> Path:
         from nlp.bundle import resolve_bundle_path

@@ -1,0 +1,171 @@
+"""Append-only outputs with durable commits. JSONL and CSV grow one file; a commit fsyncs
+it and returns its length. Parquet output is a folder with one part file per chunk, each
+written under a temporary name and renamed once complete. On resume each sink is cut back
+to its committed state, so nothing written after the last checkpoint survives."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from service.batch.checkpoint import Checkpoint, fsync_dir
+from service.batch.records import FileFormat, RowError
+from service.batch.scoring import FLAT_COLUMNS, FLAT_NAMES, flatten
+
+PART_PATTERN = "part-{index:06d}.parquet"
+
+
+class RecordSink(Protocol):
+    def write(self, records: Sequence[dict[str, Any]]) -> None: ...
+    def commit(self, checkpoint: Checkpoint) -> None: ...
+    def close(self) -> None: ...
+
+
+class _AppendFile:
+    """An append-only file cut back to `committed` bytes when opened."""
+
+    def __init__(self, path: Path, committed: int | None) -> None:
+        if committed is None:  # a fresh run
+            self.handle = path.open("wb")
+        else:
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing; cannot resume")
+            self.handle = path.open("r+b")
+            self.handle.truncate(committed)
+            self.handle.seek(committed)
+        self.path = path
+
+    def write(self, data: bytes) -> None:
+        self.handle.write(data)
+
+    def sync(self) -> int:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return self.handle.tell()
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class JsonlSink:
+    """One scored record per line."""
+
+    def __init__(self, path: Path, committed: int | None) -> None:
+        self.file = _AppendFile(path, committed)
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        self.file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        checkpoint.output_bytes = self.file.sync()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class CsvSink:
+    """One flat row per conversation (see `scoring.FLAT_COLUMNS`)."""
+
+    def __init__(self, path: Path, committed: int | None) -> None:
+        self.file = _AppendFile(path, committed)
+        if committed is None:
+            self._write_rows([list(FLAT_NAMES)])
+
+    def _write_rows(self, rows: list[list[Any]]) -> None:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows(rows)
+        self.file.write(buffer.getvalue().encode("utf-8"))
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        flat = [flatten(r) for r in records]
+        self._write_rows([["" if row[name] is None else row[name] for name in FLAT_NAMES] for row in flat])
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        checkpoint.output_bytes = self.file.sync()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class ParquetSink:
+    """A folder of part files, one per committed chunk, all with the flat schema."""
+
+    def __init__(self, folder: Path, committed_parts: int | None) -> None:
+        import pyarrow as pa
+
+        self.folder = folder
+        types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
+        self.schema = pa.schema([(name, types[kind]) for name, kind in FLAT_COLUMNS])
+        if committed_parts is None:
+            folder.mkdir(parents=True, exist_ok=False)
+            committed_parts = 0
+        elif not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is missing; cannot resume")
+        for leftover in folder.iterdir():  # parts written after the last checkpoint, and temporaries
+            index = _part_index(leftover.name)
+            if leftover.name.endswith(".tmp") or (index is not None and index >= committed_parts):
+                leftover.unlink()
+        self.parts = committed_parts
+        self._pending: Path | None = None
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not records:
+            return
+        table = pa.Table.from_pylist([flatten(r) for r in records], schema=self.schema)
+        final = self.folder / PART_PATTERN.format(index=self.parts)
+        tmp = final.with_name(final.name + ".tmp")
+        with tmp.open("wb") as handle:
+            pq.write_table(table, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._pending = tmp
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        if self._pending is not None:
+            os.replace(self._pending, self.folder / PART_PATTERN.format(index=self.parts))
+            fsync_dir(self.folder)
+            self.parts += 1
+            self._pending = None
+        checkpoint.parts = self.parts
+
+    def close(self) -> None:
+        pass
+
+
+def _part_index(name: str) -> int | None:
+    stem = name.removesuffix(".tmp")
+    if stem.startswith("part-") and stem.endswith(".parquet"):
+        digits = stem[len("part-"):-len(".parquet")]
+        return int(digits) if digits.isdigit() else None
+    return None
+
+
+class ErrorSink:
+    """The errors file: one JSON object per bad row, `{row, conversation_id, reason}`."""
+
+    def __init__(self, path: Path, committed: int | None) -> None:
+        self.file = _AppendFile(path, committed)
+
+    def write(self, errors: Sequence[RowError]) -> None:
+        self.file.write("".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in errors).encode("utf-8"))
+
+    def commit(self, checkpoint: Checkpoint) -> None:
+        checkpoint.errors_bytes = self.file.sync()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def open_sink(path: Path, fmt: FileFormat, checkpoint: Checkpoint | None) -> RecordSink:
+    """The sink for `fmt`, fresh (no checkpoint) or cut back to `checkpoint`."""
+    if fmt is FileFormat.parquet:
+        return ParquetSink(path, checkpoint.parts if checkpoint else None)
+    committed = checkpoint.output_bytes if checkpoint else None
+    return JsonlSink(path, committed) if fmt is FileFormat.jsonl else CsvSink(path, committed)
