@@ -235,3 +235,16 @@ def test_adapter_that_does_not_fit_the_encoder_fails_at_start_up(finetuned_copy:
         Encoder(max_seq_length=32, adapter=bundle.adapter)
     with pytest.raises(BundleError, match="does not fit the base encoder"):  # what service start-up calls
         load_analyzer(Settings(_env_file=None, model=str(finetuned_copy)))
+
+
+def test_heads_mode_trains_on_user_data_from_the_cli(tmp_path: Path):
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    out = tmp_path / "heads"
+    result = runner.invoke(app, ["train", "--recipe", "none", "--data", str(data), "-o", str(out), "--epochs", "5",
+                                 "--batch-size", "8", "--hidden-dim", "16", "--cache-dir", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(out)
+    assert bundle.manifest.mode == "heads" and bundle.adapter is None and not (out / ADAPTER_FILE).exists()
+    assert bundle.manifest.tasks["emotions"].training_data == ["labelled/emotions:train (16)"]
+    assert bundle.manifest.tasks["urgency"].training_data == ["labelled/urgency:train-fit (14)"]
+    assert bundle.manifest.training["config"]["max_epochs"] == 5

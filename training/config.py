@@ -74,6 +74,8 @@ class TrainConfig(BaseModel):
     class_weighting: bool = Field(True, description="balance classes in single-label losses")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="single-label losses")
     tune_thresholds: bool = Field(True, description="per-label thresholds of multi-label tasks tuned on dev")
+    multilabel_stop: Literal["loss", "macro_f1"] = Field(
+        "loss", description="heads mode: multi-label early stopping on dev loss, or macro-F1 at tuned thresholds")
     calibrate: bool = Field(True, description="temperature scaling fitted on dev")
     hidden_dim: int = Field(512, gt=0, description="head hidden layer width")
     dropout: float = Field(0.1, ge=0, lt=1, description="head dropout")
@@ -110,7 +112,8 @@ class TrainConfig(BaseModel):
             hidden_dim=self.hidden_dim, dropout=self.dropout, learning_rate=self.learning_rate,
             batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
             class_weighting=self.class_weighting, label_smoothing=self.label_smoothing,
-            calibrate=self.calibrate, tune_thresholds=self.tune_thresholds, seed=self.seed)
+            calibrate=self.calibrate, tune_thresholds=self.tune_thresholds, seed=self.seed,
+            multilabel_stop=self.multilabel_stop)
 
     def resolved_device(self) -> str:
         """`auto` means the GPU when torch sees one."""

@@ -29,7 +29,7 @@ class HeadTrainingConfig:
     patience: int = 5
     class_weighting: bool = True
     label_smoothing: float = 0.0
-    multilabel_stop: str = "loss"  # or "macro_f1"
+    multilabel_stop: str = "loss"  # or "macro_f1" (at thresholds tuned on dev)
     calibrate: bool = True
     tune_thresholds: bool = True
     seed: int = 13
