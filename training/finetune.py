@@ -172,12 +172,12 @@ def finetune(
     eval_every = ft.eval_every or per_epoch
     checkpoint_every = ft.checkpoint_every or eval_every
     folder = config.resolved_checkpoint_dir()
-    print_fingerprint = fingerprint(config, recipe)
+    run_fingerprint = fingerprint(config, recipe)
 
     state, best = TrainingState(), None
     resumed_from = None
     if resume and has_checkpoint(folder):
-        checkpoint = load_checkpoint(folder, print_fingerprint)
+        checkpoint = load_checkpoint(folder, run_fingerprint)
         model.load_state_dict(checkpoint.trainable, strict=False)
         restore_optimizer(optimizer, checkpoint)
         scheduler.load_state_dict(checkpoint.document["scheduler"])
@@ -187,7 +187,7 @@ def finetune(
 
     def checkpoint_now() -> None:
         save_checkpoint(folder, trainable=model.trainable_state(), best=best, optimizer=optimizer,
-                        scheduler=scheduler, state=state, fingerprint=print_fingerprint)
+                        scheduler=scheduler, state=state, fingerprint=run_fingerprint)
 
     dev_rows = {task: _dev_slice(data, ft.dev_limit) for task, data in recipe.items()}
     progress = tqdm(total=total, initial=state.step, desc="fine-tuning", unit="step", disable=not show_progress)
