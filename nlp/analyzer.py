@@ -120,7 +120,7 @@ class Analyzer:
         bundle = load_bundle(bundle_path)
         encoder = Encoder(
             encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-            batch_size=batch_size, num_threads=num_threads,
+            batch_size=batch_size, num_threads=num_threads, adapter=bundle.adapter,
         )
         return cls(encoder, bundle, policy, inspector)
 

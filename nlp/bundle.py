@@ -1,16 +1,20 @@
-"""Model bundles: a directory with `manifest.json`, `heads.safetensors` and `MODEL_CARD.md`.
+"""Model bundles: a directory with `manifest.json`, `heads.safetensors` and `MODEL_CARD.md`,
+plus `adapter.safetensors` when the encoder was fine-tuned.
 
 The bundle holds what is not in the base encoder package: the task heads, their labels,
-calibration and thresholds, and a description of how they were made. Weights are
-safetensors only (no pickle), so loading a bundle never runs code from it."""
+calibration and thresholds, the encoder's LoRA adapter (or, for a full fine-tune, its
+weights), and a description of how they were made. Weights are safetensors only (no
+pickle), so loading a bundle never runs code from it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
@@ -21,6 +25,7 @@ from nlp.heads import HeadNetwork, HeadSpec, TaskHead
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "heads.safetensors"
 MODEL_CARD_FILE = "MODEL_CARD.md"
+ADAPTER_FILE = "adapter.safetensors"
 BUNDLE_FORMAT = 1
 REQUIRED_TASKS = ("sentiment", "emotions", "urgency")
 _BUNDLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -50,6 +55,18 @@ class TaskManifest(BaseModel):
     dev_data: list[str] = Field(default_factory=list)
 
 
+class AdapterManifest(BaseModel):
+    """The encoder change a fine-tuned bundle carries, applied to the packaged base encoder
+    at load time (merged into its weights, so inference costs the same)."""
+
+    method: Literal["lora", "full"]
+    file: str = ADAPTER_FILE
+    sha256: str = Field(pattern="^[0-9a-f]{64}$")
+    rank: int | None = Field(None, gt=0, description="LoRA rank")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank)")
+    target_modules: list[str] = Field(default_factory=list, description="LoRA target module suffixes")
+
+
 class BundleManifest(BaseModel):
     format: int = BUNDLE_FORMAT
     name: str = Field(pattern=_BUNDLE_NAME.pattern)
@@ -59,15 +76,29 @@ class BundleManifest(BaseModel):
     encoder: EncoderManifest
     tasks: dict[str, TaskManifest]
     training: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["heads", "finetune"] = Field("heads", description="'heads': frozen encoder; 'finetune': see adapter")
+    adapter: AdapterManifest | None = None
+
+
+@dataclass(frozen=True)
+class BundleAdapter:
+    """A bundle's encoder adapter: its manifest entry and tensors (see nlp.adapters)."""
+
+    manifest: AdapterManifest
+    tensors: dict
+    path: Path
 
 
 class ModelBundle:
-    """A loaded bundle: its manifest and one ready head per task."""
+    """A loaded bundle: its manifest, one ready head per task, and the encoder adapter of a
+    fine-tuned bundle (None for frozen-encoder bundles)."""
 
-    def __init__(self, path: Path, manifest: BundleManifest, heads: dict[str, TaskHead]) -> None:
+    def __init__(self, path: Path, manifest: BundleManifest, heads: dict[str, TaskHead],
+                 adapter: BundleAdapter | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.heads = heads
+        self.adapter = adapter
 
     @property
     def name(self) -> str:
@@ -153,7 +184,47 @@ def load_bundle(path: str | Path) -> ModelBundle:
         except RuntimeError as exc:
             raise BundleError(f"{weights_path}: weights for task {task!r} do not match the manifest: {exc}") from exc
         heads[task] = TaskHead(spec, network)
-    return ModelBundle(path, manifest, heads)
+    return ModelBundle(path, manifest, heads, _load_adapter(path, manifest))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_adapter(path: Path, manifest: BundleManifest) -> BundleAdapter | None:
+    """Read and check a fine-tuned bundle's adapter: present, intact (sha256), and shaped
+    like its manifest says. Applying it to the encoder (nlp.adapters) checks the rest."""
+    entry = manifest.adapter
+    if manifest.mode == "finetune" and entry is None:
+        raise BundleError(f"{path / MANIFEST_FILE}: mode 'finetune' but no adapter is described")
+    if entry is None:
+        return None
+    adapter_path = path / entry.file
+    if Path(entry.file).name != entry.file:
+        raise BundleError(f"{path / MANIFEST_FILE}: adapter.file must be a file name inside the bundle")
+    if not adapter_path.is_file():
+        raise BundleError(f"{adapter_path} is missing (the manifest describes a {entry.method} adapter)")
+    if file_sha256(adapter_path) != entry.sha256:
+        raise BundleError(f"{adapter_path} does not match the sha256 in the manifest: damaged or replaced")
+    try:
+        tensors = load_file(str(adapter_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{adapter_path} is not a readable safetensors file: {exc}") from exc
+    if entry.method == "lora":
+        if entry.rank is None or entry.alpha is None or not entry.target_modules:
+            raise BundleError(f"{path / MANIFEST_FILE}: a lora adapter needs rank, alpha and target_modules")
+        lora = {k: v for k, v in tensors.items() if ".lora_A." in k or ".lora_B." in k}
+        if not lora or len(lora) != len(tensors):
+            raise BundleError(f"{adapter_path}: expected only LoRA tensors (lora_A / lora_B)")
+        for key, value in lora.items():
+            rank_dim = value.shape[0] if ".lora_A." in key else value.shape[-1]
+            if value.ndim != 2 or rank_dim != entry.rank:
+                raise BundleError(f"{adapter_path}: {key} has shape {tuple(value.shape)}, not rank {entry.rank}")
+    return BundleAdapter(manifest=entry, tensors=tensors, path=adapter_path)
 
 
 def save_bundle(
@@ -167,10 +238,22 @@ def save_bundle(
     training: dict[str, Any],
     description: str,
     model_card: str,
+    adapter: tuple[AdapterManifest, dict] | None = None,
 ) -> BundleManifest:
-    """Write a bundle directory: manifest, safetensors weights and model card."""
+    """Write a bundle directory: manifest, safetensors weights and model card, and for a
+    fine-tuned encoder its adapter (`adapter`: the manifest entry, sha256 filled in here,
+    and the tensors)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    adapter_manifest = None
+    if adapter is None:
+        (path / ADAPTER_FILE).unlink(missing_ok=True)  # no stale adapter beside frozen-encoder heads
+    else:
+        entry, adapter_tensors = adapter
+        adapter_path = path / entry.file
+        save_file({k: v.detach().contiguous().cpu() for k, v in adapter_tensors.items()}, str(adapter_path),
+                  metadata={"name": name, "version": version, "method": entry.method})
+        adapter_manifest = entry.model_copy(update={"sha256": file_sha256(adapter_path)})
     tasks = {
         task: TaskManifest(
             kind=head.spec.kind, labels=head.spec.labels, input_dim=head.spec.input_dim,
@@ -184,10 +267,11 @@ def save_bundle(
     manifest = BundleManifest(
         name=name, version=version, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         description=description, encoder=encoder, tasks=tasks, training=training,
+        mode="finetune" if adapter_manifest else "heads", adapter=adapter_manifest,
     )
     tensors: dict = {}
     for task, head in heads.items():
-        tensors.update(head.state_dict(prefix=f"{task}."))
+        tensors.update({k: v.cpu() for k, v in head.state_dict(prefix=f"{task}.").items()})
     save_file(tensors, str(path / WEIGHTS_FILE), metadata={"name": name, "version": version})
     (path / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (path / MODEL_CARD_FILE).write_text(model_card, encoding="utf-8")

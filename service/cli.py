@@ -82,40 +82,84 @@ def analyze(
 
 @app.command()
 def train(
-    recipe: Annotated[str, typer.Option(help="Training recipe: 'default' (the shipped bundle)")] = "default",
-    output: Annotated[Path, typer.Option("--output", "-o", help="Bundle directory to write")] = Path("models/convintel-base"),
-    data_root: Annotated[Path, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder")] = Path("../shared/data"),
-    name: Annotated[str, typer.Option(help="Bundle name")] = "convintel-base",
-    version: Annotated[str, typer.Option(help="Bundle version")] = "0.1.0",
-    cache_dir: Annotated[Path, typer.Option(help="Encoder feature cache")] = Path(".cache/features"),
-    epochs: Annotated[int, typer.Option(help="Maximum epochs per head")] = 40,
-    learning_rate: Annotated[float, typer.Option(help="Head learning rate")] = 1e-3,
-    batch_size: Annotated[int, typer.Option(help="Head training batch size")] = 256,
-    hidden_dim: Annotated[int, typer.Option(help="Head hidden layer width")] = 512,
-    patience: Annotated[int, typer.Option(help="Early-stopping patience (epochs)")] = 5,
-    class_weighting: Annotated[bool, typer.Option(help="Balance classes in multi-class losses")] = True,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bundle)")] = 13,
+    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML training config (flags override it)")] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="'default' (public sets + own data) or 'none' (only --data)")] = None,
+    data: Annotated[Optional[list[Path]], typer.Option("--data", "-d", help="Labelled interactions, JSONL or CSV (repeatable)")] = None,
+    skip_invalid: Annotated[Optional[bool], typer.Option("--skip-invalid", help="Skip and count invalid rows instead of stopping")] = None,
+    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: sentiment,emotions,urgency)")] = None,
+    mode: Annotated[Optional[str], typer.Option(help="'heads' (frozen encoder) or 'finetune'")] = None,
+    method: Annotated[Optional[str], typer.Option(help="finetune: 'lora' adapters or 'full'")] = None,
+    encoder_path: Annotated[Optional[Path], typer.Option(help="Base encoder directory (default: the package)")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle directory to write")] = None,
+    data_root: Annotated[Optional[Path], typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Bundle name")] = None,
+    version: Annotated[Optional[str], typer.Option(help="Bundle version")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Encoder feature cache (heads mode)")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate (heads, or encoder/adapter)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Batch size")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Word pieces read per text while training")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="finetune: stop after this many steps")] = None,
+    hidden_dim: Annotated[Optional[int], typer.Option(help="Head hidden layer width")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Early stopping: dev checks without improvement")] = None,
+    class_weighting: Annotated[Optional[bool], typer.Option("--class-weighting/--no-class-weighting", help="Balance classes in single-label losses")] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing of single-label losses")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same bundle)")] = None,
+    device: Annotated[Optional[str], typer.Option(help="'auto' (GPU when present), 'cpu' or 'cuda'")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is fastest on a busy machine)")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="finetune: continue from the last checkpoint")] = False,
 ) -> None:
-    """Train the task heads and write a model bundle."""
+    """Train a model bundle: heads on the frozen encoder, or fine-tune the encoder (LoRA or
+    full) with the heads. Settings come from --config and/or flags."""
+    from nlp.bundle import BundleError
+    from nlp.encoder import Encoder, EncoderLoadError
+    from training.checkpoint import CheckpointError
+    from training.config import ConfigError, load_train_config
     from training.datasets import DataError
-    from training.head_trainer import HeadTrainingConfig
-    from training.recipes import default_recipe
-    from training.train import train_bundle
+    from training.recipes import build_recipe
+    from training.train import finetune_bundle, train_bundle
+
+    import torch
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if recipe != "default":
-        _fail(f"unknown recipe {recipe!r}; available: default")
-    if not data_root.is_dir():
-        _fail(f"data folder {data_root} does not exist (set --data-root or CONVINTEL_DATA_ROOT)")
+    overrides = {
+        "recipe": recipe, "data": data, "skip_invalid": skip_invalid, "mode": mode, "finetune.method": method,
+        "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+        "encoder_path": encoder_path, "output": output, "data_root": data_root, "name": name, "version": version,
+        "cache_dir": cache_dir, "epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
+        "max_length": max_length, "finetune.max_steps": max_steps, "hidden_dim": hidden_dim, "patience": patience,
+        "class_weighting": class_weighting, "label_smoothing": label_smoothing, "seed": seed, "device": device,
+        "threads": threads,
+    }
     try:
-        tasks = default_recipe(data_root)
-    except (DataError, OSError) as exc:
+        config = load_train_config(config_file, overrides)
+    except ConfigError as exc:
         _fail(str(exc))
-    config = HeadTrainingConfig(hidden_dim=hidden_dim, learning_rate=learning_rate, batch_size=batch_size,
-                                max_epochs=epochs, patience=patience, class_weighting=class_weighting, seed=seed)
-    manifest, _ = train_bundle(tasks, output, name=name, version=version, config=config, cache_dir=cache_dir,
-                               recipe_name=recipe)
-    typer.echo(f"wrote {output} in {manifest.training['seconds']} s")
+    if config.recipe == "default" and not config.data_root.is_dir():
+        _fail(f"data folder {config.data_root} does not exist (set --data-root or CONVINTEL_DATA_ROOT)")
+    try:
+        task_data, skipped = build_recipe(config)
+    except DataError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {exc.filename}: {exc.strerror}")
+    if skipped:
+        typer.secho(f"skipped {len(skipped)} invalid row(s):", fg=typer.colors.YELLOW, err=True)
+        for problem in skipped[:10]:
+            typer.echo(f"  {problem}", err=True)
+    try:
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        if config.mode == "heads":
+            encoder = Encoder(config.encoder_path, max_seq_length=config.max_length, device=config.resolved_device())
+            manifest, _ = train_bundle(task_data, config.output, name=config.name, version=config.version,
+                                       config=config.head_config(), cache_dir=config.cache_dir, encoder=encoder,
+                                       recipe_name=config.recipe)
+        else:
+            manifest, _ = finetune_bundle(task_data, config, recipe_name=config.recipe, resume=resume)
+    except (EncoderLoadError, CheckpointError, BundleError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {config.output} in {manifest.training['seconds']} s")
     for task, entry in manifest.tasks.items():
         typer.echo(f"  {task}: " + ", ".join(f"{k}={v:.3f}" for k, v in entry.metrics.items()))
 

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from tests.conftest import BUNDLE, FIXTURES
-from training.evaluate import evaluate_bundle, read_csv_interactions, vader_labels
+from training.datasets import read_csv_interactions
+from training.evaluate import evaluate_bundle, vader_labels
 from training.report import render_report, render_summary
 
 runner = CliRunner()

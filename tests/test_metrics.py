@@ -51,3 +51,21 @@ def test_best_threshold_and_collapse():
     matrix = np.array([[1, 0, 0], [0, 0, 1], [0, 0, 0]])
     collapsed = collapse_labels(matrix, ["a", "b", "c"], {"ab": ("a", "b"), "c": ("c",)})
     assert collapsed.tolist() == [[1, 0], [0, 1], [0, 0]]
+
+
+def test_dev_score_tunes_multilabel_thresholds_before_scoring():
+    import torch
+
+    from training.head_trainer import dev_score
+
+    y = np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    # x: positives at logits 0.0, -0.4 (p 0.5, 0.40), negatives at -0.5, -2 (p 0.38, 0.12): a threshold
+    # in (0.38, 0.40] separates them -> F1 1; y: positives p 0.73, 0.62 vs 0.5, 0.27 -> F1 1.
+    logits = torch.tensor([[0.0, 0.0], [-0.4, 1.0], [-0.5, 0.5], [-2.0, -1.0]])
+    assert dev_score("multilabel", ["x", "y"], logits, y) == pytest.approx(1.0)
+    # at a fixed 0.5 threshold x would only get F1 2/3 (one of two positives)
+    assert multilabel_metrics(y, torch.sigmoid(logits).numpy(), [0.5, 0.5], ["x", "y"])["per_class"]["x"]["f1"] == pytest.approx(2 / 3)
+    # multi-class: the macro-F1 of the argmax (as in test_multiclass_metrics_by_hand)
+    truth = np.array([0, 0, 0, 1, 1, 2])
+    scores = torch.eye(3)[[0, 0, 1, 1, 2, 2]] * 5
+    assert dev_score("multiclass", ["a", "b", "c"], scores, truth) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)

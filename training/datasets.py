@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal, Sequence
 
@@ -126,6 +126,10 @@ def load_meld_sentiment(root: Path, split: str) -> LabelledSet:
 # --- labelled interactions (the project's own and users') --------------------------------
 
 TASK_LABELS: dict[str, tuple[str, ...]] = {"sentiment": SENTIMENT_LABELS, "urgency": URGENCY_LABELS}
+"""Single-label tasks of labelled interactions."""
+MULTILABEL_TASKS: dict[str, tuple[str, ...]] = {"emotions": GOEMOTIONS_LABELS}
+"""Multi-label tasks: a list of labels (JSONL) or labels joined by ';' or ',' (CSV)."""
+INTERACTION_TASKS: tuple[str, ...] = (*TASK_LABELS, *MULTILABEL_TASKS)
 
 
 @dataclass
@@ -136,6 +140,7 @@ class Interaction:
     text: str
     labels: dict[str, str]
     split: str
+    multilabels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def heldout_split(identifier: str) -> str:
@@ -144,11 +149,14 @@ def heldout_split(identifier: str) -> str:
     return "heldout" if digest % HELDOUT_SHARE == 0 else "train"
 
 
-def read_interactions(paths: Iterable[Path], *, skip_invalid: bool = False) -> tuple[list[Interaction], list[str]]:
+def read_interactions(
+    paths: Iterable[Path], *, skip_invalid: bool = False, tasks: Sequence[str] = tuple(TASK_LABELS),
+) -> tuple[list[Interaction], list[str]]:
     """Read labelled interactions from JSONL files. Returns (rows, problems).
 
-    Each row needs `text` and may carry `sentiment` and `urgency` labels, an `id` and a
-    `split`; labels are checked against the task's label set. A bad row raises DataError
+    Each row needs `text` and may carry labels for `tasks` (`sentiment`, `urgency`, and
+    `emotions`, a list of GoEmotions labels), an `id` and a `split`; labels are checked
+    against the task's label set, other fields are ignored. A bad row raises DataError
     naming file, line and field, unless `skip_invalid`, where it is listed in problems."""
     rows: list[Interaction] = []
     problems: list[str] = []
@@ -158,7 +166,7 @@ def read_interactions(paths: Iterable[Path], *, skip_invalid: bool = False) -> t
                 if not line.strip():
                     continue
                 try:
-                    rows.append(_parse_interaction(line, f"{path.name}:{number}"))
+                    rows.append(_parse_interaction(line, f"{path.name}:{number}", tasks))
                 except DataError as exc:
                     if not skip_invalid:
                         raise DataError(f"{path}:{number}: {exc}") from None
@@ -166,7 +174,7 @@ def read_interactions(paths: Iterable[Path], *, skip_invalid: bool = False) -> t
     return rows, problems
 
 
-def _parse_interaction(line: str, default_id: str) -> Interaction:
+def _parse_interaction(line: str, default_id: str, tasks: Sequence[str]) -> Interaction:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -176,22 +184,104 @@ def _parse_interaction(line: str, default_id: str) -> Interaction:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise DataError("field 'text': missing or empty")
+    return _interaction(record, text, default_id, tasks)
+
+
+def _interaction(record: dict, text: str, default_id: str, tasks: Sequence[str]) -> Interaction:
+    """Check the labels of a parsed row (JSONL object or CSV record; empty means no label)."""
     labels: dict[str, str] = {}
-    for task, allowed in TASK_LABELS.items():
+    multilabels: dict[str, tuple[str, ...]] = {}
+    for task in tasks:
         value = record.get(task)
-        if value is None:
+        if isinstance(value, str):
+            value = value.strip()
+        if value is None or value == "":
             continue
+        if task in MULTILABEL_TASKS:
+            multilabels[task] = _multilabel_value(task, value)
+            continue
+        allowed = TASK_LABELS[task]
         if value not in allowed:
             raise DataError(f"field {task!r}: {value!r} is not one of {list(allowed)}")
         labels[task] = value
-    identifier = str(record.get("id") or default_id)
-    split = record.get("split") or heldout_split(identifier)
-    return Interaction(id=identifier, text=text, labels=labels, split=split)
+    identifier = str(record.get("id") or "").strip() or default_id
+    split = str(record.get("split") or "").strip() or heldout_split(identifier)
+    return Interaction(id=identifier, text=text, labels=labels, split=split, multilabels=multilabels)
 
 
-def interactions_for_task(rows: Sequence[Interaction], task: str, split: str, name: str) -> LabelledSet:
-    """The rows of one split that carry a label for `task`, as a LabelledSet."""
-    names = TASK_LABELS[task]
-    chosen = [r for r in rows if task in r.labels and r.split == split]
-    labels = np.array([names.index(r.labels[task]) for r in chosen], dtype=np.int64)
-    return LabelledSet(f"{name}/{task}:{split}", [r.text for r in chosen], labels, list(names), "multiclass")
+def _multilabel_value(task: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise DataError(f"field {task!r}: expected a non-empty list of labels")
+    allowed = MULTILABEL_TASKS[task]
+    unknown = [v for v in value if v not in allowed]
+    if unknown:
+        raise DataError(f"field {task!r}: {unknown[0]!r} is not one of the {len(allowed)} {task} labels")
+    return tuple(dict.fromkeys(value))
+
+
+def read_csv_interactions(
+    path: Path, *, skip_invalid: bool = False, tasks: Sequence[str] = tuple(TASK_LABELS),
+) -> tuple[list[Interaction], list[str]]:
+    """Read labelled interactions from a CSV file with a `text` column and label columns
+    for some of `tasks` (optional `id`, `split`). An empty cell is no label.
+
+    Same contract as `read_interactions`: a bad row raises DataError naming file, line and
+    field, unless `skip_invalid`, where it is listed in the returned problems."""
+    rows: list[Interaction] = []
+    problems: list[str] = []
+    # utf-8-sig: spreadsheets often save a byte-order mark, which would stick to the first column name.
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        if "text" not in columns:
+            raise DataError(f"{path}:1: field 'text': the header has no 'text' column")
+        if not any(task in columns for task in tasks):
+            raise DataError(f"{path}:1: the header has none of the label columns {list(tasks)}")
+        for record in reader:
+            line = reader.line_num
+            try:
+                text = record.get("text")
+                if not text or not text.strip():
+                    raise DataError("field 'text': missing or empty")
+                rows.append(_interaction(record, text, f"{path.name}:{line}", tasks))
+            except DataError as exc:
+                if not skip_invalid:
+                    raise DataError(f"{path}:{line}: {exc}") from None
+                problems.append(f"{path}:{line}: {exc}")
+    return rows, problems
+
+
+def read_labelled_files(
+    paths: Sequence[Path], *, skip_invalid: bool = False, tasks: Sequence[str] = tuple(TASK_LABELS),
+) -> tuple[list[Interaction], list[str]]:
+    """Read interactions from JSONL and CSV files (chosen by the `.csv` suffix)."""
+    rows: list[Interaction] = []
+    problems: list[str] = []
+    for path in paths:
+        if path.suffix.lower() == ".csv":
+            found, skipped = read_csv_interactions(path, skip_invalid=skip_invalid, tasks=tasks)
+        else:
+            found, skipped = read_interactions([path], skip_invalid=skip_invalid, tasks=tasks)
+        rows += found
+        problems += skipped
+    return rows, problems
+
+
+def interactions_for_task(rows: Sequence[Interaction], task: str, split: str | None, name: str) -> LabelledSet:
+    """The rows of one split (every row when `split` is None) that carry a label for
+    `task`, as a LabelledSet."""
+    if task in MULTILABEL_TASKS:
+        names = MULTILABEL_TASKS[task]
+        chosen = [r for r in rows if task in r.multilabels and (split is None or r.split == split)]
+        labels = np.zeros((len(chosen), len(names)), dtype=np.float32)
+        for i, row in enumerate(chosen):
+            labels[i, [names.index(label) for label in row.multilabels[task]]] = 1.0
+        kind: Kind = "multilabel"
+    else:
+        names = TASK_LABELS[task]
+        chosen = [r for r in rows if task in r.labels and (split is None or r.split == split)]
+        labels = np.array([names.index(r.labels[task]) for r in chosen], dtype=np.int64)
+        kind = "multiclass"
+    return LabelledSet(f"{name}/{task}:{split or 'all'}", [r.text for r in chosen], labels, list(names), kind)

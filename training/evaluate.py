@@ -6,7 +6,6 @@ turns its `EvaluationResult` into metrics.json, an HTML report and a text summar
 
 from __future__ import annotations
 
-import csv
 import glob
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -19,8 +18,8 @@ import numpy as np
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.encoder import ENCODER_PACKAGE, Encoder, packaged_model_version
 from training.datasets import (
-    DEFAULT_DATA_ROOT, TASK_LABELS, DataError, Interaction, LabelledSet, heldout_split, load_goemotions,
-    load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_interactions,
+    DEFAULT_DATA_ROOT, TASK_LABELS, Interaction, LabelledSet, interactions_for_task, load_goemotions,
+    load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_labelled_files,
 )
 from training.features import FeatureCache
 from training.head_trainer import evaluate_head
@@ -119,67 +118,7 @@ class EvaluationResult:
         }
 
 
-# --- reading labelled data --------------------------------------------------------------
-
-
-def read_csv_interactions(path: Path, *, skip_invalid: bool = False) -> tuple[list[Interaction], list[str]]:
-    """Read labelled interactions from a CSV file with a `text` column and `sentiment` and/or
-    `urgency` columns (optional `id`, `split`). An empty cell is no label.
-
-    Same contract as `read_interactions`: a bad row raises DataError naming file, line and
-    field, unless `skip_invalid`, where it is listed in the returned problems."""
-    rows: list[Interaction] = []
-    problems: list[str] = []
-    # utf-8-sig: spreadsheets often save a byte-order mark, which would stick to the first column name.
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        if "text" not in columns:
-            raise DataError(f"{path}:1: field 'text': the header has no 'text' column")
-        if not any(task in columns for task in TASK_LABELS):
-            raise DataError(f"{path}:1: the header has none of the label columns {list(TASK_LABELS)}")
-        for record in reader:
-            line = reader.line_num
-            try:
-                rows.append(_csv_interaction(record, f"{path.name}:{line}"))
-            except DataError as exc:
-                if not skip_invalid:
-                    raise DataError(f"{path}:{line}: {exc}") from None
-                problems.append(f"{path}:{line}: {exc}")
-    return rows, problems
-
-
-def _csv_interaction(record: dict[str, str | None], default_id: str) -> Interaction:
-    text = record.get("text")
-    if not text or not text.strip():
-        raise DataError("field 'text': missing or empty")
-    labels: dict[str, str] = {}
-    for task, allowed in TASK_LABELS.items():
-        value = (record.get(task) or "").strip()
-        if not value:
-            continue
-        if value not in allowed:
-            raise DataError(f"field {task!r}: {value!r} is not one of {list(allowed)}")
-        labels[task] = value
-    identifier = (record.get("id") or "").strip() or default_id
-    split = (record.get("split") or "").strip() or heldout_split(identifier)
-    return Interaction(id=identifier, text=text, labels=labels, split=split)
-
-
-def read_labelled_files(paths: Sequence[Path], *, skip_invalid: bool = False) -> tuple[list[Interaction], list[str]]:
-    """Read interactions from JSONL and CSV files (chosen by the `.csv` suffix)."""
-    rows: list[Interaction] = []
-    problems: list[str] = []
-    for path in paths:
-        reader = read_csv_interactions if path.suffix.lower() == ".csv" else _read_jsonl
-        found, skipped = reader(path, skip_invalid=skip_invalid)
-        rows += found
-        problems += skipped
-    return rows, problems
-
-
-def _read_jsonl(path: Path, *, skip_invalid: bool) -> tuple[list[Interaction], list[str]]:
-    return read_interactions([path], skip_invalid=skip_invalid)
+# --- reading labelled data (readers live in training.datasets) ------------------------
 
 
 def _expand(source: str) -> list[Path]:
@@ -195,16 +134,11 @@ def _expand(source: str) -> list[Path]:
 
 
 def _interaction_sets(source: str, files: list[Path], rows: Sequence[Interaction], split: str | None) -> list[EvaluationSet]:
-    base = Path(source).name
     sets = []
-    for task, names in TASK_LABELS.items():
-        chosen = [r for r in rows if task in r.labels and (split is None or r.split == split)]
-        if not chosen:
-            continue
-        labels = np.array([names.index(r.labels[task]) for r in chosen], dtype=np.int64)
-        name = f"{base}/{task}:{split or 'all'}"
-        data = LabelledSet(name, [r.text for r in chosen], labels, list(names), "multiclass")
-        sets.append(EvaluationSet(source, task, split or "all", data, files))
+    for task in TASK_LABELS:
+        data = interactions_for_task(rows, task, split, Path(source).name)
+        if len(data):
+            sets.append(EvaluationSet(source, task, split or "all", data, files))
     return sets
 
 
@@ -262,9 +196,16 @@ def resolve_sources(
 
 
 @lru_cache(maxsize=2)
-def load_encoder(max_seq_length: int) -> Encoder:
-    """The packaged encoder at a bundle's window length, loaded once per process."""
+def _load_base_encoder(max_seq_length: int) -> Encoder:
     return Encoder(max_seq_length=max_seq_length)
+
+
+def load_encoder(bundle: ModelBundle) -> Encoder:
+    """The encoder a bundle reads: the packaged one at the bundle's window length, loaded
+    once per process, or for a fine-tuned bundle that encoder with its adapter merged."""
+    if bundle.adapter is not None:
+        return Encoder(max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter)
+    return _load_base_encoder(bundle.manifest.encoder.max_seq_length)
 
 
 @lru_cache(maxsize=1)
@@ -351,7 +292,7 @@ def evaluate_bundle(
     sets, skipped = resolve_sources(sources, data_root=data_root, task=task, split=split, skip_invalid=skip_invalid)
     for item in sets:
         _check_set(bundle, item)
-    encoder = encoder or load_encoder(bundle.manifest.encoder.max_seq_length)
+    encoder = encoder or load_encoder(bundle)
     cache = FeatureCache(cache_dir, encoder)  # in memory without cache_dir: each distinct text encoded once
     evaluations = [evaluate_set(bundle, item, cache.features(item.data.texts, label=item.data.name)) for item in sets]
 

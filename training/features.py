@@ -23,6 +23,8 @@ def text_key(text: str) -> int:
 
 def encoder_fingerprint(encoder: Encoder) -> str:
     identity = f"{encoder.path}|{packaged_model_version()}|{encoder.max_seq_length}|mean_max"
+    if encoder.adapter_id:  # a fine-tuned encoder gives other features
+        identity += f"|adapter:{encoder.adapter_id}"
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
@@ -47,12 +49,13 @@ class FeatureCache:
                 missing.setdefault(key, text)
         if missing:
             new_keys, new_texts = list(missing), list(missing.values())
-            parts = [self.encoder.encode(new_texts[start : start + chunk]).features
-                     for start in tqdm(range(0, len(new_texts), chunk), desc=f"encoding {label}".strip(),
-                                       unit="chunk", leave=False)]
-            encoded = np.concatenate(parts)
-            self._rows.update(zip(new_keys, encoded))
-            self._save_block(np.array(new_keys, dtype=np.uint64), encoded)
+            # One block per chunk: an interrupted run keeps what it has encoded so far.
+            for start in tqdm(range(0, len(new_texts), chunk), desc=f"encoding {label}".strip(), unit="chunk",
+                              leave=False):
+                keys_part = new_keys[start : start + chunk]
+                encoded = self.encoder.encode(new_texts[start : start + chunk]).features
+                self._rows.update(zip(keys_part, encoded))
+                self._save_block(np.array(keys_part, dtype=np.uint64), encoded)
         if not texts:
             return np.zeros((0, self.encoder.feature_dim), dtype=np.float32)
         return np.stack([self._rows[key] for key in keys])

@@ -28,6 +28,10 @@ class HeadTrainingConfig:
     max_epochs: int = 40
     patience: int = 5
     class_weighting: bool = True
+    label_smoothing: float = 0.0
+    multilabel_stop: str = "loss"  # or "macro_f1" (at thresholds tuned on dev)
+    calibrate: bool = True
+    tune_thresholds: bool = True
     seed: int = 13
 
     def to_dict(self) -> dict:
@@ -49,13 +53,18 @@ def _class_weights(y: np.ndarray, num_labels: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _loss_fn(kind: HeadKind, y: np.ndarray, num_labels: int, config: HeadTrainingConfig) -> nn.Module:
+def task_loss(kind: HeadKind, y: np.ndarray, num_labels: int, *, class_weighting: bool,
+              label_smoothing: float = 0.0) -> nn.Module:
+    """The training loss of a head: (optionally class-weighted, smoothed) cross-entropy for
+    single-label tasks, binary cross-entropy per label for multi-label ones."""
     if kind == "multiclass":
-        return nn.CrossEntropyLoss(weight=_class_weights(y, num_labels) if config.class_weighting else None)
+        return nn.CrossEntropyLoss(weight=_class_weights(y, num_labels) if class_weighting else None,
+                                   label_smoothing=label_smoothing)
     return nn.BCEWithLogitsLoss()
 
 
-def _targets(kind: HeadKind, y: np.ndarray) -> torch.Tensor:
+def task_targets(kind: HeadKind, y: np.ndarray) -> torch.Tensor:
+    """Label array as the loss expects it: class indices, or 0/1 floats per label."""
     return torch.from_numpy(y.astype(np.int64) if kind == "multiclass" else y.astype(np.float32))
 
 
@@ -83,10 +92,11 @@ def train_head(
     """Train a head and return it calibrated, with its dev metrics in `spec.metrics`."""
     seed_everything(config.seed)
     network = HeadNetwork(x_train.shape[1], config.hidden_dim, len(labels), config.dropout)
-    loss_fn = _loss_fn(kind, y_train, len(labels), config)
+    loss_fn = task_loss(kind, y_train, len(labels), class_weighting=config.class_weighting,
+                        label_smoothing=config.label_smoothing)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    xs, ys = torch.from_numpy(x_train.astype(np.float32)), _targets(kind, y_train)
-    xd, yd = torch.from_numpy(x_dev.astype(np.float32)), _targets(kind, y_dev)
+    xs, ys = torch.from_numpy(x_train.astype(np.float32)), task_targets(kind, y_train)
+    xd, yd = torch.from_numpy(x_dev.astype(np.float32)), task_targets(kind, y_dev)
     generator = torch.Generator().manual_seed(config.seed)
 
     best_score, best_state, stale = -np.inf, copy.deepcopy(network.state_dict()), 0
@@ -101,10 +111,10 @@ def train_head(
         network.eval()
         with torch.no_grad():
             dev_logits = network(xd)
-        # Multi-class stops on dev macro-F1 (the goal); multi-label on dev loss, since its
-        # F1 depends on thresholds tuned only at the end.
-        if kind == "multiclass":
-            score = multiclass_metrics(y_dev, dev_logits.softmax(-1).numpy(), labels)["macro_f1"]
+        # Multi-class stops on dev macro-F1 (the goal); multi-label on dev loss by default,
+        # or on macro-F1 at thresholds tuned on dev (as the bundle will use them).
+        if kind == "multiclass" or config.multilabel_stop == "macro_f1":
+            score = dev_score(kind, labels, dev_logits, y_dev)
         else:
             score = -float(nn.functional.binary_cross_entropy_with_logits(dev_logits, yd))
         progress.set_postfix(epoch=epoch, dev=f"{score:.4f}")
@@ -118,15 +128,38 @@ def train_head(
     network.eval()
     with torch.no_grad():
         dev_logits = network(xd)
-    spec = HeadSpec(task=task, kind=kind, labels=list(labels), input_dim=x_train.shape[1],
-                    hidden_dim=config.hidden_dim)
-    spec.temperature = fit_temperature(kind, dev_logits, yd)
-    head = TaskHead(spec, network)
-    dev_probs = head.probabilities_from_logits(dev_logits).numpy()
-    if kind == "multilabel":
+    log.info("%s: best dev %.4f", task, best_score)
+    return calibrated_head(task, kind, labels, network, config.hidden_dim, dev_logits, y_dev,
+                           calibrate=config.calibrate, tune_thresholds=config.tune_thresholds)
+
+
+def calibrated_head(
+    task: str, kind: HeadKind, labels: list[str], network: HeadNetwork, hidden_dim: int,
+    dev_logits: torch.Tensor, y_dev: np.ndarray, *, calibrate: bool = True, tune_thresholds: bool = True,
+) -> TaskHead:
+    """Wrap a trained network as a TaskHead: temperature fitted on the dev logits, and for
+    multi-label tasks a decision threshold per label that maximises its dev F1."""
+    dev_logits = dev_logits.detach().float().cpu()
+    spec = HeadSpec(task=task, kind=kind, labels=list(labels), input_dim=network.norm.normalized_shape[0],
+                    hidden_dim=hidden_dim)
+    if calibrate:
+        spec.temperature = fit_temperature(kind, dev_logits, task_targets(kind, y_dev))
+    head = TaskHead(spec, network.cpu())
+    if kind == "multilabel" and tune_thresholds:
+        dev_probs = head.probabilities_from_logits(dev_logits).numpy()
         spec.thresholds = [best_threshold(y_dev[:, j], dev_probs[:, j]) for j in range(len(labels))]
-    log.info("%s: best dev %.4f, temperature %.3f", task, best_score, spec.temperature)
+    log.info("%s: temperature %.3f", task, spec.temperature)
     return head
+
+
+def dev_score(kind: HeadKind, labels: list[str], logits: torch.Tensor, y: np.ndarray) -> float:
+    """Early-stopping figure: macro-F1 (multi-label: at per-label thresholds tuned on the
+    same rows, as the bundle will use them)."""
+    if kind == "multiclass":
+        return multiclass_metrics(y, logits.softmax(-1).numpy(), labels)["macro_f1"]
+    probabilities = logits.sigmoid().numpy()
+    thresholds = [best_threshold(y[:, j], probabilities[:, j]) for j in range(len(labels))]
+    return multilabel_metrics(y, probabilities, thresholds, labels)["macro_f1"]
 
 
 def evaluate_head(head: TaskHead, features: np.ndarray, y: np.ndarray) -> dict:

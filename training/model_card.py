@@ -40,7 +40,12 @@ def render_model_card(name: str, version: str, description: str, heads: dict[str
             lines.append(f"| {report} | {figures['n']} | {figures['macro_f1']:.3f} | "
                          f"{'' if recall is None else f'{recall:.3f}'} | {'' if ece is None else f'{ece:.3f}'} |")
         lines.append("")
-    lines += ["## Training", "", f"Recipe `{training['recipe']}`, mode {training['mode']}, "
-              f"{training['seconds']} s on {training['machine']} (encoding {training['encode_seconds']} s, "
-              "cached across runs).", "", "## Limits", "", LIMITS, ""]
+    timing = f"{training['seconds']} s on {training['machine']}"
+    if "encode_seconds" in training:
+        timing += f" (encoding {training['encode_seconds']} s, cached across runs)"
+    if "steps" in training:
+        timing += (f"; {training['steps']} of {training['planned_steps']} planned steps, best dev at step "
+                   f"{training['best_step']}{', stopped early' if training['stopped_early'] else ''}")
+    lines += ["## Training", "", f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}.",
+              "", "## Limits", "", LIMITS, ""]
     return "\n".join(lines)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from training.datasets import (
-    LabelledSet, interactions_for_task, load_goemotions, load_goemotions_sentiment,
-    load_meld_sentiment, load_tweeteval_sentiment, read_interactions,
+    INTERACTION_TASKS, DataError, Interaction, LabelledSet, interactions_for_task, load_goemotions,
+    load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_interactions,
+    read_labelled_files,
 )
+
+if TYPE_CHECKING:
+    from training.config import TrainConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 OWN_DATA_FILES = sorted((PROJECT_ROOT / "data" / "urgency").glob("messages_*.jsonl"))
@@ -44,7 +49,10 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
     - urgency: own labelled messages; the held-out quarter is only reported, never tuned on
       (early stopping and calibration use a slice of the training part)."""
     public = public_sets(data_root)
-    rows, _ = read_interactions(own_files if own_files is not None else OWN_DATA_FILES)
+    # Sentiment and urgency only: the own files' `emotions` use the customer-service set
+    # (nlp.labels.SUPPORT_EMOTIONS), not the 28 GoEmotions labels the emotions head predicts.
+    rows, _ = read_interactions(own_files if own_files is not None else OWN_DATA_FILES,
+                                tasks=("sentiment", "urgency"))
     own_sentiment_train = interactions_for_task(rows, "sentiment", "train", "own")
     own_sentiment_heldout = interactions_for_task(rows, "sentiment", "heldout", "own")
     urgency_train = interactions_for_task(rows, "urgency", "train", "own")
@@ -73,3 +81,52 @@ def split_for_early_stopping(data: LabelledSet, share: int = 5) -> tuple[Labelle
 
     mask = np.arange(len(data)) % share == 0
     return data.subset(~mask, f"{data.name}-fit"), data.subset(mask, f"{data.name}-stop")
+
+
+def with_user_data(recipe: dict[str, TaskData], rows: Sequence[Interaction], source: str) -> dict[str, TaskData]:
+    """Add labelled interactions to a recipe: rows of split `train` join each task's
+    training set, `dev` rows its dev set (early stopping, calibration), and any other split
+    (`heldout`, the default for a quarter of rows without one) is only reported."""
+    recipe = dict(recipe)
+    for task in INTERACTION_TASKS:
+        labelled = interactions_for_task(rows, task, None, source)
+        if not len(labelled):
+            continue
+        train = interactions_for_task(rows, task, "train", source)
+        dev = interactions_for_task(rows, task, "dev", source)
+        held = [r for r in rows if r.split not in {"train", "dev"}]
+        heldout = interactions_for_task(held, task, None, f"{source}-heldout")
+        base = recipe.get(task)
+        if base is None:
+            if not len(train):
+                raise DataError(f"{source}: no training rows for {task}")
+            if not len(dev):  # no dev rows given: every fifth training row stops early instead
+                train, dev = split_for_early_stopping(train)
+            recipe[task] = TaskData(train=train, dev=dev, reports=[dev] + ([heldout] if len(heldout) else []))
+            continue
+        if train.label_names != base.train.label_names:
+            raise DataError(f"{source}: {task} labels {train.label_names} differ from the recipe's")
+        recipe[task] = TaskData(
+            train=LabelledSet.concat(base.train.name + "+" + source, [base.train, train]) if len(train) else base.train,
+            dev=LabelledSet.concat(base.dev.name + "+" + source, [base.dev, dev]) if len(dev) else base.dev,
+            reports=base.reports + ([dev] if len(dev) else []) + ([heldout] if len(heldout) else []),
+        )
+    return recipe
+
+
+def build_recipe(config: TrainConfig) -> tuple[dict[str, TaskData], list[str]]:
+    """The recipe a training configuration asks for: the default recipe and/or the user's
+    labelled files, restricted to `config.tasks`. Returns (recipe, skipped-row problems).
+
+    Raises DataError for a bad row (file:line: field) or a task left without data."""
+    recipe: dict[str, TaskData] = default_recipe(config.data_root) if config.recipe == "default" else {}
+    problems: list[str] = []
+    if config.data:
+        rows, problems = read_labelled_files(config.data, skip_invalid=config.skip_invalid, tasks=config.tasks)
+        source = config.data[0].stem if len(config.data) == 1 else "data"
+        recipe = with_user_data(recipe, rows, source)
+    missing = [task for task in config.tasks if task not in recipe]
+    if missing:
+        raise DataError(f"no training data for task {missing[0]!r} (recipe {config.recipe!r}, "
+                        f"data {[str(p) for p in config.data]})")
+    return {task: recipe[task] for task in config.tasks}, problems

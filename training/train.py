@@ -1,5 +1,6 @@
-"""Train a model bundle: encode the recipe's data (cached), train a head per task, report
-each task on its report sets, and write the bundle."""
+"""Train a model bundle and write it: mode `heads` encodes the recipe's data once (cached)
+and trains a head per task on the frozen encoder; mode `finetune` trains the encoder with
+the heads (training.finetune). Both report each task on its report sets the same way."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from nlp.bundle import BundleManifest, EncoderManifest, save_bundle
+from nlp.bundle import AdapterManifest, BundleManifest, EncoderManifest, save_bundle
 from nlp.encoder import ENCODER_NAME, ENCODER_PACKAGE, Encoder, packaged_model_version
+from nlp.heads import TaskHead
 from nlp.labels import GOEMOTIONS_EKMAN_SOURCES
+from training.config import TrainConfig
 from training.datasets import LabelledSet
 from training.features import encode_sets
+from training.finetune import finetune
 from training.head_trainer import HeadTrainingConfig, evaluate_head, train_head
 from training.metrics import collapse_labels, multilabel_metrics_from_predictions
 from training.model_card import render_model_card
@@ -67,7 +71,8 @@ def train_bundle(
     encoder: Encoder | None = None,
     recipe_name: str = "custom",
 ) -> tuple[BundleManifest, dict[str, dict[str, dict]]]:
-    """Train every task in `recipe` and write the bundle to `output`.
+    """Train a head per task in `recipe` on the frozen encoder and write the bundle to
+    `output` (mode `heads`).
 
     Returns the manifest and the full metrics: task -> report set -> metrics."""
     started = time.perf_counter()
@@ -76,39 +81,99 @@ def train_bundle(
     features = encode_sets(encoder, list(all_sets.values()), cache_dir, label=recipe_name)
     encode_seconds = time.perf_counter() - started
 
-    heads, full_metrics, task_data = {}, {}, {}
-    for task in [t for t in TASK_ORDER if t in recipe] + [t for t in recipe if t not in TASK_ORDER]:
+    heads = {}
+    for task in ordered_tasks(recipe):
         data = recipe[task]
-        head = train_head(task, data.train.kind, data.train.label_names,
-                          features[data.train.name], data.train.labels,
-                          features[data.dev.name], data.dev.labels, config)
-        reports = {s.name: evaluate_head(head, features[s.name], s.labels) for s in data.reports if len(s)}
-        if task == "emotions":
-            reports.update(derived_emotion_reports(head, features[data.dev.name], data.dev))
-        for report_name, metrics in reports.items():
-            head.spec.metrics.update(headline_metrics(task, report_name, metrics))
-        heads[task] = head
-        full_metrics[task] = reports
-        task_data[task] = {
-            "train": [f"{data.train.name} ({len(data.train)})"],
-            "dev": [f"{data.dev.name} ({len(data.dev)})"] + [f"{s.name} ({len(s)})" for s in data.reports],
-        }
-
+        heads[task] = train_head(task, data.train.kind, data.train.label_names,
+                                 features[data.train.name], data.train.labels,
+                                 features[data.dev.name], data.dev.labels, config)
     training = {
         "recipe": recipe_name,
         "mode": "heads (frozen encoder)",
         "config": config.to_dict(),
         "seconds": round(time.perf_counter() - started, 1),
         "encode_seconds": round(encode_seconds, 1),
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} CPUs",
+        "machine": machine_description(),
     }
+    description = ("Sentiment, emotion and urgency heads over a frozen all-MiniLM-L6-v2 encoder, "
+                   "for customer-service messages.")
+    return write_bundle(recipe, heads, features, output, name=name, version=version, encoder=encoder,
+                        training=training, description=description)
+
+
+def finetune_bundle(
+    recipe: dict[str, TaskData], config: TrainConfig, *, recipe_name: str = "custom", resume: bool = False,
+    interrupt_after: int | None = None, show_progress: bool = True,
+) -> tuple[BundleManifest, dict[str, dict[str, dict]]] | None:
+    """Fine-tune the encoder with the heads (mode `finetune`) and write the bundle to
+    `config.output`: heads plus the adapter (LoRA) or encoder weights (full). Returns None
+    when `interrupt_after` stopped the run at a checkpoint (see training.finetune)."""
+    result = finetune(recipe, config, resume=resume, interrupt_after=interrupt_after, show_progress=show_progress)
+    if result is None:
+        return None
+    started = time.perf_counter()
+    report_sets = {s.name: s for data in recipe.values() for s in (data.dev, *data.reports)}
+    features = encode_sets(result.encoder, list(report_sets.values()), None, label="reports")
+    adapter_entry, _ = result.adapter
+    training = {
+        "recipe": recipe_name,
+        "mode": f"finetune ({adapter_entry.method})",
+        "config": config.model_dump(mode="json", exclude={"output", "checkpoint_dir", "cache_dir"}),
+        "steps": result.state.step,
+        "planned_steps": result.total_steps,
+        "best_step": result.state.best_step,
+        "stopped_early": result.state.stopped_early,
+        "dev_history": result.state.history,
+        "resumed_from_step": result.resumed_from_step,
+        "seconds": round(result.seconds + time.perf_counter() - started, 1),
+        "machine": machine_description(),
+    }
+    description = (f"Sentiment, emotion and urgency heads over all-MiniLM-L6-v2 fine-tuned with "
+                   f"{'LoRA adapters' if adapter_entry.method == 'lora' else 'every weight'}, "
+                   "for customer-service messages.")
+    return write_bundle(recipe, result.heads, features, config.output, name=config.name, version=config.version,
+                        encoder=result.encoder, training=training, description=description, adapter=result.adapter)
+
+
+def ordered_tasks(recipe: dict[str, TaskData]) -> list[str]:
+    return [t for t in TASK_ORDER if t in recipe] + [t for t in recipe if t not in TASK_ORDER]
+
+
+def machine_description() -> str:
+    import os
+
+    import torch
+
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()}, {os.cpu_count()} CPUs{gpu}"
+
+
+def write_bundle(
+    recipe: dict[str, TaskData], heads: dict[str, TaskHead], features: dict[str, np.ndarray], output: Path, *,
+    name: str, version: str, encoder: Encoder, training: dict, description: str,
+    adapter: tuple[AdapterManifest, dict] | None = None,
+) -> tuple[BundleManifest, dict[str, dict[str, dict]]]:
+    """Report every head on its task's report sets (dev figures into the manifest), then
+    write the bundle with its model card."""
+    full_metrics, task_data = {}, {}
+    for task in ordered_tasks(recipe):
+        data, head = recipe[task], heads[task]
+        reports = {s.name: evaluate_head(head, features[s.name], s.labels) for s in data.reports if len(s)}
+        if task == "emotions":
+            reports.update(derived_emotion_reports(head, features[data.dev.name], data.dev))
+        for report_name, metrics in reports.items():
+            head.spec.metrics.update(headline_metrics(task, report_name, metrics))
+        full_metrics[task] = reports
+        task_data[task] = {
+            "train": [f"{data.train.name} ({len(data.train)})"],
+            "dev": [f"{data.dev.name} ({len(data.dev)})"] + [f"{s.name} ({len(s)})" for s in data.reports],
+        }
     encoder_manifest = EncoderManifest(
         name=ENCODER_NAME, package=ENCODER_PACKAGE, package_version=packaged_model_version(),
         max_seq_length=encoder.max_seq_length, features="mean_max",
     )
-    description = ("Sentiment, emotion and urgency heads over a frozen all-MiniLM-L6-v2 encoder, "
-                   "for customer-service messages.")
     card = render_model_card(name, version, description, heads, task_data, full_metrics, training)
     manifest = save_bundle(output, name=name, version=version, encoder=encoder_manifest, heads=heads,
-                           task_data=task_data, training=training, description=description, model_card=card)
+                           task_data=task_data, training=training, description=description, model_card=card,
+                           adapter=adapter)
     return manifest, full_metrics

@@ -1,0 +1,167 @@
+"""What `convintel train` runs: one validated configuration, read from a YAML file and/or
+command-line flags (flags win). A bad key or value stops with one line naming it, e.g.
+`train.yaml: finetune.rank: Input should be greater than 0`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nlp.bundle import REQUIRED_TASKS
+from training.datasets import INTERACTION_TASKS
+from training.head_trainer import HeadTrainingConfig
+
+TrainMode = Literal["heads", "finetune"]
+FinetuneMethod = Literal["lora", "full"]
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # Heads train in seconds on cached features; fine-tuning costs a forward and backward
+    # pass per text, so fewer epochs and short windows.
+    "heads": {"epochs": 40, "learning_rate": 1e-3, "batch_size": 256, "max_length": 256, "patience": 5},
+    "lora": {"epochs": 3, "learning_rate": 5e-4, "batch_size": 32, "max_length": 128, "patience": 3},
+    "full": {"epochs": 3, "learning_rate": 3e-5, "batch_size": 32, "max_length": 128, "patience": 3},
+}
+
+
+class ConfigError(ValueError):
+    """The training configuration is unreadable or invalid; the message names the key."""
+
+
+class FinetuneConfig(BaseModel):
+    """Encoder fine-tuning (mode `finetune`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: FinetuneMethod = Field("lora", description="'lora' adapters (small bundle) or 'full' (every weight)")
+    rank: int = Field(8, gt=0, le=256, description="LoRA rank")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / rank)")
+    dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["query", "key", "value", "output.dense", "intermediate.dense"],
+        min_length=1, description="BERT linear layers that get adapters (suffixes of module names)")
+    head_learning_rate: float = Field(1e-3, gt=0, description="learning rate of the task heads")
+    warmup_share: float = Field(0.06, ge=0, lt=1, description="share of steps with a linear warm-up")
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps (caps the schedule)")
+    eval_every: int | None = Field(None, gt=0, description="steps between dev checks; default once an epoch")
+    dev_limit: int | None = Field(2000, gt=0, description="dev rows per task read by each early-stopping check")
+    checkpoint_every: int | None = Field(None, gt=0, description="steps between checkpoints; default at each dev check")
+
+
+class TrainConfig(BaseModel):
+    """Everything one training run needs; `convintel train --config FILE` reads this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipe: Literal["default", "none"] = Field(
+        "default", description="'default': the shipped recipe (public sets + own data); 'none': only `data`")
+    tasks: list[str] = Field(default_factory=lambda: ["sentiment", "emotions", "urgency"], min_length=1)
+    data: list[Path] = Field(default_factory=list, description="labelled interaction files (JSONL or CSV)")
+    skip_invalid: bool = Field(False, description="skip (and count) invalid rows instead of stopping")
+    data_root: Path = Field(Path("../shared/data"), description="the public data sets folder")
+    encoder_path: Path | None = Field(None, description="base encoder directory; default: the packaged MiniLM")
+    mode: TrainMode = "heads"
+    finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
+    # None: the mode's default (MODE_DEFAULTS), filled in by validation.
+    epochs: int | None = Field(None, gt=0, description="maximum epochs")
+    learning_rate: float | None = Field(None, gt=0, description="heads: head rate; finetune: encoder/adapter rate")
+    batch_size: int | None = Field(None, gt=0)
+    max_length: int | None = Field(None, ge=8, le=512, description="word pieces the encoder reads while training")
+    window: int = Field(256, ge=8, le=512, description="word pieces the bundle's encoder reads when serving")
+    seed: int = 13
+    patience: int | None = Field(None, ge=1, description="early stopping: dev checks without improvement")
+    class_weighting: bool = Field(True, description="balance classes in single-label losses")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="single-label losses")
+    tune_thresholds: bool = Field(True, description="per-label thresholds of multi-label tasks tuned on dev")
+    multilabel_stop: Literal["loss", "macro_f1"] = Field(
+        "loss", description="heads mode: multi-label early stopping on dev loss, or macro-F1 at tuned thresholds")
+    calibrate: bool = Field(True, description="temperature scaling fitted on dev")
+    hidden_dim: int = Field(512, gt=0, description="head hidden layer width")
+    dropout: float = Field(0.1, ge=0, lt=1, description="head dropout")
+    device: str = Field("auto", description="'auto' (GPU when present), 'cpu', 'cuda', 'cuda:1'...")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's (one per core)")
+    output: Path = Path("models/convintel-base")
+    name: str = "convintel-base"
+    version: str = "0.1.0"
+    cache_dir: Path | None = Field(Path(".cache/features"), description="encoder feature cache (heads mode)")
+    checkpoint_dir: Path | None = Field(None, description="finetune checkpoints; default OUTPUT.checkpoint")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str]) -> list[str]:
+        unknown = [t for t in tasks if t not in INTERACTION_TASKS]
+        if unknown:
+            raise ValueError(f"unknown task {unknown[0]!r}; choose from {list(INTERACTION_TASKS)}")
+        missing = [t for t in REQUIRED_TASKS if t not in tasks]
+        if missing:  # the service reads every head of a bundle
+            raise ValueError(f"a bundle needs a head for each of {list(REQUIRED_TASKS)}; {missing[0]!r} is missing")
+        return list(dict.fromkeys(tasks))
+
+    @model_validator(mode="after")
+    def _mode_defaults(self) -> TrainConfig:
+        key = "heads" if self.mode == "heads" else self.finetune.method
+        for name, value in MODE_DEFAULTS[key].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        return self
+
+    def head_config(self) -> HeadTrainingConfig:
+        """The settings of mode `heads` (training.head_trainer)."""
+        return HeadTrainingConfig(
+            hidden_dim=self.hidden_dim, dropout=self.dropout, learning_rate=self.learning_rate,
+            batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
+            class_weighting=self.class_weighting, label_smoothing=self.label_smoothing,
+            calibrate=self.calibrate, tune_thresholds=self.tune_thresholds, seed=self.seed,
+            multilabel_stop=self.multilabel_stop)
+
+    def resolved_device(self) -> str:
+        """`auto` means the GPU when torch sees one."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_checkpoint_dir(self) -> Path:
+        return self.checkpoint_dir or self.output.with_name(self.output.name + ".checkpoint")
+
+
+def _format_error(source: str, exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{source}: {key}: {first['msg']}{more}"
+
+
+def load_train_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read `path` (YAML) if given, apply `overrides` (flags; None values are ignored; keys
+    with a dot, like `finetune.rank`, set a nested value) and validate."""
+    values: dict[str, Any] = {}
+    source = "flags"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of settings")
+        values = loaded or {}
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = values
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            existing = target.get(parent)
+            target = target.setdefault(parent, {}) if existing is None else existing
+            if not isinstance(target, dict):
+                raise ConfigError(f"{source}: {parent}: must be a mapping")
+        target[leaf] = value
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(source, exc)) from None
