@@ -13,6 +13,7 @@ from nlp.analyzer import Analyzer
 from nlp.policy import load_policy
 from service.errors import install_error_handlers
 from service.limits import RequestGuardMiddleware
+from service.microbatch import MicroBatcher
 from service.routes import router
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -34,6 +35,7 @@ def load_analyzer(settings: Settings) -> Analyzer:
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,
         policy=policy, inspector=inspector,
+        backend=settings.encoder_backend, onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
     )
 
 
@@ -45,11 +47,16 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     async def lifespan(app: FastAPI):
         app.state.analyzer = analyzer or load_analyzer(settings)
         app.state.store = ConversationStore(settings.db_path)
+        app.state.batcher = MicroBatcher(app.state.analyzer, max_messages=settings.microbatch_max_messages,
+                                         max_wait_ms=settings.microbatch_max_wait_ms)
+        await app.state.batcher.start()
         log.info("ready: model %s %s, store %s", app.state.analyzer.model_info.name,
                  app.state.analyzer.model_info.version, settings.db_path)
         try:
             yield
         finally:
+            await app.state.batcher.stop()
+            app.state.batcher = None
             app.state.store.close()
             app.state.store = None
 
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.settings = settings
     app.state.analyzer = None
     app.state.store = None
+    app.state.batcher = None
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(router)
