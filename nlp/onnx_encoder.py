@@ -14,9 +14,11 @@ import logging
 import os
 import tempfile
 import time
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -82,19 +84,21 @@ def cached_graph_path(model_path: Path, cache_dir: Path, variant: OnnxVariant) -
     return cache_dir / f"minilm-{variant}-{cache_key(model_path, variant)}.onnx"
 
 
-def export_graph(encoder: Encoder, destination: Path, variant: OnnxVariant) -> ExportInfo:
-    """Export `encoder` to `destination` (written atomically: concurrent workers may race)."""
+def export_graph(encoder: Encoder, destination: Path) -> ExportInfo:
+    """Export `encoder` to an fp32 graph at `destination`, fused for BERT."""
     started = time.perf_counter()
-    destination.parent.mkdir(parents=True, exist_ok=True)
     from onnxruntime.transformers.optimizer import optimize_model
 
     config = encoder.module[0].auto_model.config
-    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".export-") as tmp:
-        raw, fused = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx"
+    with _atomic_output(destination) as (tmp, output):
+        raw = tmp / "raw.onnx"
         sample = encoder.module.preprocess(["an example message to trace", "short"])
         inputs = tuple(sample[name] for name in INPUT_NAMES)
         axes = {name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES} | {name: {0: "batch"} for name in OUTPUT_NAMES}
-        with torch.inference_mode():
+        with torch.inference_mode(), warnings.catch_warnings():
+            # Tracing notes constant shapes checks in transformers' code: expected, not news.
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", category=DeprecationWarning)
             # The TorchScript exporter: the dynamo one needs onnxscript, an extra dependency.
             torch.onnx.export(_PooledGraph(encoder).eval(), inputs, str(raw), input_names=list(INPUT_NAMES),
                               output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=ONNX_OPSET,
@@ -102,36 +106,60 @@ def export_graph(encoder: Encoder, destination: Path, variant: OnnxVariant) -> E
         # Fused attention, skip-layernorm and GELU: faster, and quantisation then covers them.
         optimized = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size, opt_level=1)
-        optimized.save_model_to_file(str(fused))
-        final = fused
-        if variant == "int8":
-            from onnx import TensorProto
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+        optimized.save_model_to_file(str(output))
+    return _write_info(destination, "fp32", encoder.path, started)
 
-            final = Path(tmp) / "int8.onnx"
-            # Per-channel int8 weights: per-tensor scales lose too much (sentence cosine
-            # to the reference drops to ~0.93 on the worst messages; per channel ~0.99).
-            quantize_dynamic(str(fused), str(final), weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": TensorProto.FLOAT})
-        info = ExportInfo(variant=variant, key=destination.stem.rsplit("-", 1)[-1], encoder_path=str(encoder.path),
-                          torch=torch.__version__, onnxruntime=ort.__version__,
-                          export_seconds=round(time.perf_counter() - started, 2))
-        destination.with_suffix(".json").write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
-        os.replace(final, destination)
+
+def quantize_graph(source: Path, destination: Path, model_path: Path) -> ExportInfo:
+    """Dynamic int8 quantisation of the fp32 graph at `source` into `destination`."""
+    started = time.perf_counter()
+    from onnx import TensorProto
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with _atomic_output(destination) as (_, output):
+        # Per-channel int8 weights: per-tensor scales lose too much (sentence cosine to
+        # the reference falls to ~0.93 on the worst messages; per channel stays ~0.99).
+        quantize_dynamic(str(source), str(output), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+    return _write_info(destination, "int8", model_path, started)
+
+
+@contextmanager
+def _atomic_output(destination: Path) -> Iterator[tuple[Path, Path]]:
+    """A scratch folder and a file in it that replaces `destination` on success only, so
+    concurrent workers racing on one cache never read half a graph."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".export-") as tmp:
+        output = Path(tmp) / "graph.onnx"
+        yield Path(tmp), output
+        os.replace(output, destination)
+
+
+def _write_info(destination: Path, variant: OnnxVariant, model_path: Path, started: float) -> ExportInfo:
+    info = ExportInfo(variant=variant, key=destination.stem.rsplit("-", 1)[-1], encoder_path=str(model_path),
+                      torch=torch.__version__, onnxruntime=ort.__version__,
+                      export_seconds=round(time.perf_counter() - started, 2))
+    destination.with_suffix(".json").write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
     return info
 
 
 def ensure_graph(model_path: Path, cache_dir: Path, variant: OnnxVariant, *, max_seq_length: int,
                  num_threads: int | None = None) -> Path:
-    """The cached ONNX graph for this encoder and variant, exported first if missing."""
+    """The cached ONNX graph for this encoder and variant, exported first if missing (the
+    int8 graph is quantised from the cached fp32 one)."""
     destination = cached_graph_path(model_path, cache_dir, variant)
     if destination.is_file():
         return destination
-    log.info("exporting the encoder to ONNX (%s) into %s; this happens once per model and runtime",
-             variant, destination)
-    reference = Encoder(model_path, max_seq_length=max_seq_length, num_threads=num_threads)
-    info = export_graph(reference, destination, variant)
-    log.info("exported %s in %.1f s", destination.name, info.export_seconds)
+    cache_dir.mkdir(parents=True, exist_ok=True)  # fail before minutes of export, not after
+    if variant == "int8":
+        source = ensure_graph(model_path, cache_dir, "fp32", max_seq_length=max_seq_length, num_threads=num_threads)
+        log.info("quantising %s to int8 into %s", source.name, destination)
+        info = quantize_graph(source, destination, model_path)
+    else:
+        log.info("exporting the encoder to ONNX into %s; this happens once per model and runtime", destination)
+        reference = Encoder(model_path, max_seq_length=max_seq_length, num_threads=num_threads)
+        info = export_graph(reference, destination)
+    log.info("wrote %s in %.1f s", destination.name, info.export_seconds)
     return destination
 
 
