@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow models bench clean
+.PHONY: install install-test serve test test-slow models bench bench-load bench-backends clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ models: install
 
 bench: install
 	$(BIN)/python bench/latency.py
+
+bench-load: install-test
+	$(BIN)/python bench/load.py --json bench/results/load.json
+
+bench-backends: install
+	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/backends_accuracy.py --json bench/results/backends_accuracy.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache var

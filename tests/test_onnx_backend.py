@@ -150,3 +150,23 @@ def test_service_serves_with_the_onnx_backend(tmp_path, onnx_cache):
         assert response.status_code == 200, response.text
         assert response.json()["message"]["sentiment"]["label"] == "negative"
         assert isinstance(client.app.state.analyzer.encoder, OnnxEncoder)
+
+
+def test_serve_refuses_a_broken_backend_with_one_line(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from service import settings as settings_module
+    from service.cli import app
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CONVINTEL_ENCODER_BACKEND", "onnx")
+    monkeypatch.setenv("CONVINTEL_ENCODER_CACHE_DIR", str(blocker / "cache"))
+    settings_module.get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["serve"])
+    finally:
+        settings_module.get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "cannot start: ONNX fp32 export" in result.output
+    assert "Traceback" not in result.output
