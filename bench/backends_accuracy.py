@@ -74,6 +74,9 @@ def main() -> None:
     parser.add_argument("--max-drop", type=float, default=0.01, help="largest macro-F1 loss allowed vs torch")
     parser.add_argument("--data-root", type=Path, help="public data sets (default: CONVINTEL_DATA_ROOT or ../shared/data)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--reference", type=Path,
+                        help="take the torch figures from this earlier --json output instead of encoding again "
+                             "(they are deterministic; encoding the dev sets with torch is the slow part)")
     args = parser.parse_args()
 
     settings = Settings()
@@ -83,7 +86,13 @@ def main() -> None:
     table: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
     sizes: dict[str, int] = {}
-    for backend in args.backends:
+    if args.reference:
+        earlier = json.loads(args.reference.read_text())
+        if earlier.get("limit") != args.limit or "torch" not in earlier["macro_f1"]:
+            raise SystemExit(f"{args.reference} has no torch figures for the same rows")
+        table["torch"], sizes = earlier["macro_f1"]["torch"], earlier["n"]
+        print(f"torch: figures from {args.reference}", file=sys.stderr)
+    for backend in (b for b in args.backends if not (args.reference and b == "torch")):
         encoder = load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
                                batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
                                onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -202,11 +203,16 @@ def start_server(backend: str, port: int, db_path: Path) -> tuple[subprocess.Pop
     raise SystemExit(f"the {backend} server was not ready within 600 s")
 
 
-def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settings: Settings) -> BackendRun:
+def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
+    """The encoder the server builds for `backend`, with the same settings."""
     bundle = load_bundle(settings.model_path)
-    encoder = load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-                           batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                           onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+    return load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
+                        batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
+                        onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+
+
+def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settings: Settings) -> BackendRun:
+    encoder = encoder_for(backend, settings)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         # The ONNX graph is already cached (the encoder above exported it if needed):
@@ -243,11 +249,7 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
 
 def interleaved_batch_ratio(backends: list[str], texts: list[str], settings: Settings, rounds: int = 8) -> dict[str, float]:
     """Median raw batch-32 ms per backend, measured round-robin in one process."""
-    bundle = load_bundle(settings.model_path)
-    encoders = {b: load_encoder(b, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-                                batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                                onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
-                for b in backends}
+    encoders = {b: encoder_for(b, settings) for b in backends}
     times: dict[str, list[float]] = {b: [] for b in backends}
     for encoder in encoders.values():
         encoder.encode(texts[:RAW_BATCH])
@@ -301,6 +303,8 @@ def main() -> None:
     parser.add_argument("--memory-requests", type=int, default=10_000, help="requests between the two RSS readings")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
+    # SIGTERM ends the run through the `finally` that stops the server it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     settings = Settings()
     texts = load_messages()
