@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow test-fuzz models bench soak clean
+.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: install
 # Ten minutes of mixed valid and invalid traffic against a real server (SOAK_ARGS="--duration 180").
 soak: install-test
 	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+bench-load: install-test
+	$(BIN)/python bench/load.py --json bench/results/load.json
+
+bench-backends: install
+	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/backends_accuracy.py --json bench/results/backends_accuracy.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache var

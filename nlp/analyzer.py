@@ -12,7 +12,8 @@ import numpy as np
 
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.conversation import summarize_conversation
-from nlp.encoder import EncodedBatch, Encoder
+from nlp.backends import EncoderBackend, load_encoder
+from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
@@ -85,7 +86,7 @@ class Analyzer:
     """Analyses messages and conversations with a loaded model bundle, an escalation
     policy and (optionally) a spaCy text inspector for risk cues and redaction."""
 
-    def __init__(self, encoder: Encoder, bundle: ModelBundle, policy: Policy | None = None,
+    def __init__(self, encoder: SentenceEncoder, bundle: ModelBundle, policy: Policy | None = None,
                  inspector: TextInspector | None = None) -> None:
         self.encoder = encoder
         self.bundle = bundle
@@ -115,12 +116,16 @@ class Analyzer:
         num_threads: int | None = None,
         policy: Policy | None = None,
         inspector: TextInspector | None = None,
+        backend: EncoderBackend = "torch",
+        onnx_threads: int | None = None,
+        cache_dir: Path | None = None,
     ) -> Analyzer:
-        """Load a bundle and the encoder it was trained on."""
+        """Load a bundle and the encoder it was trained on, on the chosen backend."""
         bundle = load_bundle(bundle_path)
-        encoder = Encoder(
-            encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-            batch_size=batch_size, num_threads=num_threads, adapter=bundle.adapter,
+        encoder = load_encoder(
+            backend, encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
+            batch_size=batch_size, torch_threads=num_threads, onnx_threads=onnx_threads, cache_dir=cache_dir,
+            adapter=bundle.adapter,
         )
         return cls(encoder, bundle, policy, inspector)
 

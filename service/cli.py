@@ -28,8 +28,10 @@ def serve(
     """Start the HTTP API with the configured model bundle."""
     import uvicorn
 
+    from nlp.backends import prepare_encoder
     from nlp.bundle import BundleError, load_bundle
     from nlp.categories import load_categories
+    from nlp.encoder import EncoderLoadError
     from nlp.policy import load_policy
     from nlp.yaml_config import ConfigFileError
     from service.auth import load_keyring
@@ -40,9 +42,12 @@ def serve(
     try:  # check bundle, policy and keys here too, so a bad one ends with one clear line, not a traceback
         load_policy(settings.policy_file)
         load_categories(settings.categories_file)
-        load_bundle(settings.model_path)
+        bundle = load_bundle(settings.model_path)
         load_keyring(settings)
-    except (BundleError, ConfigFileError) as exc:  # ApiKeyError is a ConfigFileError
+        # An ONNX backend's graph is exported here, once, before the server workers start.
+        prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
+                        max_seq_length=bundle.manifest.encoder.max_seq_length)
+    except (BundleError, ConfigFileError, EncoderLoadError) as exc:  # ApiKeyError is a ConfigFileError
         _fail(f"cannot start: {exc}")
     # The service writes its own JSON line per request, so uvicorn's access log is off.
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,

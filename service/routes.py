@@ -1,5 +1,7 @@
-"""HTTP endpoints. Handlers are plain `def`: FastAPI runs them in its thread pool, so the
-encoder (CPU-bound, releases the GIL in torch) never blocks the event loop."""
+"""HTTP endpoints. Model work goes through the micro-batcher (service/microbatch.py): one
+worker thread, with concurrent requests' messages sharing encoder passes. Handlers that do
+model work are `async` and await it; SQLite work runs in FastAPI's thread pool, so neither
+blocks the event loop."""
 
 from __future__ import annotations
 
@@ -7,9 +9,10 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from nlp.analyzer import Analyzer
+from nlp.analyzer import AnalyzedTurn, Analyzer
 from nlp.schemas import IDENTIFIER_PATTERN, IncomingMessage, Timing, Transcript, TranscriptAnalysis
 from service.api_models import (
     BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
@@ -18,6 +21,7 @@ from service.api_models import (
 from service.errors import ApiError, ErrorResponse
 from service.limits import check_messages, check_transcript
 from service.metrics import record_escalations
+from service.microbatch import MicroBatcher
 from service.settings import Settings
 from service.store import ConversationFull, ConversationStore, StoredConversation
 
@@ -42,22 +46,32 @@ def get_store(request: Request) -> ConversationStore:
     return request.app.state.store
 
 
+def get_batcher(request: Request) -> MicroBatcher:
+    batcher = getattr(request.app.state, "batcher", None)
+    if batcher is None:
+        raise ApiError(503, "not_ready", "models are not loaded yet")
+    return batcher
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ConversationStore, Depends(get_store)]
+BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 
 
 @router.post("/v1/analyze", response_model=TranscriptAnalysis, tags=["analysis"])
-def analyze(transcript: Transcript, analyzer: AnalyzerDep, settings: SettingsDep) -> TranscriptAnalysis:
+async def analyze(transcript: Transcript, analyzer: AnalyzerDep, batcher: BatcherDep,
+                  settings: SettingsDep) -> TranscriptAnalysis:
     """Analyse one transcript: every message, and the conversation as a whole."""
     check_transcript(transcript.messages, settings)
-    result = analyzer.analyze(transcript)
+    result = await batcher.run(analyzer.analyze, transcript)
     record_escalations([result.conversation.escalation.level], path="analyze")
     return result
 
 
 @router.post("/v1/analyze/batch", response_model=BatchAnalysis, tags=["analysis"])
-def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, settings: SettingsDep) -> BatchAnalysis:
+async def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, batcher: BatcherDep,
+                        settings: SettingsDep) -> BatchAnalysis:
     """Analyse several transcripts; their messages share encoder batches."""
     if len(body.transcripts) > settings.max_batch_transcripts:
         raise ApiError(413, "too_large",
@@ -65,7 +79,7 @@ def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, settings: SettingsD
                        [{"field": "transcripts", "message": f"more than {settings.max_batch_transcripts} transcripts"}])
     for index, transcript in enumerate(body.transcripts):
         check_transcript(transcript.messages, settings, field=f"transcripts.{index}.messages")
-    results = analyzer.analyze_batch(body.transcripts)
+    results = await batcher.run(analyzer.analyze_batch, body.transcripts)
     record_escalations((r.conversation.escalation.level for r in results), path="analyze")
     timing = results[0].timing if results else Timing(total_ms=0.0, encode_ms=0.0)
     return BatchAnalysis(model=analyzer.model_info, results=results, timing=timing)
@@ -73,23 +87,35 @@ def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, settings: SettingsD
 
 @router.post("/v1/conversations/{conversation_id}/messages", response_model=MessageAppendResponse,
              tags=["conversations"])
-def append_message(conversation_id: ConversationId, message: IncomingMessage, analyzer: AnalyzerDep,
-                   store: StoreDep, settings: SettingsDep) -> MessageAppendResponse:
+async def append_message(conversation_id: ConversationId, message: IncomingMessage, analyzer: AnalyzerDep,
+                         batcher: BatcherDep, store: StoreDep, settings: SettingsDep) -> MessageAppendResponse:
     """Add one new message to a conversation: only this message is encoded; the
     conversation view is rebuilt from the stored analyses. Re-posting a message id that
     is already stored (a webhook retry) adds nothing and returns `duplicate: true`."""
     started = time.perf_counter()
     check_messages([message], settings, field="")
+    turn: AnalyzedTurn | None = None
     encode_ms = 0.0
-    if message.id is not None and store.find_message(conversation_id, message.id):
+    with batcher.arrival() as arrival:
+        if message.id is None or not await run_in_threadpool(store.find_message, conversation_id, message.id):
+            encode_started = time.perf_counter()
+            turn = (await arrival.analyze_turns([message], [message.id or "pending"]))[0]
+            encode_ms = (time.perf_counter() - encode_started) * 1000
+    return await run_in_threadpool(_store_and_summarize, conversation_id, message, turn, analyzer, store, settings,
+                                   started, encode_ms)
+
+
+def _store_and_summarize(conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn | None,
+                         analyzer: Analyzer, store: ConversationStore, settings: Settings, started: float,
+                         encode_ms: float) -> MessageAppendResponse:
+    """Commit the analysed message (or find the stored one when `turn` is None: a retry)
+    and rebuild the conversation view."""
+    if turn is None:
         stored = store.get(conversation_id)
         assert stored is not None
         result_message = next(m.analysis for m in stored.messages if m.id == message.id)
         duplicate = True
     else:
-        encode_started = time.perf_counter()
-        turn = analyzer.analyze_turns([message], [message.id or "pending"])[0]
-        encode_ms = (time.perf_counter() - encode_started) * 1000
         try:
             appended = store.append(conversation_id, message, turn.analysis, analyzer.model_info.version,
                                     settings.max_messages, stored_text=turn.stored_text)

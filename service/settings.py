@@ -10,6 +10,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nlp.backends import EncoderBackend
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = "convintel-base"
 
@@ -70,6 +72,18 @@ class Settings(BaseSettings):
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started by `score --engine ray`; default: all")
     ray_cpus_per_actor: int = Field(1, ge=1, description="CPUs (and torch threads) per Ray scoring worker")
     ray_window_chunks: int = Field(64, ge=1, description="Chunks handed to Ray at a time (bounds the driver's memory)")
+
+    # Encoder backend and micro-batching (README: "Speed on plain CPUs")
+    encoder_backend: EncoderBackend = Field(
+        "torch", description="torch (the reference), onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8)")
+    encoder_cache_dir: Path = Field(PROJECT_ROOT / ".cache" / "encoders",
+                                    description="Where exported ONNX graphs are cached (exported at start-up if missing)")
+    onnx_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
+                              description="ONNX Runtime intra-op threads")
+    microbatch_max_messages: int = Field(32, ge=1, le=1024,
+                                         description="Most messages one micro-batch gathers from concurrent requests")
+    microbatch_max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0,
+                                          description="Longest a micro-batch waits for requests already being read")
 
     @property
     def model_path(self) -> Path:

@@ -1,0 +1,325 @@
+"""HTTP load on the per-message endpoint, with the raw encoder as the floor, in one run.
+
+For each encoder backend this starts `uvicorn` on 127.0.0.1 (one server process, settings
+from the environment plus the backend), waits for /readyz and then:
+
+1. measures the raw encoder in this process (same backend and thread settings, server
+   idle): one message at a time, and batches of 32;
+2. drives POST /v1/conversations/{id}/messages with a bounded asyncio client (httpx) at
+   each concurrency level: throughput, p50/p95/p99 latency, errors. Each client writes
+   its own conversations, 10 messages each, alternating customer and agent turns;
+3. sends `--memory-requests` more requests and reads the server's RSS before and after.
+
+The raw floor is measured again right before each concurrency level, so each ratio
+compares figures taken minutes apart at most. Finally the backends' raw batch-32 times
+are measured interleaved, round by round, for the int8-versus-fp32 ratio.
+
+    .venv/bin/python bench/load.py [--backends torch onnx-int8] [--concurrency 1 8 32]
+                                   [--requests 400] [--memory-requests 10000] [--json out.json]
+
+The client runs on the same cores as the server, so it takes a share of the CPU (said in
+the output); `uptime`'s load is printed before and after, since other work on the
+machine moves every figure."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nlp.backends import ENCODER_BACKENDS, load_encoder  # noqa: E402
+from nlp.bundle import load_bundle  # noqa: E402
+from nlp.encoder import SentenceEncoder  # noqa: E402
+from service.settings import Settings  # noqa: E402
+
+RAW_BATCH = 32
+MESSAGES_PER_CONVERSATION = 10
+
+
+def load_messages() -> list[str]:
+    """The project's own customer-style messages (varied lengths, realistic text)."""
+    texts = []
+    for path in sorted((ROOT / "data" / "urgency").glob("messages_*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    return texts
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of `pid` in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- raw encoder floor -----------------------------------------------------------------------
+
+
+@dataclass
+class Floor:
+    single_ms: float
+    """Median time of encoder.encode([one message])."""
+    batch32_ms: float
+    """Median time of encoder.encode(32 messages)."""
+
+    @property
+    def batch32_per_s(self) -> float:
+        return RAW_BATCH / self.batch32_ms * 1000
+
+
+def measure_floor(encoder: SentenceEncoder, texts: list[str], *, singles: int = 40, batches: int = 6) -> Floor:
+    """Raw encoder timings on the load's own texts: normalise, tokenise, forward, pool."""
+    encoder.encode(texts[:RAW_BATCH])  # warm
+    single = []
+    for i in range(singles):
+        started = time.perf_counter()
+        encoder.encode([texts[i % len(texts)]])
+        single.append((time.perf_counter() - started) * 1000)
+    batch = []
+    for i in range(batches):
+        chunk = [texts[(i * RAW_BATCH + k) % len(texts)] for k in range(RAW_BATCH)]
+        started = time.perf_counter()
+        encoder.encode(chunk)
+        batch.append((time.perf_counter() - started) * 1000)
+    return Floor(single_ms=statistics.median(single), batch32_ms=statistics.median(batch))
+
+
+# --- HTTP load ---------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    throughput: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    floor: Floor
+
+
+async def drive(base_url: str, texts: list[str], *, concurrency: int, requests: int, run_id: str) -> tuple[list[float], int, float]:
+    """`requests` POSTs from `concurrency` clients, each waiting for its reply before the
+    next. Returns (latencies in ms, errors, wall seconds)."""
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120.0) as client:
+
+        async def worker(number: int) -> None:
+            nonlocal errors, issued
+            sent = 0
+            while issued < requests:
+                index = issued
+                issued += 1
+                conversation = f"{run_id}-c{number}-{sent // MESSAGES_PER_CONVERSATION}"
+                body = {"role": "customer" if sent % 2 == 0 else "agent", "text": texts[index % len(texts)]}
+                started = time.perf_counter()
+                try:
+                    response = await client.post(f"/v1/conversations/{conversation}/messages", json=body)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += not ok
+                sent += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        return latencies, errors, time.perf_counter() - started
+
+
+def run_level(base_url: str, texts: list[str], concurrency: int, requests: int, floor: Floor, run_id: str) -> LoadResult:
+    asyncio.run(drive(base_url, texts, concurrency=concurrency, requests=max(2 * concurrency, 20),
+                      run_id=f"{run_id}-warm"))
+    latencies, errors, seconds = asyncio.run(drive(base_url, texts, concurrency=concurrency, requests=requests,
+                                                   run_id=run_id))
+    values = np.array(latencies)
+    return LoadResult(concurrency=concurrency, requests=len(latencies), errors=errors, seconds=round(seconds, 2),
+                      throughput=len(latencies) / seconds, p50_ms=float(np.percentile(values, 50)),
+                      p95_ms=float(np.percentile(values, 95)), p99_ms=float(np.percentile(values, 99)), floor=floor)
+
+
+# --- one backend -----------------------------------------------------------------------------
+
+
+@dataclass
+class BackendRun:
+    backend: str
+    startup_s: float
+    rss_after_startup_mib: float
+    rss_after_memory_run_mib: float | None
+    memory_requests: int
+    levels: list[LoadResult]
+
+
+def start_server(backend: str, port: int, db_path: Path) -> tuple[subprocess.Popen, float]:
+    env = dict(os.environ, CONVINTEL_ENCODER_BACKEND=backend, CONVINTEL_DB_PATH=str(db_path),
+               CONVINTEL_LOG_LEVEL="warning")
+    command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    started = time.perf_counter()
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    deadline = started + 600
+    while time.perf_counter() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the {backend} server exited during start-up (code {server.returncode})")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
+                return server, time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    server.kill()
+    raise SystemExit(f"the {backend} server was not ready within 600 s")
+
+
+def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
+    """The encoder the server builds for `backend`, with the same settings."""
+    bundle = load_bundle(settings.model_path)
+    return load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
+                        batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
+                        onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+
+
+def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settings: Settings) -> BackendRun:
+    encoder = encoder_for(backend, settings)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        # The ONNX graph is already cached (the encoder above exported it if needed):
+        # start-up is timed warm. The one-off export time is in the cache's .json.
+        server, startup_s = start_server(backend, port, Path(tmp) / "load.sqlite3")
+        try:
+            base_url = f"http://127.0.0.1:{port}"
+            rss_startup = rss_mib(server.pid)
+            print(f"[{backend}] ready in {startup_s:.1f} s, RSS {rss_startup:.0f} MiB", file=sys.stderr)
+            levels = []
+            for concurrency in args.concurrency:
+                floor = measure_floor(encoder, texts)
+                requests = args.requests if concurrency > 1 else max(args.requests // 2, 50)
+                result = run_level(base_url, texts, concurrency, requests, floor, f"{backend}-{concurrency}")
+                levels.append(result)
+                print(f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
+                      f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
+                      f"batch-32 {floor.batch32_ms:.1f} ms", file=sys.stderr)
+            rss_after = None
+            if args.memory_requests:
+                latencies, errors, seconds = asyncio.run(drive(
+                    base_url, texts, concurrency=max(args.concurrency), requests=args.memory_requests,
+                    run_id=f"{backend}-memory"))
+                rss_after = rss_mib(server.pid)
+                print(f"[{backend}] {len(latencies)} more requests in {seconds:.0f} s ({errors} errors): "
+                      f"RSS {rss_after:.0f} MiB", file=sys.stderr)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    return BackendRun(backend=backend, startup_s=round(startup_s, 2), rss_after_startup_mib=round(rss_startup, 1),
+                      rss_after_memory_run_mib=round(rss_after, 1) if rss_after else None,
+                      memory_requests=args.memory_requests, levels=levels)
+
+
+def interleaved_batch_ratio(backends: list[str], texts: list[str], settings: Settings, rounds: int = 8) -> dict[str, float]:
+    """Median raw batch-32 ms per backend, measured round-robin in one process."""
+    encoders = {b: encoder_for(b, settings) for b in backends}
+    times: dict[str, list[float]] = {b: [] for b in backends}
+    for encoder in encoders.values():
+        encoder.encode(texts[:RAW_BATCH])
+    for i in range(rounds):
+        chunk = [texts[(i * RAW_BATCH + k) % len(texts)] for k in range(RAW_BATCH)]
+        for backend, encoder in encoders.items():
+            started = time.perf_counter()
+            encoder.encode(chunk)
+            times[backend].append((time.perf_counter() - started) * 1000)
+    return {b: statistics.median(t) for b, t in times.items()}
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict) -> None:
+    print(f"load average before {meta['load_before']}, after {meta['load_after']}; {meta['cpus']} CPUs; "
+          f"client and server share them")
+    print(f"settings: torch_threads={meta['torch_threads']} onnx_threads={meta['onnx_threads']} "
+          f"microbatch_max_messages={meta['max_messages']} microbatch_max_wait_ms={meta['max_wait_ms']}")
+    print()
+    print("| backend | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | raw 1-msg ms | "
+          "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for run in runs:
+        for level in run.levels:
+            f = level.floor
+            print(f"| {run.backend} | {level.concurrency} | {level.requests} | {level.errors} | "
+                  f"{level.throughput:.1f} | {level.p50_ms:.1f} | {level.p95_ms:.1f} | {level.p99_ms:.1f} | "
+                  f"{f.single_ms:.1f} | {f.batch32_ms:.1f} | {level.p50_ms / f.single_ms:.2f} | "
+                  f"{level.p99_ms / f.single_ms:.2f} | {level.throughput / f.batch32_per_s:.2f} |")
+    print()
+    print("| backend | start-up s (graph cached) | RSS after start-up MiB | RSS after more requests MiB |")
+    print("|---|---:|---:|---:|")
+    for run in runs:
+        after = f"{run.rss_after_memory_run_mib:.0f} (+{run.memory_requests} requests)" if run.rss_after_memory_run_mib else "-"
+        print(f"| {run.backend} | {run.startup_s:.1f} | {run.rss_after_startup_mib:.0f} | {after} |")
+    if batch_ms:
+        print()
+        reference = batch_ms.get("torch")
+        print("raw batch-32, interleaved: " + ", ".join(
+            f"{b} {ms:.0f} ms ({RAW_BATCH / ms * 1000:.0f} msg/s"
+            + (f", {reference / ms:.2f}x torch)" if reference else ")") for b, ms in batch_ms.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnx-int8"], choices=ENCODER_BACKENDS)
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32])
+    parser.add_argument("--requests", type=int, default=400, help="measured requests per level (half at c=1)")
+    parser.add_argument("--memory-requests", type=int, default=10_000, help="requests between the two RSS readings")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    # SIGTERM ends the run through the `finally` that stops the server it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    settings = Settings()
+    texts = load_messages()
+    meta = {"load_before": load_average(), "cpus": os.cpu_count(), "torch_threads": settings.torch_threads,
+            "onnx_threads": settings.onnx_threads, "max_messages": settings.microbatch_max_messages,
+            "max_wait_ms": settings.microbatch_max_wait_ms}
+    runs = [run_backend(backend, args, texts, settings) for backend in args.backends]
+    batch_ms = interleaved_batch_ratio(args.backends, texts, settings) if len(args.backends) > 1 else {}
+    meta["load_after"] = load_average()
+    print_report(runs, batch_ms, meta)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"meta": meta, "runs": [asdict(run) for run in runs],
+                                         "raw_batch32_ms_interleaved": batch_ms}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""Choosing the encoder backend: the PyTorch reference, or ONNX Runtime (fp32 or int8).
+
+A backend that cannot start fails start-up with `EncoderLoadError` naming the backend and
+the cause. It never falls back silently: the operator asked for that backend's speed,
+memory and (for int8) outputs, and a quiet switch would hide all three."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:  # torch and the runtimes load with the encoder, not with the settings
+    from nlp.bundle import BundleAdapter
+    from nlp.encoder import SentenceEncoder
+
+EncoderBackend = Literal["torch", "onnx", "onnx-int8"]
+ENCODER_BACKENDS: tuple[str, ...] = get_args(EncoderBackend)
+
+
+def load_encoder(
+    backend: EncoderBackend = "torch",
+    model_path: str | Path | None = None,
+    *,
+    max_seq_length: int = 256,
+    batch_size: int = 64,
+    torch_threads: int | None = None,
+    onnx_threads: int | None = None,
+    cache_dir: Path | None = None,
+    adapter: BundleAdapter | None = None,
+) -> SentenceEncoder:
+    """The encoder for `backend`. ONNX graphs are exported into `cache_dir` when missing.
+    A bundle's fine-tuning `adapter` is merged into the PyTorch encoder; the ONNX
+    backends export the packaged weights, so they refuse adapter bundles."""
+    import torch
+
+    from nlp.encoder import Encoder, EncoderLoadError
+
+    if backend == "torch":
+        return Encoder(model_path, max_seq_length=max_seq_length, batch_size=batch_size, num_threads=torch_threads,
+                       adapter=adapter)
+    if adapter is not None:
+        raise EncoderLoadError(f"encoder backend {backend!r} cannot run a bundle with a fine-tuning adapter yet; "
+                               "use CONVINTEL_ENCODER_BACKEND=torch for this bundle")
+    if backend not in ENCODER_BACKENDS:
+        raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(ENCODER_BACKENDS)}")
+    if cache_dir is None:
+        raise EncoderLoadError(f"encoder backend {backend!r} needs a cache directory for its ONNX graph")
+    if torch_threads:  # the heads still run on torch
+        torch.set_num_threads(torch_threads)
+    try:
+        from nlp.onnx_encoder import OnnxEncoder
+    except ImportError as exc:
+        raise EncoderLoadError(f"encoder backend {backend!r} needs onnxruntime and onnx: {exc}") from exc
+    return OnnxEncoder(model_path, variant="int8" if backend == "onnx-int8" else "fp32", cache_dir=cache_dir,
+                       max_seq_length=max_seq_length, batch_size=batch_size, num_threads=onnx_threads)
+
+
+def prepare_encoder(
+    backend: EncoderBackend,
+    model_path: str | Path | None = None,
+    *,
+    max_seq_length: int = 256,
+    cache_dir: Path | None = None,
+) -> Path | None:
+    """Export the backend's ONNX graph into `cache_dir` if it is missing (once, before
+    server workers start); returns the graph's path, or None for torch. Raises
+    EncoderLoadError with the cause."""
+    from nlp.encoder import EncoderLoadError, packaged_model_path
+
+    if backend == "torch":
+        return None
+    if backend not in ENCODER_BACKENDS or cache_dir is None:
+        raise EncoderLoadError(f"encoder backend {backend!r} needs a known name and a cache directory")
+    from nlp.onnx_encoder import ensure_graph
+
+    variant = "int8" if backend == "onnx-int8" else "fp32"
+    path = Path(model_path) if model_path else packaged_model_path()
+    try:
+        return ensure_graph(path, cache_dir, variant, max_seq_length=max_seq_length)
+    except Exception as exc:  # noqa: BLE001 - export or I/O: all make the backend unusable
+        raise EncoderLoadError(f"ONNX {variant} export of {path} into {cache_dir} failed: {exc}") from exc
