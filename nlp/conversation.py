@@ -11,6 +11,7 @@ from nlp.policy import Policy
 from nlp.schemas import Channel, ConversationSummary, MessageAnalysis
 from nlp.signals import Turn, compute_signals
 from nlp.tags import derive_tags
+from nlp.topics.live import conversation_topics
 
 
 def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], policy: Policy,
@@ -18,6 +19,7 @@ def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[
     """Summarise a conversation; `turns` align with `analyses` (same order and ids)."""
     signals = compute_signals(analyses, turns, policy.thresholds, channel)
     escalation = recommend_escalation(signals, policy)
+    topics = conversation_topics(analyses)
     return ConversationSummary(
         messages=len(analyses),
         customer_messages=len(signals.customer),
@@ -28,7 +30,8 @@ def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[
         risk_cues=signals.risk_cues,
         timing=signals.timing,
         repeated_to_bot=signals.repeated_to_bot,
-        tags=derive_tags(signals, escalation),
+        tags=derive_tags(signals, escalation, topics),
         escalation=escalation,
         insights=derive_insights(signals, escalation),
+        topics=topics,
     )

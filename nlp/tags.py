@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from nlp.schemas import Escalation
+from typing import Sequence
+
+from nlp.schemas import ConversationTopic, Escalation
 from nlp.signals import ConversationSignals
+from nlp.topics.labels import slug
 
 
-def derive_tags(signals: ConversationSignals, escalation: Escalation) -> list[str]:
-    """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`."""
+def derive_tags(signals: ConversationSignals, escalation: Escalation,
+                topics: Sequence[ConversationTopic] = ()) -> list[str]:
+    """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`,
+    `topic:card-arrive`."""
     tags: list[str] = []
     if signals.sentiment is not None:
         tags.append(f"sentiment:{signals.sentiment.label}")
@@ -22,4 +27,5 @@ def derive_tags(signals: ConversationSignals, escalation: Escalation) -> list[st
         tags.append("bot:repeated")
     if escalation.level != "none":
         tags.append(f"escalation:{escalation.level}")
+    tags.extend(f"topic:{slug(topic.name)}" for topic in topics)
     return tags

@@ -14,6 +14,7 @@ from nlp.policy import load_policy
 from service.errors import install_error_handlers
 from service.limits import RequestGuardMiddleware
 from service.routes import router
+from service.topic_routes import router as topic_router
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
 
@@ -21,7 +22,8 @@ log = logging.getLogger("convintel")
 
 
 def load_analyzer(settings: Settings) -> Analyzer:
-    """The analyzer for `settings`: policy, bundle, encoder, threads and text inspector."""
+    """The analyzer for `settings`: policy, bundle, encoder, threads, text inspector and
+    topic model (when configured)."""
     policy = load_policy(settings.policy_file)  # first: a bad policy fails before models load
     inspector = None
     if settings.detect_cues or settings.redact_pii:
@@ -30,10 +32,15 @@ def load_analyzer(settings: Settings) -> Analyzer:
 
         inspector = TextInspector(detect_cues=settings.detect_cues,
                                   redactor=Redactor() if settings.redact_pii else None)
+    topics = None
+    if settings.topic_model is not None:
+        from nlp.topics.model import load_topic_model
+
+        topics = load_topic_model(settings.topic_model)
     return Analyzer.load(
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,
-        policy=policy, inspector=inspector,
+        policy=policy, inspector=inspector, topics=topics, topic_min_similarity=settings.topic_min_similarity,
     )
 
 
@@ -66,4 +73,5 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(topic_router)
     return app

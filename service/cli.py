@@ -154,6 +154,109 @@ def evaluate(
     typer.echo(f"wrote {metrics_path} and {report_path}")
 
 
+topics_app = typer.Typer(no_args_is_help=True, help="Topic discovery on archives, and topic trends.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("fit")
+def topics_fit(
+    source: Annotated[Path, typer.Argument(help="Messages or transcripts: .jsonl, .json, .csv or .parquet")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the topic model")],
+    text_field: Annotated[str, typer.Option(help="Field (or CSV column) holding the message text")] = "text",
+    reduction: Annotated[str, typer.Option(help="pca, umap (needs the topics-umap extra) or none")] = "pca",
+    n_components: Annotated[int, typer.Option(help="Dimensions after reduction")] = 10,
+    min_cluster_size: Annotated[int, typer.Option(help="Smallest topic HDBSCAN keeps")] = 15,
+    min_samples: Annotated[int, typer.Option(help="HDBSCAN density smoothing")] = 5,
+    selection: Annotated[str, typer.Option(help="HDBSCAN cluster selection: leaf (fine) or eom (broad)")] = "leaf",
+    outlier_threshold: Annotated[float, typer.Option(
+        help="Cosine similarity to a centroid for an outlier to join that topic (and the live floor)")] = 0.5,
+    merge_threshold: Annotated[float, typer.Option(help="Merge topics with centroids at least this similar; 1 disables")] = 0.9,
+    target_topics: Annotated[Optional[int], typer.Option(help="Merge the closest topics down to this many")] = None,
+    previous: Annotated[Optional[Path], typer.Option(help="Previous topic model: topics found again keep their ids")] = None,
+    match_similarity: Annotated[float, typer.Option(help="Centroid similarity for a refit topic to keep an old id")] = 0.8,
+    examples: Annotated[int, typer.Option(help="Representative examples per topic")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed")] = 13,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache, e.g. .cache/features; default: none")] = None,
+) -> None:
+    """Fit a topic model on an archive of customer messages and save it (safetensors + manifest.json)."""
+    from nlp.encoder import Encoder, EncoderLoadError
+    from nlp.topics import TopicFitConfig, TopicModelError, load_topic_model
+    from nlp.topics.model import describe
+    from nlp.topics.reduction import ReductionUnavailable
+    from service.settings import get_settings
+    from training.topic_corpus import CorpusError
+    from training.topic_fit import fit_topic_file
+
+    try:
+        config = TopicFitConfig(
+            reduction=reduction, n_components=n_components, min_cluster_size=min_cluster_size,  # type: ignore[arg-type]
+            min_samples=min_samples, cluster_selection=selection, outlier_threshold=outlier_threshold,  # type: ignore[arg-type]
+            merge_threshold=merge_threshold if merge_threshold < 1 else None, target_topics=target_topics,
+            examples=examples, seed=seed)
+        if selection not in ("leaf", "eom"):
+            raise ValueError(f"selection must be 'leaf' or 'eom', not {selection!r}")
+        old = load_topic_model(previous) if previous else None
+    except (ValueError, TopicModelError) as exc:
+        _fail(str(exc))
+    settings = get_settings()
+    try:
+        encoder = Encoder(settings.encoder_path, batch_size=settings.encode_batch_size,
+                          num_threads=settings.torch_threads)
+        fitted = fit_topic_file(source, output, encoder, config, text_field=text_field, previous=old,
+                                match_similarity=match_similarity, cache_dir=cache_dir)
+    except (CorpusError, EncoderLoadError, ReductionUnavailable, ValueError) as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {exc.filename}: {exc.strerror}")
+    if fitted.skipped:
+        typer.secho(f"skipped {fitted.skipped} row(s):", fg=typer.colors.YELLOW, err=True)
+        for problem in fitted.problems[:10]:
+            typer.echo(f"  {problem}", err=True)
+    result = fitted.result
+    typer.echo(describe(result.model.manifest))
+    typer.echo(f"{fitted.documents} messages; HDBSCAN clustered {result.clustered_share:.1%}, "
+               f"unassigned after reassignment {result.unassigned_share:.1%}; "
+               + ", ".join(f"{step} {secs:.1f} s" for step, secs in result.seconds.items()))
+    if result.match is not None:
+        typer.echo(f"refit: {len(result.match.kept)} kept, new {result.match.new}, gone {result.match.gone}")
+    typer.echo(f"wrote {output}")
+
+
+@topics_app.command("trends")
+def topics_trends(
+    scored: Annotated[Path, typer.Argument(help="Scored conversations (JSONL of analyses with timestamps; see README)")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for CSV, JSON and report.html")],
+    period: Annotated[str, typer.Option(help="day or week")] = "week",
+    min_volume: Annotated[int, typer.Option(help="Messages in the last period for a topic to count as emerging")] = 5,
+    growth: Annotated[float, typer.Option(help="Growth over the previous period to flag a topic (0.5 = +50%)")] = 0.5,
+) -> None:
+    """Topic volume per day or week and channel, average sentiment per topic, emerging topics."""
+    from nlp.topics.trends import compute_trends
+    from training.topic_corpus import CorpusError
+    from training.topic_trends import read_scored, write_trends
+
+    if period not in ("day", "week"):
+        _fail(f"period must be 'day' or 'week', not {period!r}")
+    try:
+        scored_messages = read_scored(scored)
+    except CorpusError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot read {exc.filename}: {exc.strerror}")
+    if scored_messages.skipped:
+        typer.secho(f"skipped {scored_messages.skipped} row(s) or message(s):", fg=typer.colors.YELLOW, err=True)
+        for problem in scored_messages.problems[:10]:
+            typer.echo(f"  {problem}", err=True)
+    if not scored_messages.with_topics:
+        _fail(f"{scored} has no customer messages with topics: analyse with CONVINTEL_TOPIC_MODEL set")
+    trends = compute_trends(scored_messages.mentions, period=period, min_volume=min_volume,  # type: ignore[arg-type]
+                            growth_threshold=growth)
+    paths = write_trends(trends, output, skipped=scored_messages.skipped, problems=scored_messages.problems)
+    typer.echo(f"{trends.messages} customer messages over {len(trends.periods)} {period}(s), "
+               f"{len(trends.topics)} topics, {len(trends.emerging)} emerging"
+               + (": " + ", ".join(t.name for t in trends.emerging) if trends.emerging else ""))
+    typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
 def main() -> None:  # pragma: no cover
     app()
 

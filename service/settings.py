@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(20_000, ge=1)
     max_batch_transcripts: int = Field(64, ge=1)
 
+    # Topics (convintel topics fit): unset means analyses carry no topics
+    topic_model: Path | None = Field(None, description="Topic model folder written by `convintel topics fit`")
+    topic_min_similarity: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold")
+
     @property
     def model_path(self) -> Path:
         from nlp.bundle import resolve_bundle_path
