@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow models bench clean
+.PHONY: install install-test serve test test-slow models bench bench-topics clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ models: install
 
 bench: install
 	$(BIN)/python bench/latency.py
+
+bench-topics: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/topics.py --json bench/results/topics.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache var

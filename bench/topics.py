@@ -19,7 +19,7 @@ text under `.cache/features` (encoding 100k messages takes long on 2 cores; the 
 what is timed).
 
     .venv/bin/python bench/topics.py [--json bench/results/topics.json]
-    .venv/bin/python bench/topics.py --scale 100000 --skip-bertopic
+    .venv/bin/python bench/topics.py --scale 100000 [--distinct 40000]
 """
 
 from __future__ import annotations
@@ -50,9 +50,16 @@ def load_banking77(path: Path) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["category"] for r in rows]
 
 
-def synthetic_corpus(data_root: Path, size: int) -> list[str]:
-    """`size` distinct messages: the real texts listed in the module docstring, then
-    BANKING77 queries with a greeting and a sign-off, deterministic."""
+def synthetic_corpus(data_root: Path, size: int, distinct: int | None = None) -> list[str]:
+    """`size` messages: the real texts listed in the module docstring, then BANKING77
+    queries with a greeting and a sign-off, deterministic. With `distinct`, only the first
+    `distinct` texts are used, repeated in turn up to `size` (recurring messages, as in a
+    real archive; each still goes through the fit as its own document)."""
+    texts = _distinct_texts(data_root, min(size, distinct or size))
+    return [texts[i % len(texts)] for i in range(size)]
+
+
+def _distinct_texts(data_root: Path, size: int) -> list[str]:
     from training.datasets import load_goemotions, load_meld_sentiment, load_tweeteval_sentiment
 
     banking, _ = load_banking77(data_root / "banking77" / "train.csv")
@@ -158,19 +165,33 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("CONVINTEL_DATA_ROOT", ROOT.parent / "shared" / "data")))
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "features")
     parser.add_argument("--scale", type=int, help="fit convintel on this many synthetic messages instead")
+    parser.add_argument("--distinct", type=int, help="with --scale: use only this many distinct texts, repeated")
     parser.add_argument("--skip-bertopic", action="store_true")
     parser.add_argument("--encode-only", action="store_true", help="fill the embedding cache and stop")
+    parser.add_argument("--embeddings", type=Path,
+                        help="a .npy of the texts' embeddings, row-aligned: loaded when present, else written")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
     if args.scale:
-        texts, truth = synthetic_corpus(args.data_root, args.scale), None
-        dataset = f"synthetic ({len(texts)} messages)"
+        texts, truth = synthetic_corpus(args.data_root, args.scale, args.distinct), None
+        dataset = f"synthetic ({len(texts)} messages, {len(set(texts))} distinct)"
     else:
         texts, truth = load_banking77(args.data_root / "banking77" / "train.csv")
         dataset = f"banking77 train ({len(texts)} queries, {len(set(truth))} intents)"
     started = time.perf_counter()
-    embeddings = embeddings_for(texts, args.cache_dir)
+    unique = list(dict.fromkeys(texts))
+    row = {text: i for i, text in enumerate(unique)}
+    if args.embeddings and args.embeddings.exists():
+        distinct_embeddings = np.load(args.embeddings)
+        if distinct_embeddings.shape[0] != len(unique):
+            raise SystemExit(f"{args.embeddings} has {distinct_embeddings.shape[0]} rows for {len(unique)} texts")
+    else:
+        distinct_embeddings = embeddings_for(unique, args.cache_dir)
+        if args.embeddings:
+            args.embeddings.parent.mkdir(parents=True, exist_ok=True)
+            np.save(args.embeddings, distinct_embeddings)
+    embeddings = distinct_embeddings[[row[text] for text in texts]]
     print(f"{dataset}: embeddings {embeddings.shape} in {time.perf_counter() - started:.0f} s (cached by text)",
           file=sys.stderr)
     if args.encode_only:

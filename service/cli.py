@@ -19,6 +19,14 @@ def _fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _report_skipped(count: int, problems: list[str], what: str = "invalid row(s)") -> None:
+    """Say on stderr how much input was skipped, with the first few problems."""
+    if count:
+        typer.secho(f"skipped {count} {what}:", fg=typer.colors.YELLOW, err=True)
+        for problem in problems[:10]:
+            typer.echo(f"  {problem}", err=True)
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Bind address (default: CONVINTEL_HOST)")] = None,
@@ -32,11 +40,15 @@ def serve(
     from nlp.policy import PolicyError, load_policy
     from service.settings import get_settings
 
+    from nlp.topics.model import TopicModelError, load_topic_model
+
     settings = get_settings()
-    try:  # check bundle and policy here too, so a bad one ends with one clear line, not a traceback
+    try:  # check bundle, policy and topic model here too, so a bad one ends with one clear line, not a traceback
         load_policy(settings.policy_file)
         load_bundle(settings.model_path)
-    except (BundleError, PolicyError) as exc:
+        if settings.topic_model is not None:
+            load_topic_model(settings.topic_model)
+    except (BundleError, PolicyError, TopicModelError) as exc:
         _fail(f"cannot start: {exc}")
     uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level=settings.log_level)
@@ -143,10 +155,7 @@ def evaluate(
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")
-    if result.skipped_rows:
-        typer.secho(f"skipped {len(result.skipped_rows)} invalid row(s):", fg=typer.colors.YELLOW, err=True)
-        for problem in result.skipped_rows[:10]:
-            typer.echo(f"  {problem}", err=True)
+    _report_skipped(len(result.skipped_rows), result.skipped_rows)
     metrics_path, report_path = write_outputs(result, output)
     typer.echo(render_summary(result))
     for note in result.notes:
@@ -163,38 +172,42 @@ def topics_fit(
     source: Annotated[Path, typer.Argument(help="Messages or transcripts: .jsonl, .json, .csv or .parquet")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the topic model")],
     text_field: Annotated[str, typer.Option(help="Field (or CSV column) holding the message text")] = "text",
-    reduction: Annotated[str, typer.Option(help="pca, umap (needs the topics-umap extra) or none")] = "pca",
-    n_components: Annotated[int, typer.Option(help="Dimensions after reduction")] = 10,
-    min_cluster_size: Annotated[int, typer.Option(help="Smallest topic HDBSCAN keeps")] = 15,
-    min_samples: Annotated[int, typer.Option(help="HDBSCAN density smoothing")] = 5,
-    selection: Annotated[str, typer.Option(help="HDBSCAN cluster selection: leaf (fine) or eom (broad)")] = "leaf",
-    outlier_threshold: Annotated[float, typer.Option(
-        help="Cosine similarity to a centroid for an outlier to join that topic (and the live floor)")] = 0.5,
-    merge_threshold: Annotated[float, typer.Option(help="Merge topics with centroids at least this similar; 1 disables")] = 0.9,
+    reduction: Annotated[Optional[str], typer.Option(help="pca (default), umap (needs the topics-umap extra) or none")] = None,
+    n_components: Annotated[Optional[int], typer.Option(help="Dimensions after reduction")] = None,
+    min_cluster_size: Annotated[Optional[int], typer.Option(help="Smallest topic HDBSCAN keeps")] = None,
+    min_samples: Annotated[Optional[int], typer.Option(help="HDBSCAN density smoothing")] = None,
+    selection: Annotated[Optional[str], typer.Option(help="HDBSCAN cluster selection: leaf (fine, default) or eom (broad)")] = None,
+    outlier_threshold: Annotated[Optional[float], typer.Option(
+        help="Cosine similarity to a centroid for a message to join that topic (also the live floor)")] = None,
+    merge_threshold: Annotated[Optional[float], typer.Option(help="Merge topics with centroids at least this similar; 1 disables")] = None,
     target_topics: Annotated[Optional[int], typer.Option(help="Merge the closest topics down to this many")] = None,
     previous: Annotated[Optional[Path], typer.Option(help="Previous topic model: topics found again keep their ids")] = None,
-    match_similarity: Annotated[float, typer.Option(help="Centroid similarity for a refit topic to keep an old id")] = 0.8,
-    examples: Annotated[int, typer.Option(help="Representative examples per topic")] = 3,
-    seed: Annotated[int, typer.Option(help="Random seed")] = 13,
+    match_similarity: Annotated[Optional[float], typer.Option(help="Centroid similarity for a refit topic to keep an old id")] = None,
+    examples: Annotated[Optional[int], typer.Option(help="Representative examples per topic")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache, e.g. .cache/features; default: none")] = None,
 ) -> None:
-    """Fit a topic model on an archive of customer messages and save it (safetensors + manifest.json)."""
+    """Fit a topic model on an archive of customer messages and save it (safetensors +
+    manifest.json). Unset options take the defaults listed in the README (TopicFitConfig)."""
     from nlp.encoder import Encoder, EncoderLoadError
     from nlp.topics import TopicFitConfig, TopicModelError, load_topic_model
+    from nlp.topics.matching import DEFAULT_MIN_SIMILARITY
     from nlp.topics.model import describe
     from nlp.topics.reduction import ReductionUnavailable
     from service.settings import get_settings
     from training.topic_corpus import CorpusError
     from training.topic_fit import fit_topic_file
 
+    given = {"reduction": reduction, "n_components": n_components, "min_cluster_size": min_cluster_size,
+             "min_samples": min_samples, "cluster_selection": selection, "outlier_threshold": outlier_threshold,
+             "merge_threshold": merge_threshold, "target_topics": target_topics, "examples": examples, "seed": seed}
+    options = {name: value for name, value in given.items() if value is not None}
+    if options.get("merge_threshold", 0) >= 1:
+        options["merge_threshold"] = None
     try:
-        config = TopicFitConfig(
-            reduction=reduction, n_components=n_components, min_cluster_size=min_cluster_size,  # type: ignore[arg-type]
-            min_samples=min_samples, cluster_selection=selection, outlier_threshold=outlier_threshold,  # type: ignore[arg-type]
-            merge_threshold=merge_threshold if merge_threshold < 1 else None, target_topics=target_topics,
-            examples=examples, seed=seed)
-        if selection not in ("leaf", "eom"):
+        if options.get("cluster_selection", "leaf") not in ("leaf", "eom"):
             raise ValueError(f"selection must be 'leaf' or 'eom', not {selection!r}")
+        config = TopicFitConfig(**options)
         old = load_topic_model(previous) if previous else None
     except (ValueError, TopicModelError) as exc:
         _fail(str(exc))
@@ -203,15 +216,13 @@ def topics_fit(
         encoder = Encoder(settings.encoder_path, batch_size=settings.encode_batch_size,
                           num_threads=settings.torch_threads)
         fitted = fit_topic_file(source, output, encoder, config, text_field=text_field, previous=old,
-                                match_similarity=match_similarity, cache_dir=cache_dir)
+                                match_similarity=DEFAULT_MIN_SIMILARITY if match_similarity is None else match_similarity,
+                                cache_dir=cache_dir)
     except (CorpusError, EncoderLoadError, ReductionUnavailable, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")
-    if fitted.skipped:
-        typer.secho(f"skipped {fitted.skipped} row(s):", fg=typer.colors.YELLOW, err=True)
-        for problem in fitted.problems[:10]:
-            typer.echo(f"  {problem}", err=True)
+    _report_skipped(fitted.skipped, fitted.problems)
     result = fitted.result
     typer.echo(describe(result.model.manifest))
     typer.echo(f"{fitted.documents} messages; HDBSCAN clustered {result.clustered_share:.1%}, "
@@ -243,10 +254,7 @@ def topics_trends(
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")
-    if scored_messages.skipped:
-        typer.secho(f"skipped {scored_messages.skipped} row(s) or message(s):", fg=typer.colors.YELLOW, err=True)
-        for problem in scored_messages.problems[:10]:
-            typer.echo(f"  {problem}", err=True)
+    _report_skipped(scored_messages.skipped, scored_messages.problems, "row(s) or message(s)")
     if not scored_messages.with_topics:
         _fail(f"{scored} has no customer messages with topics: analyse with CONVINTEL_TOPIC_MODEL set")
     trends = compute_trends(scored_messages.mentions, period=period, min_volume=min_volume,  # type: ignore[arg-type]

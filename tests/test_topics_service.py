@@ -63,6 +63,16 @@ def test_analysis_carries_topics_when_configured(topic_client):
     assert f"topic:{topic['name'].replace(', ', '-')}" in body["conversation"]["tags"]
 
 
+def test_topics_reuse_the_one_encoder_pass(analyzer, topic_model_dir, monkeypatch):
+    with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(topic_model_dir))
+    calls: list[int] = []
+    encode = analyzer.encoder.encode
+    monkeypatch.setattr(analyzer.encoder, "encode", lambda texts: calls.append(len(texts)) or encode(texts))
+    result = with_topics.analyze(Transcript.model_validate(TRANSCRIPT))
+    assert calls == [3]  # one batch, one pass per message: topics read the heads' sentence embedding
+    assert result.messages[0].topics and result.conversation.topics
+
+
 def test_webhook_path_assigns_topics_from_its_one_encoder_pass(topic_client):
     first = topic_client.post("/v1/conversations/w-1/messages",
                               json={"id": "m1", "role": "customer", "text": "My parcel never arrived, the tracking is stuck"})
@@ -151,3 +161,15 @@ def test_cli_errors_are_clear(tmp_path):
         {"id": "m1", "role": "customer", "sentiment": {"score": 0.1}, "topics": []}]}) + "\n")
     result = runner.invoke(cli, ["topics", "trends", str(no_topics), "-o", str(tmp_path / "t")])
     assert result.exit_code == 2 and "no customer messages with topics" in result.output
+
+
+def test_serve_refuses_a_broken_topic_model(tmp_path, monkeypatch):
+    from service.settings import get_settings
+
+    monkeypatch.setenv("CONVINTEL_TOPIC_MODEL", str(tmp_path / "missing"))
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(cli, ["serve"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "topic model folder" in result.output and "does not exist" in result.output

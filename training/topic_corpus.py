@@ -23,10 +23,9 @@ class CorpusError(ValueError):
 
 
 @dataclass
-class CustomerTexts:
-    """Customer message texts from an archive, and what was skipped (with why)."""
+class SkipLog:
+    """How many rows were skipped, and why (the first few)."""
 
-    texts: list[str] = field(default_factory=list)
     skipped: int = 0
     problems: list[str] = field(default_factory=list)
 
@@ -34,6 +33,13 @@ class CustomerTexts:
         self.skipped += 1
         if len(self.problems) < 20:  # enough to fix the file; a broken export would flood the terminal
             self.problems.append(problem)
+
+
+@dataclass
+class CustomerTexts(SkipLog):
+    """Customer message texts from an archive, and what was skipped (with why)."""
+
+    texts: list[str] = field(default_factory=list)
 
 
 def read_rows(path: Path) -> Iterator[tuple[str, Any]]:

@@ -21,23 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from nlp.topics.trends import TopicMention, TopicTrends
-from training.topic_corpus import CorpusError, read_rows
+from training.topic_corpus import CorpusError, SkipLog, read_rows
 
 RECORD_TIME_FIELDS = ("timestamp", "created_at", "started_at", "updated_at")
 
 
 @dataclass
-class ScoredMessages:
-    mentions: list[TopicMention] = field(default_factory=list)
-    skipped: int = 0
-    problems: list[str] = field(default_factory=list)
-    with_topics: int = 0
-    """Customer messages whose analysis has a `topics` field with at least one topic."""
+class ScoredMessages(SkipLog):
+    """Customer-message mentions read from a SCORED file, and what was skipped."""
 
-    def skip(self, problem: str) -> None:
-        self.skipped += 1
-        if len(self.problems) < 20:
-            self.problems.append(problem)
+    mentions: list[TopicMention] = field(default_factory=list)
+    with_topics: int = 0
+    """Customer messages whose analysis has at least one topic."""
 
 
 def parse_time(value: Any) -> datetime | None:

@@ -68,33 +68,46 @@ def merge_topics(embeddings: np.ndarray, labels: np.ndarray, *, threshold: float
                  target: int | None) -> np.ndarray:
     """Merge the two most similar topics (by centroid cosine) while they are at least
     `threshold` alike, or while there are more than `target` topics. Greedy, one merge at a
-    time with centroids recomputed, like agglomerative clustering with centroid linkage."""
+    time with the merged centroid recomputed (centroid-linkage agglomeration); only the
+    merged topic's row of the similarity matrix changes, so each merge costs O(k * dim)."""
     labels = relabel_dense(labels)
     count = int(labels.max()) + 1
     if count < 2 or (threshold is None and (target is None or count <= target)):
         return labels
     sums = topic_sums(embeddings, labels, count)
-    alive = np.ones(count, dtype=bool)
-    owner = np.arange(count)
+    unit = normalize_rows(sums)
+    similarity = unit @ unit.T
+    np.fill_diagonal(similarity, -np.inf)
+    alive, owner = np.ones(count, dtype=bool), np.arange(count)
     while alive.sum() > 1:
-        unit = normalize_rows(sums)
-        similarity = unit @ unit.T
-        similarity[~alive, :] = -np.inf
-        similarity[:, ~alive] = -np.inf
-        np.fill_diagonal(similarity, -np.inf)
         a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
         over_target = target is not None and alive.sum() > target
-        similar_enough = threshold is not None and similarity[a, b] >= threshold
-        if not (over_target or similar_enough):
+        if not (over_target or (threshold is not None and similarity[a, b] >= threshold)):
             break
         keep, drop = (a, b) if a < b else (b, a)
         sums[keep] += sums[drop]
-        sums[drop] = 0.0
-        alive[drop] = False
         owner[owner == drop] = keep
+        alive[drop] = False
+        unit[keep] = normalize_rows(sums[keep : keep + 1])[0]
+        row = np.where(alive, unit @ unit[keep], -np.inf)
+        row[keep] = -np.inf
+        similarity[keep, :] = similarity[:, keep] = row
+        similarity[drop, :] = similarity[:, drop] = -np.inf
     merged = labels.copy()
     merged[labels >= 0] = owner[labels[labels >= 0]]
     return relabel_dense(merged)
+
+
+def nearest_centroids(embeddings: np.ndarray, centroids: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """(index, cosine similarity) of each row's nearest centroid, in row blocks so memory
+    stays at block x k however many documents there are."""
+    best = np.empty(embeddings.shape[0], dtype=np.int64)
+    best_similarity = np.empty(embeddings.shape[0], dtype=np.float32)
+    for start in range(0, embeddings.shape[0], block):
+        similarity = embeddings[start : start + block] @ centroids.T
+        best[start : start + block] = similarity.argmax(axis=1)
+        best_similarity[start : start + block] = similarity.max(axis=1)
+    return best, best_similarity
 
 
 def refine_topics(embeddings: np.ndarray, labels: np.ndarray, threshold: float, iterations: int) -> np.ndarray:
@@ -107,9 +120,8 @@ def refine_topics(embeddings: np.ndarray, labels: np.ndarray, threshold: float, 
         return labels.copy()
     current = labels.copy()
     for _ in range(max(iterations, 1)):
-        similarity = embeddings @ centroids_of(embeddings, current, count).T
-        best = similarity.argmax(axis=1)
-        updated = np.where(similarity[np.arange(best.size), best] >= threshold, best, UNASSIGNED)
+        best, similarity = nearest_centroids(embeddings, centroids_of(embeddings, current, count))
+        updated = np.where(similarity >= threshold, best, UNASSIGNED)
         if np.array_equal(updated, current):
             break
         current = updated

@@ -36,8 +36,11 @@ class TopicFitConfig:
     """Keywords kept per topic."""
     examples: int = 3
     """Representative examples kept per topic (closest to the centroid)."""
-    label_sample: int = 400
-    """Documents per topic parsed with spaCy for the labels: bounds the cost on large fits."""
+    label_sample: int = 64
+    """Most documents per topic parsed with spaCy for the labels (a seeded sample)."""
+    label_budget: int = 10_000
+    """Most documents parsed in all: with many topics each gets budget / topics (at least 10).
+    spaCy's parse is the costly step of labelling, so this bounds it on large archives."""
     temperature: float = 0.05
     """Softmax temperature over centroid similarities for assignment confidence."""
     seed: int = 13

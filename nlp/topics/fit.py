@@ -3,7 +3,6 @@ outliers, name the topics, and (on a refit) keep the ids of topics found again."
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,8 +20,6 @@ from nlp.topics.labels import (
 from nlp.topics.matching import DEFAULT_MIN_SIMILARITY, TopicMatch, match_topics
 from nlp.topics.model import TopicEntry, TopicManifest, TopicModel
 from nlp.topics.reduction import reduce_embeddings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -116,8 +113,8 @@ def fit_topics(
 
 
 def _label_topics(texts: Sequence[str], labels: np.ndarray, count: int, config: TopicFitConfig, nlp):
-    """c-TF-IDF terms per topic, over at most `config.label_sample` documents per topic
-    (a seeded sample: spaCy's parse is the costly step on large archives)."""
+    """c-TF-IDF terms per topic, over a seeded sample of each topic's documents (see
+    `label_sample` and `label_budget`)."""
     if count == 0:
         return []
     if nlp is None:
@@ -125,11 +122,14 @@ def _label_topics(texts: Sequence[str], labels: np.ndarray, count: int, config: 
 
         nlp = load_term_pipeline()
     rng = np.random.default_rng(config.seed)
+    per_topic = max(min(config.label_sample, config.label_budget // count), 10)
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(count + 1))
     chosen = []
     for k in range(count):
-        members = np.flatnonzero(labels == k)
-        if members.size > config.label_sample:
-            members = np.sort(rng.choice(members, config.label_sample, replace=False))
+        members = order[bounds[k] : bounds[k + 1]]
+        if members.size > per_topic:
+            members = np.sort(rng.choice(members, per_topic, replace=False))
         chosen.append(members)
     rows = np.concatenate(chosen)
     terms = document_terms([texts[i] for i in rows], nlp)

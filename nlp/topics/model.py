@@ -10,7 +10,6 @@ encoder pass the heads use) against the k centroids."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,7 +161,3 @@ def describe(manifest: TopicManifest) -> str:
     for topic in manifest.topics:
         lines.append(f"  {topic.id:>4}  {topic.size:>6}  {topic.name}  [{', '.join(topic.keywords[:5])}]")
     return "\n".join(lines)
-
-
-def dump_json(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False)

@@ -65,8 +65,8 @@ def period_start(when: datetime, period: Period) -> date:
     return day - timedelta(days=day.weekday()) if period == "week" else day
 
 
-def compute_trends(mentions: Iterable[TopicMention], *, period: Period = "week", min_volume: int = 5,
-                   growth_threshold: float = 0.5) -> TopicTrends:
+def compute_trends(mentions: Iterable[TopicMention], *, period: Period, min_volume: int,
+                   growth_threshold: float) -> TopicTrends:
     """Aggregate mentions. A topic is emerging when the last period holds at least
     `min_volume` of its messages and it grew by at least `growth_threshold` (0.5 = +50%)
     over the period before, or had none then."""
