@@ -163,3 +163,22 @@ def test_archives_in_every_format_give_the_customer_texts(tmp_path):
     csv_file = tmp_path / "a.csv"
     csv_file.write_text("body,role\nMy card was declined,\nHello from the agent,agent\n")
     assert customer_texts(csv_file, text_field="body").texts == ["My card was declined"]
+
+
+def test_umap_without_the_extra_is_a_clear_error(planted, monkeypatch):
+    import sys
+
+    from nlp.topics.reduction import ReductionUnavailable
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    texts, _, embeddings = planted
+    with pytest.raises(ReductionUnavailable, match="topics-umap"):
+        fit_topics(texts, embeddings, replace(SMALL, reduction="umap"))
+
+
+@pytest.mark.slow
+def test_umap_reduction_finds_the_planted_topics(planted):
+    pytest.importorskip("umap")
+    texts, truth, embeddings = planted
+    result = fit_topics(texts, embeddings, replace(SMALL, reduction="umap", n_components=5))
+    assert normalized_mutual_info_score(truth, result.labels) > 0.9
