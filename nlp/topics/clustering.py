@@ -68,8 +68,9 @@ def merge_topics(embeddings: np.ndarray, labels: np.ndarray, *, threshold: float
                  target: int | None) -> np.ndarray:
     """Merge the two most similar topics (by centroid cosine) while they are at least
     `threshold` alike, or while there are more than `target` topics. Greedy, one merge at a
-    time with the merged centroid recomputed (centroid-linkage agglomeration); only the
-    merged topic's row of the similarity matrix changes, so each merge costs O(k * dim)."""
+    time with the merged centroid recomputed (centroid-linkage agglomeration). Each row's
+    best partner is cached, so a merge costs O(k * dim) plus the rows that pointed at the
+    merged pair, not a scan of the whole k x k matrix."""
     labels = relabel_dense(labels)
     count = int(labels.max()) + 1
     if count < 2 or (threshold is None and (target is None or count <= target)):
@@ -78,21 +79,36 @@ def merge_topics(embeddings: np.ndarray, labels: np.ndarray, *, threshold: float
     unit = normalize_rows(sums)
     similarity = unit @ unit.T
     np.fill_diagonal(similarity, -np.inf)
+    best = similarity.argmax(axis=1)
+    best_value = similarity[np.arange(count), best]
     alive, owner = np.ones(count, dtype=bool), np.arange(count)
-    while alive.sum() > 1:
-        a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
-        over_target = target is not None and alive.sum() > target
-        if not (over_target or (threshold is not None and similarity[a, b] >= threshold)):
+    remaining = count
+    while remaining > 1:
+        a = int(np.argmax(best_value))
+        b = int(best[a])
+        over_target = target is not None and remaining > target
+        if not (over_target or (threshold is not None and best_value[a] >= threshold)):
             break
-        keep, drop = (a, b) if a < b else (b, a)
+        keep, drop = min(a, b), max(a, b)
         sums[keep] += sums[drop]
         owner[owner == drop] = keep
         alive[drop] = False
+        remaining -= 1
         unit[keep] = normalize_rows(sums[keep : keep + 1])[0]
         row = np.where(alive, unit @ unit[keep], -np.inf)
         row[keep] = -np.inf
         similarity[keep, :] = similarity[:, keep] = row
         similarity[drop, :] = similarity[:, drop] = -np.inf
+        best_value[drop] = -np.inf
+        # Rows whose best partner was one of the pair must look again; others only
+        # compare their cached best with the merged topic's new similarity.
+        stale = np.flatnonzero(alive & ((best == keep) | (best == drop)))
+        stale = np.union1d(stale, [keep])
+        best[stale] = similarity[stale].argmax(axis=1)
+        best_value[stale] = similarity[stale, best[stale]]
+        better = alive & (row > best_value)
+        best[better] = keep
+        best_value[better] = row[better]
     merged = labels.copy()
     merged[labels >= 0] = owner[labels[labels >= 0]]
     return relabel_dense(merged)

@@ -136,7 +136,7 @@ def representative_examples(texts: Sequence[str], embeddings: np.ndarray, member
 
 def snippet_of(text: str, limit: int = EXAMPLE_CHARS) -> str:
     """One line, at most `limit` characters, cut at a word boundary with an ellipsis."""
-    line = " ".join(normalize_text(text).split())
+    line = normalize_text(text)  # also collapses newlines: a snippet is one line
     if len(line) <= limit:
         return line
     cut = line[: limit - 1].rsplit(" ", 1)[0]
