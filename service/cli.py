@@ -181,6 +181,7 @@ def topics_fit(
         help="Cosine similarity to a centroid for a message to join that topic (also the live floor)")] = None,
     merge_threshold: Annotated[Optional[float], typer.Option(help="Merge topics with centroids at least this similar; 1 disables")] = None,
     target_topics: Annotated[Optional[int], typer.Option(help="Merge the closest topics down to this many")] = None,
+    refine_iterations: Annotated[Optional[int], typer.Option(help="Rounds of k-means refinement (1: outlier reassignment only)")] = None,
     previous: Annotated[Optional[Path], typer.Option(help="Previous topic model: topics found again keep their ids")] = None,
     match_similarity: Annotated[Optional[float], typer.Option(help="Centroid similarity for a refit topic to keep an old id")] = None,
     examples: Annotated[Optional[int], typer.Option(help="Representative examples per topic")] = None,
@@ -200,7 +201,8 @@ def topics_fit(
 
     given = {"reduction": reduction, "n_components": n_components, "min_cluster_size": min_cluster_size,
              "min_samples": min_samples, "cluster_selection": selection, "outlier_threshold": outlier_threshold,
-             "merge_threshold": merge_threshold, "target_topics": target_topics, "examples": examples, "seed": seed}
+             "merge_threshold": merge_threshold, "target_topics": target_topics,
+             "refine_iterations": refine_iterations, "examples": examples, "seed": seed}
     options = {name: value for name, value in given.items() if value is not None}
     if options.get("merge_threshold", 0) >= 1:
         options["merge_threshold"] = None
