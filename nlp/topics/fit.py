@@ -122,7 +122,7 @@ def _label_topics(texts: Sequence[str], labels: np.ndarray, count: int, config: 
 
         nlp = load_term_pipeline()
     rng = np.random.default_rng(config.seed)
-    per_topic = max(min(config.label_sample, config.label_budget // count), 10)
+    per_topic = max(min(config.label_sample, config.label_budget // count), 3)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(count + 1))
     chosen = []
