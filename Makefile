@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends soak clean
+.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-load: install-test
 
 bench-backends: install
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/backends_accuracy.py --json bench/results/backends_accuracy.json
+
+bench-topics: install
+	$(BIN)/pip install --quiet -e '.[bench]'
+	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/topics.py --json bench/results/topics.json
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache var

@@ -17,14 +17,15 @@ from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
-    Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, Role, SentimentResult,
-    Timing, Transcript, TranscriptAnalysis, UrgencyResult,
+    Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
+    Timing, TopicScore, Transcript, TranscriptAnalysis, UrgencyResult,
 )
 from nlp.signals import Turn
 from nlp.text import has_words
 
 if TYPE_CHECKING:
     from nlp.inspection import Inspection, TextInspector
+    from nlp.topics.model import TopicModel
 
 _ROUND = 4  # decimals in responses: finer is noise, and it keeps payloads small
 
@@ -87,11 +88,16 @@ class Analyzer:
     policy and (optionally) a spaCy text inspector for risk cues and redaction."""
 
     def __init__(self, encoder: SentenceEncoder, bundle: ModelBundle, policy: Policy | None = None,
-                 inspector: TextInspector | None = None) -> None:
+                 inspector: TextInspector | None = None, topics: TopicModel | None = None,
+                 topic_min_similarity: float | None = None) -> None:
         self.encoder = encoder
         self.bundle = bundle
         self.policy = policy or load_policy()
         self.inspector = inspector
+        self.topics = topics
+        self.topic_min_similarity = topic_min_similarity
+        if topics is not None and topics.dim != encoder.dim:
+            raise ValueError(f"topic model centroids have {topics.dim} dimensions; the encoder gives {encoder.dim}")
         self._sentiment = bundle.heads["sentiment"]
         self._emotions = bundle.heads["emotions"]
         self._urgency = bundle.heads["urgency"]
@@ -119,6 +125,8 @@ class Analyzer:
         backend: EncoderBackend = "torch",
         onnx_threads: int | None = None,
         cache_dir: Path | None = None,
+        topics: TopicModel | None = None,
+        topic_min_similarity: float | None = None,
     ) -> Analyzer:
         """Load a bundle and the encoder it was trained on, on the chosen backend."""
         bundle = load_bundle(bundle_path)
@@ -127,7 +135,7 @@ class Analyzer:
             batch_size=batch_size, torch_threads=num_threads, onnx_threads=onnx_threads, cache_dir=cache_dir,
             adapter=bundle.adapter,
         )
-        return cls(encoder, bundle, policy, inspector)
+        return cls(encoder, bundle, policy, inspector, topics, topic_min_similarity)
 
     # --- messages ---------------------------------------------------------------------
 
@@ -158,6 +166,7 @@ class Analyzer:
         emotion_scores, emotion_present = self._support.project(self._emotions.predict_proba(encoded.features))
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
+        topics = self._message_topics(messages, encoded)
         results: list[AnalyzedTurn] = []
         for row, (message, mid) in enumerate(zip(messages, ids)):
             present = np.flatnonzero(emotion_present[row])
@@ -189,6 +198,7 @@ class Analyzer:
                 cues=inspections[row].cues if inspections and inspections[row] else [],
                 categories=inspections[row].categories if inspections and inspections[row] else [],
                 warnings=warnings,
+                topics=topics[row],
             )
             stored_text = inspections[row].redacted_text if inspections and inspections[row] else message.text
             results.append(AnalyzedTurn(analysis=analysis, stored_text=stored_text))
@@ -210,6 +220,15 @@ class Analyzer:
         for i, inspection in zip(rows, found):
             inspections[i] = inspection
         return inspections
+
+    def _message_topics(self, messages: Sequence[Message], encoded: EncodedBatch) -> list[list[TopicScore]]:
+        """Nearest topic per customer message, from the sentence embeddings already computed."""
+        if self.topics is None:
+            return [[] for _ in messages]
+        from nlp.topics.live import message_topics
+
+        return message_topics(self.topics, encoded.embeddings, [m.role for m in messages],
+                              self.topic_min_similarity)
 
     # --- conversations ----------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from nlp.policy import Policy
 from nlp.schemas import Channel, ConversationSummary, MessageAnalysis
 from nlp.signals import Turn, compute_signals
 from nlp.tags import derive_tags
+from nlp.topics.live import conversation_topics
 
 
 def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], policy: Policy,
@@ -21,6 +22,7 @@ def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[
     signals = compute_signals(analyses, turns, policy.thresholds, channel)
     escalation = recommend_escalation(signals, policy)
     matched = conversation_categories(analyses, categories, channel)
+    topics = conversation_topics(analyses)
     return ConversationSummary(
         messages=len(analyses),
         customer_messages=len(signals.customer),
@@ -32,7 +34,8 @@ def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[
         categories=matched,
         timing=signals.timing,
         repeated_to_bot=signals.repeated_to_bot,
-        tags=derive_tags(signals, escalation, matched),
+        tags=derive_tags(signals, escalation, categories=matched, topics=topics),
         escalation=escalation,
         insights=derive_insights(signals, escalation),
+        topics=topics,
     )

@@ -165,6 +165,24 @@ class ConversationCategory(BaseModel):
     quote: str
 
 
+class TopicScore(BaseModel):
+    """A customer message's topic."""
+
+    id: int = Field(description="Topic id in the configured topic model (stable across refits)")
+    name: str
+    confidence: float = Field(ge=0.0, le=1.0, description="Softmax probability of this topic over all topics")
+    similarity: float = Field(ge=-1.0, le=1.0, description="Cosine similarity to the topic centroid")
+
+
+class ConversationTopic(BaseModel):
+    """A topic of the conversation, from its customer messages."""
+
+    id: int
+    name: str
+    confidence: float = Field(ge=0.0, le=1.0, description="Message confidences for this topic summed, over the number of customer messages")
+    message_ids: list[str] = Field(description="Customer messages assigned to this topic")
+
+
 class MessageAnalysis(BaseModel):
     """What the models say about one message."""
 
@@ -178,6 +196,10 @@ class MessageAnalysis(BaseModel):
     warnings: list[str] = Field(
         default_factory=list,
         description="'truncated' (text longer than the encoder reads), 'no_words' (emoji or symbols only)",
+    )
+    topics: list[TopicScore] = Field(
+        default_factory=list,
+        description="Customer messages, with a topic model configured: the nearest topic when similar enough",
     )
 
 
@@ -283,6 +305,9 @@ class ConversationSummary(BaseModel):
     tags: list[str]
     escalation: Escalation
     insights: Insights | None = None
+    topics: list[ConversationTopic] = Field(
+        default_factory=list, description="With a topic model configured: topics of the customer messages, strongest first",
+    )
 
 
 class ModelInfo(BaseModel):

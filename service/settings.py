@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0,
                                           description="Longest a micro-batch waits for requests already being read")
 
+    # Topics (convintel topics fit): unset means analyses carry no topics
+    topic_model: Path | None = Field(None, description="Topic model folder written by `convintel topics fit`")
+    topic_min_similarity: float | None = Field(
+        None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold")
+
     @property
     def model_path(self) -> Path:
         from nlp.bundle import resolve_bundle_path

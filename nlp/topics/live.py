@@ -1,0 +1,52 @@
+"""Live topic assignment: each customer message gets the nearest topic from the sentence
+embedding its one encoder pass already produced, and the conversation gets the topics of
+its customer messages."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from nlp.schemas import ConversationTopic, MessageAnalysis, Role, TopicScore
+from nlp.topics.model import TopicModel
+
+_ROUND = 4
+
+
+def message_topics(model: TopicModel, embeddings: np.ndarray, roles: Sequence[Role],
+                   min_similarity: float | None = None) -> list[list[TopicScore]]:
+    """Per message: [the nearest topic] for customer messages close enough to one, else []."""
+    customer = np.flatnonzero([role == Role.customer for role in roles])
+    results: list[list[TopicScore]] = [[] for _ in roles]
+    if customer.size == 0:
+        return results
+    assignment = model.assign(embeddings[customer], min_similarity)
+    for row, topic, similarity, confidence in zip(customer, assignment.topic, assignment.similarity,
+                                                  assignment.confidence):
+        if topic < 0:
+            continue
+        entry = model.topics[int(topic)]
+        results[row] = [TopicScore(id=entry.id, name=entry.name, confidence=round(float(confidence), _ROUND),
+                                   similarity=round(float(np.clip(similarity, -1.0, 1.0)), _ROUND))]
+    return results
+
+
+def conversation_topics(analyses: Sequence[MessageAnalysis]) -> list[ConversationTopic]:
+    """Topics of the customer messages, strongest first. A topic's confidence is the sum of
+    its messages' confidences over the number of customer messages, so a topic every
+    customer turn is about, confidently, scores near 1."""
+    customer = [a for a in analyses if a.role == Role.customer]
+    totals: dict[int, float] = {}
+    names: dict[int, str] = {}
+    members: dict[int, list[str]] = {}
+    for analysis in customer:
+        for topic in analysis.topics:
+            totals[topic.id] = totals.get(topic.id, 0.0) + topic.confidence
+            names[topic.id] = topic.name
+            members.setdefault(topic.id, []).append(analysis.id)
+    ranked = sorted(totals, key=lambda topic_id: (-totals[topic_id], topic_id))
+    return [ConversationTopic(id=topic_id, name=names[topic_id],
+                              confidence=round(min(totals[topic_id] / len(customer), 1.0), _ROUND),
+                              message_ids=members[topic_id])
+            for topic_id in ranked]
