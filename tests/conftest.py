@@ -6,12 +6,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import os
+
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings as hypothesis_settings
 
 from nlp.analyzer import Analyzer
 from service.app import create_app
 from service.settings import Settings
+
+# CI (CI=true) replays the same examples every run, so a red build always means a change
+# broke something; local runs keep exploring new examples (`make test-fuzz` explores more).
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
