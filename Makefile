@@ -28,7 +28,9 @@ serve: install
 test: install-test
 	$(BIN)/python -m pytest -m "not slow" -q
 
+# Slow tests; they need the optional UMAP reduction too.
 test-slow: install-test
+	$(BIN)/pip install --quiet -e '.[test,topics-umap]'
 	$(BIN)/python -m pytest -m slow -q
 
 # Schemathesis against the OpenAPI spec with many more examples than the default suite.
