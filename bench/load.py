@@ -28,9 +28,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.server import ServerProcess  # noqa: E402
 from nlp.backends import ENCODER_BACKENDS, load_encoder  # noqa: E402
 from nlp.bundle import load_bundle  # noqa: E402
 from nlp.encoder import SentenceEncoder  # noqa: E402
@@ -60,22 +59,8 @@ def load_messages() -> list[str]:
     return texts
 
 
-def rss_mib(pid: int) -> float:
-    """Resident set size of `pid` in MiB (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
-
-
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- raw encoder floor -----------------------------------------------------------------------
@@ -182,27 +167,6 @@ class BackendRun:
     levels: list[LoadResult]
 
 
-def start_server(backend: str, port: int, db_path: Path) -> tuple[subprocess.Popen, float]:
-    env = dict(os.environ, CONVINTEL_ENCODER_BACKEND=backend, CONVINTEL_DB_PATH=str(db_path),
-               CONVINTEL_LOG_LEVEL="warning")
-    command = [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory", "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    started = time.perf_counter()
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = started + 600
-    while time.perf_counter() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"the {backend} server exited during start-up (code {server.returncode})")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1.0).status_code == 200:
-                return server, time.perf_counter() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    server.kill()
-    raise SystemExit(f"the {backend} server was not ready within 600 s")
-
-
 def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
     """The encoder the server builds for `backend`, with the same settings."""
     bundle = load_bundle(settings.model_path)
@@ -213,14 +177,17 @@ def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
 
 def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settings: Settings) -> BackendRun:
     encoder = encoder_for(backend, settings)
-    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         # The ONNX graph is already cached (the encoder above exported it if needed):
         # start-up is timed warm. The one-off export time is in the cache's .json.
-        server, startup_s = start_server(backend, port, Path(tmp) / "load.sqlite3")
+        started = time.perf_counter()
+        server = ServerProcess.start(Path(tmp) / "server.log", {
+            "CONVINTEL_ENCODER_BACKEND": backend, "CONVINTEL_DB_PATH": str(Path(tmp) / "load.sqlite3"),
+            "CONVINTEL_LOG_LEVEL": "warning"}, timeout_s=600)
+        startup_s = time.perf_counter() - started
         try:
-            base_url = f"http://127.0.0.1:{port}"
-            rss_startup = rss_mib(server.pid)
+            base_url = server.url
+            rss_startup = server.rss_bytes() / 2**20
             print(f"[{backend}] ready in {startup_s:.1f} s, RSS {rss_startup:.0f} MiB", file=sys.stderr)
             levels = []
             for concurrency in args.concurrency:
@@ -236,12 +203,12 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                 latencies, errors, seconds = asyncio.run(drive(
                     base_url, texts, concurrency=max(args.concurrency), requests=args.memory_requests,
                     run_id=f"{backend}-memory"))
-                rss_after = rss_mib(server.pid)
+                rss_after = server.rss_bytes() / 2**20
                 print(f"[{backend}] {len(latencies)} more requests in {seconds:.0f} s ({errors} errors): "
                       f"RSS {rss_after:.0f} MiB", file=sys.stderr)
         finally:
-            server.terminate()
-            server.wait(timeout=30)
+            server.process.terminate()
+            server.process.wait(timeout=30)
     return BackendRun(backend=backend, startup_s=round(startup_s, 2), rss_after_startup_mib=round(rss_startup, 1),
                       rss_after_memory_run_mib=round(rss_after, 1) if rss_after else None,
                       memory_requests=args.memory_requests, levels=levels)
