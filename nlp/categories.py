@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc
 
 from nlp.schemas import CategoryHit, Channel, ConversationCategory, MessageAnalysis, Role
-from nlp.yaml_config import ConfigFileError, read_validated
+from nlp.yaml_config import ConfigFileError, StrictModel, check_unique, read_validated
 
 DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("default_categories.yaml")
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
@@ -31,11 +31,7 @@ class CategoryError(ConfigFileError):
     """The categories file is missing, not YAML, or does not validate."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CategoryMatch(_Strict):
+class CategoryMatch(StrictModel):
     """What a message must contain; any one of these is enough."""
 
     keywords: list[str] = Field(default_factory=list, description="whole words, case-insensitive")
@@ -60,7 +56,7 @@ class CategoryMatch(_Strict):
         return self
 
 
-class Category(_Strict):
+class Category(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$", description="tag name: category:<name>")
     description: str = ""
     match: CategoryMatch
@@ -83,16 +79,13 @@ class Category(_Strict):
         return self.sentiment is None or message.sentiment.label in self.sentiment
 
 
-class CategoryConfig(_Strict):
+class CategoryConfig(StrictModel):
     version: int = Field(1, ge=1, le=1)
     categories: list[Category] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique(self) -> CategoryConfig:
-        names = [c.name for c in self.categories]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"category names must be unique; repeated: {repeated}")
+        check_unique([c.name for c in self.categories], "category")
         return self
 
     def by_name(self) -> dict[str, Category]:

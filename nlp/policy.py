@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from nlp.yaml_config import ConfigFileError, read_validated
+from nlp.yaml_config import ConfigFileError, StrictModel, check_unique, read_validated
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
 Level = Literal["none", "monitor", "escalate", "urgent"]
@@ -24,11 +24,7 @@ class PolicyError(ConfigFileError):
     """The policy file is missing, not YAML, or does not validate."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Thresholds(_Strict):
+class Thresholds(StrictModel):
     trend_min_change: float = Field(0.3, gt=0, le=2, description="first-to-last customer change that counts as a trend")
     sharp_drop: float = Field(0.8, gt=0, le=2, description="fall between consecutive customer turns that counts as sharp")
     negative_emotion_min_score: float = Field(0.3, ge=0, le=1, description="weakest emotion reported as strongest negative")
@@ -39,7 +35,7 @@ class Thresholds(_Strict):
         description="regexes (case-insensitive) marking an agent apology or acknowledgement")
 
 
-class Condition(_Strict):
+class Condition(StrictModel):
     """Conditions of a rule; all that are set must hold."""
 
     cue: str | None = Field(None, description="a customer message carries this risk cue family")
@@ -74,7 +70,7 @@ class Condition(_Strict):
         return self
 
 
-class Rule(_Strict):
+class Rule(StrictModel):
     name: str = Field(min_length=1, max_length=80)
     level: Literal["monitor", "escalate", "urgent"]
     route_to: str = "none"
@@ -83,7 +79,7 @@ class Rule(_Strict):
     detail: str = Field("", description="what a support lead reads in the reason")
 
 
-class Policy(_Strict):
+class Policy(StrictModel):
     version: Literal[1] = 1
     thresholds: Thresholds = Thresholds()
     routes: list[str] = Field(default_factory=lambda: [
@@ -94,10 +90,7 @@ class Policy(_Strict):
 
     @model_validator(mode="after")
     def _rules_consistent(self) -> Policy:
-        names = [rule.name for rule in self.rules]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"rule names must be unique; repeated: {duplicated}")
+        check_unique([rule.name for rule in self.rules], "rule")
         for index, rule in enumerate(self.rules):
             if rule.route_to not in self.routes:
                 raise ValueError(f"rules.{index} ({rule.name}): route_to {rule.route_to!r} is not in routes {self.routes}")

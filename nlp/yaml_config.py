@@ -8,9 +8,22 @@ from pathlib import Path
 from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """A configuration section: unknown keys are errors, so a typo never goes unnoticed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_unique(names: list[str], what: str) -> None:
+    """ValueError naming the repeated entries when `names` holds one twice."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"{what} names must be unique; repeated: {repeated}")
 
 
 class ConfigFileError(ValueError):
