@@ -158,8 +158,8 @@ class Analyzer:
         self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch, *, keep_text: bool = True
     ) -> list[AnalyzedTurn]:
         """Run every head (and the text inspector) on already-encoded messages. With
-        `keep_text=False` (for callers that store no text) only the turns that can carry
-        cues or categories are parsed, and `stored_text` is the original text: it must not be stored."""
+        `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
+        `stored_text` is the original text: it must not be stored."""
         inspections = self._inspect(messages, keep_text)
         sentiment = self._sentiment.predict_proba(encoded.features)
         urgency = self._urgency.predict_proba(encoded.features)
@@ -195,31 +195,19 @@ class Analyzer:
                     score=round(float(np.clip(urgency_score[row], 0.0, 1.0)), _ROUND),
                     probabilities=_rounded(URGENCY_LABELS, urgency[row]),
                 ),
-                cues=inspections[row].cues if inspections and inspections[row] else [],
-                categories=inspections[row].categories if inspections and inspections[row] else [],
+                cues=inspections[row].cues if inspections else [],
+                categories=inspections[row].categories if inspections else [],
                 warnings=warnings,
                 topics=topics[row],
             )
-            stored_text = inspections[row].redacted_text if inspections and inspections[row] else message.text
+            stored_text = inspections[row].redacted_text if inspections else message.text
             results.append(AnalyzedTurn(analysis=analysis, stored_text=stored_text))
         return results
 
-    def _inspect(self, messages: Sequence[Message], keep_text: bool) -> list[Inspection | None] | None:
+    def _inspect(self, messages: Sequence[Message], keep_text: bool) -> list[Inspection] | None:
         if self.inspector is None:
             return None
-        if keep_text:
-            return list(self.inspector.inspect([m.text for m in messages], [m.role for m in messages]))
-        parsed_roles = self.inspector.roles_with_findings()
-        if not parsed_roles:
-            return None
-        # Without stored text only the roles that can carry cues or categories need a
-        # parse (the parse is most of the per-message cost after the encoder).
-        rows = [i for i, m in enumerate(messages) if m.role in parsed_roles]
-        found = self.inspector.inspect([messages[i].text for i in rows], [messages[i].role for i in rows])
-        inspections: list[Inspection | None] = [None] * len(messages)
-        for i, inspection in zip(rows, found):
-            inspections[i] = inspection
-        return inspections
+        return self.inspector.inspect([m.text for m in messages], [m.role for m in messages], redact=keep_text)
 
     def _message_topics(self, messages: Sequence[Message], encoded: EncodedBatch) -> list[list[TopicScore]]:
         """Nearest topic per customer message, from the sentence embeddings already computed."""

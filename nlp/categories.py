@@ -24,6 +24,11 @@ from nlp.schemas import CategoryHit, Channel, ConversationCategory, MessageAnaly
 from nlp.yaml_config import ConfigFileError, StrictModel, check_unique, read_validated
 
 DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("default_categories.yaml")
+# Matcher token attributes the tokenizer alone sets: patterns using only these match an
+# unparsed Doc exactly as a parsed one. Any other (POS, LEMMA, DEP, ENT_TYPE, ...) needs the parse.
+TOKENIZER_ATTRS = frozenset("ORTH TEXT LOWER LENGTH IS_ALPHA IS_ASCII IS_DIGIT IS_LOWER IS_UPPER IS_TITLE IS_PUNCT"
+                            " IS_SPACE IS_STOP IS_BRACKET IS_QUOTE IS_LEFT_PUNCT IS_RIGHT_PUNCT IS_CURRENCY LIKE_NUM"
+                            " LIKE_URL LIKE_EMAIL SHAPE PREFIX SUFFIX SPACY OP".split())
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 
 
@@ -129,12 +134,19 @@ class CategoryMatcher:
                 self._regexes.append((category.name, re.compile(regex, re.I)))
 
     @property
+    def needs_parse(self) -> bool:
+        """Whether some token pattern reads what only the tagger, parser or NER sets."""
+        return any(key.upper() not in TOKENIZER_ATTRS for category in self.config.categories
+                   for pattern in category.match.patterns for token in pattern for key in token)
+
+    @property
     def roles(self) -> set[Role]:
         """Roles some category listens to."""
         return {role for category in self.config.categories for role in category.roles}
 
     def match_doc(self, doc: Doc, role: Role) -> list[CategorySpan]:
-        """Categories for `role` found in a parsed message, in configuration order."""
+        """Categories for `role` found in a message, in configuration order. The Doc must be
+        parsed when `needs_parse`; otherwise the tokenizer's output is enough."""
         wanted = {name for name, c in self._categories.items() if role in c.roles}
         if not wanted:
             return []

