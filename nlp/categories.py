@@ -108,6 +108,9 @@ class CategorySpan:
     name: str
     start: int
     end: int
+    # A keyword or phrase match quotes the team's own configured words, so its quote needs
+    # no redaction (and its message no NER); a regex or token pattern can span anything.
+    literal: bool = False
 
 
 class CategoryMatcher:
@@ -118,7 +121,7 @@ class CategoryMatcher:
         self._categories = config.by_name()
         self._matcher = Matcher(nlp.vocab, validate=True)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
-        self._regexes: list[tuple[str, re.Pattern[str]]] = []
+        self._regexes: list[tuple[str, re.Pattern[str], bool]] = []  # (category, regex, literal)
         for category in config.categories:
             rules = category.match
             if rules.patterns:
@@ -129,9 +132,9 @@ class CategoryMatcher:
             if rules.phrases:
                 self._phrases.add(category.name, list(nlp.tokenizer.pipe(rules.phrases)))
             for keyword in rules.keywords:
-                self._regexes.append((category.name, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I)))
+                self._regexes.append((category.name, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I), True))
             for regex in rules.regexes:
-                self._regexes.append((category.name, re.compile(regex, re.I)))
+                self._regexes.append((category.name, re.compile(regex, re.I), False))
 
     @property
     def needs_parse(self) -> bool:
@@ -150,23 +153,25 @@ class CategoryMatcher:
         wanted = {name for name, c in self._categories.items() if role in c.roles}
         if not wanted:
             return []
-        found: dict[str, tuple[int, int]] = {}
+        found: dict[str, CategorySpan] = {}
 
-        def keep(name: str, start: int, end: int) -> None:
-            if name in wanted and (name not in found or start < found[name][0]):
-                found[name] = (start, end)
+        def keep(found_span: CategorySpan) -> None:
+            name = found_span.name
+            if name in wanted and (name not in found or found_span.start < found[name].start):
+                found[name] = found_span
 
         vocab = doc.vocab.strings
-        for matcher in (self._matcher, self._phrases):
+        for matcher, literal in ((self._matcher, False), (self._phrases, True)):
             for match_id, start, end in matcher(doc):
                 span = doc[start:end]
-                keep(vocab[match_id], span.start_char, span.end_char)
-        for name, regex in self._regexes:
-            hit = regex.search(doc.text)
+                keep(CategorySpan(vocab[match_id], span.start_char, span.end_char, literal))
+        text = doc.text  # built from the tokens on each access
+        for name, regex, literal in self._regexes:
+            hit = regex.search(text)
             if hit and hit.end() > hit.start():
-                keep(name, hit.start(), hit.end())
+                keep(CategorySpan(name, hit.start(), hit.end(), literal))
         order = list(self._categories)
-        return [CategorySpan(name, *found[name]) for name in sorted(found, key=order.index)]
+        return [found[name] for name in sorted(found, key=order.index)]
 
 
 def conversation_categories(analyses: Sequence[MessageAnalysis], config: CategoryConfig | None,

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Iterable
 
+from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span, Token
@@ -237,6 +238,17 @@ def _token_pattern(notation: str, *, screening: bool = False) -> list[dict]:
     return pattern
 
 
+def _anchor(pattern: list[dict]) -> frozenset[str] | None:
+    """The words of one token every match of `pattern` has (None if there is none): of the
+    required word-list tokens, the one with the fewest stop words, so that the set rarely
+    occurs in messages without a cue ("cancel" rather than "i")."""
+    required = [frozenset(spec["LOWER"]["IN"]) for spec in pattern
+                if "OP" not in spec and isinstance(spec.get("LOWER"), dict) and "IN" in spec["LOWER"]]
+    if not required:
+        return None
+    return min(required, key=lambda words: (len(words & STOP_WORDS) / len(words), len(words)))
+
+
 def _has_negation(token: Token) -> bool:
     return any(c.dep_ == "neg" or (c.lower_ in _NEGATIONS and c.dep_ in ("det", "advmod")) for c in token.children)
 
@@ -316,15 +328,19 @@ class CueDetector:
             nlp = load_pipeline()
         self.nlp = nlp
         self._matcher = Matcher(nlp.vocab)
-        self._screen = Matcher(nlp.vocab)  # the same patterns, for unparsed Docs
+        # The same patterns without part-of-speech conditions, for unparsed Docs: one Matcher
+        # each, filed under its anchor words (`_anchor`), so a message runs only the patterns
+        # whose anchor it contains (a Matcher costs about the same per pattern, match or not).
+        self._screens_by_word: dict[str, list[Matcher]] = {}
+        self._unanchored_screens: list[Matcher] = []
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         for family, notations in _PATTERNS.items():
             for keeps in (False, True):
                 chosen = [n for n in notations.split(";") if n.strip().startswith("!") == keeps]
                 if chosen:
                     self._matcher.add(family + ("!" if keeps else ""), [_token_pattern(n) for n in chosen])
-                    self._screen.add(family + ("!" if keeps else ""),
-                                     [_token_pattern(n, screening=True) for n in chosen])
+                    for notation in chosen:
+                        self._add_screen(_token_pattern(notation, screening=True))
         for family, phrases in _PHRASES.items():
             self._phrases.add(family, list(nlp.tokenizer.pipe(p.strip() for p in phrases.split(","))))
         self._regexes = [(family, re.compile(rx, re.I), keeps) for family, rx, keeps in _REGEXES]
@@ -353,14 +369,28 @@ class CueDetector:
                 first = chosen[family]
                 chosen[family] = doc.char_span(first.start_char, max(first.end_char, span.end_char),
                                                alignment_mode="expand") or first
-        return [Cue(f, doc.text[s.start_char:s.end_char], s.start_char, s.end_char) for f in FAMILIES
+        text = doc.text
+        return [Cue(f, text[s.start_char:s.end_char], s.start_char, s.end_char) for f in FAMILIES
                 if (s := chosen.get(f)) is not None]
 
     def screen(self, doc: Doc) -> bool:
         """Whether a message may carry a cue, read from the tokens alone (`doc` needs no
         tagger or parser). False means `detect_doc` on the parsed message finds nothing."""
-        return bool(self._screen(doc) or self._phrases(doc)) or any(
+        words = {token.lower_ for token in doc}
+        screens = {id(m): m for word in words & self._screens_by_word.keys() for m in self._screens_by_word[word]}
+        if self._phrases(doc) or any(screen(doc) for screen in [*screens.values(), *self._unanchored_screens]):
+            return True
+        return any(
             doc.char_span(start, end, alignment_mode="expand") for _, start, end, _ in self._text_spans(doc.text))
+
+    def _add_screen(self, pattern: list[dict]) -> None:
+        matcher = Matcher(self.nlp.vocab)
+        matcher.add("screen", [pattern])
+        anchor = _anchor(pattern)
+        if anchor is None:
+            self._unanchored_screens.append(matcher)
+        for word in anchor or ():
+            self._screens_by_word.setdefault(word, []).append(matcher)
 
     def _candidates(self, doc: Doc) -> Iterable[tuple[str, Span, bool]]:
         """Every pattern match as (family, span, whether its negation is part of the cue)."""

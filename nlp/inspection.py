@@ -95,8 +95,10 @@ class TextInspector:
         wants_categories = matcher is not None and role in matcher.roles
         categories = matcher.match_doc(doc, role) if wants_categories and not matcher.needs_parse else None
         parse = find_cues or (wants_categories and categories is None)
-        # Quotes from cues and categories are redacted too, so a message with any needs NER.
-        ner = (self.redactor is not None and self.redactor.uses_ner) and (redact or parse or bool(categories))
+        # Quotes from cues and categories are redacted too, so a message with any needs NER
+        # (except a keyword or phrase quote: the team's own words).
+        quotes = parse or any(not c.literal for c in categories or ())
+        ner = (self.redactor is not None and self.redactor.uses_ner) and (redact or quotes)
         return _Plan(doc, role, find_cues, categories, parse, ner)
 
     def _inspection(self, text: str, plan: _Plan, redact: bool) -> Inspection:
@@ -106,13 +108,13 @@ class TextInspector:
             categories = self.categories.match_doc(plan.doc, plan.role) if plan.parse and self.categories else []
         spans: Sequence[RedactedSpan] = ()
         redacted_text = text
-        if self.redactor is not None and (redact or cues or categories):
+        if self.redactor is not None and (redact or cues or any(not c.literal for c in categories)):
             redaction = self.redactor.redact_doc(plan.doc)
             spans, redacted_text = redaction.spans, redaction.text if redact else text
         placeholder = self.redactor.config.placeholder_format if self.redactor else "[{kind}]"
         return Inspection(
             cues=[CueHit(family=c.family, quote=redact_range(text, spans, c.start, c.end, placeholder)) for c in cues],
             redacted_text=redacted_text,
-            categories=[CategoryHit(name=c.name, quote=redact_range(text, spans, c.start, c.end, placeholder))
-                        for c in categories],
+            categories=[CategoryHit(name=c.name, quote=text[c.start:c.end] if c.literal else
+                                    redact_range(text, spans, c.start, c.end, placeholder)) for c in categories],
         )

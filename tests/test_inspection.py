@@ -93,12 +93,19 @@ def test_messages_without_candidates_skip_the_parser(shipped, monkeypatch):
     assert sum(n for n, skipped in runs if "parser" not in skipped) == 1
 
 
-def test_a_quote_from_an_unparsed_message_is_still_redacted(shipped):
+def test_pattern_quotes_are_redacted_and_keyword_quotes_kept_without_ner(shipped, monkeypatch):
     screened, _ = shipped
-    text = "I want a refund, my card 4111 1111 1111 1111 was charged"
-    [inspection] = screened.inspect([text], [Role.customer], redact=False)
-    assert inspection.redacted_text == text
-    assert inspection.categories and all("4111" not in c.quote for c in inspection.categories)
+    delivery = "The parcel for Mary Johnson at 14 Baker Street is late"  # a regex category: quote can hold anything
+    keyword = "I want a refund for Mary Johnson"  # a keyword category: the quote is the configured word
+    runs: list[tuple[int, tuple[str, ...]]] = []
+    pipe = screened.nlp.pipe
+    monkeypatch.setattr(screened.nlp, "pipe", lambda docs, disable=(): runs.append((len(docs), tuple(disable)))
+                        or pipe(docs, disable=disable))
+    late, refund = screened.inspect([delivery, keyword], [Role.customer] * 2, redact=False)
+    [quote] = [c.quote for c in late.categories if c.name == "delivery_problem"]
+    assert "Mary" not in quote and "[person]" in quote and late.redacted_text == delivery
+    assert [(c.name, c.quote) for c in refund.categories] == [("refund_request", "refund")]
+    assert sum(n for n, skipped in runs if "ner" not in skipped) == 1  # NER ran for the regex quote only
 
 
 _WORDS = sorted({w for words in _SETS.values() for w in words.split()} |
