@@ -344,6 +344,13 @@ class CueDetector:
         for family, phrases in _PHRASES.items():
             self._phrases.add(family, list(nlp.tokenizer.pipe(p.strip() for p in phrases.split(","))))
         self._regexes = [(family, re.compile(rx, re.I), keeps) for family, rx, keeps in _REGEXES]
+        # Every word a token pattern, phrase or bare request names: a quote made of these
+        # alone is the detector's own wording (see `is_literal`).
+        self.vocabulary = frozenset(
+            {word for pattern in self._all_token_patterns() for spec in pattern
+             for word in (spec.get("LOWER", {}).get("IN", []) if isinstance(spec.get("LOWER"), dict) else [])}
+            | {token.lower_ for phrases in _PHRASES.values() for doc in nlp.tokenizer.pipe(phrases.split(","))
+               for token in doc} | _BARE_OK) - {""}
 
     def detect(self, text: str) -> list[Cue]:
         """Risk cues in one customer message, at most one per family, in `FAMILIES` order."""
@@ -372,6 +379,21 @@ class CueDetector:
         text = doc.text
         return [Cue(f, text[s.start_char:s.end_char], s.start_char, s.end_char) for f in FAMILIES
                 if (s := chosen.get(f)) is not None]
+
+    def is_literal(self, doc: Doc, cue: Cue) -> bool:
+        """Whether a cue's quote is made only of the detector's own words, in lower case
+        (its first word aside): "cancel my account", "lawyer". Such a quote cannot hold
+        personal data, so it needs no redaction (or NER). A wildcard, a name, a number or
+        a capital inside the quote makes it not literal."""
+        span = doc.char_span(cue.start, cue.end, alignment_mode="expand")
+        if span is None:
+            return False
+        return all(token.lower_ in self.vocabulary and (token.i == span.start or token.text == token.lower_)
+                   for token in span if not token.is_space)
+
+    @staticmethod
+    def _all_token_patterns() -> list[list[dict]]:
+        return [_token_pattern(n) for notations in _PATTERNS.values() for n in notations.split(";")]
 
     def screen(self, doc: Doc) -> bool:
         """Whether a message may carry a cue, read from the tokens alone (`doc` needs no

@@ -9,7 +9,7 @@ from typing import Sequence
 from spacy.tokens import Doc
 
 from nlp.categories import CategoryConfig, CategoryMatcher, CategorySpan
-from nlp.cues import CueDetector
+from nlp.cues import Cue, CueDetector
 from nlp.redaction import RedactedSpan, Redactor
 from nlp.schemas import CategoryHit, CueHit, Role
 from nlp.spacy_pipeline import NER_COMPONENTS, load_pipeline
@@ -40,14 +40,17 @@ def redact_range(text: str, spans: Sequence[RedactedSpan], start: int, end: int,
 
 @dataclass
 class _Plan:
-    """What one message needs from spaCy, decided on its tokens before any parse."""
+    """What one message needs from spaCy: decided on its tokens, then (for NER) on its findings."""
 
     doc: Doc
     role: Role
     find_cues: bool
-    categories: list[CategorySpan] | None  # already matched on the tokens, when that is exact
+    categories: list[CategorySpan] | None  # matched on the tokens, when that is exact; else after the parse
     parse: bool
     ner: bool
+    cues: list[Cue] = field(default_factory=list)
+    literal_cues: list[bool] = field(default_factory=list)
+    ran: set[str] = field(default_factory=set)  # components already run on `doc`
 
 
 class TextInspector:
@@ -67,54 +70,75 @@ class TextInspector:
         self.cues = CueDetector(self.nlp) if detect_cues else None
         self.redactor = redactor
         self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
-        names = self.nlp.pipe_names
-        self._skip_for = {  # (parse, ner) -> components left out
-            (True, True): [],
-            (True, False): [n for n in names if n in NER_COMPONENTS],
-            (False, True): [n for n in names if n not in NER_COMPONENTS],
-        }
+        self._uses_ner = redactor is not None and redactor.uses_ner
+        # The tagger and parser (with the shared tok2vec and the attribute ruler's POS) for
+        # cues; NER, which has its own embedding layer, for redaction.
+        self._parser_components = [name for name in self.nlp.pipe_names if name not in NER_COMPONENTS]
 
     def inspect(self, texts: Sequence[str], roles: Sequence[Role], *, redact: bool = True) -> list[Inspection]:
         """Cues (customer turns only), matched categories and redacted text for each message, in
         order. With `redact=False` (for callers that store no text) quotes are still redacted,
         but `redacted_text` is the original text and must not be stored."""
         plans = [self._plan(self.nlp.make_doc(text), role, redact) for text, role in zip(texts, roles)]
-        for (parse, ner), skipped in self._skip_for.items():
-            rows = [i for i, plan in enumerate(plans) if (plan.parse, plan.ner) == (parse, ner)]
-            for i, doc in zip(rows, self.nlp.pipe([plans[i].doc for i in rows], disable=skipped)):
-                plans[i].doc = doc
+        self._run(plans)
+        for plan in plans:
+            self._find(plan)
+            # NER found to be needed only now: a quote that may hold a name or address.
+            plan.ner = plan.ner or (self._uses_ner and self._has_free_quote(plan))
+        self._run(plans)
         return [self._inspection(text, plan, redact) for text, plan in zip(texts, plans)]
 
+    def _run(self, plans: list[_Plan]) -> None:
+        """Run on each plan's Doc the components it now needs and has not had yet."""
+        pending: dict[tuple[str, ...], list[_Plan]] = {}
+        for plan in plans:
+            wanted = (self._parser_components if plan.parse else []) + (list(NER_COMPONENTS) if plan.ner else [])
+            missing = tuple(name for name in self.nlp.pipe_names if name in wanted and name not in plan.ran)
+            if missing:
+                pending.setdefault(missing, []).append(plan)
+        for missing, group in pending.items():
+            skipped = [name for name in self.nlp.pipe_names if name not in missing]
+            for plan, doc in zip(group, self.nlp.pipe([plan.doc for plan in group], disable=skipped)):
+                plan.doc = doc
+                plan.ran.update(missing)
+
     def _plan(self, doc: Doc, role: Role, redact: bool) -> _Plan:
+        wants_categories = self.categories is not None and role in self.categories.roles
         if not self.screen_tokens:
-            wants_categories = self.categories is not None and role in self.categories.roles
             return _Plan(doc, role, self.cues is not None and role == Role.customer, None if wants_categories else [],
-                         parse=True, ner=self.redactor is not None and self.redactor.uses_ner)
+                         parse=True, ner=self._uses_ner)
         find_cues = self.cues is not None and role == Role.customer and self.cues.screen(doc)
         matcher = self.categories
-        wants_categories = matcher is not None and role in matcher.roles
         categories = matcher.match_doc(doc, role) if wants_categories and not matcher.needs_parse else None
         parse = find_cues or (wants_categories and categories is None)
-        # Quotes from cues and categories are redacted too, so a message with any needs NER
-        # (except a keyword or phrase quote: the team's own words).
-        quotes = parse or any(not c.literal for c in categories or ())
-        ner = (self.redactor is not None and self.redactor.uses_ner) and (redact or quotes)
-        return _Plan(doc, role, find_cues, categories, parse, ner)
+        return _Plan(doc, role, find_cues, categories, parse, ner=self._uses_ner and redact)
+
+    def _find(self, plan: _Plan) -> None:
+        if plan.find_cues and self.cues is not None:
+            plan.cues = self.cues.detect_doc(plan.doc)
+            plan.literal_cues = [self.cues.is_literal(plan.doc, c) for c in plan.cues]
+        if plan.categories is None:
+            plan.categories = self.categories.match_doc(plan.doc, plan.role) if self.categories else []
+
+    @staticmethod
+    def _has_free_quote(plan: _Plan) -> bool:
+        """A quote that is not the detectors' own wording, and so is redacted."""
+        return not all(plan.literal_cues) or any(not c.literal for c in plan.categories or ())
 
     def _inspection(self, text: str, plan: _Plan, redact: bool) -> Inspection:
-        cues = self.cues.detect_doc(plan.doc) if plan.find_cues else []
-        categories = plan.categories
-        if categories is None:
-            categories = self.categories.match_doc(plan.doc, plan.role) if plan.parse and self.categories else []
         spans: Sequence[RedactedSpan] = ()
         redacted_text = text
-        if self.redactor is not None and (redact or cues or any(not c.literal for c in categories)):
+        if self.redactor is not None and (redact or self._has_free_quote(plan)):
             redaction = self.redactor.redact_doc(plan.doc)
             spans, redacted_text = redaction.spans, redaction.text if redact else text
         placeholder = self.redactor.config.placeholder_format if self.redactor else "[{kind}]"
+
+        def quote(start: int, end: int, literal: bool) -> str:
+            return text[start:end] if literal else redact_range(text, spans, start, end, placeholder)
+
         return Inspection(
-            cues=[CueHit(family=c.family, quote=redact_range(text, spans, c.start, c.end, placeholder)) for c in cues],
+            cues=[CueHit(family=c.family, quote=quote(c.start, c.end, literal))
+                  for c, literal in zip(plan.cues, plan.literal_cues)],
             redacted_text=redacted_text,
-            categories=[CategoryHit(name=c.name, quote=text[c.start:c.end] if c.literal else
-                                    redact_range(text, spans, c.start, c.end, placeholder)) for c in categories],
+            categories=[CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()],
         )

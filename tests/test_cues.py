@@ -238,3 +238,18 @@ def test_labelled_conversations_sanity(detector):
     assert rate["monitor"] < 0.15
     assert sum(high) / len(high) > 0.6
     assert rate["escalate"] > 0.7
+
+
+@pytest.mark.parametrize(("text", "literal"), [
+    ("I'm cancelling my account today", True),
+    ("i will sue you", True),
+    ("i want a real person", True),
+    ("I'm switching to Verizon", False),  # a name the pattern's NAME slot took
+    ("this is the 3rd time I call", False),  # a regex quote with a number
+    ("CANCEL MY MEMBERSHIP. NOW.", False),  # capitals inside the quote
+    ("I want to speak to Will the manager", False),
+])
+def test_literal_quotes_are_the_detectors_own_lower_case_words(detector, text, literal):
+    doc = detector.nlp(text)
+    [cue] = detector.detect_doc(doc)
+    assert detector.is_literal(doc, cue) is literal

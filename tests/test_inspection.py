@@ -71,41 +71,60 @@ def test_categories_that_read_the_parse_are_matched_on_a_parse():
     assert [c.name for c in got[3].categories] == ["refund"]
 
 
-def test_messages_without_candidates_skip_the_parser(shipped, monkeypatch):
-    screened, _ = shipped
+def _spy_on_pipe(inspector: TextInspector, monkeypatch) -> list[tuple[int, tuple[str, ...]]]:
+    """Record (number of Docs, components left out) for each spaCy pipe call."""
     runs: list[tuple[int, tuple[str, ...]]] = []
-    pipe = screened.nlp.pipe
+    pipe = inspector.nlp.pipe
 
     def spy(docs, disable=()):
         docs = list(docs)
         runs.append((len(docs), tuple(disable)))
         return pipe(docs, disable=disable)
 
-    monkeypatch.setattr(screened.nlp, "pipe", spy)
+    monkeypatch.setattr(inspector.nlp, "pipe", spy)
+    return runs
+
+
+def ran(runs: list[tuple[int, tuple[str, ...]]], component: str) -> int:
+    return sum(n for n, skipped in runs if component not in skipped)
+
+
+def test_messages_without_candidates_skip_the_parser(shipped, monkeypatch):
+    screened, _ = shipped
+    runs = _spy_on_pipe(screened, monkeypatch)
     texts = ["What time do you open on Sunday?", "I'm cancelling my account today.", "Thanks, that works."]
     found = screened.inspect(texts, [Role.customer] * 3, redact=False)
     assert [bool(i.cues) for i in found] == [False, True, False]
-    parsed = sum(n for n, skipped in runs if "parser" not in skipped)
-    assert parsed == 1  # only the cancellation was parsed; nothing else needed NER either
+    assert ran(runs, "parser") == 1  # only the cancellation was parsed
+    assert ran(runs, "ner") == 0  # and its quote is the detector's own words: nothing to redact
     runs.clear()
     screened.inspect(texts, [Role.customer] * 3, redact=True)
-    assert sum(n for n, skipped in runs if "ner" not in skipped) == 3  # stored text is redacted: NER on all
-    assert sum(n for n, skipped in runs if "parser" not in skipped) == 1
+    assert ran(runs, "ner") == 3  # stored text is redacted: NER on all
+    assert ran(runs, "parser") == 1
+
+
+def test_cue_quotes_beyond_the_detectors_words_are_redacted(shipped, monkeypatch):
+    screened, reference = shipped
+    runs = _spy_on_pipe(screened, monkeypatch)
+    texts = ["I'm cancelling my account today.", "Let me speak with Mary's manager"]
+    literal, free = screened.inspect(texts, [Role.customer] * 2, redact=False)
+    assert [c.quote for c in literal.cues] == ["I'm cancelling my account"]
+    [quote] = [c.quote for c in free.cues if c.family == "human_request"]
+    assert "Mary" not in quote and "[person]" in quote
+    assert ran(runs, "ner") == 1  # the second message only, after its parse found the cue
+    assert [literal, free] == reference.inspect(texts, [Role.customer] * 2, redact=False)
 
 
 def test_pattern_quotes_are_redacted_and_keyword_quotes_kept_without_ner(shipped, monkeypatch):
     screened, _ = shipped
     delivery = "The parcel for Mary Johnson at 14 Baker Street is late"  # a regex category: quote can hold anything
     keyword = "I want a refund for Mary Johnson"  # a keyword category: the quote is the configured word
-    runs: list[tuple[int, tuple[str, ...]]] = []
-    pipe = screened.nlp.pipe
-    monkeypatch.setattr(screened.nlp, "pipe", lambda docs, disable=(): runs.append((len(docs), tuple(disable)))
-                        or pipe(docs, disable=disable))
+    runs = _spy_on_pipe(screened, monkeypatch)
     late, refund = screened.inspect([delivery, keyword], [Role.customer] * 2, redact=False)
     [quote] = [c.quote for c in late.categories if c.name == "delivery_problem"]
     assert "Mary" not in quote and "[person]" in quote and late.redacted_text == delivery
     assert [(c.name, c.quote) for c in refund.categories] == [("refund_request", "refund")]
-    assert sum(n for n, skipped in runs if "ner" not in skipped) == 1  # NER ran for the regex quote only
+    assert ran(runs, "ner") == 1  # for the regex quote only
 
 
 _WORDS = sorted({w for words in _SETS.values() for w in words.split()} |
