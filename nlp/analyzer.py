@@ -15,6 +15,7 @@ from nlp.conversation import summarize_conversation
 from nlp.backends import EncoderBackend, load_encoder
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
+from nlp.memory import HeapTrimmer
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
     Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
@@ -89,8 +90,11 @@ class Analyzer:
 
     def __init__(self, encoder: SentenceEncoder, bundle: ModelBundle, policy: Policy | None = None,
                  inspector: TextInspector | None = None, topics: TopicModel | None = None,
-                 topic_min_similarity: float | None = None) -> None:
+                 topic_min_similarity: float | None = None, heap_trim_interval_s: float | None = None) -> None:
+        """`heap_trim_interval_s`: return freed heap memory to the OS at most this often, after
+        an encoder pass (`nlp.memory`); None never does (long-running services should)."""
         self.encoder = encoder
+        self.heap = HeapTrimmer(heap_trim_interval_s)
         self.bundle = bundle
         self.policy = policy or load_policy()
         self.inspector = inspector
@@ -127,6 +131,7 @@ class Analyzer:
         cache_dir: Path | None = None,
         topics: TopicModel | None = None,
         topic_min_similarity: float | None = None,
+        heap_trim_interval_s: float | None = None,
     ) -> Analyzer:
         """Load a bundle and the encoder it was trained on, on the chosen backend."""
         bundle = load_bundle(bundle_path)
@@ -135,13 +140,15 @@ class Analyzer:
             batch_size=batch_size, torch_threads=num_threads, onnx_threads=onnx_threads, cache_dir=cache_dir,
             adapter=bundle.adapter,
         )
-        return cls(encoder, bundle, policy, inspector, topics, topic_min_similarity)
+        return cls(encoder, bundle, policy, inspector, topics, topic_min_similarity, heap_trim_interval_s)
 
     # --- messages ---------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> EncodedBatch:
         """Encode message texts: the one encoder pass per message."""
-        return self.encoder.encode(texts)
+        encoded = self.encoder.encode(texts)
+        self.heap.maybe_trim()
+        return encoded
 
     def analyze_messages(self, messages: Sequence[Message], ids: Sequence[str]) -> list[MessageAnalysis]:
         """Analyse messages (from any number of conversations) in one batch."""

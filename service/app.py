@@ -59,6 +59,7 @@ def load_analyzer(settings: Settings) -> Analyzer:
         policy=policy, inspector=inspector,
         backend=settings.encoder_backend, onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
         topics=topics, topic_min_similarity=settings.topic_min_similarity,
+        heap_trim_interval_s=settings.heap_trim_interval_s,
     )
 
 

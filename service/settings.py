@@ -84,6 +84,9 @@ class Settings(BaseSettings):
                                          description="Most messages one micro-batch gathers from concurrent requests")
     microbatch_max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0,
                                           description="Longest a micro-batch waits for requests already being read")
+    heap_trim_interval_s: float = Field(
+        2.0, ge=0.0, description="Return freed heap memory to the OS at most this often, in seconds (0: never); "
+                                 "keeps resident memory flat under varied batch shapes (nlp/memory.py)")
 
     # Topics (convintel topics fit): unset means analyses carry no topics
     topic_model: Path | None = Field(None, description="Topic model folder written by `convintel topics fit`")
