@@ -8,7 +8,8 @@ from the environment plus the backend), waits for /readyz and then:
 2. drives POST /v1/conversations/{id}/messages with a bounded asyncio client (httpx) at
    each concurrency level: throughput, p50/p95/p99 latency, errors. Each client writes
    its own conversations, 10 messages each, alternating customer and agent turns;
-3. sends `--memory-requests` more requests and reads the server's RSS before and after.
+3. sends `--memory-requests` more requests in ten parts, reading the server's RSS after start-up
+   and after each part (warm-up levels off; a leak keeps climbing).
 
 The raw floor is measured again right before each concurrency level, so each ratio
 compares figures taken minutes apart at most. Finally the backends' raw batch-32 times
@@ -48,6 +49,7 @@ from nlp.encoder import SentenceEncoder  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 RAW_BATCH = 32
+MEMORY_READINGS = 10
 MESSAGES_PER_CONVERSATION = 10
 
 
@@ -165,6 +167,7 @@ class BackendRun:
     rss_after_memory_run_mib: float | None
     memory_requests: int
     levels: list[LoadResult]
+    rss_series_mib: list[tuple[int, float]]  # (requests sent in the memory run so far, RSS)
 
 
 def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
@@ -198,20 +201,26 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                 print(f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
                       f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
                       f"batch-32 {floor.batch32_ms:.1f} ms", file=sys.stderr)
-            rss_after = None
+            rss_after, series = None, []
             if args.memory_requests:
-                latencies, errors, seconds = asyncio.run(drive(
-                    base_url, texts, concurrency=max(args.concurrency), requests=args.memory_requests,
-                    run_id=f"{backend}-memory"))
-                rss_after = server.rss_bytes() / 2**20
-                print(f"[{backend}] {len(latencies)} more requests in {seconds:.0f} s ({errors} errors): "
-                      f"RSS {rss_after:.0f} MiB", file=sys.stderr)
+                # In tenths, reading RSS after each: warm-up levels off, growth keeps climbing.
+                sent, errors, seconds = 0, 0, 0.0
+                for tenth in range(MEMORY_READINGS):
+                    part = args.memory_requests * (tenth + 1) // MEMORY_READINGS - sent
+                    latencies, part_errors, part_seconds = asyncio.run(drive(
+                        base_url, texts, concurrency=max(args.concurrency), requests=part,
+                        run_id=f"{backend}-memory-{tenth}"))
+                    sent, errors, seconds = sent + len(latencies), errors + part_errors, seconds + part_seconds
+                    series.append((sent, round(server.rss_bytes() / 2**20, 1)))
+                rss_after = series[-1][1]
+                print(f"[{backend}] {sent} more requests in {seconds:.0f} s ({errors} errors): RSS "
+                      + ", ".join(f"{mib:.0f}" for _, mib in series) + " MiB", file=sys.stderr)
         finally:
             server.process.terminate()
             server.process.wait(timeout=30)
     return BackendRun(backend=backend, startup_s=round(startup_s, 2), rss_after_startup_mib=round(rss_startup, 1),
                       rss_after_memory_run_mib=round(rss_after, 1) if rss_after else None,
-                      memory_requests=args.memory_requests, levels=levels)
+                      memory_requests=args.memory_requests, levels=levels, rss_series_mib=series)
 
 
 def interleaved_batch_ratio(backends: list[str], texts: list[str], settings: Settings, rounds: int = 8) -> dict[str, float]:
@@ -254,6 +263,10 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
     for run in runs:
         after = f"{run.rss_after_memory_run_mib:.0f} (+{run.memory_requests} requests)" if run.rss_after_memory_run_mib else "-"
         print(f"| {run.backend} | {run.startup_s:.1f} | {run.rss_after_startup_mib:.0f} | {after} |")
+    for run in runs:
+        if run.rss_series_mib:
+            print(f"{run.backend} RSS during the memory run: {run.rss_after_startup_mib:.0f} MiB at start-up, then "
+                  + ", ".join(f"{mib:.0f} after {sent:,}" for sent, mib in run.rss_series_mib))
     if batch_ms:
         print()
         reference = batch_ms.get("torch")
