@@ -7,7 +7,9 @@ times, some customer turns swapped for other labelled messages):
 - ceiling: the raw encoder (`Encoder.encode`: tokenise, transformer, pooling, nothing else)
   on the same messages, in the same chunks, at the same batch size;
 - naive: the same analyses done one message at a time (one encoder call per message, then
-  the conversation summary), as a loop over the per-message API would.
+  the conversation summary), as a loop over the per-message API would;
+- with `--unscreened`, also `convintel score` with spaCy's tagger, parser and NER on every
+  message (`TextInspector(screen_tokens=False)`, the reference the token screen must equal).
 
 Rounds interleave the three, so machine noise hits them alike; the table gives each one's
 best round (the least disturbed by other load) and the median. Beside wall-clock rates it
@@ -32,9 +34,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from nlp.analyzer import assign_message_ids  # noqa: E402
+from nlp.analyzer import Analyzer, assign_message_ids  # noqa: E402
 from nlp.signals import Turn  # noqa: E402
-from service.app import load_analyzer  # noqa: E402
+from service.app import build_inspector, load_analyzer  # noqa: E402
 from service.batch.engines import LocalEngine  # noqa: E402
 from service.batch.records import FileFormat, RowReader, read_conversations  # noqa: E402
 from service.batch.runner import ScoreJob, run_score  # noqa: E402
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=300)
     parser.add_argument("--naive-share", type=float, default=0.25, help="share of the archive the naive loop runs on")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--unscreened", action="store_true", help="also time scoring without the token screen")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
@@ -66,8 +69,11 @@ def main() -> None:
         # Warm-up: first calls pay for lazy initialisation in torch and spaCy.
         analyzer.analyze_batch([c.transcript for c in conversations[:8]])
 
-        rates: dict[str, list[float]] = {"convintel": [], "ceiling": [], "naive": []}
-        cpu_rates: dict[str, list[float]] = {"convintel": [], "ceiling": [], "naive": []}
+        keys = ["convintel", "ceiling", "naive"] + (["unscreened"] if args.unscreened else [])
+        rates: dict[str, list[float]] = {key: [] for key in keys}
+        cpu_rates: dict[str, list[float]] = {key: [] for key in keys}
+        unscreened = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy,
+                              inspector=build_inspector(settings, screen_tokens=False)) if args.unscreened else None
 
         def record(key: str, messages: int, wall_started: float, cpu_started: float) -> None:
             rates[key].append(messages / (time.perf_counter() - wall_started))
@@ -94,6 +100,12 @@ def main() -> None:
                          for a, m in zip(analyses, transcript.messages)]
                 analyzer.summarize(analyses, turns, transcript.channel)
             record("naive", naive_messages, started, cpu)
+
+            if unscreened is not None:
+                started, cpu = time.perf_counter(), time.process_time()
+                summary = run_score(ScoreJob(input=archive, output=Path(tmp) / f"unscreened-{round_index}.jsonl",
+                                             progress=False), settings, lambda: LocalEngine(unscreened))
+                record("unscreened", summary.messages, started, cpu)
             print(f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.1f} msg/s" for k, v in rates.items()),
                   file=sys.stderr)
 
@@ -113,10 +125,16 @@ def main() -> None:
           f"messages, encoder batch {settings.encode_batch_size}, torch threads {torch.get_num_threads()}")
     print(f"{'':40}{'best msg/s':>12}{'median':>10}{'vs ceiling':>12}{'msg/CPU-s':>11}{'vs ceiling':>12}")
     labels = {"convintel": "convintel score (end to end)", "ceiling": "raw encoder, same batches (ceiling)",
-              "naive": "naive loop, one message at a time"}
-    for key, label in labels.items():
+              "naive": "naive loop, one message at a time",
+              "unscreened": "convintel score, spaCy on every message"}
+    for key, label in ((k, labels[k]) for k in keys):
         print(f"{label:40}{best[key]:12.1f}{median[key]:10.1f}{best[key] / best['ceiling']:12.1%}"
               f"{cpu_best[key]:11.1f}{cpu_best[key] / cpu_best['ceiling']:12.1%}")
+    # Each round's own ratio compares runs seconds apart: the steadiest wall-clock figure.
+    paired = [c / r for c, r in zip(rates["convintel"], rates["ceiling"])]
+    figures["share_of_ceiling"]["per_round"] = paired
+    print("convintel / ceiling, round by round: " + ", ".join(f"{x:.1%}" for x in paired)
+          + f" (median {statistics.median(paired):.1%})")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("convintel")
 
 
-def build_inspector(settings: Settings) -> TextInspector | None:
-    """The spaCy text inspector `settings` ask for (cues, categories, redaction), or None."""
+def build_inspector(settings: Settings, *, screen_tokens: bool = True) -> TextInspector | None:
+    """The spaCy text inspector `settings` ask for (cues, categories, redaction), or None.
+    `screen_tokens=False` gives the reference path (every component on every message)."""
     categories = load_categories(settings.categories_file) if settings.match_categories else None
     if not (settings.detect_cues or settings.redact_pii or categories is not None):
         return None
@@ -39,7 +40,7 @@ def build_inspector(settings: Settings) -> TextInspector | None:
     from nlp.redaction import Redactor
 
     return TextInspector(detect_cues=settings.detect_cues, redactor=Redactor() if settings.redact_pii else None,
-                         categories=categories)
+                         categories=categories, screen_tokens=screen_tokens)
 
 
 def load_analyzer(settings: Settings) -> Analyzer:

@@ -85,13 +85,28 @@ def test_int8_stays_close_to_pytorch(analyzer, onnx_int8):
 def test_graphs_are_cached_by_variant(onnx_cache, onnx_fp32, onnx_int8):
     assert onnx_fp32.graph_path == cached_graph_path(packaged_model_path(), onnx_cache, "fp32")
     assert onnx_int8.graph_path != onnx_fp32.graph_path
-    assert onnx_int8.graph_path.stat().st_size < onnx_fp32.graph_path.stat().st_size / 2
+    assert onnx_int8.graph_path.stat().st_size < onnx_fp32.graph_path.stat().st_size * 0.6
     info = json.loads(onnx_int8.graph_path.with_suffix(".json").read_text())
     assert info["variant"] == "int8"
     # A second load reads the cache: nothing new is written.
     before = sorted(p.name for p in onnx_cache.iterdir())
     OnnxEncoder(variant="fp32", cache_dir=onnx_cache)
     assert sorted(p.name for p in onnx_cache.iterdir()) == before
+
+
+def test_int8_keeps_feed_forward_and_last_layers_in_fp32(onnx_int8):
+    import onnx
+
+    from nlp.onnx_encoder import INT8_FP32_LAYERS
+
+    nodes = onnx.load(str(onnx_int8.graph_path), load_external_data=False).graph.node
+    quantised = {n.op_type for n in nodes} & {"QAttention", "MatMulInteger", "DynamicQuantizeMatMul"}
+    assert quantised, "nothing was quantised"
+    fp32_attention = sorted(n.name for n in nodes if n.op_type == "Attention")
+    assert fp32_attention == [f"Attention_{layer}" for layer in INT8_FP32_LAYERS]
+    fp32_matmuls = [n.name for n in nodes if n.op_type == "MatMul"]
+    assert all(any(f"/layer.{layer}/attention/output" in name for name in fp32_matmuls) for layer in INT8_FP32_LAYERS)
+    assert sum("intermediate/dense" in name for name in fp32_matmuls) == 6  # every feed-forward layer
 
 
 def test_analyzer_on_onnx_gives_the_reference_analysis(analyzer, onnx_fp32):
