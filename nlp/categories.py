@@ -122,6 +122,12 @@ class CategoryMatcher:
         self._matcher = Matcher(nlp.vocab, validate=True)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[tuple[str, re.Pattern[str], bool]] = []  # (category, regex, literal)
+        # Read for every message, so worked out once here.
+        self.needs_parse = any(key.upper() not in TOKENIZER_ATTRS for category in config.categories
+                               for pattern in category.match.patterns for token in pattern for key in token)
+        """Whether some token pattern reads what only the tagger, parser or NER sets."""
+        self.roles: frozenset[Role] = frozenset(role for category in config.categories for role in category.roles)
+        """Roles some category listens to."""
         for category in config.categories:
             rules = category.match
             if rules.patterns:
@@ -135,17 +141,6 @@ class CategoryMatcher:
                 self._regexes.append((category.name, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I), True))
             for regex in rules.regexes:
                 self._regexes.append((category.name, re.compile(regex, re.I), False))
-
-    @property
-    def needs_parse(self) -> bool:
-        """Whether some token pattern reads what only the tagger, parser or NER sets."""
-        return any(key.upper() not in TOKENIZER_ATTRS for category in self.config.categories
-                   for pattern in category.match.patterns for token in pattern for key in token)
-
-    @property
-    def roles(self) -> set[Role]:
-        """Roles some category listens to."""
-        return {role for category in self.config.categories for role in category.roles}
 
     def match_doc(self, doc: Doc, role: Role) -> list[CategorySpan]:
         """Categories for `role` found in a message, in configuration order. The Doc must be

@@ -238,12 +238,17 @@ def _token_pattern(notation: str, *, screening: bool = False) -> list[dict]:
     return pattern
 
 
+def _word_list(spec: dict) -> list[str]:
+    """The words a token spec from `_token_pattern` accepts (none for a wildcard or POS slot)."""
+    lower = spec.get("LOWER")
+    return lower.get("IN", []) if isinstance(lower, dict) else []
+
+
 def _anchor(pattern: list[dict]) -> frozenset[str] | None:
     """The words of one token every match of `pattern` has (None if there is none): of the
     required word-list tokens, the one with the fewest stop words, so that the set rarely
     occurs in messages without a cue ("cancel" rather than "i")."""
-    required = [frozenset(spec["LOWER"]["IN"]) for spec in pattern
-                if "OP" not in spec and isinstance(spec.get("LOWER"), dict) and "IN" in spec["LOWER"]]
+    required = [frozenset(words) for spec in pattern if "OP" not in spec and (words := _word_list(spec))]
     if not required:
         return None
     return min(required, key=lambda words: (len(words & STOP_WORDS) / len(words), len(words)))
@@ -334,23 +339,24 @@ class CueDetector:
         self._screens_by_word: dict[str, list[Matcher]] = {}
         self._unanchored_screens: list[Matcher] = []
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
+        # Every word a token pattern, phrase or bare request names: a quote made of these
+        # alone is the detector's own wording (see `is_literal`).
+        vocabulary: set[str] = set(_BARE_OK)
         for family, notations in _PATTERNS.items():
             for keeps in (False, True):
                 chosen = [n for n in notations.split(";") if n.strip().startswith("!") == keeps]
                 if chosen:
-                    self._matcher.add(family + ("!" if keeps else ""), [_token_pattern(n) for n in chosen])
+                    patterns = [_token_pattern(n) for n in chosen]
+                    self._matcher.add(family + ("!" if keeps else ""), patterns)
+                    vocabulary.update(word for pattern in patterns for spec in pattern for word in _word_list(spec))
                     for notation in chosen:
                         self._add_screen(_token_pattern(notation, screening=True))
         for family, phrases in _PHRASES.items():
-            self._phrases.add(family, list(nlp.tokenizer.pipe(p.strip() for p in phrases.split(","))))
+            docs = list(nlp.tokenizer.pipe(p.strip() for p in phrases.split(",")))
+            self._phrases.add(family, docs)
+            vocabulary.update(token.lower_ for doc in docs for token in doc)
+        self.vocabulary = frozenset(vocabulary)
         self._regexes = [(family, re.compile(rx, re.I), keeps) for family, rx, keeps in _REGEXES]
-        # Every word a token pattern, phrase or bare request names: a quote made of these
-        # alone is the detector's own wording (see `is_literal`).
-        self.vocabulary = frozenset(
-            {word for pattern in self._all_token_patterns() for spec in pattern
-             for word in (spec.get("LOWER", {}).get("IN", []) if isinstance(spec.get("LOWER"), dict) else [])}
-            | {token.lower_ for phrases in _PHRASES.values() for doc in nlp.tokenizer.pipe(phrases.split(","))
-               for token in doc} | _BARE_OK) - {""}
 
     def detect(self, text: str) -> list[Cue]:
         """Risk cues in one customer message, at most one per family, in `FAMILIES` order."""
@@ -390,10 +396,6 @@ class CueDetector:
             return False
         return all(token.lower_ in self.vocabulary and (token.i == span.start or token.text == token.lower_)
                    for token in span if not token.is_space)
-
-    @staticmethod
-    def _all_token_patterns() -> list[list[dict]]:
-        return [_token_pattern(n) for notations in _PATTERNS.values() for n in notations.split(";")]
 
     def screen(self, doc: Doc) -> bool:
         """Whether a message may carry a cue, read from the tokens alone (`doc` needs no
