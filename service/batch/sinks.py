@@ -51,14 +51,11 @@ class _AppendFile:
         self.handle.close()
 
 
-class JsonlSink:
-    """One scored record per line."""
+class _OutputFile:
+    """A single-file output: committing syncs it and records its length in the checkpoint."""
 
     def __init__(self, path: Path, committed: int | None) -> None:
         self.file = _AppendFile(path, committed)
-
-    def write(self, records: Sequence[dict[str, Any]]) -> None:
-        self.file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
 
     def commit(self, checkpoint: Checkpoint) -> None:
         checkpoint.output_bytes = self.file.sync()
@@ -67,11 +64,18 @@ class JsonlSink:
         self.file.close()
 
 
-class CsvSink:
+class JsonlSink(_OutputFile):
+    """One scored record per line."""
+
+    def write(self, records: Sequence[dict[str, Any]]) -> None:
+        self.file.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+
+
+class CsvSink(_OutputFile):
     """One flat row per conversation (see `scoring.FLAT_COLUMNS`)."""
 
     def __init__(self, path: Path, committed: int | None) -> None:
-        self.file = _AppendFile(path, committed)
+        super().__init__(path, committed)
         if committed is None:
             self._write_rows([list(FLAT_NAMES)])
 
@@ -83,12 +87,6 @@ class CsvSink:
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         flat = [flatten(r) for r in records]
         self._write_rows([["" if row[name] is None else row[name] for name in FLAT_NAMES] for row in flat])
-
-    def commit(self, checkpoint: Checkpoint) -> None:
-        checkpoint.output_bytes = self.file.sync()
-
-    def close(self) -> None:
-        self.file.close()
 
 
 class ParquetSink:
