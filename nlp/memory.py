@@ -3,9 +3,8 @@
 Each encoder pass allocates activations sized by its batch (messages x word pieces) and
 frees them afterwards. glibc's malloc keeps freed pages for reuse, and with batch shapes that
 change on every call (micro-batches of 1 to 32 messages of any length) its heap fragments:
-resident memory climbs by hundreds of MiB with nothing leaked. Measured here, 600 varied
-encoder calls took a process from 602 to 1,015 MiB; `malloc_trim(0)` brought it back to
-about 700 MiB. Trimming costs a few milliseconds, so `HeapTrimmer` does it at most once per
+resident memory climbs by hundreds of MiB with nothing leaked (README, "Memory":
+`bench/load.py --memory-requests 10000`). Trimming costs a few milliseconds, so `HeapTrimmer` does it at most once per
 interval, right after an encoder pass (when the most memory has just been freed)."""
 
 from __future__ import annotations
