@@ -21,6 +21,7 @@ from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
 from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span, Token
+from spacy.vocab import Vocab
 
 FAMILIES: tuple[str, ...] = ("cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact",
                              "human_request")
@@ -323,6 +324,32 @@ def _inquiry(span: Span, sentence: Span) -> bool:
         a in _QUESTION_AUX and b in _QUESTION_SUBJ for a, b in zip(before, before[1:]))
 
 
+class AnchoredMatchers:
+    """Token patterns, one Matcher each, filed under their anchor words (`_anchor`): a Doc
+    runs only the patterns whose anchor it contains. A spaCy Matcher costs about the same
+    per pattern whether it matches or not, and most messages hold few anchors."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab = vocab
+        self._by_word: dict[str, list[Matcher]] = {}
+        self._unanchored: list[Matcher] = []
+
+    def add(self, key: str, pattern: list[dict]) -> None:
+        matcher = Matcher(self.vocab)
+        matcher.add(key, [pattern])
+        anchor = _anchor(pattern)
+        if anchor is None:
+            self._unanchored.append(matcher)
+        for word in anchor or ():
+            self._by_word.setdefault(word, []).append(matcher)
+
+    def for_doc(self, doc: Doc) -> list[Matcher]:
+        """The Matchers whose patterns can match `doc` (each once)."""
+        words = {token.lower_ for token in doc} & self._by_word.keys()
+        found = {id(matcher): matcher for word in words for matcher in self._by_word[word]}
+        return [*found.values(), *self._unanchored]
+
+
 class CueDetector:
     """Finds risk cues in customer messages. The pipeline needs a tagger and a parser, as the
     shared one (`nlp.spacy_pipeline.load_pipeline`) has."""
@@ -332,12 +359,10 @@ class CueDetector:
             from nlp.spacy_pipeline import load_pipeline
             nlp = load_pipeline()
         self.nlp = nlp
-        self._matcher = Matcher(nlp.vocab)
-        # The same patterns without part-of-speech conditions, for unparsed Docs: one Matcher
-        # each, filed under its anchor words (`_anchor`), so a message runs only the patterns
-        # whose anchor it contains (a Matcher costs about the same per pattern, match or not).
-        self._screens_by_word: dict[str, list[Matcher]] = {}
-        self._unanchored_screens: list[Matcher] = []
+        # Each token pattern twice: as written, for parsed Docs, and without its part-of-speech
+        # conditions, for screening unparsed ones (`screen`).
+        self._patterns = AnchoredMatchers(nlp.vocab)
+        self._screens = AnchoredMatchers(nlp.vocab)
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         # Every word a token pattern, phrase or bare request names: a quote made of these
         # alone is the detector's own wording (see `is_literal`).
@@ -345,12 +370,11 @@ class CueDetector:
         for family, notations in _PATTERNS.items():
             for keeps in (False, True):
                 chosen = [n for n in notations.split(";") if n.strip().startswith("!") == keeps]
-                if chosen:
-                    patterns = [_token_pattern(n) for n in chosen]
-                    self._matcher.add(family + ("!" if keeps else ""), patterns)
-                    vocabulary.update(word for pattern in patterns for spec in pattern for word in _word_list(spec))
-                    for notation in chosen:
-                        self._add_screen(_token_pattern(notation, screening=True))
+                for notation in chosen:
+                    pattern = _token_pattern(notation)
+                    self._patterns.add(family + ("!" if keeps else ""), pattern)
+                    self._screens.add("screen", _token_pattern(notation, screening=True))
+                    vocabulary.update(word for spec in pattern for word in _word_list(spec))
         for family, phrases in _PHRASES.items():
             docs = list(nlp.tokenizer.pipe(p.strip() for p in phrases.split(",")))
             self._phrases.add(family, docs)
@@ -400,28 +424,18 @@ class CueDetector:
     def screen(self, doc: Doc) -> bool:
         """Whether a message may carry a cue, read from the tokens alone (`doc` needs no
         tagger or parser). False means `detect_doc` on the parsed message finds nothing."""
-        words = {token.lower_ for token in doc}
-        screens = {id(m): m for word in words & self._screens_by_word.keys() for m in self._screens_by_word[word]}
-        if self._phrases(doc) or any(screen(doc) for screen in [*screens.values(), *self._unanchored_screens]):
+        if self._phrases(doc) or any(screen(doc) for screen in self._screens.for_doc(doc)):
             return True
         return any(
             doc.char_span(start, end, alignment_mode="expand") for _, start, end, _ in self._text_spans(doc.text))
 
-    def _add_screen(self, pattern: list[dict]) -> None:
-        matcher = Matcher(self.nlp.vocab)
-        matcher.add("screen", [pattern])
-        anchor = _anchor(pattern)
-        if anchor is None:
-            self._unanchored_screens.append(matcher)
-        for word in anchor or ():
-            self._screens_by_word.setdefault(word, []).append(matcher)
-
     def _candidates(self, doc: Doc) -> Iterable[tuple[str, Span, bool]]:
         """Every pattern match as (family, span, whether its negation is part of the cue)."""
         strings = self.nlp.vocab.strings
-        for match_id, start, end in self._matcher(doc):
-            key = strings[match_id]
-            yield key.rstrip("!"), doc[start:end], key.endswith("!")
+        for matcher in self._patterns.for_doc(doc):
+            for match_id, start, end in matcher(doc):
+                key = strings[match_id]
+                yield key.rstrip("!"), doc[start:end], key.endswith("!")
         for match_id, start, end in self._phrases(doc):
             yield strings[match_id], doc[start:end], False
         for family, start, end, keeps in self._text_spans(doc.text):
