@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.analyzer = analyzer or load_analyzer(settings)
-        app.state.store = ConversationStore(settings.db_path)
+        app.state.store = ConversationStore(settings.db_path, cache_messages=settings.state_cache_messages)
         instrument_analyzer(app.state.analyzer)
         app.state.batcher = MicroBatcher(app.state.analyzer, max_messages=settings.microbatch_max_messages,
                                          max_wait_ms=settings.microbatch_max_wait_ms)

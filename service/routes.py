@@ -13,7 +13,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from nlp.analyzer import AnalyzedTurn, Analyzer
-from nlp.schemas import IDENTIFIER_PATTERN, IncomingMessage, Timing, Transcript, TranscriptAnalysis
+from nlp.schemas import (
+    IDENTIFIER_PATTERN, ConversationSummary, IncomingMessage, Timing, Transcript, TranscriptAnalysis,
+)
 from service.api_models import (
     BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
     ModelsResponse, StoredMessageView,
@@ -23,7 +25,7 @@ from service.limits import check_messages, check_transcript
 from service.metrics import record_escalations
 from service.microbatch import MicroBatcher
 from service.settings import Settings
-from service.store import ConversationFull, ConversationStore, StoredConversation
+from service.store import AppendResult, ConversationFull, ConversationStore, StoredConversation
 
 router = APIRouter()
 
@@ -97,7 +99,7 @@ async def append_message(conversation_id: ConversationId, message: IncomingMessa
     turn: AnalyzedTurn | None = None
     encode_ms = 0.0
     with batcher.arrival() as arrival:
-        if message.id is None or not await run_in_threadpool(store.find_message, conversation_id, message.id):
+        if not await _is_stored(store, conversation_id, message.id):
             encode_started = time.perf_counter()
             turn = (await arrival.analyze_turns([message], [message.id or "pending"]))[0]
             encode_ms = (time.perf_counter() - encode_started) * 1000
@@ -105,34 +107,52 @@ async def append_message(conversation_id: ConversationId, message: IncomingMessa
                                    started, encode_ms)
 
 
+async def _is_stored(store: ConversationStore, conversation_id: str, message_id: str | None) -> bool:
+    """Whether a retry: answered from memory when the conversation is cached, else from SQLite
+    (off the event loop). Only saves the encoder pass: the write checks again."""
+    if message_id is None:
+        return False
+    cached = store.cached_has_message(conversation_id, message_id)
+    if cached is not None:
+        return cached
+    return await run_in_threadpool(store.find_message, conversation_id, message_id)
+
+
 def _store_and_summarize(conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn | None,
                          analyzer: Analyzer, store: ConversationStore, settings: Settings, started: float,
                          encode_ms: float) -> MessageAppendResponse:
-    """Commit the analysed message (or find the stored one when `turn` is None: a retry)
-    and rebuild the conversation view."""
+    """Commit the analysed message with the conversation's new escalation level (or find
+    the stored one when `turn` is None: a retry), and return the conversation view."""
+    summaries: list[ConversationSummary] = []
+
+    def escalation_level(conversation: StoredConversation) -> str:
+        summaries.append(analyzer.summarize(conversation.analyses, conversation.turns, conversation.channel))
+        return summaries[-1].escalation.level
+
     if turn is None:
         stored = store.get(conversation_id)
         assert stored is not None
-        result_message = next(m.analysis for m in stored.messages if m.id == message.id)
-        duplicate = True
+        stored_message = next(m for m in stored.messages if m.id == message.id)
+        appended = AppendResult(stored, stored_message, duplicate=True, previous_level=stored.escalation_level)
     else:
         try:
             appended = store.append(conversation_id, message, turn.analysis, analyzer.model_info.version,
-                                    settings.max_messages, stored_text=turn.stored_text)
+                                    settings.max_messages, stored_text=turn.stored_text,
+                                    escalation_level=escalation_level)
         except ConversationFull as exc:
             raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
-        stored, result_message, duplicate = appended.conversation, appended.message.analysis, appended.duplicate
-    summary = analyzer.summarize(stored.analyses, stored.turns, stored.channel)
-    level = summary.escalation.level
+    if appended.duplicate:  # nothing was written, so nothing was summarised
+        escalation_level(appended.conversation)
+    summary = summaries[-1]
     # One alert per change, not one per message: the helpdesk acts on `changed`.
-    previous = stored.escalation_level if duplicate else store.record_escalation(conversation_id, level)
-    summary.escalation.previous_level = previous
-    summary.escalation.changed = not duplicate and level != (previous or "none")
+    summary.escalation.previous_level = appended.previous_level
+    summary.escalation.changed = not appended.duplicate and summary.escalation.level != (
+        appended.previous_level or "none")
     if summary.escalation.changed:
-        record_escalations([level], path="message")
+        record_escalations([summary.escalation.level], path="message")
     return MessageAppendResponse(
-        conversation_id=conversation_id, message=result_message, conversation=summary, duplicate=duplicate,
-        model=analyzer.model_info,
+        conversation_id=conversation_id, message=appended.message.analysis, conversation=summary,
+        duplicate=appended.duplicate, model=analyzer.model_info,
         timing=Timing(total_ms=round((time.perf_counter() - started) * 1000, 3), encode_ms=round(encode_ms, 3)),
     )
 

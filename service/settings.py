@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     # Conversation state
     db_path: Path = Field(PROJECT_ROOT / "var" / "conversations.sqlite3", description="SQLite file for conversation state")
+    state_cache_messages: int = Field(
+        5_000, ge=0, description="Stored messages kept in memory with their analyses, so a new message does not "
+                                  "re-read its conversation (least recently used conversations go first; 0: none)")
 
     # HTTP server
     host: str = "127.0.0.1"

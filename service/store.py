@@ -1,18 +1,27 @@
-"""Conversation state for the per-message webhook, in SQLite.
+"""Conversation state for the per-message webhook, in SQLite, with the analysed messages
+kept in memory so that each new message costs one message, not the whole conversation.
 
 Each accepted message is committed (WAL journal, synchronous=FULL) before the reply goes
-out, so a crash or restart loses nothing that was acknowledged. Writes take an IMMEDIATE
-transaction, so several server processes can share one file safely."""
+out, together with the conversation's new escalation level, in one transaction: a crash or
+restart loses nothing that was acknowledged, and the level never lags behind its message.
+Writes take an IMMEDIATE transaction, so several server processes can share one file safely.
+
+The memory cache holds recent conversations' stored messages with their parsed analyses,
+bounded by a total number of messages (least recently used conversations go first). It
+is never trusted blindly: every read and write first asks SQLite for the conversation's
+last sequence number (one index lookup) and reads only messages the cache has not seen,
+so another process writing to the same file is picked up."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nlp.analyzer import unused_id
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role
@@ -44,6 +53,8 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 """
 
+_HEADER_COLUMNS = "id, channel, customer_id, language, metadata, created_at, updated_at, escalation_level"
+
 
 class ConversationFull(Exception):
     """The conversation already holds the maximum number of messages."""
@@ -51,11 +62,18 @@ class ConversationFull(Exception):
 
 @dataclass
 class StoredMessage:
+    seq: int
     id: str
     role: str
     text: str
     timestamp: str | None
     analysis: MessageAnalysis
+    turn: Turn = field(init=False, repr=False)
+    """The message as the summary reads it, built once (the timestamp parsed)."""
+
+    def __post_init__(self) -> None:
+        self.turn = Turn(id=self.id, role=Role(self.role), text=self.text,
+                         timestamp=datetime.fromisoformat(self.timestamp) if self.timestamp else None)
 
 
 @dataclass
@@ -76,27 +94,88 @@ class StoredConversation:
 
     @property
     def turns(self) -> list[Turn]:
-        return [Turn(id=m.id, role=Role(m.role), text=m.text,
-                     timestamp=datetime.fromisoformat(m.timestamp) if m.timestamp else None) for m in self.messages]
+        return [m.turn for m in self.messages]
 
 
 @dataclass
 class AppendResult:
     conversation: StoredConversation
+    """The conversation as committed, the new message included."""
     message: StoredMessage
     duplicate: bool
+    previous_level: str | None
+    """The escalation level stored before this message (None: none yet, or a new conversation)."""
+
+
+EscalationLevelOf = Callable[[StoredConversation], str]
+"""Called inside the write transaction with the conversation as it will be committed; the
+level it returns is committed with the message."""
+
+
+@dataclass
+class _CachedMessages:
+    messages: list[StoredMessage]
+    ids: set[str]
+
+    @property
+    def last_seq(self) -> int:
+        return self.messages[-1].seq if self.messages else 0
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+class MessageCache:
+    """Stored messages of recent conversations, least recently used first out, holding at
+    most `max_messages` messages in all (0: nothing is kept). Thread-safe."""
+
+    def __init__(self, max_messages: int) -> None:
+        self.max_messages = max_messages
+        self._entries: OrderedDict[str, _CachedMessages] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()  # held for dictionary work only, never during I/O
+
+    def __len__(self) -> int:
+        """Messages held."""
+        return self._size
+
+    def get(self, conversation_id: str) -> _CachedMessages | None:
+        with self._lock:
+            entry = self._entries.get(conversation_id)
+            if entry is not None:
+                self._entries.move_to_end(conversation_id)
+            return entry
+
+    def has_message(self, conversation_id: str, message_id: str) -> bool | None:
+        """Whether the cached conversation holds `message_id`; None when it is not cached."""
+        with self._lock:
+            entry = self._entries.get(conversation_id)
+            return None if entry is None else message_id in entry.ids
+
+    def put(self, conversation_id: str, messages: list[StoredMessage]) -> None:
+        """Remember `messages` (the whole conversation, in order) for `conversation_id`."""
+        with self._lock:
+            old = self._entries.pop(conversation_id, None)
+            if old is not None:
+                self._size -= len(old.messages)
+            if len(messages) > self.max_messages:
+                return  # larger than the whole cache: read from disk each time
+            self._entries[conversation_id] = _CachedMessages(messages, {m.id for m in messages})
+            self._size += len(messages)
+            while self._size > self.max_messages:
+                _, evicted = self._entries.popitem(last=False)
+                self._size -= len(evicted.messages)
+
+
 class ConversationStore:
     """SQLite-backed conversations; safe to share between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, cache_messages: int) -> None:
+        """`cache_messages`: stored messages kept in memory with their parsed analyses (0: none)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.cache = MessageCache(cache_messages)
         # One connection guarded by a lock: SQLite serialises writers anyway, and this
         # keeps reads consistent with the thread's own writes.
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30.0)
@@ -113,6 +192,13 @@ class ConversationStore:
         with self._lock:
             self._db.close()
 
+    def cached_has_message(self, conversation_id: str, message_id: str) -> bool | None:
+        """Whether the conversation holds `message_id`, from memory alone: None when the
+        conversation is not cached. No I/O, so it may run on the event loop. A True is
+        final; a False may miss a message another process stored a moment ago (the write
+        path checks again in its transaction)."""
+        return self.cache.has_message(conversation_id, message_id)
+
     def find_message(self, conversation_id: str, message_id: str) -> bool:
         with self._lock:
             row = self._db.execute(
@@ -123,27 +209,18 @@ class ConversationStore:
     def get(self, conversation_id: str) -> StoredConversation | None:
         """The conversation with all its messages in arrival order, or None."""
         with self._lock:
-            return self._read(conversation_id)
-
-    def record_escalation(self, conversation_id: str, level: str) -> str | None:
-        """Set the conversation's escalation level; return the one it had before."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT escalation_level FROM conversations WHERE id = ?",
-                                       (conversation_id,)).fetchone()
-                self._db.execute("UPDATE conversations SET escalation_level = ? WHERE id = ?", (level, conversation_id))
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-        return row[0] if row else None
+            header = self._header(conversation_id)
+            if header is None:
+                return None
+            return self._conversation(header, self._messages(conversation_id))
 
     def append(self, conversation_id: str, incoming: IncomingMessage, analysis: MessageAnalysis,
-               model_version: str, max_messages: int, stored_text: str | None = None) -> AppendResult:
+               model_version: str, max_messages: int, stored_text: str | None = None,
+               escalation_level: EscalationLevelOf | None = None) -> AppendResult:
         """Store one analysed message (creating the conversation on first use). The text
-        stored is `stored_text` (the redacted text) when given.
+        stored is `stored_text` (the redacted text) when given. With `escalation_level`,
+        the level it gives for the conversation, new message included, is committed in the
+        same transaction.
 
         A message whose id the conversation already holds is not stored again (webhook
         retries): the stored one comes back with `duplicate=True`."""
@@ -151,76 +228,91 @@ class ConversationStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                if incoming.id is not None:
-                    existing = self._db.execute(
+                header = self._header(conversation_id)
+                previous_level = header[7] if header else None
+                if incoming.id is not None and header is not None and self._db.execute(
                         "SELECT 1 FROM messages WHERE conversation_id = ? AND message_id = ?",
-                        (conversation_id, incoming.id)).fetchone()
-                    if existing:
-                        self._db.execute("ROLLBACK")
-                        conversation = self._read(conversation_id)
-                        assert conversation is not None
-                        message = next(m for m in conversation.messages if m.id == incoming.id)
-                        return AppendResult(conversation, message, duplicate=True)
-                self._upsert_conversation(conversation_id, incoming, now)
-                count, last_seq = self._db.execute(
-                    "SELECT COUNT(*), COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?",
-                    (conversation_id,)).fetchone()
-                if count >= max_messages:
-                    raise ConversationFull(f"conversation {conversation_id!r} already holds {count} messages")
-                seq = last_seq + 1
-                message_id = incoming.id or self._generated_id(conversation_id, seq)
+                        (conversation_id, incoming.id)).fetchone():
+                    self._db.execute("ROLLBACK")
+                    conversation = self._conversation(header, self._messages(conversation_id))
+                    message = next(m for m in conversation.messages if m.id == incoming.id)
+                    return AppendResult(conversation, message, duplicate=True, previous_level=previous_level)
+                messages = self._messages(conversation_id) if header else []
+                if len(messages) >= max_messages:
+                    raise ConversationFull(f"conversation {conversation_id!r} already holds {len(messages)} messages")
+                header = self._upsert_conversation(conversation_id, header, incoming, now)
+                seq = (messages[-1].seq if messages else 0) + 1
+                message_id = incoming.id or unused_id(f"m{seq}", {m.id for m in messages})
                 stored_analysis = analysis.model_copy(update={"id": message_id})
-                timestamp = incoming.timestamp.isoformat() if incoming.timestamp else None
+                message = StoredMessage(seq, message_id, incoming.role.value,
+                                        incoming.text if stored_text is None else stored_text,
+                                        incoming.timestamp.isoformat() if incoming.timestamp else None,
+                                        stored_analysis)
                 self._db.execute(
                     "INSERT INTO messages (conversation_id, seq, message_id, role, text, timestamp, analysis,"
                     " model_version, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (conversation_id, seq, message_id, incoming.role.value,
-                     incoming.text if stored_text is None else stored_text, timestamp,
+                    (conversation_id, seq, message_id, message.role, message.text, message.timestamp,
                      stored_analysis.model_dump_json(), model_version, now))
+                messages = [*messages, message]
+                conversation = self._conversation(header, messages)
+                if escalation_level is not None:
+                    conversation.escalation_level = escalation_level(conversation)
+                    self._db.execute("UPDATE conversations SET escalation_level = ? WHERE id = ?",
+                                     (conversation.escalation_level, conversation_id))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-            conversation = self._read(conversation_id)
-        assert conversation is not None
-        return AppendResult(conversation, conversation.messages[-1], duplicate=False)
+            self.cache.put(conversation_id, messages)  # only once committed
+        return AppendResult(conversation, message, duplicate=False, previous_level=previous_level)
 
     # --- internals (called with the lock held) ------------------------------------------
 
-    def _generated_id(self, conversation_id: str, seq: int) -> str:
-        taken = {row[0] for row in self._db.execute(
-            "SELECT message_id FROM messages WHERE conversation_id = ?", (conversation_id,))}
-        return unused_id(f"m{seq}", taken)
+    def _header(self, conversation_id: str) -> tuple | None:
+        return self._db.execute(f"SELECT {_HEADER_COLUMNS} FROM conversations WHERE id = ?",
+                                (conversation_id,)).fetchone()
 
-    def _upsert_conversation(self, conversation_id: str, incoming: IncomingMessage, now: str) -> None:
-        row = self._db.execute("SELECT channel, customer_id, language, metadata FROM conversations WHERE id = ?",
-                               (conversation_id,)).fetchone()
-        if row is None:
+    @staticmethod
+    def _conversation(header: tuple, messages: list[StoredMessage]) -> StoredConversation:
+        """A snapshot: its message list is its own, so later appends do not change it."""
+        return StoredConversation(*header[:4], json.loads(header[4]), *header[5:8], messages=list(messages))
+
+    def _messages(self, conversation_id: str) -> list[StoredMessage]:
+        """The conversation's messages in order: the cached ones, plus any stored since
+        (by this or another process), read and parsed once."""
+        cached = self.cache.get(conversation_id)
+        last_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?",
+                                    (conversation_id,)).fetchone()[0]
+        if cached is not None and cached.last_seq == last_seq:
+            return cached.messages
+        known = cached.messages if cached is not None and cached.last_seq < last_seq else []
+        after = known[-1].seq if known else 0
+        messages = known + [
+            StoredMessage(seq, message_id, role, text, timestamp, MessageAnalysis.model_validate_json(analysis))
+            for seq, message_id, role, text, timestamp, analysis in self._db.execute(
+                "SELECT seq, message_id, role, text, timestamp, analysis FROM messages"
+                " WHERE conversation_id = ? AND seq > ? ORDER BY seq", (conversation_id, after))
+        ]
+        self.cache.put(conversation_id, messages)
+        return messages
+
+    def _upsert_conversation(self, conversation_id: str, header: tuple | None, incoming: IncomingMessage,
+                             now: str) -> tuple:
+        """Create or update the conversation row; return its new header."""
+        if header is None:
+            channel = incoming.channel.value if incoming.channel else "other"
+            metadata = json.dumps(incoming.metadata)
             self._db.execute(
                 "INSERT INTO conversations (id, channel, customer_id, language, metadata, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, (incoming.channel.value if incoming.channel else "other"), incoming.customer_id,
-                 incoming.language, json.dumps(incoming.metadata), now, now))
-            return
-        channel, customer_id, language, metadata = row
-        merged = {**json.loads(metadata), **incoming.metadata}
+                (conversation_id, channel, incoming.customer_id, incoming.language, metadata, now, now))
+            return (conversation_id, channel, incoming.customer_id, incoming.language, metadata, now, now, None)
+        _, channel, customer_id, language, metadata, created_at, _, level = header
+        channel = incoming.channel.value if incoming.channel else channel
+        customer_id, language = incoming.customer_id or customer_id, incoming.language or language
+        metadata = json.dumps({**json.loads(metadata), **incoming.metadata}) if incoming.metadata else metadata
         self._db.execute(
             "UPDATE conversations SET channel = ?, customer_id = ?, language = ?, metadata = ?, updated_at = ?"
-            " WHERE id = ?",
-            (incoming.channel.value if incoming.channel else channel, incoming.customer_id or customer_id,
-             incoming.language or language, json.dumps(merged), now, conversation_id))
-
-    def _read(self, conversation_id: str) -> StoredConversation | None:
-        row = self._db.execute(
-            "SELECT id, channel, customer_id, language, metadata, created_at, updated_at, escalation_level"
-            " FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
-        if row is None:
-            return None
-        conversation = StoredConversation(*row[:4], json.loads(row[4]), row[5], row[6], row[7])
-        for message_id, role, text, timestamp, analysis in self._db.execute(
-            "SELECT message_id, role, text, timestamp, analysis FROM messages WHERE conversation_id = ?"
-            " ORDER BY seq", (conversation_id,)):
-            conversation.messages.append(StoredMessage(
-                message_id, role, text, timestamp, MessageAnalysis.model_validate_json(analysis)))
-        return conversation
+            " WHERE id = ?", (channel, customer_id, language, metadata, now, conversation_id))
+        return (conversation_id, channel, customer_id, language, metadata, created_at, now, level)
