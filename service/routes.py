@@ -33,28 +33,30 @@ ConversationId = Annotated[str, Path(max_length=128, pattern=IDENTIFIER_PATTERN,
                                      description="The helpdesk's conversation id")]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_analyzer(request: Request) -> Analyzer:
+async def get_analyzer(request: Request) -> Analyzer:
     analyzer = getattr(request.app.state, "analyzer", None)
     if analyzer is None:
         raise ApiError(503, "not_ready", "models are not loaded yet")
     return analyzer
 
 
-def get_store(request: Request) -> ConversationStore:
+async def get_store(request: Request) -> ConversationStore:
     return request.app.state.store
 
 
-def get_batcher(request: Request) -> MicroBatcher:
+async def get_batcher(request: Request) -> MicroBatcher:
     batcher = getattr(request.app.state, "batcher", None)
     if batcher is None:
         raise ApiError(503, "not_ready", "models are not loaded yet")
     return batcher
 
 
+# The dependencies are `async` only so that FastAPI calls them on the event loop: a plain
+# `def` dependency costs a thread-pool round trip each, four per request.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ConversationStore, Depends(get_store)]
@@ -179,7 +181,7 @@ def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> Conve
 
 
 @router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
-def models(analyzer: AnalyzerDep) -> ModelsResponse:
+async def models(analyzer: AnalyzerDep) -> ModelsResponse:
     """The loaded model bundle: name, version, labels, dev metrics, training data."""
     manifest = analyzer.bundle.manifest
     return ModelsResponse(active=BundleInfo(
@@ -190,14 +192,14 @@ def models(analyzer: AnalyzerDep) -> ModelsResponse:
 
 
 @router.get("/healthz", response_model=HealthResponse, tags=["health"])
-def healthz() -> HealthResponse:
+async def healthz() -> HealthResponse:
     """Liveness: the process answers."""
     return HealthResponse(status="ok")
 
 
 @router.get("/readyz", response_model=HealthResponse, tags=["health"],
             responses={503: {"model": HealthResponse}})
-def readyz(request: Request):
+async def readyz(request: Request):
     """Readiness: models are loaded and the store is open."""
     analyzer = getattr(request.app.state, "analyzer", None)
     if analyzer is None or getattr(request.app.state, "store", None) is None:
