@@ -14,6 +14,7 @@ from nlp.bundle import ModelBundle, load_bundle
 from nlp.conversation import summarize_conversation
 from nlp.backends import EncoderBackend, load_encoder
 from nlp.encoder import EncodedBatch, SentenceEncoder
+from nlp.heads import HeadStack
 from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.memory import HeapTrimmer
 from nlp.policy import Policy, load_policy
@@ -112,6 +113,7 @@ class Analyzer:
         for head in bundle.heads.values():
             if head.spec.input_dim != encoder.feature_dim:
                 raise ValueError(f"head {head.spec.task!r} reads {head.spec.input_dim} features; encoder gives {encoder.feature_dim}")
+        self._heads = HeadStack([self._sentiment, self._emotions, self._urgency])
         self._support = SupportEmotionMap(self._emotions.spec.labels, self._emotions.spec.thresholds or [])
         self._urgency_levels = np.arange(len(URGENCY_LABELS), dtype=np.float32) / (len(URGENCY_LABELS) - 1)
         self.model_info = ModelInfo(name=bundle.name, version=bundle.version)
@@ -168,9 +170,8 @@ class Analyzer:
         `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
         `stored_text` is the original text: it must not be stored."""
         inspections = self._inspect(messages, keep_text)
-        sentiment = self._sentiment.predict_proba(encoded.features)
-        urgency = self._urgency.predict_proba(encoded.features)
-        emotion_scores, emotion_present = self._support.project(self._emotions.predict_proba(encoded.features))
+        sentiment, emotions, urgency = self._heads.predict_proba(encoded.features)
+        emotion_scores, emotion_present = self._support.project(emotions)
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
         topics = self._message_topics(messages, encoded)
