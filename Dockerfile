@@ -33,4 +33,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"
 
-CMD ["uvicorn", "service.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000"]
+# `convintel serve` checks the bundle, policy, categories and keys first (one clear line on a
+# bad one), writes JSON logs and listens on CONVINTEL_HOST:CONVINTEL_PORT.
+CMD ["convintel", "serve"]
