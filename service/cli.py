@@ -265,10 +265,13 @@ def score(
     errors: Annotated[Optional[Path], typer.Option(help="Errors file (JSONL); default: OUTPUT.errors.jsonl")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output")] = False,
-    engine: Annotated[str, typer.Option(help="'local' (this process) or 'ray' (Ray Data)")] = "local",
+    engine: Annotated[str, typer.Option(help="'local' (this machine: this process, or --workers processes) or 'ray' "
+                                             "(Ray Data)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (else CONVINTEL_RAY_ADDRESS or RAY_ADDRESS; "
                                                             "none: a local Ray)")] = None,
     num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the local Ray (default: CONVINTEL_RAY_NUM_CPUS or all)")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="--engine local: scoring processes, each with an equal share "
+                                                              "of the torch threads (default: CONVINTEL_BATCH_WORKERS, 1)")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
 ) -> None:
     """Score an archive of conversations: per-message and per-conversation results, with
@@ -295,8 +298,11 @@ def score(
             except ImportError:
                 _fail("--engine ray needs Ray: pip install 'convintel[ray]'")
             return RayEngine(settings, address=ray_address, num_cpus=num_cpus)
+        from service.batch.engines import LocalEngine, WorkerPoolEngine
+
+        if (workers or settings.batch_workers) > 1:
+            return WorkerPoolEngine(settings, workers or settings.batch_workers)
         from service.app import load_analyzer
-        from service.batch.engines import LocalEngine
 
         return LocalEngine(load_analyzer(settings))
 

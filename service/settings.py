@@ -70,6 +70,9 @@ class Settings(BaseSettings):
 
     # Archive scoring (`convintel score`)
     batch_chunk_messages: int = Field(512, ge=1, description="Messages per scoring chunk: encoded together, committed together")
+    batch_workers: int = Field(
+        1, ge=1, description="`convintel score --engine local`: scoring processes, each loading the models and taking "
+                             "an equal share of the torch threads (1: score in the command's own process)")
     batch_reopen_window: int = Field(100_000, ge=0, description="Recent conversation ids remembered to catch non-contiguous or repeated conversations")
     ray_address: str | None = Field(None, description="Ray cluster for `score --engine ray`; default: RAY_ADDRESS, else a local Ray")
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started by `score --engine ray`; default: all")

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from typer.testing import CliRunner
 
@@ -233,13 +234,15 @@ def test_resume_cuts_uncommitted_writes(tmp_path, batch_settings, full_analyzer,
     assert (tmp_path / f"s{suffix}.errors.jsonl").read_text() == ""
 
 
-def test_resume_after_sigkill_gives_exactly_one_row_per_conversation(tmp_path, batch_settings, full_analyzer):
+@pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
+def test_resume_after_sigkill_gives_exactly_one_row_per_conversation(tmp_path, batch_settings, full_analyzer,
+                                                                      workers):
     count = 40
     write_rows(message_rows(synthetic_transcripts(count)), tmp_path / "archive.csv")
     output = tmp_path / "scored.jsonl"
     env = {**os.environ, "CONVINTEL_BATCH_CHUNK_MESSAGES": "12"}
     command = [sys.executable, "-m", "service.cli", "score", str(tmp_path / "archive.csv"), "-o", str(output),
-               "--no-progress"]
+               "--no-progress", "--workers", str(workers)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoint_file = checkpoint_path(output)
     deadline = time.monotonic() + 600
@@ -255,11 +258,16 @@ def test_resume_after_sigkill_gives_exactly_one_row_per_conversation(tmp_path, b
                     break
             time.sleep(0.05)
         assert process.poll() is None, process.stderr.read().decode()
+        children = psutil.Process(process.pid).children(recursive=True)
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.kill()
         process.wait()
         process.stderr.close()
+    # Worker processes do not outlive a killed driver (they would hold their models' memory).
+    assert len(children) >= workers - 1
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
     killed_at = Checkpoint.load(checkpoint_file)
     assert not killed_at.complete and 0 < killed_at.conversations < count
 
@@ -349,7 +357,39 @@ def test_report_json_to_stdout_and_bad_input(tmp_path, scored_archive):
     assert bad.exit_code == 2 and "not a scored archive" in bad.output
 
 
-# --- Ray ----------------------------------------------------------------------------------
+# --- worker processes and Ray ----------------------------------------------------------
+
+
+def test_worker_processes_agree_with_the_local_engine_row_for_row(tmp_path, batch_settings, full_analyzer):
+    from service.batch.engines import WorkerPoolEngine
+
+    rows = list(message_rows(synthetic_transcripts(24)))
+    rows.insert(8, {**rows[7], "message_id": "bad-1", "role": "wizard"})  # a bad row inside a conversation
+    write_rows(rows, tmp_path / "archive.jsonl")
+    summary = run_score(ScoreJob(input=tmp_path / "archive.jsonl", output=tmp_path / "workers.jsonl", progress=False),
+                        batch_settings, lambda: WorkerPoolEngine(batch_settings, workers=2))
+    _score(tmp_path / "archive.jsonl", tmp_path / "local.jsonl", batch_settings, full_analyzer)
+    from_workers, local = _lines(tmp_path / "workers.jsonl"), _lines(tmp_path / "local.jsonl")
+    assert summary.conversations == len(local) == 24 and summary.errors == 1
+    assert Checkpoint.load(checkpoint_path(tmp_path / "workers.jsonl")).chunks > 4  # more chunks than in flight
+    assert_same_records(from_workers, local)
+    assert (tmp_path / "workers.jsonl.errors.jsonl").read_text() == (tmp_path / "local.jsonl.errors.jsonl").read_text()
+
+
+def test_worker_engine_refuses_a_bad_bundle_before_starting_workers(tmp_path, batch_settings):
+    from nlp.bundle import BundleError
+    from service.batch.engines import WorkerPoolEngine
+
+    with pytest.raises(BundleError, match="nothing-here does not exist"):
+        WorkerPoolEngine(batch_settings.model_copy(update={"model": str(tmp_path / "nothing-here")}), workers=2)
+
+
+def test_a_worker_ends_when_its_driver_is_gone():
+    # A parent pid that is not this child's parent: the watch sees "parent gone" and exits 1.
+    code = "from service.batch.engines import _exit_with_parent; import time; _exit_with_parent(-1, 0.05); time.sleep(60)"
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert result.returncode == 1 and time.monotonic() - started < 30
 
 
 def test_ray_engine_agrees_with_the_local_engine_row_for_row(tmp_path, batch_settings, full_analyzer):

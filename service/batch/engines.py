@@ -1,6 +1,10 @@
 """Scoring engines: each turns a stream of chunks into scored chunks, in input order.
 
 - `LocalEngine` scores in this process with one analyzer.
+- `WorkerPoolEngine` scores in worker processes on this machine (the standard library's
+  process pool), each with its own analyzer and an equal share of the torch threads. Two
+  single-threaded workers keep both cores of a small machine busy: while one runs spaCy
+  or writes its summaries (one core), the other encodes.
 - `RayEngine` hands chunks to Ray Data, where each worker loads the analyzer once
   (`map_batches` with a callable class) and scores whole chunks. The same chunks go through
   the same `score_conversations`, so both engines write the same records.
@@ -10,7 +14,11 @@ The driver keeps reading, checkpointing and writing: Ray only does the scoring."
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Iterator, Protocol
@@ -60,9 +68,15 @@ class LocalEngine:
         pass
 
 
+def score_payload(analyzer: Analyzer, payload: str) -> tuple[str, str]:
+    """Score one chunk that travelled as JSON text (`conversations_to_payload`); the records
+    and the scoring errors go back as JSON text too (no pickled objects)."""
+    records, errors = score_conversations(analyzer, conversations_from_payload(payload))
+    return json.dumps(records), errors_to_payload(errors)
+
+
 class ChunkScorer:
-    """A Ray Data worker: loads the analyzer once, then scores one chunk per batch row.
-    Chunks travel as JSON text, records come back as JSON text (no pickled objects)."""
+    """A Ray Data worker: loads the analyzer once, then scores one chunk per batch row."""
 
     def __init__(self, settings_json: str) -> None:
         from service.app import load_analyzer
@@ -72,13 +86,88 @@ class ChunkScorer:
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
 
-        records_out, errors_out = [], []
-        for payload in batch["conversations"]:
-            records, errors = score_conversations(self.analyzer, conversations_from_payload(str(payload)))
-            records_out.append(json.dumps(records))
-            errors_out.append(errors_to_payload(errors))
-        return {"index": np.asarray(batch["index"]), "records": np.asarray(records_out, dtype=object),
-                "errors": np.asarray(errors_out, dtype=object)}
+        scored = [score_payload(self.analyzer, str(payload)) for payload in batch["conversations"]]
+        return {"index": np.asarray(batch["index"]), "records": np.asarray([r for r, _ in scored], dtype=object),
+                "errors": np.asarray([e for _, e in scored], dtype=object)}
+
+
+_worker_analyzer: Analyzer | None = None
+"""The analyzer of a `WorkerPoolEngine` worker process, loaded by its first chunk."""
+
+
+def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
+    """Pool initializer: end this worker when the driver is gone. A driver killed with
+    SIGKILL cannot stop its pool, and the orphans would sit on their models' memory."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="convintel-parent-watch", daemon=True).start()
+
+
+def _score_in_worker(settings_json: str, payload: str) -> tuple[str, str]:
+    global _worker_analyzer
+    if _worker_analyzer is None:
+        from service.app import load_analyzer
+
+        # Loaded here rather than in a pool initializer, so that a bad bundle or policy
+        # reaches the driver as its own error, not as a broken pool.
+        _worker_analyzer = load_analyzer(Settings.model_validate_json(settings_json))
+    return score_payload(_worker_analyzer, payload)
+
+
+class WorkerPoolEngine:
+    """Scores chunks in `workers` processes on this machine. Each loads the analyzer once
+    and runs torch (and ONNX Runtime) with an equal share of the configured threads. At most
+    two chunks per worker are in flight, so the driver's memory stays bounded, and results
+    are yielded in input order."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings, workers: int) -> None:
+        from nlp.backends import prepare_encoder
+        from nlp.bundle import load_bundle
+
+        # Checked (and an ONNX graph exported) once here: a bad bundle fails with its own
+        # error before any worker starts, and workers never race to write the graph.
+        bundle = load_bundle(settings.model_path)
+        prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
+                        max_seq_length=bundle.manifest.encoder.max_seq_length)
+        self.workers = workers
+        worker_settings = settings.model_copy(update={
+            "torch_threads": max(1, settings.torch_threads // workers),
+            "onnx_threads": max(1, settings.onnx_threads // workers),
+        })
+        self._settings_json = worker_settings.model_dump_json()
+        # spawn, not fork: a forked copy of a process that has started threads (torch,
+        # tqdm) can deadlock.
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+    def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        in_flight: deque[tuple[Chunk, Future[tuple[str, str]]]] = deque()
+        for chunk in chunks:
+            payload = conversations_to_payload(chunk.conversations)
+            in_flight.append((chunk, self._pool.submit(_score_in_worker, self._settings_json, payload)))
+            if len(in_flight) >= 2 * self.workers:
+                yield self._collect(*in_flight.popleft())
+        while in_flight:
+            yield self._collect(*in_flight.popleft())
+
+    @staticmethod
+    def _collect(chunk: Chunk, future: Future[tuple[str, str]]) -> ScoredChunk:
+        try:
+            records, errors = future.result()
+        except BrokenProcessPool as exc:
+            raise EngineError(f"a scoring worker process died ({exc}); rerun with --resume") from None
+        return ScoredChunk(chunk, json.loads(records), errors_from_payload(errors))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class RayEngine:
