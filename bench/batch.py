@@ -5,18 +5,29 @@ times, some customer turns swapped for other labelled messages):
 - convintel: `convintel score` end to end in-process (read JSONL, validate, chunk, encode,
   heads, spaCy cues and redaction, conversation summaries, write JSONL, fsync, checkpoint);
 - ceiling: the raw encoder (`Encoder.encode`: tokenise, transformer, pooling, nothing else)
-  on the same messages, in the same chunks, at the same batch size;
+  on the same messages, in the same chunks, at the same batch size. It runs inside the
+  same `convintel score` run, on each chunk right before that chunk is scored, and its time
+  is taken out of convintel's: the two alternate every few seconds, so the machine's speed,
+  which drifts by a third from minute to minute on a shared host, moves both alike;
+- with `--workers N` (default 2): `convintel score --workers N` (worker processes, each
+  with an equal share of the torch threads), against the raw encoder run the same way: N
+  processes, the same chunks, the same threads each. Both pools are started and warmed
+  once, before the rounds (start-up is not in the rates);
 - naive: the same analyses done one message at a time (one encoder call per message, then
   the conversation summary), as a loop over the per-message API would;
 - with `--unscreened`, also `convintel score` with spaCy's tagger, parser and NER on every
   message (`TextInspector(screen_tokens=False)`, the reference the token screen must equal).
 
-Rounds interleave the three, so machine noise hits them alike; the table gives each one's
-best round (the least disturbed by other load) and the median. Beside wall-clock rates it
+Rounds repeat all of it; the table gives each one's best round (the least disturbed by
+other load) and the median, and each round's own convintel / ceiling ratio. Beside wall-clock rates it
 gives messages per CPU-second of this process (all threads): on a machine shared with
 other jobs, that ratio moves far less than the wall-clock one.
 
-    .venv/bin/python bench/batch.py [--conversations 300] [--rounds 3] [--json out.json]
+Chunks are `--chunk-messages` (128) messages, for every row alike, so that the worker
+pool has enough chunks to share out. Messages per CPU-second are this process's CPU time,
+so they are left out for the worker rows (their work is in other processes).
+
+    .venv/bin/python bench/batch.py [--conversations 300] [--rounds 3] [--workers 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,12 +49,80 @@ import torch  # noqa: E402
 from nlp.analyzer import Analyzer, assign_message_ids  # noqa: E402
 from nlp.signals import Turn  # noqa: E402
 from service.app import build_inspector, load_analyzer  # noqa: E402
-from service.batch.engines import LocalEngine  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor, wait  # noqa: E402
+import multiprocessing  # noqa: E402
+
+from nlp.backends import load_encoder  # noqa: E402
+from nlp.bundle import load_bundle  # noqa: E402
+from nlp.encoder import SentenceEncoder  # noqa: E402
+from service.batch.engines import LocalEngine, ScoredChunk, WorkerPoolEngine  # noqa: E402
 from service.batch.records import FileFormat, RowReader, read_conversations  # noqa: E402
 from service.batch.runner import ScoreJob, run_score  # noqa: E402
-from service.batch.scoring import make_chunks  # noqa: E402
+from service.batch.scoring import Chunk, make_chunks  # noqa: E402
 from service.batch.synthetic import synthetic_transcripts, write_rows  # noqa: E402
 from service.settings import Settings  # noqa: E402
+
+
+class PairedEngine(LocalEngine):
+    """The local engine, timing the raw encoder on each chunk's messages next to scoring
+    that chunk: the ceiling, measured seconds from what it is compared with. The order
+    alternates from chunk to chunk (and round to round), so neither side is always the one
+    that finds the caches cold."""
+
+    def __init__(self, analyzer: Analyzer, ceiling_first: bool) -> None:
+        super().__init__(analyzer)
+        self.ceiling_first = ceiling_first
+        self.ceiling_wall_s = 0.0
+        self.ceiling_cpu_s = 0.0
+
+    def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        for position, chunk in enumerate(chunks):
+            texts = [m.text for c in chunk.conversations for m in c.transcript.messages]
+            ceiling_first = self.ceiling_first == (position % 2 == 0)
+            if ceiling_first:
+                self._ceiling(texts)
+            yield from super().score(iter([chunk]))
+            if not ceiling_first:
+                self._ceiling(texts)
+
+    def _ceiling(self, texts: list[str]) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.analyzer.encoder.encode(texts)
+        self.ceiling_wall_s += time.perf_counter() - wall
+        self.ceiling_cpu_s += time.process_time() - cpu
+
+
+class KeptOpen:
+    """An engine that `run_score` may close: it stays open for the next round."""
+
+    def __init__(self, engine: WorkerPoolEngine) -> None:
+        self.engine, self.name = engine, engine.name
+
+    def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        return self.engine.score(chunks)
+
+    def close(self) -> None:
+        pass
+
+
+_raw_encoder: SentenceEncoder | None = None
+
+
+def _load_raw_encoder(settings_json: str) -> None:
+    """Worker initializer for the raw pool: the encoder a scoring worker would load."""
+    global _raw_encoder
+    settings = Settings.model_validate_json(settings_json)
+    bundle = load_bundle(settings.model_path)
+    _raw_encoder = load_encoder(settings.encoder_backend, settings.encoder_path,
+                                max_seq_length=bundle.manifest.encoder.max_seq_length,
+                                batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
+                                onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+
+
+def _raw_encode(texts: list[str]) -> int:
+    assert _raw_encoder is not None
+    _raw_encoder.encode(texts)
+    return len(texts)
 
 
 def main() -> None:
@@ -51,45 +131,74 @@ def main() -> None:
     parser.add_argument("--naive-share", type=float, default=0.25, help="share of the archive the naive loop runs on")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--unscreened", action="store_true", help="also time scoring without the token screen")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for the worker rows (0: leave them out)")
+    parser.add_argument("--chunk-messages", type=int, default=128, help="messages per chunk, every row alike")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None, batch_chunk_messages=args.chunk_messages)
     analyzer = load_analyzer(settings)
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "archive.jsonl"
         write_rows(synthetic_transcripts(args.conversations), archive)
         conversations = [item for item in read_conversations(iter(RowReader(archive, FileFormat.jsonl)), settings)]
-        chunks = list(make_chunks(iter(conversations), settings.batch_chunk_messages))
-        chunk_texts = [[m.text for c in chunk.conversations for m in c.transcript.messages] for chunk in chunks]
-        total_messages = sum(len(t) for t in chunk_texts)
+        total_messages = sum(len(c.transcript.messages) for c in conversations)
+        chunk_texts = [[m.text for c in chunk.conversations for m in c.transcript.messages]
+                       for chunk in make_chunks(iter(conversations), settings.batch_chunk_messages)]
         naive_set = conversations[: max(1, int(len(conversations) * args.naive_share))]
         naive_messages = sum(len(c.transcript.messages) for c in naive_set)
 
         # Warm-up: first calls pay for lazy initialisation in torch and spaCy.
         analyzer.analyze_batch([c.transcript for c in conversations[:8]])
 
-        keys = ["convintel", "ceiling", "naive"] + (["unscreened"] if args.unscreened else [])
+        keys = (["convintel", "ceiling"] + (["workers", "workers_ceiling"] if args.workers else []) + ["naive"]
+                + (["unscreened"] if args.unscreened else []))
         rates: dict[str, list[float]] = {key: [] for key in keys}
         cpu_rates: dict[str, list[float]] = {key: [] for key in keys}
         unscreened = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy,
                               inspector=build_inspector(settings, screen_tokens=False)) if args.unscreened else None
 
-        def record(key: str, messages: int, wall_started: float, cpu_started: float) -> None:
-            rates[key].append(messages / (time.perf_counter() - wall_started))
-            cpu_rates[key].append(messages / (time.process_time() - cpu_started))
+        def record(key: str, messages: int, wall_started: float, cpu_started: float, *, minus: tuple[float, float]
+                   = (0.0, 0.0)) -> None:
+            rates[key].append(messages / (time.perf_counter() - wall_started - minus[0]))
+            cpu_rates[key].append(messages / (time.process_time() - cpu_started - minus[1]))
+
+        workers = raw_pool = None
+        if args.workers:
+            workers = WorkerPoolEngine(settings, args.workers)
+            worker_settings = settings.model_copy(update={"torch_threads": max(1, settings.torch_threads // args.workers),
+                                                          "onnx_threads": max(1, settings.onnx_threads // args.workers)})
+            raw_pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_load_raw_encoder, initargs=(worker_settings.model_dump_json(),))
+            warm = Path(tmp) / "warm.jsonl"
+            write_rows(synthetic_transcripts(max(8, args.conversations // 3)), warm)
+            run_score(ScoreJob(input=warm, output=Path(tmp) / "warm-scored.jsonl", progress=False), settings,
+                      lambda: KeptOpen(workers))
+            wait([raw_pool.submit(_raw_encode, chunk_texts[0][:8]) for _ in range(2 * args.workers)])
+
+        def run_workers(round_index: int) -> None:
+            started = time.perf_counter()
+            summary = run_score(ScoreJob(input=archive, output=Path(tmp) / f"workers-{round_index}.jsonl",
+                                         progress=False), settings, lambda: KeptOpen(workers))
+            rates["workers"].append(summary.messages / (time.perf_counter() - started))
+
+        def run_workers_ceiling() -> None:
+            started = time.perf_counter()
+            wait([raw_pool.submit(_raw_encode, texts) for texts in chunk_texts])
+            rates["workers_ceiling"].append(total_messages / (time.perf_counter() - started))
 
         for round_index in range(args.rounds):
             output = Path(tmp) / f"scored-{round_index}.jsonl"
+            engine = PairedEngine(analyzer, ceiling_first=round_index % 2 == 0)
             started, cpu = time.perf_counter(), time.process_time()
-            summary = run_score(ScoreJob(input=archive, output=output, progress=False), settings,
-                                lambda: LocalEngine(analyzer))
-            record("convintel", summary.messages, started, cpu)
-
-            started, cpu = time.perf_counter(), time.process_time()
-            for texts in chunk_texts:
-                analyzer.encoder.encode(texts)
-            record("ceiling", total_messages, started, cpu)
+            summary = run_score(ScoreJob(input=archive, output=output, progress=False), settings, lambda: engine)
+            record("convintel", summary.messages, started, cpu, minus=(engine.ceiling_wall_s, engine.ceiling_cpu_s))
+            rates["ceiling"].append(total_messages / engine.ceiling_wall_s)
+            cpu_rates["ceiling"].append(total_messages / engine.ceiling_cpu_s)
+            if workers is not None:  # the two worker runs in alternating order
+                first, second = ((lambda: run_workers(round_index)), run_workers_ceiling)
+                for step in ((first, second) if round_index % 2 == 0 else (second, first)):
+                    step()
 
             started, cpu = time.perf_counter(), time.process_time()
             for conversation in naive_set:
@@ -108,10 +217,13 @@ def main() -> None:
                 record("unscreened", summary.messages, started, cpu)
             print(f"round {round_index + 1}: " + ", ".join(f"{k} {v[-1]:.1f} msg/s" for k, v in rates.items()),
                   file=sys.stderr)
+        if workers is not None:
+            workers.close()
+            raw_pool.shutdown()
 
     best = {k: max(v) for k, v in rates.items()}
     median = {k: statistics.median(v) for k, v in rates.items()}
-    cpu_best = {k: max(v) for k, v in cpu_rates.items()}
+    cpu_best = {k: max(v) for k, v in cpu_rates.items() if v}
     figures = {
         "conversations": len(conversations), "messages": total_messages, "naive_messages": naive_messages,
         "chunk_messages": settings.batch_chunk_messages, "encode_batch_size": settings.encode_batch_size,
@@ -125,16 +237,27 @@ def main() -> None:
           f"messages, encoder batch {settings.encode_batch_size}, torch threads {torch.get_num_threads()}")
     print(f"{'':40}{'best msg/s':>12}{'median':>10}{'vs ceiling':>12}{'msg/CPU-s':>11}{'vs ceiling':>12}")
     labels = {"convintel": "convintel score (end to end)", "ceiling": "raw encoder, same batches (ceiling)",
+              "workers": f"convintel score --workers {args.workers}",
+              "workers_ceiling": f"raw encoder, {args.workers} processes",
               "naive": "naive loop, one message at a time",
               "unscreened": "convintel score, spaCy on every message"}
     for key, label in ((k, labels[k]) for k in keys):
-        print(f"{label:40}{best[key]:12.1f}{median[key]:10.1f}{best[key] / best['ceiling']:12.1%}"
-              f"{cpu_best[key]:11.1f}{cpu_best[key] / cpu_best['ceiling']:12.1%}")
-    # Each round's own ratio compares runs seconds apart: the steadiest wall-clock figure.
-    paired = [c / r for c, r in zip(rates["convintel"], rates["ceiling"])]
-    figures["share_of_ceiling"]["per_round"] = paired
-    print("convintel / ceiling, round by round: " + ", ".join(f"{x:.1%}" for x in paired)
-          + f" (median {statistics.median(paired):.1%})")
+        cpu = (f"{cpu_best[key]:11.1f}{cpu_best[key] / cpu_best['ceiling']:12.1%}" if key in cpu_best
+               else f"{'-':>11}{'-':>12}")
+        print(f"{label:40}{best[key]:12.1f}{median[key]:10.1f}{best[key] / best['ceiling']:12.1%}{cpu}")
+
+    def per_round(numerator: str, denominator: str) -> None:
+        # Each round's own ratio compares runs seconds apart: the steadiest wall-clock figure.
+        paired = [n / d for n, d in zip(rates[numerator], rates[denominator])]
+        figures["share_of_ceiling"][f"{numerator}/{denominator}"] = paired
+        print(f"{labels[numerator]} / {labels[denominator]}, round by round: "
+              + ", ".join(f"{x:.1%}" for x in paired) + f" (median {statistics.median(paired):.1%})")
+
+    per_round("convintel", "ceiling")
+    if args.workers:
+        figures["share_of_ceiling"]["workers_best"] = best["workers"] / best["ceiling"]
+        per_round("workers", "ceiling")
+        per_round("workers", "workers_ceiling")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 
