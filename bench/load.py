@@ -4,16 +4,20 @@ For each encoder backend this starts `uvicorn` on 127.0.0.1 (one server process,
 from the environment plus the backend), waits for /readyz and then:
 
 1. measures the raw encoder in this process (same backend and thread settings, server
-   idle): one message at a time, and batches of 32;
+   idle): one message at a time, and batches of 32 (see below for when);
 2. drives POST /v1/conversations/{id}/messages with a bounded asyncio client (httpx) at
    each concurrency level: throughput, p50/p95/p99 latency, errors. Each client writes
    its own conversations, 10 messages each, alternating customer and agent turns;
 3. sends `--memory-requests` more requests in ten parts, reading the server's RSS after start-up
    and after each part (warm-up levels off; a leak keeps climbing).
 
-The raw floor is measured again right before each concurrency level, so each ratio
-compares figures taken minutes apart at most. Finally the backends' raw batch-32 times
-are measured interleaved, round by round, for the int8-versus-fp32 ratio.
+The raw floor is measured right before and right after each concurrency level, and the
+level is compared with both (the median of all their samples): this host's speed drifts
+by a third from one minute to the next. At concurrency 1 the single-message floor is
+measured between the requests instead: after each reply, the raw encoder encodes the
+message just sent, so each request and its floor are a second apart. Finally the
+backends' raw batch-32 times are measured interleaved, round by round, for the
+int8-versus-fp32 ratio.
 
     .venv/bin/python bench/load.py [--backends torch onnx-int8] [--concurrency 1 8 32]
                                    [--requests 400] [--memory-requests 10000] [--json out.json]
@@ -35,6 +39,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,21 +85,34 @@ class Floor:
         return RAW_BATCH / self.batch32_ms * 1000
 
 
-def measure_floor(encoder: SentenceEncoder, texts: list[str], *, singles: int = 40, batches: int = 6) -> Floor:
+@dataclass
+class FloorSamples:
+    """Raw encoder timings in ms, gathered around (and at concurrency 1, between) requests."""
+
+    single: list[float]
+    batch32: list[float]
+
+    def __add__(self, other: FloorSamples) -> FloorSamples:
+        return FloorSamples(self.single + other.single, self.batch32 + other.batch32)
+
+    def floor(self) -> Floor:
+        return Floor(single_ms=statistics.median(self.single), batch32_ms=statistics.median(self.batch32))
+
+
+def measure_floor(encoder: SentenceEncoder, texts: list[str], *, singles: int = 40, batches: int = 6) -> FloorSamples:
     """Raw encoder timings on the load's own texts: normalise, tokenise, forward, pool."""
     encoder.encode(texts[:RAW_BATCH])  # warm
-    single = []
-    for i in range(singles):
-        started = time.perf_counter()
-        encoder.encode([texts[i % len(texts)]])
-        single.append((time.perf_counter() - started) * 1000)
-    batch = []
-    for i in range(batches):
-        chunk = [texts[(i * RAW_BATCH + k) % len(texts)] for k in range(RAW_BATCH)]
-        started = time.perf_counter()
-        encoder.encode(chunk)
-        batch.append((time.perf_counter() - started) * 1000)
-    return Floor(single_ms=statistics.median(single), batch32_ms=statistics.median(batch))
+    single = [timed_encode(encoder, [texts[i % len(texts)]]) for i in range(singles)]
+    batch = [timed_encode(encoder, [texts[(i * RAW_BATCH + k) % len(texts)] for k in range(RAW_BATCH)])
+             for i in range(batches)]
+    return FloorSamples(single, batch)
+
+
+def timed_encode(encoder: SentenceEncoder, texts: list[str]) -> float:
+    """Milliseconds of one raw `encoder.encode(texts)`."""
+    started = time.perf_counter()
+    encoder.encode(texts)
+    return (time.perf_counter() - started) * 1000
 
 
 # --- HTTP load ---------------------------------------------------------------------------------
@@ -113,9 +131,11 @@ class LoadResult:
     floor: Floor
 
 
-async def drive(base_url: str, texts: list[str], *, concurrency: int, requests: int, run_id: str) -> tuple[list[float], int, float]:
+async def drive(base_url: str, texts: list[str], *, concurrency: int, requests: int, run_id: str,
+                after_reply: Callable[[str], None] | None = None) -> tuple[list[float], int, float]:
     """`requests` POSTs from `concurrency` clients, each waiting for its reply before the
-    next. Returns (latencies in ms, errors, wall seconds)."""
+    next (and calling `after_reply` with the text it sent, if given). Returns (latencies
+    in ms, errors, wall seconds)."""
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -139,21 +159,33 @@ async def drive(base_url: str, texts: list[str], *, concurrency: int, requests: 
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += not ok
                 sent += 1
+                if after_reply is not None:
+                    after_reply(body["text"])
 
         started = time.perf_counter()
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
         return latencies, errors, time.perf_counter() - started
 
 
-def run_level(base_url: str, texts: list[str], concurrency: int, requests: int, floor: Floor, run_id: str) -> LoadResult:
+def run_level(base_url: str, texts: list[str], concurrency: int, requests: int, encoder: SentenceEncoder,
+              run_id: str) -> LoadResult:
+    """One concurrency level, with the raw floor measured before and after it (and at
+    concurrency 1, between its requests)."""
     asyncio.run(drive(base_url, texts, concurrency=concurrency, requests=max(2 * concurrency, 20),
                       run_id=f"{run_id}-warm"))
+    samples = measure_floor(encoder, texts)
+    between: list[float] = []
+    after_reply = (lambda text: between.append(timed_encode(encoder, [text]))) if concurrency == 1 else None
     latencies, errors, seconds = asyncio.run(drive(base_url, texts, concurrency=concurrency, requests=requests,
-                                                   run_id=run_id))
+                                                   run_id=run_id, after_reply=after_reply))
+    samples = samples + measure_floor(encoder, texts)
+    if between:
+        samples.single = between
     values = np.array(latencies)
     return LoadResult(concurrency=concurrency, requests=len(latencies), errors=errors, seconds=round(seconds, 2),
                       throughput=len(latencies) / seconds, p50_ms=float(np.percentile(values, 50)),
-                      p95_ms=float(np.percentile(values, 95)), p99_ms=float(np.percentile(values, 99)), floor=floor)
+                      p95_ms=float(np.percentile(values, 95)), p99_ms=float(np.percentile(values, 99)),
+                      floor=samples.floor())
 
 
 # --- one backend -----------------------------------------------------------------------------
@@ -194,9 +226,9 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
             print(f"[{backend}] ready in {startup_s:.1f} s, RSS {rss_startup:.0f} MiB", file=sys.stderr)
             levels = []
             for concurrency in args.concurrency:
-                floor = measure_floor(encoder, texts)
                 requests = args.requests if concurrency > 1 else max(args.requests // 2, 50)
-                result = run_level(base_url, texts, concurrency, requests, floor, f"{backend}-{concurrency}")
+                result = run_level(base_url, texts, concurrency, requests, encoder, f"{backend}-{concurrency}")
+                floor = result.floor
                 levels.append(result)
                 print(f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
                       f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
