@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from scipy.special import expit
 from torch import nn
 
 HeadKind = Literal["multiclass", "multilabel"]
@@ -126,4 +127,4 @@ def _probabilities(kind: HeadKind, logits: np.ndarray) -> np.ndarray:
     if kind == "multiclass":
         exp = np.exp(logits - logits.max(axis=1, keepdims=True))
         return exp / exp.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
+    return expit(logits)  # 1 / (1 + e^-x) without overflow for large negative logits
