@@ -55,7 +55,7 @@ import multiprocessing  # noqa: E402
 from nlp.backends import load_encoder  # noqa: E402
 from nlp.bundle import load_bundle  # noqa: E402
 from nlp.encoder import SentenceEncoder  # noqa: E402
-from service.batch.engines import LocalEngine, ScoredChunk, WorkerPoolEngine  # noqa: E402
+from service.batch.engines import LocalEngine, ScoredChunk, WorkerPoolEngine, worker_settings  # noqa: E402
 from service.batch.records import FileFormat, RowReader, read_conversations  # noqa: E402
 from service.batch.runner import ScoreJob, run_score  # noqa: E402
 from service.batch.scoring import Chunk, make_chunks  # noqa: E402
@@ -166,10 +166,9 @@ def main() -> None:
         workers = raw_pool = None
         if args.workers:
             workers = WorkerPoolEngine(settings, args.workers)
-            worker_settings = settings.model_copy(update={"torch_threads": max(1, settings.torch_threads // args.workers),
-                                                          "onnx_threads": max(1, settings.onnx_threads // args.workers)})
             raw_pool = ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_load_raw_encoder, initargs=(worker_settings.model_dump_json(),))
+                                           initializer=_load_raw_encoder,
+                                           initargs=(worker_settings(settings, args.workers).model_dump_json(),))
             warm = Path(tmp) / "warm.jsonl"
             write_rows(synthetic_transcripts(max(8, args.conversations // 3)), warm)
             run_score(ScoreJob(input=warm, output=Path(tmp) / "warm-scored.jsonl", progress=False), settings,

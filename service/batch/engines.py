@@ -120,6 +120,12 @@ def _score_in_worker(settings_json: str, payload: str) -> tuple[str, str]:
     return score_payload(_worker_analyzer, payload)
 
 
+def worker_settings(settings: Settings, workers: int) -> Settings:
+    """The settings of one of `workers` worker processes: an equal share of the threads."""
+    return settings.model_copy(update={"torch_threads": max(1, settings.torch_threads // workers),
+                                       "onnx_threads": max(1, settings.onnx_threads // workers)})
+
+
 class WorkerPoolEngine:
     """Scores chunks in `workers` processes on this machine. Each loads the analyzer once
     and runs torch (and ONNX Runtime) with an equal share of the configured threads. At most
@@ -138,11 +144,7 @@ class WorkerPoolEngine:
         prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
                         max_seq_length=bundle.manifest.encoder.max_seq_length)
         self.workers = workers
-        worker_settings = settings.model_copy(update={
-            "torch_threads": max(1, settings.torch_threads // workers),
-            "onnx_threads": max(1, settings.onnx_threads // workers),
-        })
-        self._settings_json = worker_settings.model_dump_json()
+        self._settings_json = worker_settings(settings, workers).model_dump_json()
         # spawn, not fork: a forked copy of a process that has started threads (torch,
         # tqdm) can deadlock.
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
@@ -199,8 +201,8 @@ class RayEngine:
         ctx.enable_progress_bars = False  # the CLI shows its own
         self.actors = max(1, self._cpus // settings.ray_cpus_per_actor)
         # Each worker runs torch with the threads its CPUs allow.
-        worker_settings = settings.model_copy(update={"torch_threads": settings.ray_cpus_per_actor})
-        self._settings_json = worker_settings.model_dump_json()
+        actor_settings = settings.model_copy(update={"torch_threads": settings.ray_cpus_per_actor})
+        self._settings_json = actor_settings.model_dump_json()
 
     def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
         import ray
