@@ -230,14 +230,13 @@ class ConversationStore:
             try:
                 header = self._header(conversation_id)
                 previous_level = header[7] if header else None
-                if incoming.id is not None and header is not None and self._db.execute(
-                        "SELECT 1 FROM messages WHERE conversation_id = ? AND message_id = ?",
-                        (conversation_id, incoming.id)).fetchone():
-                    self._db.execute("ROLLBACK")
-                    conversation = self._conversation(header, self._messages(conversation_id))
-                    message = next(m for m in conversation.messages if m.id == incoming.id)
-                    return AppendResult(conversation, message, duplicate=True, previous_level=previous_level)
+                # Read inside the write transaction: these are all the committed messages.
                 messages = self._messages(conversation_id) if header else []
+                stored = next((m for m in messages if m.id == incoming.id), None) if incoming.id else None
+                if stored is not None:
+                    self._db.execute("ROLLBACK")
+                    return AppendResult(self._conversation(header, messages), stored, duplicate=True,
+                                        previous_level=previous_level)
                 if len(messages) >= max_messages:
                     raise ConversationFull(f"conversation {conversation_id!r} already holds {len(messages)} messages")
                 header = self._upsert_conversation(conversation_id, header, incoming, now)
