@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest,
+    CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,7 +51,10 @@ ESCALATIONS = Counter(
     "`path=message` counts a conversation's level changing on the per-message path",
     ["level", "path"],
 )
-MODEL_INFO = Info("convintel_model", "The loaded model bundle")
+# A gauge set to 1, not an Info metric: prometheus-client drops Info metrics in
+# multiprocess mode (`serve --workers N`), gauges it aggregates.
+MODEL_INFO = Gauge("convintel_model_info", "The loaded model bundle (always 1; name and version are labels)",
+                   ["name", "version"], multiprocess_mode="livemax")
 
 
 class TimedEncoder:
@@ -76,7 +79,8 @@ def instrument_analyzer(analyzer: Analyzer) -> None:
     """Time the analyzer's encoder calls and publish its model name and version (idempotent)."""
     if not isinstance(analyzer.encoder, TimedEncoder):
         analyzer.encoder = TimedEncoder(analyzer.encoder)
-    MODEL_INFO.info({"name": analyzer.model_info.name, "version": analyzer.model_info.version})
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(name=analyzer.model_info.name, version=analyzer.model_info.version).set(1)
 
 
 def record_escalations(levels: Iterable[str], path: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from nlp.bundle import load_bundle
 from service.cli import app
 from tests.conftest import BUNDLE, FIXTURES
 from training.datasets import read_csv_interactions
@@ -42,7 +43,7 @@ def by_task(metrics: dict) -> dict[str, dict]:
 
 def test_cli_writes_metrics_for_every_labelled_task(fixture_run):
     metrics, _, output = fixture_run
-    assert metrics["model"] == {"name": "convintel-base", "version": "0.1.0", "path": str(BUNDLE)}
+    assert metrics["model"] == {"name": "convintel-base", "version": load_bundle(BUNDLE).version, "path": str(BUNDLE)}
     evaluations = by_task(metrics)
     assert set(evaluations) == {"sentiment", "urgency"}
     for task, evaluation in evaluations.items():

@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from nlp.bundle import load_bundle
 from service.app import create_app
 from service.logs import ACCESS_LOGGER, JsonFormatter, log_config
 from service.request_id import accept_request_id
 from service.settings import Settings
-from tests.conftest import load_fixture
+from tests.conftest import BUNDLE, load_fixture
 
 SECRET_TEXT = "my card 4111 1111 1111 1111 was charged twice, write to jane.doe@example.com"
 GENERATED_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -102,7 +103,7 @@ def test_one_json_line_per_request_without_message_text(client: TestClient, capl
     first = lines[0]
     assert first["request_id"] == "log-1" and first["status"] == 200 and first["method"] == "POST"
     assert first["route"] == "/v1/conversations/{conversation_id}/messages"  # the template, not conv-7
-    assert first["model_version"] == "0.1.0" and first["latency_ms"] > 0 and first["message"] == "request"
+    assert first["model_version"] == load_bundle(BUNDLE).version and first["latency_ms"] > 0 and first["message"] == "request"
     assert lines[1]["status"] == 422
     everything = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert "4111" not in everything and "charged twice" not in everything and "jane.doe" not in everything
@@ -180,7 +181,7 @@ def test_metrics_endpoint_counts_by_route_template_and_model_work(client: TestCl
     assert sample("convintel_model_inference_seconds_count") == before_encodes + 1
     assert sample("convintel_encode_batch_size_sum") == before_batch + 4  # the transcript's four messages
     for name in ("convintel_http_requests_in_flight", "convintel_encode_queue_depth",
-                 'convintel_model_info{name="convintel-base",version="0.1.0"}'):
+                 f'convintel_model_info{{name="convintel-base",version="{load_bundle(BUNDLE).version}"}} 1.0'):
         assert name in text
 
 
@@ -204,3 +205,22 @@ def test_unknown_paths_share_one_label(client: TestClient):
     client.get("/random/def456")
     text = client.get("/metrics").text
     assert 'route="unmatched"' in text and "abc123" not in text
+
+
+def test_model_info_survives_multiprocess_mode(tmp_path):
+    """`serve --workers N` scrapes through prometheus-client's multiprocess collector,
+    which drops Info metrics: the model info is a gauge, so it is still there."""
+    import subprocess
+    import sys
+
+    script = (
+        "from types import SimpleNamespace\n"
+        "from service import metrics\n"
+        "analyzer = SimpleNamespace(encoder=object(), model_info=SimpleNamespace(name='convintel-base', version='9.9'))\n"
+        "metrics.instrument_analyzer(analyzer)\n"
+        "print(metrics.metrics_endpoint(None).body.decode())\n"
+    )
+    env = {**__import__("os").environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True,
+                         cwd=BUNDLE.parents[2]).stdout
+    assert 'convintel_model_info{name="convintel-base",version="9.9"} 1.0' in out
