@@ -84,13 +84,16 @@ def _distinct_texts(data_root: Path, size: int) -> list[str]:
     return distinct[:size]
 
 
-def embeddings_for(texts: list[str], cache_dir: Path, slice_size: int = 4096) -> np.ndarray:
-    """Sentence embeddings from the shared encoder, cached by text (slices are saved as
-    they finish, so an interrupted encode resumes)."""
+def embeddings_for(texts: list[str], cache_dir: Path, slice_size: int = 4096, model: Path | None = None) -> np.ndarray:
+    """Sentence embeddings from the shared encoder (with the fine-tuned encoder of bundle
+    `model`, when given), cached by text (slices are saved as they finish, so an
+    interrupted encode resumes)."""
+    from nlp.bundle import load_bundle
     from nlp.encoder import Encoder
     from training.features import FeatureCache
 
-    encoder = Encoder(num_threads=int(os.environ.get("CONVINTEL_TORCH_THREADS", os.cpu_count() or 1)))
+    adapter = load_bundle(model).adapter if model else None
+    encoder = Encoder(num_threads=int(os.environ.get("CONVINTEL_TORCH_THREADS", os.cpu_count() or 1)), adapter=adapter)
     cache = FeatureCache(cache_dir, encoder)
     parts = []
     for start in range(0, len(texts), slice_size):
@@ -171,6 +174,8 @@ def main() -> None:
     parser.add_argument("--embeddings", type=Path,
                         help="a .npy of the texts' embeddings, row-aligned: loaded when present, else written")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--model", type=Path, help="a model bundle: embed with its (fine-tuned) encoder, as the "
+                        "service does, instead of the base encoder")
     args = parser.parse_args()
 
     if args.scale:
@@ -179,6 +184,8 @@ def main() -> None:
     else:
         texts, truth = load_banking77(args.data_root / "banking77" / "train.csv")
         dataset = f"banking77 train ({len(texts)} queries, {len(set(truth))} intents)"
+    if args.model:
+        dataset += f", encoder of {args.model}"
     started = time.perf_counter()
     unique = list(dict.fromkeys(texts))
     row = {text: i for i, text in enumerate(unique)}
@@ -187,7 +194,7 @@ def main() -> None:
         if distinct_embeddings.shape[0] != len(unique):
             raise SystemExit(f"{args.embeddings} has {distinct_embeddings.shape[0]} rows for {len(unique)} texts")
     else:
-        distinct_embeddings = embeddings_for(unique, args.cache_dir)
+        distinct_embeddings = embeddings_for(unique, args.cache_dir, model=args.model)
         if args.embeddings:
             args.embeddings.parent.mkdir(parents=True, exist_ok=True)
             np.save(args.embeddings, distinct_embeddings)
@@ -198,6 +205,7 @@ def main() -> None:
         return
     tools = ["convintel"] + ([] if args.skip_bertopic or args.scale else ["bertopic"])
     rows: dict[str, dict] = {}
+    (ROOT / ".cache").mkdir(exist_ok=True)  # a fresh checkout has none
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
         for tool in tools:
             labels, figures = run_tool(tool, texts, embeddings, Path(tmp))
