@@ -103,7 +103,10 @@ def load_goemotions_sentiment(root: Path, split: str) -> LabelledSet:
 
 
 def load_tweeteval_sentiment(root: Path, split: str = "val") -> LabelledSet:
-    """TweetEval sentiment (0 negative, 1 neutral, 2 positive). Only 'val' is shared."""
+    """TweetEval sentiment (0 negative, 1 neutral, 2 positive): 'train' or 'val' (the
+    test split is withheld)."""
+    if split not in {"train", "val"}:
+        raise ValueError(f"TweetEval split must be 'train' or 'val' (test is withheld), not {split!r}")
     folder = root / "tweeteval" / "sentiment"
     texts = (folder / f"{split}_text.txt").read_text(encoding="utf-8").splitlines()
     labels = np.array([int(x) for x in (folder / f"{split}_labels.txt").read_text().split()], dtype=np.int64)

@@ -35,7 +35,7 @@ def public_sets(data_root: Path) -> dict[str, LabelledSet]:
         load_goemotions(data_root, "train"), load_goemotions(data_root, "dev"),
         load_goemotions_sentiment(data_root, "train"), load_goemotions_sentiment(data_root, "dev"),
         load_meld_sentiment(data_root, "train"), load_meld_sentiment(data_root, "dev"),
-        load_tweeteval_sentiment(data_root, "val"),
+        load_tweeteval_sentiment(data_root, "train"), load_tweeteval_sentiment(data_root, "val"),
     ]
     return {s.name: s for s in sets}
 
@@ -44,8 +44,9 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
     """The shipped bundle's recipe.
 
     - emotions: GoEmotions (28 labels) train; dev for thresholds and reporting.
-    - sentiment: GoEmotions sentiment groups + MELD + own labelled messages (train part);
-      TweetEval sentiment val is never trained on: it is the out-of-domain dev report.
+    - sentiment: TweetEval train + GoEmotions sentiment groups + MELD + own labelled
+      messages (train part); early stopping and calibration on TweetEval val, GoEmotions
+      groups dev and MELD dev together (the test splits stay withheld).
     - urgency: own labelled messages; the held-out quarter is only reported, never tuned on
       (early stopping and calibration use a slice of the training part)."""
     public = public_sets(data_root)
@@ -65,9 +66,11 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
         ),
         "sentiment": TaskData(
             train=LabelledSet.concat("sentiment:train", [
-                public["goemotions/group-sentiment:train"], public["meld/sentiment:train"], own_sentiment_train]),
+                public["tweeteval/sentiment:train"], public["goemotions/group-sentiment:train"],
+                public["meld/sentiment:train"], own_sentiment_train]),
             dev=LabelledSet.concat("sentiment:dev", [
-                public["goemotions/group-sentiment:dev"], public["meld/sentiment:dev"]]),
+                public["tweeteval/sentiment:val"], public["goemotions/group-sentiment:dev"],
+                public["meld/sentiment:dev"]]),
             reports=[public["tweeteval/sentiment:val"], public["goemotions/group-sentiment:dev"],
                      public["meld/sentiment:dev"], own_sentiment_heldout],
         ),
