@@ -57,7 +57,7 @@ def serve(
             load_topic_model(settings.topic_model)
         # An ONNX backend's graph is exported here, once, before the server workers start.
         prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
-                        max_seq_length=bundle.manifest.encoder.max_seq_length)
+                        max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter)
     except (BundleError, ConfigFileError, EncoderLoadError, TopicModelError) as exc:  # ApiKeyError is a ConfigFileError
         _fail(f"cannot start: {exc}")
     # The service writes its own JSON line per request, so uvicorn's access log is off.
@@ -104,7 +104,7 @@ def train(
     skip_invalid: Annotated[Optional[bool], typer.Option("--skip-invalid", help="Skip and count invalid rows instead of stopping")] = None,
     tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: sentiment,emotions,urgency)")] = None,
     mode: Annotated[Optional[str], typer.Option(help="'heads' (frozen encoder) or 'finetune'")] = None,
-    method: Annotated[Optional[str], typer.Option(help="finetune: 'lora' adapters or 'full'")] = None,
+    method: Annotated[Optional[str], typer.Option(help="finetune: 'lora' adapters, 'partial' (top layers) or 'full'")] = None,
     encoder_path: Annotated[Optional[Path], typer.Option(help="Base encoder directory (default: the package)")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle directory to write")] = None,
     data_root: Annotated[Optional[Path], typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder")] = None,
@@ -125,8 +125,9 @@ def train(
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is fastest on a busy machine)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finetune: continue from the last checkpoint")] = False,
 ) -> None:
-    """Train a model bundle: heads on the frozen encoder, or fine-tune the encoder (LoRA or
-    full) with the heads. Settings come from --config and/or flags."""
+    """Train a model bundle: heads on the frozen encoder, or fine-tune the encoder (LoRA,
+    partial unfreezing or full) with the heads. Settings come from --config and/or flags.
+    The wall time is printed at the end; an interrupted fine-tune continues with --resume."""
     from nlp.bundle import BundleError
     from nlp.encoder import Encoder, EncoderLoadError
     from training.checkpoint import CheckpointError
@@ -175,7 +176,9 @@ def train(
             manifest, _ = finetune_bundle(task_data, config, recipe_name=config.recipe, resume=resume)
     except (EncoderLoadError, CheckpointError, BundleError) as exc:
         _fail(str(exc))
-    typer.echo(f"wrote {config.output} in {manifest.training['seconds']} s")
+    resumed = manifest.training.get("resumed_from_step")
+    typer.echo(f"wrote {config.output} in {manifest.training['seconds']} s of wall time"
+               + (f" (this part, resumed at step {resumed})" if resumed else ""))
     for task, entry in manifest.tasks.items():
         typer.echo(f"  {task}: " + ", ".join(f"{k}={v:.3f}" for k, v in entry.metrics.items()))
 

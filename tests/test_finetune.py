@@ -1,6 +1,7 @@
-"""Fine-tuning (mode `finetune`, LoRA): a tiny run through `convintel train` on fixtures
-writes a bundle with an adapter that loads and changes predictions; a resumed run equals
-an uninterrupted one; bad data, bad configs and bad adapters fail with clear messages.
+"""Fine-tuning (mode `finetune`, LoRA and partial unfreezing): a tiny run through
+`convintel train` on fixtures writes a bundle whose adapter loads (with PEFT's own API too)
+and changes predictions; a resumed run equals an uninterrupted one; bad data, bad configs
+and bad adapters fail with clear messages.
 
 Runs are a few steps over 16 word pieces, so each takes seconds."""
 
@@ -17,7 +18,10 @@ import yaml
 from typer.testing import CliRunner
 
 from nlp.analyzer import Analyzer
-from nlp.bundle import ADAPTER_FILE, MANIFEST_FILE, BundleError, load_bundle
+from nlp.bundle import (
+    ADAPTER_FILE, LORA_DIR, MANIFEST_FILE, MODEL_CARD_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, BundleError,
+    load_bundle,
+)
 from nlp.encoder import Encoder
 from nlp.heads import TaskHead
 from nlp.labels import GOEMOTIONS_LABELS
@@ -77,7 +81,8 @@ def tiny_finetuned(tmp_path_factory) -> Path:
 
 def test_tiny_finetune_writes_a_bundle_with_a_lora_adapter(tiny_finetuned: Path):
     files = {p.name for p in tiny_finetuned.iterdir()}
-    assert files == {"manifest.json", "heads.safetensors", "MODEL_CARD.md", ADAPTER_FILE}
+    assert files == {"manifest.json", "heads.safetensors", MODEL_CARD_FILE, LORA_DIR}
+    assert {p.name for p in (tiny_finetuned / LORA_DIR).iterdir()} == {PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE}
     bundle = load_bundle(tiny_finetuned)
     assert bundle.manifest.mode == "finetune"
     assert bundle.manifest.adapter.method == "lora" and bundle.manifest.adapter.rank == 4
@@ -85,7 +90,36 @@ def test_tiny_finetune_writes_a_bundle_with_a_lora_adapter(tiny_finetuned: Path)
     assert bundle.manifest.encoder.max_seq_length == 32
     # only LoRA matrices are stored, never a copy of the encoder
     assert bundle.adapter.tensors and all(".lora_" in key for key in bundle.adapter.tensors)
-    assert (tiny_finetuned / ADAPTER_FILE).stat().st_size < 1_000_000
+    assert (tiny_finetuned / LORA_DIR / PEFT_WEIGHTS_FILE).stat().st_size < 1_000_000
+
+
+def test_lora_adapter_loads_with_peft_own_api(tiny_finetuned: Path):
+    """The adapter folder is PEFT's standard layout: PeftModel.from_pretrained reads it, and
+    the merged model computes what the service's encoder computes."""
+    from peft import PeftModel
+
+    texts = ["Thanks so much, great help!", "You charged me twice and nobody answers."]
+    served = Encoder(max_seq_length=32, adapter=load_bundle(tiny_finetuned).adapter)
+    plain = Encoder(max_seq_length=32)
+    peft_model = PeftModel.from_pretrained(plain.transformer, str(tiny_finetuned / LORA_DIR))
+    assert any("lora_A" in name for name, _ in peft_model.named_parameters())
+    plain.set_transformer(peft_model.merge_and_unload())
+    assert np.allclose(plain.encode(texts).features, served.encode(texts).features, atol=1e-5)
+    assert not np.allclose(Encoder(max_seq_length=32).encode(texts).features, served.encode(texts).features, atol=1e-4)
+
+
+def test_model_card_has_hub_metadata_front_matter(tiny_finetuned: Path):
+    card = (tiny_finetuned / MODEL_CARD_FILE).read_text()
+    assert card.startswith("---\n")
+    metadata = yaml.safe_load(card.split("---\n")[1])
+    assert metadata["license"] == "apache-2.0"
+    assert metadata["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    results = metadata["model-index"][0]["results"]
+    tasks = {result["task"]["name"].split(" ")[0] for result in results}
+    assert tasks == {"sentiment", "emotions", "urgency"}
+    assert all(metric["type"] == "f1" and 0 <= metric["value"] <= 1 for result in results
+               for metric in result["metrics"][:1])
+    assert "# tiny-ft" in card
 
 
 def test_finetuned_bundle_loads_and_its_encoder_and_heads_changed(tiny_finetuned: Path, analyzer: Analyzer):
@@ -206,13 +240,13 @@ def finetuned_copy(tiny_finetuned: Path, tmp_path: Path) -> Path:
 
 
 def test_missing_adapter_fails_at_load(finetuned_copy: Path):
-    (finetuned_copy / ADAPTER_FILE).unlink()
-    with pytest.raises(BundleError, match=r"adapter.safetensors is missing"):
+    (finetuned_copy / LORA_DIR / PEFT_WEIGHTS_FILE).unlink()
+    with pytest.raises(BundleError, match=r"adapter_model.safetensors is missing"):
         load_bundle(finetuned_copy)
 
 
 def test_damaged_adapter_fails_at_load(finetuned_copy: Path):
-    path = finetuned_copy / ADAPTER_FILE
+    path = finetuned_copy / LORA_DIR / PEFT_WEIGHTS_FILE
     data = bytearray(path.read_bytes())
     data[-5] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -244,7 +278,83 @@ def test_heads_mode_trains_on_user_data_from_the_cli(tmp_path: Path):
                                  "--batch-size", "8", "--hidden-dim", "16", "--cache-dir", str(tmp_path / "cache")])
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
-    assert bundle.manifest.mode == "heads" and bundle.adapter is None and not (out / ADAPTER_FILE).exists()
+    assert bundle.manifest.mode == "heads" and bundle.adapter is None
+    assert not (out / ADAPTER_FILE).exists() and not (out / LORA_DIR / PEFT_WEIGHTS_FILE).exists()
     assert bundle.manifest.tasks["emotions"].training_data == ["labelled/emotions:train (16)"]
     assert bundle.manifest.tasks["urgency"].training_data == ["labelled/urgency:train-fit (14)"]
     assert bundle.manifest.training["config"]["max_epochs"] == 5
+
+
+def test_partial_unfreezing_stores_only_the_top_layers(tmp_path: Path):
+    """method `partial`: the bottom layers stay the base encoder's, the bundle holds the
+    trained top layers alone, and loading puts them back over the packaged weights."""
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    config = write_config(tmp_path / "train.yaml", data=[str(data)], output=str(tmp_path / "bundle"),
+                          finetune={**TINY["finetune"], "method": "partial", "trainable_layers": 2})
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.manifest.adapter.method == "partial" and bundle.manifest.adapter.layers == [4, 5]
+    assert bundle.adapter.tensors and all(key.startswith(("encoder.layer.4.", "encoder.layer.5."))
+                                          for key in bundle.adapter.tensors)
+    base, tuned = Encoder(max_seq_length=32), Encoder(max_seq_length=32, adapter=bundle.adapter)
+    base_state, tuned_state = base.transformer.state_dict(), tuned.transformer.state_dict()
+    assert all(torch.equal(base_state[k], tuned_state[k]) for k in base_state if not k.startswith(
+        ("encoder.layer.4.", "encoder.layer.5."))), "frozen layers must stay the base encoder's"
+    assert any(not torch.equal(base_state[k], tuned_state[k]) for k in bundle.adapter.tensors)
+    # A layer missing from the file is refused at load, naming it.
+    shutil.copytree(tmp_path / "bundle", tmp_path / "broken")
+    broken = load_bundle(tmp_path / "broken").adapter
+    broken.tensors.pop(next(iter(broken.tensors)))
+    with pytest.raises(BundleError, match="layer weights do not fit the base encoder \\(missing encoder.layer.4"):
+        Encoder(max_seq_length=32, adapter=broken)
+
+
+def test_embedding_anchor_keeps_sentence_embeddings_near_the_base(tmp_path: Path):
+    """With the anchor, the tuned encoder's sentence embeddings (what topics cluster) stay
+    closer to the base encoder's than without it, from the same seed and data."""
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    texts = [row["text"] for row in fixture_rows()[:40]]
+    base = Encoder(max_seq_length=32).encode(texts).embeddings
+    drift = {}
+    for anchor in (0.0, 5.0):
+        config = load_train_config(None, {**TINY, "data": [data], "output": tmp_path / f"out{anchor}", "cache_dir": None,
+                                          "learning_rate": 2e-2, "finetune": {**TINY["finetune"],
+                                                                               "embedding_anchor": anchor}})
+        recipe, _ = build_recipe(config)
+        result = finetune(recipe, config, show_progress=False)
+        result.encoder.set_window(32)
+        tuned = result.encoder.encode(texts).embeddings
+        drift[anchor] = float(1 - (tuned * base).sum(axis=1).mean())
+    assert drift[5.0] < drift[0.0] * 0.8, drift
+
+
+def test_task_sampling_and_length_buckets_shape_each_epoch():
+    from training.datasets import LabelledSet
+    from training.finetune import epoch_batches, steps_per_epoch
+    from training.recipes import TaskData
+
+    def labelled(name: str, n: int) -> LabelledSet:
+        texts = ["x" * (1 + (i * 37) % 97) for i in range(n)]
+        return LabelledSet(name, texts, np.zeros(n, dtype=np.int64), ["a", "b"], "multiclass")
+
+    recipe = {"big": TaskData(labelled("big", 1000), labelled("big-dev", 10)),
+              "small": TaskData(labelled("small", 50), labelled("small-dev", 10))}
+    caps = {"big": 200}
+    first = epoch_batches(recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=5)
+    assert len(first) == steps_per_epoch(recipe, 10, caps) == 20 + 5
+    rows = {task: np.concatenate([r for t, r in first if t == task]) for task in recipe}
+    assert len(rows["big"]) == len(set(rows["big"].tolist())) == 200 and len(rows["small"]) == 50
+    second = epoch_batches(recipe, 10, seed=3, epoch=1, rows_per_epoch=caps, bucket_batches=5)
+    assert set(np.concatenate([r for t, r in second if t == "big"]).tolist()) != set(rows["big"].tolist()), \
+        "each epoch draws a fresh sample of a capped task"
+    assert [(t, r.tolist()) for t, r in first] == [(t, r.tolist()) for t, r in epoch_batches(
+        recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=5)], "a pure function of (seed, epoch)"
+    texts = recipe["big"].train.texts
+
+    def spread(batches) -> float:
+        return float(np.mean([max(len(texts[i]) for i in r) - min(len(texts[i]) for i in r)
+                              for t, r in batches if t == "big"]))
+
+    unbucketed = epoch_batches(recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=1)
+    assert spread(first) < spread(unbucketed) / 2, "bucketed batches hold texts of similar length"

@@ -15,12 +15,13 @@ from training.datasets import INTERACTION_TASKS
 from training.head_trainer import HeadTrainingConfig
 
 TrainMode = Literal["heads", "finetune"]
-FinetuneMethod = Literal["lora", "full"]
+FinetuneMethod = Literal["lora", "partial", "full"]
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     # Heads train in seconds on cached features; fine-tuning costs a forward and backward
     # pass per text, so fewer epochs and short windows.
     "heads": {"epochs": 40, "learning_rate": 1e-3, "batch_size": 256, "max_length": 256, "patience": 5},
     "lora": {"epochs": 3, "learning_rate": 5e-4, "batch_size": 32, "max_length": 128, "patience": 3},
+    "partial": {"epochs": 3, "learning_rate": 8e-5, "batch_size": 32, "max_length": 128, "patience": 3},
     "full": {"epochs": 3, "learning_rate": 3e-5, "batch_size": 32, "max_length": 128, "patience": 3},
 }
 
@@ -34,7 +35,9 @@ class FinetuneConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: FinetuneMethod = Field("lora", description="'lora' adapters (small bundle) or 'full' (every weight)")
+    method: FinetuneMethod = Field(
+        "lora", description="'lora' adapters (small bundle), 'partial' (the top layers learn) or 'full' (every weight)")
+    trainable_layers: int = Field(2, gt=0, le=24, description="partial: how many top transformer layers learn")
     rank: int = Field(8, gt=0, le=256, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / rank)")
     dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
@@ -47,6 +50,28 @@ class FinetuneConfig(BaseModel):
     eval_every: int | None = Field(None, gt=0, description="steps between dev checks; default once an epoch")
     dev_limit: int | None = Field(2000, gt=0, description="dev rows per task read by each early-stopping check")
     checkpoint_every: int | None = Field(None, gt=0, description="steps between checkpoints; default at each dev check")
+    rows_per_epoch: dict[str, int] = Field(
+        default_factory=dict, description="task sampling: training rows a task contributes per epoch, drawn "
+        "afresh each epoch (tasks not named: all their rows)")
+    embedding_anchor: float = Field(
+        0.0, ge=0, description="weight of a loss that keeps sentence embeddings near the base encoder's (1 - cosine), "
+        "so topics clustered on them keep their quality; 0: off")
+    stop_tasks: list[str] = Field(
+        default_factory=list, description="tasks whose mean dev figure drives early stopping (default: every task); "
+        "leave out tasks whose dev set is too small to be a steady signal")
+    refit_heads: list[str] = Field(
+        default_factory=list, description="tasks whose head is trained again, on the fine-tuned encoder's "
+        "frozen features, after fine-tuning (small tasks that the shared steps barely reach)")
+    bucket_batches: int = Field(50, ge=1, description="length bucketing: batches' worth of shuffled rows sorted "
+                                "by length together before they are cut (1: no bucketing)")
+
+    @field_validator("rows_per_epoch")
+    @classmethod
+    def _positive_caps(cls, caps: dict[str, int]) -> dict[str, int]:
+        bad = [task for task, rows in caps.items() if rows <= 0]
+        if bad:
+            raise ValueError(f"rows_per_epoch.{bad[0]} must be positive")
+        return caps
 
 
 class TrainConfig(BaseModel):
@@ -99,6 +124,14 @@ class TrainConfig(BaseModel):
         return list(dict.fromkeys(tasks))
 
     @model_validator(mode="after")
+    def _finetune_tasks(self) -> TrainConfig:
+        for key in ("stop_tasks", "refit_heads"):
+            unknown = [t for t in getattr(self.finetune, key) if t not in self.tasks]
+            if unknown:
+                raise ValueError(f"finetune.{key}: {unknown[0]!r} is not one of the tasks {self.tasks}")
+        return self
+
+    @model_validator(mode="after")
     def _mode_defaults(self) -> TrainConfig:
         key = "heads" if self.mode == "heads" else self.finetune.method
         for name, value in MODE_DEFAULTS[key].items():
@@ -107,10 +140,16 @@ class TrainConfig(BaseModel):
         return self
 
     def head_config(self) -> HeadTrainingConfig:
-        """The settings of mode `heads` (training.head_trainer)."""
+        """The settings of mode `heads` (training.head_trainer); in mode `finetune`, those
+        that refit heads on the fine-tuned encoder use the heads mode's defaults."""
+        own = self.mode == "heads"
+        defaults = MODE_DEFAULTS["heads"]
         return HeadTrainingConfig(
-            hidden_dim=self.hidden_dim, dropout=self.dropout, learning_rate=self.learning_rate,
-            batch_size=self.batch_size, max_epochs=self.epochs, patience=self.patience,
+            hidden_dim=self.hidden_dim, dropout=self.dropout,
+            learning_rate=self.learning_rate if own else defaults["learning_rate"],
+            batch_size=self.batch_size if own else defaults["batch_size"],
+            max_epochs=self.epochs if own else defaults["epochs"],
+            patience=self.patience if own else defaults["patience"],
             class_weighting=self.class_weighting, label_smoothing=self.label_smoothing,
             calibrate=self.calibrate, tune_thresholds=self.tune_thresholds, seed=self.seed,
             multilabel_stop=self.multilabel_stop)

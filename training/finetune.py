@@ -34,6 +34,7 @@ from training.checkpoint import (
     TrainingState, has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint,
 )
 from training.config import TrainConfig
+from training.features import FeatureCache
 from training.head_trainer import calibrated_head, dev_score, seed_everything, task_loss, task_targets
 from training.recipes import TaskData
 
@@ -67,9 +68,10 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict(heads)
         self._encoder = encoder
 
-    def forward(self, task: str, texts: list[str]) -> torch.Tensor:
+    def forward(self, task: str, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The task head's logits and the sentence embeddings (the embedding anchor reads them)."""
         sentence, pooled, _ = self._encoder.forward(texts)
-        return self.heads[task](torch.cat([sentence, pooled], dim=-1))
+        return self.heads[task](torch.cat([sentence, pooled], dim=-1)), sentence
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The weights that change while training (adapter or encoder, and heads)."""
@@ -92,19 +94,83 @@ def fingerprint(config: TrainConfig, recipe: dict[str, TaskData]) -> str:
     return digest.hexdigest()
 
 
-def epoch_batches(recipe: dict[str, TaskData], batch_size: int, seed: int, epoch: int) -> list[tuple[str, np.ndarray]]:
-    """The epoch's batches, as (task, row indices), interleaved across tasks; a pure
-    function of (seed, epoch), so a resumed run replays the same order."""
+def epoch_rows(recipe: dict[str, TaskData], rows_per_epoch: dict[str, int], seed: int, epoch: int) -> dict[str, np.ndarray]:
+    """Each task's training rows for one epoch, shuffled: every row, or a fresh sample of
+    `rows_per_epoch[task]` of them (the task-sampling schedule: large sets are drawn down
+    so one epoch fits a time budget, and over epochs every row is seen)."""
     rng = np.random.default_rng([seed, epoch])
-    batches = []
+    chosen = {}
     for task in sorted(recipe):
         order = rng.permutation(len(recipe[task].train))
-        batches += [(task, order[i:i + batch_size]) for i in range(0, len(order), batch_size)]
+        cap = rows_per_epoch.get(task)
+        chosen[task] = order[:cap] if cap else order
+    return chosen
+
+
+def epoch_batches(recipe: dict[str, TaskData], batch_size: int, seed: int, epoch: int, *,
+                  rows_per_epoch: dict[str, int] | None = None, bucket_batches: int = 1) -> list[tuple[str, np.ndarray]]:
+    """The epoch's batches, as (task, row indices), interleaved across tasks; a pure
+    function of (seed, epoch), so a resumed run replays the same order.
+
+    With `bucket_batches` > 1 the rows are length-bucketed: each run of that many batches'
+    worth of shuffled rows is sorted by text length before it is cut, so a batch pads
+    little (dynamic padding pads to the batch's longest), while batch order stays random."""
+    rng = np.random.default_rng([seed, epoch, 1])
+    batches = []
+    for task, order in epoch_rows(recipe, rows_per_epoch or {}, seed, epoch).items():
+        lengths = np.array([len(recipe[task].train.texts[i]) for i in order])
+        span = batch_size * max(1, bucket_batches)
+        for start in range(0, len(order), span):
+            window = order[start:start + span]
+            if bucket_batches > 1:
+                window = window[np.argsort(lengths[start:start + span], kind="stable")]
+            batches += [(task, window[i:i + batch_size]) for i in range(0, len(window), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def steps_per_epoch(recipe: dict[str, TaskData], batch_size: int) -> int:
-    return sum(math.ceil(len(data.train) / batch_size) for data in recipe.values())
+def steps_per_epoch(recipe: dict[str, TaskData], batch_size: int, rows_per_epoch: dict[str, int] | None = None) -> int:
+    """Batches in one epoch (the task-sampling caps applied)."""
+    caps = rows_per_epoch or {}
+    return sum(math.ceil(min(len(data.train), caps.get(task) or len(data.train)) / batch_size)
+               for task, data in recipe.items())
+
+
+def anchor_targets(recipe: dict[str, TaskData], texts: dict[str, list[str]], config: TrainConfig,
+                   device: str) -> dict[str, torch.Tensor]:
+    """The base encoder's sentence embeddings of every training text, by task (row order),
+    for the embedding anchor: encoded once (cached on disk under `cache_dir`, so a resumed
+    run does not encode again) instead of a second forward pass at every step."""
+    base = Encoder(config.encoder_path, max_seq_length=config.max_length, batch_size=128, device=device)
+    cache = FeatureCache(config.cache_dir, base)
+    return {task: torch.from_numpy(np.ascontiguousarray(cache.features(texts[task], label=f"anchor {task}")[:, :base.dim]))
+            for task in sorted(recipe)}
+
+
+def anchor_loss(sentence: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """How far the sentence embeddings moved from the base encoder's: mean (1 - cosine).
+
+    Topics are clustered on these embeddings and the heads read them too. Penalising the
+    move keeps topic quality (BANKING77 NMI, bench/topics.py) while the encoder learns
+    sentiment and emotions, with still one encoder pass per message when serving."""
+    return (1.0 - nn.functional.cosine_similarity(sentence, target, dim=-1)).mean()
+
+
+def freeze_lower_layers(transformer: nn.Module, trainable_layers: int) -> list[str]:
+    """Partial unfreezing: only the top `trainable_layers` transformer layers learn; the
+    embeddings and the layers below stay as in the base encoder. Returns the prefixes of
+    the trained layers' weights (what the bundle stores)."""
+    layers = transformer.encoder.layer
+    if not 0 < trainable_layers <= len(layers):
+        raise ValueError(f"trainable_layers must be between 1 and {len(layers)}, not {trainable_layers}")
+    first = len(layers) - trainable_layers
+    for parameter in transformer.parameters():
+        parameter.requires_grad = False
+    prefixes = []
+    for index in range(first, len(layers)):
+        for parameter in layers[index].parameters():
+            parameter.requires_grad = True
+        prefixes.append(f"encoder.layer.{index}.")
+    return prefixes
 
 
 def _linear_schedule(total: int, warmup: int) -> Callable[[int], float]:
@@ -132,9 +198,11 @@ def _head_logits(encoder: Encoder, head: nn.Module, texts: list[str]) -> torch.T
 def finetune(
     recipe: dict[str, TaskData], config: TrainConfig, *, resume: bool = False,
     interrupt_after: int | None = None, show_progress: bool = True,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneResult | None:
     """Fine-tune per `config` (mode `finetune`). With `resume`, continue from the
-    checkpoint in `config.resolved_checkpoint_dir()` if there is one.
+    checkpoint in `config.resolved_checkpoint_dir()` if there is one. `on_step(step, rows)`
+    is called after each optimizer step with the rows it read (benchmarks time it).
 
     `interrupt_after` stops after that many steps (counted from the start of training)
     with a checkpoint written, and returns None, as a crash after a checkpoint would."""
@@ -151,6 +219,8 @@ def finetune(
 
         encoder.set_transformer(get_peft_model(encoder.transformer,
                                                lora_config(ft.rank, ft.alpha, ft.target_modules, ft.dropout)))
+    elif ft.method == "partial":
+        freeze_lower_layers(encoder.transformer, ft.trainable_layers)
     heads = {task: HeadNetwork(encoder.feature_dim, config.hidden_dim, len(data.train.label_names), config.dropout)
              for task, data in sorted(recipe.items())}
     model = MultiTaskModel(encoder, heads).to(device)
@@ -160,13 +230,15 @@ def finetune(
               for task, data in recipe.items()}
     targets = {task: task_targets(data.train.kind, data.train.labels) for task, data in recipe.items()}
     texts = {task: [normalize_text(t) for t in data.train.texts] for task, data in recipe.items()}
+    anchors = anchor_targets(recipe, texts, config, device) if ft.embedding_anchor > 0 else None
 
     encoder_params = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("heads.")]
     optimizer = torch.optim.AdamW([
         {"params": encoder_params, "lr": config.learning_rate},
         {"params": list(model.heads.parameters()), "lr": ft.head_learning_rate},
     ], weight_decay=WEIGHT_DECAY)
-    per_epoch = steps_per_epoch(recipe, config.batch_size)
+    caps = dict(ft.rows_per_epoch)
+    per_epoch = steps_per_epoch(recipe, config.batch_size, caps)
     total = min(config.epochs * per_epoch, ft.max_steps or math.inf)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_schedule(total, int(ft.warmup_share * total)))
     eval_every = ft.eval_every or per_epoch
@@ -195,17 +267,23 @@ def finetune(
     while state.step < total and not state.stopped_early:
         epoch, position = divmod(state.step, per_epoch)
         if epoch != schedule_epoch:
-            schedule_epoch, schedule = epoch, epoch_batches(recipe, config.batch_size, config.seed, epoch)
+            schedule_epoch, schedule = epoch, epoch_batches(recipe, config.batch_size, config.seed, epoch,
+                                                            rows_per_epoch=caps, bucket_batches=ft.bucket_batches)
         task, rows = schedule[position]
         model.train()
-        logits = model(task, [texts[task][i] for i in rows])
+        batch_texts = [texts[task][i] for i in rows]
+        logits, sentence = model(task, batch_texts)
         loss = losses[task](logits, targets[task][torch.from_numpy(rows)].to(device))
+        if anchors is not None:
+            loss = loss + ft.embedding_anchor * anchor_loss(sentence, anchors[task][torch.from_numpy(rows)].to(device))
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], MAX_GRAD_NORM)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state.step += 1
+        if on_step is not None:
+            on_step(state.step, len(rows))
         progress.update(1)
         progress.set_postfix(task=task, loss=f"{loss.item():.3f}", best=f"{state.best_score:.4f}")
 
@@ -214,7 +292,7 @@ def finetune(
             scores = {t: dev_score(recipe[t].dev.kind, recipe[t].dev.label_names,
                                    _head_logits(encoder, model.heads[t], dev_rows[t][0]), dev_rows[t][1])
                       for t in sorted(recipe)}
-            score = float(np.mean(list(scores.values())))
+            score = float(np.mean([scores[t] for t in (ft.stop_tasks or sorted(scores))]))
             state.history.append({"step": state.step, "dev": round(score, 4),
                                   **{t: round(v, 4) for t, v in scores.items()}})
             log.info("step %d: dev %.4f %s", state.step, score, scores)
@@ -257,6 +335,11 @@ def _export_adapter(encoder: Encoder, ft) -> tuple[AdapterManifest, dict[str, to
         encoder.set_transformer(encoder.transformer.merge_and_unload())
         entry = AdapterManifest(method="lora", sha256=PLACEHOLDER_SHA, rank=ft.rank, alpha=ft.alpha,
                                 target_modules=list(ft.target_modules))
+    elif ft.method == "partial":
+        trained = {name for name, p in encoder.transformer.named_parameters() if p.requires_grad}
+        tensors = {k: v.detach().cpu().clone() for k, v in encoder.transformer.state_dict().items() if k in trained}
+        layers = sorted({int(k.split(".")[2]) for k in trained})
+        entry = AdapterManifest(method="partial", sha256=PLACEHOLDER_SHA, layers=layers)
     else:
         tensors = {k: v.detach().cpu().clone() for k, v in encoder.transformer.state_dict().items()}
         entry = AdapterManifest(method="full", sha256=PLACEHOLDER_SHA)
