@@ -31,6 +31,8 @@ def apply_adapter(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
         except RuntimeError as exc:
             raise BundleError(f"{adapter.path}: the encoder weights do not fit the base encoder: {exc}") from exc
         return model
+    if entry.method == "partial":
+        return _replace_layers(model, adapter)
 
     from peft import get_peft_model, set_peft_model_state_dict
 
@@ -49,3 +51,20 @@ def apply_adapter(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
         raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder ({problem}, "
                           f"{len(missing)} missing and {len(unexpected)} unexpected tensors)")
     return peft_model.merge_and_unload()
+
+
+def _replace_layers(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
+    """A partial fine-tune: the trained top layers' weights replace the base ones; every
+    tensor of those layers must be there and nothing else."""
+    prefixes = tuple(f"encoder.layer.{index}." for index in adapter.manifest.layers)
+    expected = {key for key in model.state_dict() if key.startswith(prefixes)}
+    given = set(adapter.tensors)
+    if not prefixes or given != expected:
+        extra, missing = sorted(given - expected), sorted(expected - given)
+        problem = f"unexpected {extra[0]}" if extra else f"missing {missing[0]}" if missing else "no layers listed"
+        raise BundleError(f"{adapter.path}: the layer weights do not fit the base encoder ({problem})")
+    try:
+        model.load_state_dict(adapter.tensors, strict=False)
+    except RuntimeError as exc:  # shapes that differ from the base encoder's layers
+        raise BundleError(f"{adapter.path}: the layer weights do not fit the base encoder: {exc}") from exc
+    return model

@@ -1,5 +1,8 @@
-"""Model bundles: a directory with `manifest.json`, `heads.safetensors` and `MODEL_CARD.md`,
-plus `adapter.safetensors` when the encoder was fine-tuned.
+"""Model bundles: a directory with `manifest.json`, `heads.safetensors` and a model card
+(`README.md`, with Hugging Face metadata front matter), plus the encoder change when the
+encoder was fine-tuned: a LoRA adapter in PEFT's own layout (`adapter/adapter_config.json`
+and `adapter/adapter_model.safetensors`, so `PeftModel.from_pretrained` reads it), or the
+trained layers' weights (`adapter.safetensors`).
 
 The bundle holds what is not in the base encoder package: the task heads, their labels,
 calibration and thresholds, the encoder's LoRA adapter (or, for a full fine-tune, its
@@ -24,8 +27,12 @@ from nlp.heads import HeadNetwork, HeadSpec, TaskHead
 
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "heads.safetensors"
-MODEL_CARD_FILE = "MODEL_CARD.md"
+MODEL_CARD_FILE = "README.md"
 ADAPTER_FILE = "adapter.safetensors"
+LORA_DIR = "adapter"
+"""PEFT's layout inside it: what `PeftModel.from_pretrained(model, bundle / LORA_DIR)` reads."""
+PEFT_CONFIG_FILE = "adapter_config.json"
+PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 BUNDLE_FORMAT = 1
 REQUIRED_TASKS = ("sentiment", "emotions", "urgency")
 _BUNDLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -59,12 +66,13 @@ class AdapterManifest(BaseModel):
     """The encoder change a fine-tuned bundle carries, applied to the packaged base encoder
     at load time (merged into its weights, so inference costs the same)."""
 
-    method: Literal["lora", "full"]
+    method: Literal["lora", "partial", "full"]
     file: str = ADAPTER_FILE
     sha256: str = Field(pattern="^[0-9a-f]{64}$")
     rank: int | None = Field(None, gt=0, description="LoRA rank")
     alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank)")
     target_modules: list[str] = Field(default_factory=list, description="LoRA target module suffixes")
+    layers: list[int] = Field(default_factory=list, description="partial: the transformer layers whose weights it holds")
 
 
 class BundleManifest(BaseModel):
@@ -204,8 +212,8 @@ def _load_adapter(path: Path, manifest: BundleManifest) -> BundleAdapter | None:
     if entry is None:
         return None
     adapter_path = path / entry.file
-    if Path(entry.file).name != entry.file:
-        raise BundleError(f"{path / MANIFEST_FILE}: adapter.file must be a file name inside the bundle")
+    if Path(entry.file).is_absolute() or ".." in Path(entry.file).parts:
+        raise BundleError(f"{path / MANIFEST_FILE}: adapter.file must be a path inside the bundle")
     if not adapter_path.is_file():
         raise BundleError(f"{adapter_path} is missing (the manifest describes a {entry.method} adapter)")
     if file_sha256(adapter_path) != entry.sha256:
@@ -246,13 +254,19 @@ def save_bundle(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     adapter_manifest = None
-    if adapter is None:
-        (path / ADAPTER_FILE).unlink(missing_ok=True)  # no stale adapter beside frozen-encoder heads
-    else:
+    # No stale adapter beside new heads.
+    (path / ADAPTER_FILE).unlink(missing_ok=True)
+    for stale in (PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE):
+        (path / LORA_DIR / stale).unlink(missing_ok=True)
+    if adapter is not None:
         entry, adapter_tensors = adapter
+        if entry.method == "lora":
+            entry = entry.model_copy(update={"file": f"{LORA_DIR}/{PEFT_WEIGHTS_FILE}"})
+            _write_peft_config(path / LORA_DIR, entry)
         adapter_path = path / entry.file
+        # PEFT's loader expects the "format" metadata key it writes itself.
         save_file({k: v.detach().contiguous().cpu() for k, v in adapter_tensors.items()}, str(adapter_path),
-                  metadata={"name": name, "version": version, "method": entry.method})
+                  metadata={"format": "pt", "name": name, "version": version, "method": entry.method})
         adapter_manifest = entry.model_copy(update={"sha256": file_sha256(adapter_path)})
     tasks = {
         task: TaskManifest(
@@ -276,3 +290,16 @@ def save_bundle(
     (path / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (path / MODEL_CARD_FILE).write_text(model_card, encoding="utf-8")
     return manifest
+
+
+def _write_peft_config(folder: Path, entry: AdapterManifest) -> None:
+    """`adapter_config.json` as PEFT writes it, naming the base encoder it applies to."""
+    from nlp.adapters import lora_config
+    from nlp.encoder import ENCODER_NAME
+
+    if entry.rank is None or entry.alpha is None:
+        raise BundleError("a lora adapter needs rank and alpha")
+    config = lora_config(entry.rank, entry.alpha, entry.target_modules)
+    config.base_model_name_or_path = ENCODER_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(str(folder))

@@ -44,7 +44,7 @@ def tiny_bundle(tmp_path_factory, analyzer):
 
 def test_tiny_training_writes_a_loadable_bundle(tiny_bundle, analyzer):
     path, manifest, metrics = tiny_bundle
-    assert {p.name for p in path.iterdir()} == {"manifest.json", "heads.safetensors", "MODEL_CARD.md"}
+    assert {p.name for p in path.iterdir()} == {"manifest.json", "heads.safetensors", "README.md"}
     bundle = load_bundle(path)
     assert bundle.manifest.tasks["urgency"].training_data == ["fixture/urgency:train (18)"]
     assert set(metrics) == {"sentiment", "emotions", "urgency"}

@@ -1,8 +1,20 @@
-"""MODEL_CARD.md for a bundle: intended use, data, figures and known limits."""
+"""The bundle's model card (`README.md`): Hugging Face metadata front matter (licence,
+datasets, metrics), then intended use, data, figures and known limits, so the bundle could
+be published as it is."""
 
 from __future__ import annotations
 
+import yaml
+
+from nlp.encoder import ENCODER_NAME
 from nlp.heads import TaskHead
+
+# Hub dataset ids of the public sets a report or training set name starts with.
+DATASET_IDS = {
+    "goemotions": "google-research-datasets/go_emotions",
+    "tweeteval": "cardiffnlp/tweet_eval",
+    "meld": "declare-lab/MELD",
+}
 
 LIMITS = """\
 - English only. Other languages get scores, but they are unreliable (the API adds a warning
@@ -22,8 +34,8 @@ LIMITS = """\
 def render_model_card(name: str, version: str, description: str, heads: dict[str, TaskHead],
                       task_data: dict[str, dict[str, list[str]]], metrics: dict[str, dict[str, dict]],
                       training: dict) -> str:
-    """Markdown model card from what training produced."""
-    lines = [f"# {name} {version}", "", description, "", "## Intended use", "",
+    """Markdown model card from what training produced, with its metadata front matter."""
+    lines = [front_matter(name, heads, task_data, metrics), f"# {name} {version}", "", description, "", "## Intended use", "",
              "Triage of customer-service conversations (chat, email, call transcripts, social, SMS): "
              "per-message sentiment, emotions and urgency, aggregated per conversation to drive "
              "escalation advice in the convintel service.", "", "## Tasks and data", ""]
@@ -49,3 +61,30 @@ def render_model_card(name: str, version: str, description: str, heads: dict[str
     lines += ["## Training", "", f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}.",
               "", "## Limits", "", LIMITS, ""]
     return "\n".join(lines)
+
+
+def front_matter(name: str, heads: dict[str, TaskHead], task_data: dict[str, dict[str, list[str]]],
+                 metrics: dict[str, dict[str, dict]]) -> str:
+    """The YAML block the Hugging Face Hub reads from a model card: licence, base model,
+    datasets and the reported figures (`model-index`)."""
+    names = [entry for task in task_data.values() for part in task.values() for entry in part]
+    datasets = sorted({hub for prefix, hub in DATASET_IDS.items() for entry in names if entry.startswith(prefix)})
+    results = []
+    for task, reports in metrics.items():
+        kind = "multi_label_classification" if heads[task].spec.kind == "multilabel" else "text-classification"
+        for report, figures in reports.items():
+            values = [{"type": "f1", "name": "macro-F1", "value": round(figures["macro_f1"], 4)}]
+            if "macro_recall" in figures:
+                values.append({"type": "recall", "name": "macro-recall", "value": round(figures["macro_recall"], 4)})
+            if figures.get("ece") is not None:
+                values.append({"type": "ece", "name": "expected calibration error", "value": round(figures["ece"], 4)})
+            results.append({"task": {"type": "text-classification", "name": f"{task} ({kind})"},
+                            "dataset": {"name": report, "type": report.split(":")[0]}, "metrics": values})
+    document = {
+        "license": "apache-2.0", "language": ["en"], "library_name": "convintel",
+        "base_model": ENCODER_NAME, "pipeline_tag": "text-classification",
+        "tags": ["customer-service", "sentiment", "emotion", "urgency", "safetensors"],
+        "datasets": datasets, "metrics": ["f1", "recall"],
+        "model-index": [{"name": name, "results": results}],
+    }
+    return "---\n" + yaml.safe_dump(document, sort_keys=False, allow_unicode=True) + "---\n"

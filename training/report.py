@@ -167,6 +167,18 @@ def _per_class_table(evaluation: Evaluation) -> str:
     return _table(header, rows)
 
 
+def _derived_per_label_tables(evaluation: Evaluation) -> list[str]:
+    """Per-label figures of each derived taxonomy (Ekman, groups, the customer-service
+    emotions the API reports), read off the model's labels through their mappings."""
+    parts = []
+    for name, metrics in evaluation.derived.items():
+        per_label = metrics.get("per_class", {})
+        rows = [[label, str(f["support"]), _fmt(f["precision"]), _fmt(f["recall"]), _fmt(f["f1"])]
+                for label, f in per_label.items()]
+        parts += [f"<h3>Per label, {escape(name)} (derived)</h3>", _table(["label", "support", "P", "R", "F1"], rows)]
+    return parts
+
+
 def _section(evaluation: Evaluation) -> str:
     title = f"{evaluation.source}: {evaluation.task}"
     parts = [
@@ -177,6 +189,7 @@ def _section(evaluation: Evaluation) -> str:
         _summary_table(evaluation),
         "<h3>Per class</h3>" if evaluation.kind == "multiclass" else "<h3>Per label</h3>",
         _per_class_table(evaluation),
+        *_derived_per_label_tables(evaluation),
     ]
     if evaluation.kind == "multiclass":
         systems = [("model", evaluation.metrics)] + [(BASELINE_NAMES.get(k, k), m) for k, m in evaluation.baselines.items()]
