@@ -95,7 +95,8 @@ def main() -> None:
     for backend in (b for b in args.backends if not (args.reference and b == "torch")):
         encoder = load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
                                batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                               onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+                               onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+                        adapter=bundle.adapter)
         started = time.perf_counter()
         # No feature cache on disk: its key names the encoder files, not the backend.
         result = evaluate_bundle(bundle.path, SOURCES, data_root=data_root, split="heldout", encoder=encoder,

@@ -116,7 +116,8 @@ def _load_raw_encoder(settings_json: str) -> None:
     _raw_encoder = load_encoder(settings.encoder_backend, settings.encoder_path,
                                 max_seq_length=bundle.manifest.encoder.max_seq_length,
                                 batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                                onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+                                onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+                        adapter=bundle.adapter)
 
 
 def _raw_encode(texts: list[str]) -> int:

@@ -1,12 +1,17 @@
-"""Seconds per LoRA fine-tuning step of the default recipe on this machine (a few steps,
-then stop): what a full `--mode finetune` run of the recipe would cost here.
+"""What a fine-tuning run of the shipped recipe costs on this machine: training examples
+per second for each method (LoRA, partial unfreezing, full), timed over real optimizer
+steps of `training.finetune` (the recipe's interleaved, length-bucketed batches), with
+the encoder load and the first warm-up steps left out, and the epoch time that follows.
 
-    .venv/bin/python bench/finetune_throughput.py [--steps 12] [--max-length 64] [--threads 1]
+    .venv/bin/python bench/finetune_throughput.py [--config training/finetune.yaml]
+        [--methods lora partial full] [--steps 40] [--warmup 5] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import tempfile
 import time
@@ -20,25 +25,39 @@ from training.finetune import finetune, steps_per_epoch  # noqa: E402
 from training.recipes import build_recipe  # noqa: E402
 
 
+def measure(config_file: Path | None, method: str, steps: int, warmup: int, threads: int | None,
+            data_root: Path) -> dict:
+    """Examples/s of `steps` optimizer steps after `warmup` ones, for one method."""
+    stamps: list[tuple[float, int]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        config = load_train_config(config_file, {
+            "mode": "finetune", "finetune.method": method, "threads": threads, "data_root": data_root,
+            "output": Path(folder) / "bundle", "finetune.eval_every": 10**9, "finetune.checkpoint_every": 10**9})
+        recipe, _ = build_recipe(config)
+        finetune(recipe, config, interrupt_after=warmup + steps, show_progress=False,
+                 on_step=lambda step, rows: stamps.append((time.perf_counter(), rows)))
+    timed = stamps[warmup:]
+    seconds = timed[-1][0] - stamps[warmup - 1][0]
+    examples = sum(rows for _, rows in timed)
+    per_second = examples / seconds
+    epoch_rows = steps_per_epoch(recipe, config.batch_size, config.finetune.rows_per_epoch) * config.batch_size
+    return {"method": method, "threads": threads or os.cpu_count(), "batch_size": config.batch_size,
+            "max_length": config.max_length, "steps": steps, "examples_per_second": round(per_second, 1),
+            "epoch_examples": epoch_rows, "epoch_minutes": round(epoch_rows / per_second / 60, 1)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--config", type=Path, default=ROOT / "training" / "finetune.yaml")
+    parser.add_argument("--methods", nargs="+", default=["lora", "partial", "full"])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
+    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("CONVINTEL_DATA_ROOT", "../shared/data")))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        config = load_train_config(None, {
-            "mode": "finetune", "max_length": args.max_length, "threads": args.threads,
-            "output": Path(folder) / "bundle", "finetune.eval_every": 10**9})
-        recipe, _ = build_recipe(config)
-        started = time.perf_counter()
-        finetune(recipe, config, interrupt_after=args.steps)
-        seconds = (time.perf_counter() - started) / args.steps
-    per_epoch = steps_per_epoch(recipe, config.batch_size)
-    print(f"{seconds:.2f} s per step of {config.batch_size} texts (max length {args.max_length}, "
-          f"{args.threads} thread(s), encoder load included); one epoch = {per_epoch} steps = "
-          f"{per_epoch * seconds / 3600:.1f} h; the default {config.epochs} epochs = "
-          f"{config.epochs * per_epoch * seconds / 3600:.1f} h")
+    for method in args.methods:
+        print(json.dumps(measure(args.config, method, args.steps, args.warmup, args.threads, args.data_root)),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -207,7 +207,8 @@ def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
     bundle = load_bundle(settings.model_path)
     return load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
                         batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                        onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir)
+                        onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+                        adapter=bundle.adapter)
 
 
 def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settings: Settings) -> BackendRun:

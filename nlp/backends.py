@@ -29,8 +29,8 @@ def load_encoder(
     adapter: BundleAdapter | None = None,
 ) -> SentenceEncoder:
     """The encoder for `backend`. ONNX graphs are exported into `cache_dir` when missing.
-    A bundle's fine-tuning `adapter` is merged into the PyTorch encoder; the ONNX
-    backends export the packaged weights, so they refuse adapter bundles."""
+    A bundle's fine-tuning `adapter` is merged into the encoder's weights (for ONNX,
+    before the export, so the graph is the fine-tuned encoder's)."""
     import torch
 
     from nlp.encoder import Encoder, EncoderLoadError
@@ -38,9 +38,6 @@ def load_encoder(
     if backend == "torch":
         return Encoder(model_path, max_seq_length=max_seq_length, batch_size=batch_size, num_threads=torch_threads,
                        adapter=adapter)
-    if adapter is not None:
-        raise EncoderLoadError(f"encoder backend {backend!r} cannot run a bundle with a fine-tuning adapter yet; "
-                               "use CONVINTEL_ENCODER_BACKEND=torch for this bundle")
     if backend not in ENCODER_BACKENDS:
         raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(ENCODER_BACKENDS)}")
     if cache_dir is None:
@@ -52,7 +49,7 @@ def load_encoder(
     except ImportError as exc:
         raise EncoderLoadError(f"encoder backend {backend!r} needs onnxruntime and onnx: {exc}") from exc
     return OnnxEncoder(model_path, variant="int8" if backend == "onnx-int8" else "fp32", cache_dir=cache_dir,
-                       max_seq_length=max_seq_length, batch_size=batch_size, num_threads=onnx_threads)
+                       max_seq_length=max_seq_length, batch_size=batch_size, num_threads=onnx_threads, adapter=adapter)
 
 
 def prepare_encoder(
@@ -61,6 +58,7 @@ def prepare_encoder(
     *,
     max_seq_length: int = 256,
     cache_dir: Path | None = None,
+    adapter: BundleAdapter | None = None,
 ) -> Path | None:
     """Export the backend's ONNX graph into `cache_dir` if it is missing (once, before
     server workers start); returns the graph's path, or None for torch. Raises
@@ -76,6 +74,6 @@ def prepare_encoder(
     variant = "int8" if backend == "onnx-int8" else "fp32"
     path = Path(model_path) if model_path else packaged_model_path()
     try:
-        return ensure_graph(path, cache_dir, variant, max_seq_length=max_seq_length)
+        return ensure_graph(path, cache_dir, variant, max_seq_length=max_seq_length, adapter=adapter)
     except Exception as exc:  # noqa: BLE001 - export or I/O: all make the backend unusable
         raise EncoderLoadError(f"ONNX {variant} export of {path} into {cache_dir} failed: {exc}") from exc

@@ -3,8 +3,9 @@ reference (`torch.onnx.export`), fused for BERT by onnxruntime's transformer opt
 and optionally int8-quantised (dynamic, per channel). The graph ends in the same two
 pooled views as `Encoder.forward`, so the heads read the same features.
 
-Exports are cached by a key over the encoder's files and the torch / onnxruntime
-versions, so a changed model or runtime never reads a stale graph."""
+Exports are cached by a key over the encoder's files, the fine-tuned bundle's adapter (if
+any: it is merged into the weights before the export) and the torch / onnxruntime
+versions, so a changed model, adapter or runtime never reads a stale graph."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -29,6 +30,9 @@ from transformers import AutoTokenizer
 from nlp.encoder import (
     EncodedBatch, Encoder, EncoderLoadError, PooledBatch, encode_in_batches, max_pool, packaged_model_path,
 )
+
+if TYPE_CHECKING:
+    from nlp.bundle import BundleAdapter
 
 log = logging.getLogger("convintel.encoder")
 
@@ -72,10 +76,13 @@ class ExportInfo:
     export_seconds: float
 
 
-def cache_key(model_path: Path, variant: OnnxVariant) -> str:
-    """Hash of the encoder's weight and config files, the runtimes and the recipe."""
+def cache_key(model_path: Path, variant: OnnxVariant, adapter: BundleAdapter | None = None) -> str:
+    """Hash of the encoder's weight and config files, the adapter merged into them, the
+    runtimes and the recipe."""
     recipe = f"{EXPORT_FORMAT}.{INT8_RECIPE}" if variant == "int8" else str(EXPORT_FORMAT)
     digest = hashlib.sha256(f"{recipe}|{variant}|{torch.__version__}|{ort.__version__}".encode())
+    if adapter is not None:
+        digest.update(f"|adapter {adapter.manifest.method} {adapter.manifest.sha256}".encode())
     for name in _KEY_FILES:
         path = model_path / name
         if path.is_file():
@@ -86,8 +93,9 @@ def cache_key(model_path: Path, variant: OnnxVariant) -> str:
     return digest.hexdigest()[:16]
 
 
-def cached_graph_path(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> Path:
-    return cache_dir / f"minilm-{variant}-{cache_key(model_path, variant)}.onnx"
+def cached_graph_path(model_path: Path, cache_dir: Path, variant: OnnxVariant,
+                      adapter: BundleAdapter | None = None) -> Path:
+    return cache_dir / f"minilm-{variant}-{cache_key(model_path, variant, adapter)}.onnx"
 
 
 def export_graph(encoder: Encoder, destination: Path) -> ExportInfo:
@@ -163,20 +171,22 @@ def _write_info(destination: Path, variant: OnnxVariant, model_path: Path, start
 
 
 def ensure_graph(model_path: Path, cache_dir: Path, variant: OnnxVariant, *, max_seq_length: int,
-                 num_threads: int | None = None) -> Path:
-    """The cached ONNX graph for this encoder and variant, exported first if missing (the
-    int8 graph is quantised from the cached fp32 one)."""
-    destination = cached_graph_path(model_path, cache_dir, variant)
+                 num_threads: int | None = None, adapter: BundleAdapter | None = None) -> Path:
+    """The cached ONNX graph for this encoder (with a fine-tuned bundle's `adapter` merged
+    in) and variant, exported first if missing (the int8 graph is quantised from the
+    cached fp32 one)."""
+    destination = cached_graph_path(model_path, cache_dir, variant, adapter)
     if destination.is_file():
         return destination
     cache_dir.mkdir(parents=True, exist_ok=True)  # fail before minutes of export, not after
     if variant == "int8":
-        source = ensure_graph(model_path, cache_dir, "fp32", max_seq_length=max_seq_length, num_threads=num_threads)
+        source = ensure_graph(model_path, cache_dir, "fp32", max_seq_length=max_seq_length, num_threads=num_threads,
+                              adapter=adapter)
         log.info("quantising %s to int8 into %s", source.name, destination)
         info = quantize_graph(source, destination, model_path)
     else:
         log.info("exporting the encoder to ONNX into %s; this happens once per model and runtime", destination)
-        reference = Encoder(model_path, max_seq_length=max_seq_length, num_threads=num_threads)
+        reference = Encoder(model_path, max_seq_length=max_seq_length, num_threads=num_threads, adapter=adapter)
         info = export_graph(reference, destination)
     log.info("wrote %s in %.1f s", destination.name, info.export_seconds)
     return destination
@@ -207,13 +217,16 @@ class OnnxEncoder:
         max_seq_length: int = 256,
         batch_size: int = 64,
         num_threads: int | None = None,
+        adapter: BundleAdapter | None = None,
     ) -> None:
+        """Load (exporting first if needed) the graph of the encoder at `model_path`, with
+        a fine-tuned bundle's `adapter` merged in before the export."""
         path = Path(model_path) if model_path else packaged_model_path()
         if not (path / "config.json").is_file() or not (path / "modules.json").is_file():
             raise EncoderLoadError(f"no sentence-transformers model at {path}")
         try:
             self.graph_path = ensure_graph(path, Path(cache_dir), variant, max_seq_length=max_seq_length,
-                                           num_threads=num_threads)
+                                           num_threads=num_threads, adapter=adapter)
             self._session = ort.InferenceSession(str(self.graph_path), session_options(num_threads),
                                                  providers=["CPUExecutionProvider"])
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)

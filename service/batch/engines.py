@@ -142,7 +142,7 @@ class WorkerPoolEngine:
         # error before any worker starts, and workers never race to write the graph.
         bundle = load_bundle(settings.model_path)
         prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
-                        max_seq_length=bundle.manifest.encoder.max_seq_length)
+                        max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter)
         self.workers = workers
         self._settings_json = worker_settings(settings, workers).model_dump_json()
         # spawn, not fork: a forked copy of a process that has started threads (torch,
