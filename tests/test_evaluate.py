@@ -151,10 +151,17 @@ def test_shared_sets_resolve_against_the_data_root(tmp_path):
                              task=None, split="heldout")
     emotions = result.evaluations[0]
     assert (emotions.task, emotions.kind, emotions.n) == ("emotions", "multilabel", 8)
-    assert set(emotions.derived) == {"ekman", "group"} and "micro_f1" in emotions.metrics
+    assert set(emotions.derived) == {"ekman", "group", "support"} and "micro_f1" in emotions.metrics
+    # the customer-service emotions the API reports, label by label, read through nlp.labels' mapping
+    from nlp.labels import SUPPORT_EMOTIONS
+
+    support = emotions.derived["support"]["per_class"]
+    assert list(support) == list(SUPPORT_EMOTIONS)
+    assert all({"precision", "recall", "f1", "support"} <= set(figures) for figures in support.values())
     assert [e.task for e in result.evaluations] == ["emotions", "sentiment", "urgency"]
     html, summary = render_report(result), render_summary(result)
     assert "ekman (derived)" in html and "ekman (derived)" in summary
+    assert "Per label, support (derived)" in html
     assert html.count("<svg") == 3  # no confusion matrix for the multi-label set
     unknown = run_evaluate("--data", "shared:goemotions/nope:dev", "--data-root", str(FIXTURES))
     assert unknown.exit_code == 2 and "unknown shared set" in unknown.output
