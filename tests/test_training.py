@@ -105,3 +105,22 @@ def test_shipped_urgency_data_is_valid_and_split():
     heldout = [r for r in rows if r.split == "heldout"]
     assert 0.15 < len(heldout) / len(rows) < 0.35
     assert len({r.text for r in rows}) == len(rows), "no duplicated texts"
+
+
+def test_default_recipe_trains_sentiment_on_tweeteval_and_stops_on_its_val():
+    """The shipped recipe, read from fixture copies of the public sets' layout: TweetEval
+    train is trained on, its val drives early stopping and is reported; test stays out."""
+    from training.datasets import load_tweeteval_sentiment
+    from training.recipes import default_recipe
+
+    recipe = default_recipe(FIXTURES)
+    train_tweets = load_tweeteval_sentiment(FIXTURES, "train")
+    val_tweets = load_tweeteval_sentiment(FIXTURES, "val")
+    sentiment = recipe["sentiment"]
+    assert set(train_tweets.texts) <= set(sentiment.train.texts)
+    assert not set(val_tweets.texts) & set(sentiment.train.texts)
+    assert set(val_tweets.texts) <= set(sentiment.dev.texts)
+    assert "tweeteval/sentiment:val" in [report.name for report in sentiment.reports]
+    assert recipe["emotions"].train.name == "goemotions/original:train"
+    with pytest.raises(ValueError, match="withheld"):
+        load_tweeteval_sentiment(FIXTURES, "test")
