@@ -36,6 +36,8 @@ GOEMOTIONS_GROUP_SOURCES = {
                  "joy", "love", "optimism", "pride", "relief"),
 }
 TASK_ORDER = ("sentiment", "emotions", "urgency")
+# How each fine-tuning method reads in a bundle's description.
+FINETUNE_METHOD_WORDS = {"lora": "LoRA adapters", "partial": "its top layers unfrozen", "full": "every weight"}
 
 
 def headline_metrics(task: str, report_name: str, metrics: dict) -> dict[str, float]:
@@ -133,9 +135,8 @@ def finetune_bundle(
         "seconds": round(result.seconds + time.perf_counter() - started, 1),
         "machine": machine_description(),
     }
-    description = (f"Sentiment, emotion and urgency heads over all-MiniLM-L6-v2 fine-tuned with "
-                   f"{'LoRA adapters' if adapter_entry.method == 'lora' else 'every weight'}, "
-                   "for customer-service messages.")
+    description = ("Sentiment, emotion and urgency heads over all-MiniLM-L6-v2 fine-tuned with "
+                   f"{FINETUNE_METHOD_WORDS[adapter_entry.method]}, for customer-service messages.")
     return write_bundle(recipe, result.heads, features, config.output, name=config.name, version=config.version,
                         encoder=result.encoder, training=training, description=description, adapter=result.adapter)
 
