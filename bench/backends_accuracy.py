@@ -34,7 +34,7 @@ SOURCES = [
     "shared:goemotions/original",        # emotions: GoEmotions dev, 28 labels
     "shared:goemotions/group-sentiment",  # sentiment: GoEmotions dev, sentiment groups
     "shared:meld/sentiment",              # sentiment: MELD dev
-    "shared:tweeteval/sentiment",         # sentiment: TweetEval val (out of domain)
+    "shared:tweeteval/sentiment",         # sentiment: TweetEval val
     str(ROOT / "data" / "urgency" / "messages_*.jsonl"),  # urgency, sentiment: own held-out quarter
 ]
 

@@ -28,8 +28,11 @@ def test_shipped_bundle_loads_with_its_manifest():
     assert manifest.tasks["emotions"].thresholds and len(manifest.tasks["emotions"].thresholds) == 28
     assert all(task.metrics for task in manifest.tasks.values()), "dev metrics recorded for every task"
     assert all(task.training_data for task in manifest.tasks.values())
-    assert (BUNDLE / "MODEL_CARD.md").read_text().startswith("# convintel-base")
-    assert not list(BUNDLE.glob("*.bin")) and not list(BUNDLE.glob("*.pt")) and not list(BUNDLE.glob("*.pkl"))
+    card = (BUNDLE / "README.md").read_text()
+    assert card.startswith("---\n") and "\n# convintel-base " in card, "a model card with hub metadata"
+    assert not list(BUNDLE.rglob("*.bin")) and not list(BUNDLE.rglob("*.pt")) and not list(BUNDLE.rglob("*.pkl"))
+    size = sum(p.stat().st_size for p in BUNDLE.rglob("*") if p.is_file())
+    assert size <= 30 * 2**20, f"the shipped bundle stays small in git: {size / 2**20:.1f} MiB"
 
 
 def test_missing_directory(tmp_path: Path):

@@ -1,4 +1,5 @@
-"""The ONNX Runtime encoder backend against the PyTorch reference.
+"""The ONNX Runtime encoder backend against the PyTorch reference, on the shipped bundle's
+(fine-tuned) encoder: its adapter is merged before the export.
 
 Tolerances (stated in the README):
 - fp32 ONNX: every pooled value within 1e-4 of PyTorch, head probabilities within 1e-4;
@@ -16,7 +17,8 @@ from fastapi.testclient import TestClient
 
 from nlp.analyzer import Analyzer
 from nlp.backends import load_encoder
-from nlp.encoder import EncoderLoadError, packaged_model_path
+from nlp.bundle import load_bundle
+from nlp.encoder import Encoder, EncoderLoadError, packaged_model_path
 from nlp.onnx_encoder import OnnxEncoder, cached_graph_path
 from service.app import create_app
 from service.settings import Settings
@@ -35,6 +37,7 @@ def _fixture_texts() -> list[str]:
 
 
 TEXTS = _fixture_texts()
+ADAPTER = load_bundle(BUNDLE).adapter  # the shipped bundle's fine-tuned encoder
 
 
 @pytest.fixture(scope="session")
@@ -42,18 +45,18 @@ def onnx_cache(tmp_path_factory) -> Path:
     """One export per test session: fp32 first, then int8 quantised from it."""
     cache = tmp_path_factory.mktemp("onnx-cache")
     for variant in ("fp32", "int8"):
-        OnnxEncoder(variant=variant, cache_dir=cache)
+        OnnxEncoder(variant=variant, cache_dir=cache, adapter=ADAPTER)
     return cache
 
 
 @pytest.fixture(scope="session")
 def onnx_fp32(onnx_cache) -> OnnxEncoder:
-    return OnnxEncoder(variant="fp32", cache_dir=onnx_cache)
+    return OnnxEncoder(variant="fp32", cache_dir=onnx_cache, adapter=ADAPTER)
 
 
 @pytest.fixture(scope="session")
 def onnx_int8(onnx_cache) -> OnnxEncoder:
-    return OnnxEncoder(variant="int8", cache_dir=onnx_cache)
+    return OnnxEncoder(variant="int8", cache_dir=onnx_cache, adapter=ADAPTER)
 
 
 def test_fixtures_cover_several_messages():
@@ -83,15 +86,25 @@ def test_int8_stays_close_to_pytorch(analyzer, onnx_int8):
 
 
 def test_graphs_are_cached_by_variant(onnx_cache, onnx_fp32, onnx_int8):
-    assert onnx_fp32.graph_path == cached_graph_path(packaged_model_path(), onnx_cache, "fp32")
+    assert onnx_fp32.graph_path == cached_graph_path(packaged_model_path(), onnx_cache, "fp32", ADAPTER)
     assert onnx_int8.graph_path != onnx_fp32.graph_path
     assert onnx_int8.graph_path.stat().st_size < onnx_fp32.graph_path.stat().st_size * 0.6
     info = json.loads(onnx_int8.graph_path.with_suffix(".json").read_text())
     assert info["variant"] == "int8"
     # A second load reads the cache: nothing new is written.
     before = sorted(p.name for p in onnx_cache.iterdir())
-    OnnxEncoder(variant="fp32", cache_dir=onnx_cache)
+    OnnxEncoder(variant="fp32", cache_dir=onnx_cache, adapter=ADAPTER)
     assert sorted(p.name for p in onnx_cache.iterdir()) == before
+
+
+def test_the_finetuned_bundle_exports_its_own_graph(onnx_fp32):
+    """The shipped bundle is fine-tuned: its graph is cached under its own key, and it
+    computes the fine-tuned encoder, not the packaged base weights."""
+    assert ADAPTER is not None, "the shipped bundle carries a fine-tuned encoder"
+    assert cached_graph_path(packaged_model_path(), Path("c"), "fp32", ADAPTER) != \
+        cached_graph_path(packaged_model_path(), Path("c"), "fp32")
+    base = Encoder().encode(TEXTS[:5]).features
+    assert not np.allclose(onnx_fp32.encode(TEXTS[:5]).features, base, atol=1e-3)
 
 
 def test_int8_keeps_feed_forward_and_last_layers_in_fp32(onnx_int8):
@@ -123,10 +136,10 @@ def test_analyzer_on_onnx_gives_the_reference_analysis(analyzer, onnx_fp32):
 
 
 def test_a_broken_cached_graph_fails_start_up_clearly(tmp_path, onnx_cache):
-    graph = cached_graph_path(packaged_model_path(), tmp_path, "fp32")
+    graph = cached_graph_path(packaged_model_path(), tmp_path, "fp32", ADAPTER)
     graph.write_bytes(b"not an onnx graph")
     with pytest.raises(EncoderLoadError, match="ONNX fp32 encoder .* failed"):
-        OnnxEncoder(variant="fp32", cache_dir=tmp_path)
+        OnnxEncoder(variant="fp32", cache_dir=tmp_path, adapter=ADAPTER)
 
 
 def test_an_unusable_cache_dir_fails_start_up_clearly(tmp_path):
@@ -145,7 +158,7 @@ def test_unknown_backend_is_rejected():
 
 def test_service_refuses_to_start_on_a_broken_backend(tmp_path):
     """No silent fallback to torch: start-up fails, naming the backend."""
-    graph = cached_graph_path(packaged_model_path(), tmp_path / "cache", "int8")
+    graph = cached_graph_path(packaged_model_path(), tmp_path / "cache", "int8", ADAPTER)
     graph.parent.mkdir()
     graph.write_bytes(b"garbage")
     settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", models_dir=BUNDLE.parent,
