@@ -32,7 +32,10 @@ def measure(config_file: Path | None, method: str, steps: int, warmup: int, thre
     with tempfile.TemporaryDirectory() as folder:
         config = load_train_config(config_file, {
             "mode": "finetune", "finetune.method": method, "threads": threads, "data_root": data_root,
-            "output": Path(folder) / "bundle", "finetune.eval_every": 10**9, "finetune.checkpoint_every": 10**9})
+            # Its own checkpoint folder: the recipe's would be overwritten, and with it the
+            # resume point of a real run.
+            "output": Path(folder) / "bundle", "checkpoint_dir": Path(folder) / "checkpoint",
+            "finetune.eval_every": 10**9, "finetune.checkpoint_every": 10**9})
         recipe, _ = build_recipe(config)
         finetune(recipe, config, interrupt_after=warmup + steps, show_progress=False,
                  on_step=lambda step, rows: stamps.append((time.perf_counter(), rows)))
