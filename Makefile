@@ -35,7 +35,7 @@ test-slow: install-test
 
 # Schemathesis against the OpenAPI spec with many more examples than the default suite.
 test-fuzz: install-test
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/python -m pytest -q tests/test_fuzz_api.py
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/python -m pytest -q tests/system/test_fuzz_api.py
 
 # The shipped bundle, fine-tuned end to end from ../shared/data (training/finetune.yaml).
 # Interrupted? Run it again: it resumes from its last checkpoint (.cache/checkpoints).

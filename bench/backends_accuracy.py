@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,9 +94,8 @@ def main() -> None:
         table["torch"], sizes = earlier["macro_f1"]["torch"], earlier["n"]
         print(f"torch: figures from {args.reference}", file=sys.stderr)
     for backend in (b for b in args.backends if not (args.reference and b == "torch")):
-        encoder = load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-                               batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                               onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+        encoder = load_encoder(replace(settings.encoder_config(), backend=backend),
+                               max_seq_length=bundle.manifest.encoder.max_seq_length,
                         adapter=bundle.adapter)
         started = time.perf_counter()
         # No feature cache on disk: its key names the encoder files, not the backend.

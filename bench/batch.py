@@ -48,7 +48,8 @@ import torch  # noqa: E402
 
 from nlp.analyzer import Analyzer, assign_message_ids  # noqa: E402
 from nlp.signals import Turn  # noqa: E402
-from service.app import build_inspector, load_analyzer  # noqa: E402
+from nlp.inspection import build_inspector  # noqa: E402
+from service.runtime import load_analyzer  # noqa: E402
 from concurrent.futures import ProcessPoolExecutor, wait  # noqa: E402
 import multiprocessing  # noqa: E402
 
@@ -113,10 +114,7 @@ def _load_raw_encoder(settings_json: str) -> None:
     global _raw_encoder
     settings = Settings.model_validate_json(settings_json)
     bundle = load_bundle(settings.model_path)
-    _raw_encoder = load_encoder(settings.encoder_backend, settings.encoder_path,
-                                max_seq_length=bundle.manifest.encoder.max_seq_length,
-                                batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                                onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+    _raw_encoder = load_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
                         adapter=bundle.adapter)
 
 
@@ -157,7 +155,7 @@ def main() -> None:
         rates: dict[str, list[float]] = {key: [] for key in keys}
         cpu_rates: dict[str, list[float]] = {key: [] for key in keys}
         unscreened = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy,
-                              inspector=build_inspector(settings, screen_tokens=False)) if args.unscreened else None
+                              inspector=build_inspector(settings.analyzer_config(screen_tokens=False).inspection)) if args.unscreened else None
 
         def record(key: str, messages: int, wall_started: float, cpu_started: float, *, minus: tuple[float, float]
                    = (0.0, 0.0)) -> None:

@@ -27,7 +27,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service.app import create_app, load_analyzer  # noqa: E402
+from service.api.app import create_app
+from service.runtime import load_analyzer  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
 

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+from dataclasses import replace
 import signal
 import statistics
 import sys
@@ -205,9 +206,8 @@ class BackendRun:
 def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
     """The encoder the server builds for `backend`, with the same settings."""
     bundle = load_bundle(settings.model_path)
-    return load_encoder(backend, settings.encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-                        batch_size=settings.encode_batch_size, torch_threads=settings.torch_threads,
-                        onnx_threads=settings.onnx_threads, cache_dir=settings.encoder_cache_dir,
+    return load_encoder(replace(settings.encoder_config(), backend=backend),
+                        max_seq_length=bundle.manifest.encoder.max_seq_length,
                         adapter=bundle.adapter)
 
 

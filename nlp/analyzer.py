@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.conversation import summarize_conversation
-from nlp.backends import EncoderBackend, load_encoder
+from nlp.backends import load_encoder
+from nlp.config import AnalyzerConfig
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.heads import HeadStack
-from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
-from nlp.memory import HeapTrimmer
+from nlp.vocabulary import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
     Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
@@ -91,11 +90,11 @@ class Analyzer:
 
     def __init__(self, encoder: SentenceEncoder, bundle: ModelBundle, policy: Policy | None = None,
                  inspector: TextInspector | None = None, topics: TopicModel | None = None,
-                 topic_min_similarity: float | None = None, heap_trim_interval_s: float | None = None) -> None:
-        """`heap_trim_interval_s`: return freed heap memory to the OS at most this often, after
-        an encoder pass (`nlp.memory`); None never does (long-running services should)."""
+                 topic_min_similarity: float | None = None, after_encode: Callable[[], object] | None = None) -> None:
+        """`after_encode` is called after every encoder pass (the service returns freed heap
+        memory to the OS there: `service.memory`)."""
         self.encoder = encoder
-        self.heap = HeapTrimmer(heap_trim_interval_s)
+        self.after_encode = after_encode
         self.bundle = bundle
         self.policy = policy or load_policy()
         self.inspector = inspector
@@ -119,37 +118,31 @@ class Analyzer:
         self.model_info = ModelInfo(name=bundle.name, version=bundle.version)
 
     @classmethod
-    def load(
-        cls,
-        bundle_path: str | Path,
-        *,
-        encoder_path: str | Path | None = None,
-        batch_size: int = 64,
-        num_threads: int | None = None,
-        policy: Policy | None = None,
-        inspector: TextInspector | None = None,
-        backend: EncoderBackend = "torch",
-        onnx_threads: int | None = None,
-        cache_dir: Path | None = None,
-        topics: TopicModel | None = None,
-        topic_min_similarity: float | None = None,
-        heap_trim_interval_s: float | None = None,
-    ) -> Analyzer:
-        """Load a bundle and the encoder it was trained on, on the chosen backend."""
-        bundle = load_bundle(bundle_path)
-        encoder = load_encoder(
-            backend, encoder_path, max_seq_length=bundle.manifest.encoder.max_seq_length,
-            batch_size=batch_size, torch_threads=num_threads, onnx_threads=onnx_threads, cache_dir=cache_dir,
-            adapter=bundle.adapter,
-        )
-        return cls(encoder, bundle, policy, inspector, topics, topic_min_similarity, heap_trim_interval_s)
+    def load(cls, config: AnalyzerConfig, *, after_encode: Callable[[], object] | None = None) -> Analyzer:
+        """Load what `config` names: the configuration files first (a bad one fails before
+        the models load), then the text inspector, the topic model, the bundle and the
+        encoder it was trained on, on the chosen backend."""
+        from nlp.inspection import build_inspector
+
+        policy = load_policy(config.policy_file)
+        inspector = build_inspector(config.inspection)
+        topics = None
+        if config.topic_model is not None:
+            from nlp.topics.model import load_topic_model
+
+            topics = load_topic_model(config.topic_model)
+        bundle = load_bundle(config.bundle_path)
+        encoder = load_encoder(config.encoder, max_seq_length=bundle.manifest.encoder.max_seq_length,
+                               adapter=bundle.adapter)
+        return cls(encoder, bundle, policy, inspector, topics, config.topic_min_similarity, after_encode)
 
     # --- messages ---------------------------------------------------------------------
 
     def encode(self, texts: Sequence[str]) -> EncodedBatch:
         """Encode message texts: the one encoder pass per message."""
         encoded = self.encoder.encode(texts)
-        self.heap.maybe_trim()
+        if self.after_encode is not None:
+            self.after_encode()
         return encoded
 
     def analyze_messages(self, messages: Sequence[Message], ids: Sequence[str]) -> list[MessageAnalysis]:

@@ -6,6 +6,7 @@ memory and (for int8) outputs, and a quiet switch would hide all three."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -17,24 +18,35 @@ EncoderBackend = Literal["torch", "onnx", "onnx-int8"]
 ENCODER_BACKENDS: tuple[str, ...] = get_args(EncoderBackend)
 
 
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How to run the encoder: which backend, from where, how many texts per pass and on
+    how many threads. `model_path` None means the packaged all-MiniLM-L6-v2."""
+
+    backend: EncoderBackend = "torch"
+    model_path: Path | None = None
+    batch_size: int = 64
+    torch_threads: int | None = None
+    onnx_threads: int | None = None
+    cache_dir: Path | None = None
+    """Where ONNX graphs are exported (the ONNX backends need one; torch does not)."""
+
+
 def load_encoder(
-    backend: EncoderBackend = "torch",
-    model_path: str | Path | None = None,
+    config: EncoderConfig = EncoderConfig(),
     *,
     max_seq_length: int = 256,
-    batch_size: int = 64,
-    torch_threads: int | None = None,
-    onnx_threads: int | None = None,
-    cache_dir: Path | None = None,
     adapter: BundleAdapter | None = None,
 ) -> SentenceEncoder:
-    """The encoder for `backend`. ONNX graphs are exported into `cache_dir` when missing.
-    A bundle's fine-tuning `adapter` is merged into the encoder's weights (for ONNX,
-    before the export, so the graph is the fine-tuned encoder's)."""
+    """The encoder `config` asks for. ONNX graphs are exported into its `cache_dir` when
+    missing. A bundle's fine-tuning `adapter` is merged into the encoder's weights (for
+    ONNX, before the export, so the graph is the fine-tuned encoder's)."""
     import torch
 
     from nlp.encoder import Encoder, EncoderLoadError
 
+    backend, model_path, cache_dir = config.backend, config.model_path, config.cache_dir
+    batch_size, torch_threads, onnx_threads = config.batch_size, config.torch_threads, config.onnx_threads
     if backend == "torch":
         return Encoder(model_path, max_seq_length=max_seq_length, batch_size=batch_size, num_threads=torch_threads,
                        adapter=adapter)
@@ -53,17 +65,17 @@ def load_encoder(
 
 
 def prepare_encoder(
-    backend: EncoderBackend,
-    model_path: str | Path | None = None,
+    config: EncoderConfig,
     *,
     max_seq_length: int = 256,
-    cache_dir: Path | None = None,
     adapter: BundleAdapter | None = None,
 ) -> Path | None:
-    """Export the backend's ONNX graph into `cache_dir` if it is missing (once, before
-    server workers start); returns the graph's path, or None for torch. Raises
-    EncoderLoadError with the cause."""
+    """Export the backend's ONNX graph into the config's `cache_dir` if it is missing
+    (once, before server workers start); returns the graph's path, or None for torch.
+    Raises EncoderLoadError with the cause."""
     from nlp.encoder import EncoderLoadError, packaged_model_path
+
+    backend, model_path, cache_dir = config.backend, config.model_path, config.cache_dir
 
     if backend == "torch":
         return None

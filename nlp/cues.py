@@ -23,8 +23,9 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span, Token
 from spacy.vocab import Vocab
 
-FAMILIES: tuple[str, ...] = ("cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact",
-                             "human_request")
+from nlp.vocabulary import CUE_FAMILIES
+
+FAMILIES = CUE_FAMILIES  # re-exported: the detector reports cues in this order
 
 
 @dataclass(frozen=True)

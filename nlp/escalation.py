@@ -8,14 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nlp.labels import NEGATIVE_SUPPORT_EMOTIONS, URGENCY_LABELS
+from nlp.vocabulary import (
+    ESCALATION_LEVELS, NEGATIVE_SUPPORT_EMOTIONS, NO_ROUTE, RECOMMENDED_LEVELS, URGENCY_LABELS, EscalationLevel,
+)
 from nlp.policy import Condition, Policy, Rule
 from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle
 from nlp.signals import ConversationSignals
-
-ESCALATION_LEVELS: tuple[str, ...] = ("none", "monitor", "escalate", "urgent")
-RECOMMENDED_LEVELS = frozenset({"escalate", "urgent"})
-
 
 @dataclass
 class ConditionResult:
@@ -142,11 +140,11 @@ def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escala
         top = [item for item in fired if item[0].level == level]
         route, confidence = top[0][0].route_to, max(c for _, c, _ in top)
     else:
-        level, route = "none", "none"
+        level, route = "none", NO_ROUTE
         # Nothing fired: as sure as the customer's messages are far from high urgency.
         confidence = 1.0 - max((urgency_at_least(m, "high") for m in signals.customer), default=0.0)
     return Escalation(
-        recommended=level in RECOMMENDED_LEVELS, level=level, route_to=route if level in RECOMMENDED_LEVELS else "none",
+        recommended=level in RECOMMENDED_LEVELS, level=level, route_to=route if level in RECOMMENDED_LEVELS else NO_ROUTE,
         confidence=round(float(confidence), 4), response_style=response_style(signals, policy),
         reasons=[reason for _, _, reason in fired],
     )

@@ -8,7 +8,8 @@ from typing import Sequence
 
 from spacy.tokens import Doc
 
-from nlp.categories import CategoryConfig, CategoryMatcher, CategorySpan
+from nlp.categories import CategoryConfig, CategoryMatcher, CategorySpan, load_categories
+from nlp.config import InspectionConfig
 from nlp.cues import Cue, CueDetector
 from nlp.redaction import RedactedSpan, Redactor
 from nlp.schemas import CategoryHit, CueHit, Role
@@ -142,3 +143,13 @@ class TextInspector:
             redacted_text=redacted_text,
             categories=[CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()],
         )
+
+
+def build_inspector(config: InspectionConfig) -> TextInspector | None:
+    """The text inspector `config` asks for (cues, categories, redaction), or None when
+    every component is off. The categories file is read and validated here."""
+    if not config.enabled:
+        return None
+    categories = load_categories(config.categories_file) if config.match_categories else None
+    return TextInspector(detect_cues=config.detect_cues, redactor=Redactor() if config.redact_pii else None,
+                         categories=categories, screen_tokens=config.screen_tokens)

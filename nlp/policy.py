@@ -12,12 +12,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from nlp.vocabulary import CUE_FAMILIES, DEFAULT_ROUTES, NO_ROUTE, RuleLevel, UrgencyLevel
 from nlp.yaml_config import ConfigFileError, StrictModel, check_unique, read_validated
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("default_policy.yaml")
-Level = Literal["none", "monitor", "escalate", "urgent"]
-CUE_FAMILIES = ("cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact", "human_request")
-URGENCY_LEVELS = ("low", "medium", "high", "critical")
 
 
 class PolicyError(ConfigFileError):
@@ -39,7 +37,7 @@ class Condition(StrictModel):
     """Conditions of a rule; all that are set must hold."""
 
     cue: str | None = Field(None, description="a customer message carries this risk cue family")
-    urgency_at_least: Literal["low", "medium", "high", "critical"] | None = None
+    urgency_at_least: UrgencyLevel | None = None
     urgency_probability: float | None = Field(
         None, ge=0, le=1, description="with urgency_at_least: P(urgency >= level) must reach this instead of the label")
     sentiment_at_most: float | None = Field(None, ge=-1, le=1, description="the customer's overall sentiment score")
@@ -72,8 +70,8 @@ class Condition(StrictModel):
 
 class Rule(StrictModel):
     name: str = Field(min_length=1, max_length=80)
-    level: Literal["monitor", "escalate", "urgent"]
-    route_to: str = "none"
+    level: RuleLevel
+    route_to: str = NO_ROUTE
     when: Condition
     confidence: float = Field(0.8, gt=0, le=1, description="confidence of rule-only conditions (cues, timing)")
     detail: str = Field("", description="what a support lead reads in the reason")
@@ -82,8 +80,7 @@ class Rule(StrictModel):
 class Policy(StrictModel):
     version: Literal[1] = 1
     thresholds: Thresholds = Thresholds()
-    routes: list[str] = Field(default_factory=lambda: [
-        "none", "senior_agent", "retention", "billing", "security", "supervisor", "technical"])
+    routes: list[str] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
     rules: list[Rule] = Field(default_factory=list)
     response_styles: dict[str, str] = Field(default_factory=dict, description="negative emotion -> response style")
     default_response_style: str = "friendly and efficient"

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nlp.text import replace_lone_surrogates
+from nlp.vocabulary import NO_ROUTE, CueFamily, EscalationLevel, RuleLevel
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
 # "Some character that str.isspace() does not call space", spelled out so every regex
@@ -150,7 +151,7 @@ class UrgencyResult(BaseModel):
 
 
 class CueHit(BaseModel):
-    family: str = Field(description="cancellation | legal | safety | security | public_complaint | repeat_contact | human_request")
+    family: CueFamily
     quote: str = Field(description="The phrase that triggered it (personal data redacted)")
 
 
@@ -239,7 +240,7 @@ class Evidence(BaseModel):
 
 class EscalationReason(BaseModel):
     rule: str = Field(description="The policy rule that fired")
-    level: str
+    level: RuleLevel
     detail: str
     signals: list[str] = Field(default_factory=list, description="What it read: 'cue:legal', 'model:urgency', 'timing:wait'...")
     message_ids: list[str] = Field(default_factory=list)
@@ -253,17 +254,17 @@ class ResponseStyle(BaseModel):
 
 class Escalation(BaseModel):
     recommended: bool
-    level: str = Field(description="none | monitor | escalate | urgent")
-    route_to: str = "none"
+    level: EscalationLevel
+    route_to: str = NO_ROUTE
     confidence: float = Field(0.0, ge=0, le=1)
     response_style: ResponseStyle | None = None
     changed: bool = Field(False, description="Per-message path: the level differs from the previous message's")
-    previous_level: str | None = None
+    previous_level: EscalationLevel | None = None
     reasons: list[EscalationReason] = Field(default_factory=list)
 
 
 class RiskCue(BaseModel):
-    family: str
+    family: CueFamily
     message_id: str
     quote: str
 

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from nlp.labels import NEGATIVE_SUPPORT_EMOTIONS, SENTIMENT_LABELS, URGENCY_LABELS
+from nlp.vocabulary import NEGATIVE_SUPPORT_EMOTIONS, SENTIMENT_LABELS, URGENCY_LABELS
 from nlp.policy import Thresholds
 from nlp.schemas import (
     Channel, EmotionHighlight, MessageAnalysis, RiskCue, Role, SentimentDrop, SentimentResult, SentimentTrend,

@@ -36,32 +36,17 @@ def serve(
     """Start the HTTP API with the configured model bundle."""
     import uvicorn
 
-    from nlp.backends import prepare_encoder
-    from nlp.bundle import BundleError, load_bundle
-    from nlp.categories import load_categories
-    from nlp.encoder import EncoderLoadError
-    from nlp.policy import load_policy
-    from nlp.yaml_config import ConfigFileError
-    from service.auth import load_keyring
     from service.logs import log_config
-    from nlp.topics.model import TopicModelError, load_topic_model
+    from service.runtime import StartupError, check_startup
     from service.settings import get_settings
 
     settings = get_settings()
-    try:  # check bundle, policy, keys and topic model here too, so a bad one ends with one clear line
-        load_policy(settings.policy_file)
-        load_categories(settings.categories_file)
-        bundle = load_bundle(settings.model_path)
-        load_keyring(settings)
-        if settings.topic_model is not None:
-            load_topic_model(settings.topic_model)
-        # An ONNX backend's graph is exported here, once, before the server workers start.
-        prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
-                        max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter)
-    except (BundleError, ConfigFileError, EncoderLoadError, TopicModelError) as exc:  # ApiKeyError is a ConfigFileError
+    try:  # checked before uvicorn starts, so a bad configuration ends with one clear line
+        check_startup(settings)
+    except StartupError as exc:
         _fail(f"cannot start: {exc}")
     # The service writes its own JSON line per request, so uvicorn's access log is off.
-    uvicorn.run("service.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
+    uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level=settings.log_level, log_config=log_config(settings), access_log=False,
                 timeout_graceful_shutdown=settings.shutdown_timeout_s)
 
@@ -77,7 +62,7 @@ def analyze(
     from nlp.bundle import BundleError
     from nlp.yaml_config import ConfigFileError
     from nlp.schemas import Transcript
-    from service.app import load_analyzer
+    from service.runtime import load_analyzer
     from service.settings import get_settings
 
     try:
@@ -234,7 +219,7 @@ def evaluate_escalation_command(
     and on the held-out part."""
     from nlp.bundle import BundleError
     from nlp.yaml_config import ConfigFileError
-    from service.app import load_analyzer
+    from service.runtime import load_analyzer
     from service.settings import get_settings
     from training.escalation_eval import EscalationDataError, evaluate_escalation, read_labelled, render_markdown
 
@@ -305,7 +290,7 @@ def score(
 
         if (workers or settings.batch_workers) > 1:
             return WorkerPoolEngine(settings, workers or settings.batch_workers)
-        from service.app import load_analyzer
+        from service.runtime import load_analyzer
 
         return LocalEngine(load_analyzer(settings))
 
@@ -442,7 +427,7 @@ def topics_trends(
     """Topic volume per day or week and channel, average sentiment per topic, emerging topics."""
     from nlp.topics.trends import compute_trends
     from training.topic_corpus import CorpusError
-    from training.topic_trends import read_scored, write_trends
+    from service.batch.trends import read_scored, write_trends
 
     if period not in ("day", "week"):
         _fail(f"period must be 'day' or 'week', not {period!r}")

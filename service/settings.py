@@ -10,7 +10,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from nlp.backends import EncoderBackend
+from nlp.backends import EncoderBackend, EncoderConfig
+from nlp.config import AnalyzerConfig, InspectionConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = "convintel-base"
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         30.0, ge=0, description="Time budget per request in seconds; past it the caller gets 503 (0: no budget)")
 
-    # Security (service/auth.py): API keys are off until some are configured
+    # Security (service/api/auth.py): API keys are off until some are configured
     api_keys: SecretStr | None = Field(
         None, description="Comma-separated API keys, each `KEY` or `KEY:scope+scope` (no scopes: every scope)")
     api_keys_file: Path | None = Field(
@@ -92,7 +93,7 @@ class Settings(BaseSettings):
                                           description="Longest a micro-batch waits for requests already being read")
     heap_trim_interval_s: float = Field(
         2.0, ge=0.0, description="Return freed heap memory to the OS at most this often, in seconds (0: never); "
-                                 "keeps resident memory flat under varied batch shapes (nlp/memory.py)")
+                                 "keeps resident memory flat under varied batch shapes (service/memory.py)")
 
     # Topics (convintel topics fit): unset means analyses carry no topics
     topic_model: Path | None = Field(None, description="Topic model folder written by `convintel topics fit`")
@@ -104,6 +105,23 @@ class Settings(BaseSettings):
         from nlp.bundle import resolve_bundle_path
 
         return resolve_bundle_path(self.model, self.models_dir)
+
+    def encoder_config(self) -> EncoderConfig:
+        """The encoder settings, as the library takes them."""
+        return EncoderConfig(backend=self.encoder_backend, model_path=self.encoder_path,
+                             batch_size=self.encode_batch_size, torch_threads=self.torch_threads,
+                             onnx_threads=self.onnx_threads, cache_dir=self.encoder_cache_dir)
+
+    def analyzer_config(self, *, screen_tokens: bool = True) -> AnalyzerConfig:
+        """Everything the analyzer is built from, as one object (`nlp.config`)."""
+        return AnalyzerConfig(
+            bundle_path=self.model_path, encoder=self.encoder_config(),
+            inspection=InspectionConfig(detect_cues=self.detect_cues, redact_pii=self.redact_pii,
+                                        match_categories=self.match_categories,
+                                        categories_file=self.categories_file, screen_tokens=screen_tokens),
+            policy_file=self.policy_file, topic_model=self.topic_model,
+            topic_min_similarity=self.topic_min_similarity,
+        )
 
 
 @lru_cache

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from hypothesis import settings as hypothesis_settings
 
 from nlp.analyzer import Analyzer
-from service.app import create_app
+from nlp.config import AnalyzerConfig, InspectionConfig
+from service.api.app import create_app
 from service.settings import Settings
 
 # CI (CI=true) replays the same examples every run, so a red build always means a change
@@ -25,6 +26,8 @@ if os.environ.get("CI"):
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 BUNDLE = ROOT / "models" / "convintel-base"
+NO_INSPECTION = InspectionConfig(detect_cues=False, redact_pii=False, match_categories=False)
+"""The session analyzer loads no spaCy pipeline; tests that need one build their own."""
 
 
 def load_fixture(name: str) -> dict:
@@ -33,7 +36,7 @@ def load_fixture(name: str) -> dict:
 
 @pytest.fixture(scope="session")
 def analyzer() -> Analyzer:
-    return Analyzer.load(BUNDLE)
+    return Analyzer.load(AnalyzerConfig(BUNDLE, inspection=NO_INSPECTION))
 
 
 @pytest.fixture

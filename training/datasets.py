@@ -15,7 +15,7 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
-from nlp.labels import GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
+from nlp.vocabulary import GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
 
 Kind = Literal["multiclass", "multilabel"]
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"

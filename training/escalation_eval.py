@@ -16,12 +16,11 @@ from typing import Sequence
 from pydantic import ValidationError
 
 from nlp.analyzer import Analyzer
-from nlp.escalation import ESCALATION_LEVELS
+from nlp.vocabulary import ESCALATION_LEVELS, RECOMMENDED_LEVELS
 from nlp.schemas import Transcript
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "escalation" / "conversations.jsonl"
 HELDOUT_PERCENT = 30
-RECOMMENDED_LEVELS = frozenset({"escalate", "urgent"})
 
 
 def is_heldout(conversation_id: str) -> bool:

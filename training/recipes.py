@@ -51,7 +51,7 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
       (early stopping and calibration use a slice of the training part)."""
     public = public_sets(data_root)
     # Sentiment and urgency only: the own files' `emotions` use the customer-service set
-    # (nlp.labels.SUPPORT_EMOTIONS), not the 28 GoEmotions labels the emotions head predicts.
+    # (nlp.vocabulary.SUPPORT_EMOTIONS), not the 28 GoEmotions labels the emotions head predicts.
     rows, _ = read_interactions(own_files if own_files is not None else OWN_DATA_FILES,
                                 tasks=("sentiment", "urgency"))
     own_sentiment_train = interactions_for_task(rows, "sentiment", "train", "own")

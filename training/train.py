@@ -14,7 +14,7 @@ import numpy as np
 from nlp.bundle import AdapterManifest, BundleManifest, EncoderManifest, save_bundle
 from nlp.encoder import ENCODER_NAME, ENCODER_PACKAGE, Encoder, packaged_model_version
 from nlp.heads import TaskHead
-from nlp.labels import GOEMOTIONS_EKMAN_SOURCES, SUPPORT_EMOTION_SOURCES
+from nlp.vocabulary import GOEMOTIONS_EKMAN_SOURCES, SUPPORT_EMOTION_SOURCES
 from training.config import TrainConfig
 from training.datasets import LabelledSet
 from training.features import encode_sets
@@ -52,7 +52,7 @@ def headline_metrics(task: str, report_name: str, metrics: dict) -> dict[str, fl
 def derived_emotion_reports(head, features: np.ndarray, dev: LabelledSet) -> dict[str, dict]:
     """Ekman and sentiment-group macro-F1 read off the 28-label head through GoEmotions'
     own mappings (the published baselines train a model per taxonomy), and the
-    customer-service emotions the API reports, through its mapping (nlp.labels), with
+    customer-service emotions the API reports, through its mapping (nlp.vocabulary), with
     precision and recall per support label."""
     predictions = (head.predict_proba(features) >= np.asarray(head.spec.thresholds)).astype(np.int64)
     reports = {}

@@ -79,7 +79,7 @@ class ChunkScorer:
     """A Ray Data worker: loads the analyzer once, then scores one chunk per batch row."""
 
     def __init__(self, settings_json: str) -> None:
-        from service.app import load_analyzer
+        from service.runtime import load_analyzer
 
         self.analyzer = load_analyzer(Settings.model_validate_json(settings_json))
 
@@ -112,7 +112,7 @@ def _exit_with_parent(parent_pid: int, interval_s: float = 1.0) -> None:
 def _score_in_worker(settings_json: str, payload: str) -> tuple[str, str]:
     global _worker_analyzer
     if _worker_analyzer is None:
-        from service.app import load_analyzer
+        from service.runtime import load_analyzer
 
         # Loaded here rather than in a pool initializer, so that a bad bundle or policy
         # reaches the driver as its own error, not as a broken pool.
@@ -141,8 +141,8 @@ class WorkerPoolEngine:
         # Checked (and an ONNX graph exported) once here: a bad bundle fails with its own
         # error before any worker starts, and workers never race to write the graph.
         bundle = load_bundle(settings.model_path)
-        prepare_encoder(settings.encoder_backend, settings.encoder_path, cache_dir=settings.encoder_cache_dir,
-                        max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter)
+        prepare_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
+                        adapter=bundle.adapter)
         self.workers = workers
         self._settings_json = worker_settings(settings, workers).model_dump_json()
         # spawn, not fork: a forked copy of a process that has started threads (torch,

@@ -20,8 +20,8 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from nlp.schemas import ConversationFields, Message, Transcript
-from service.errors import ApiError
-from service.limits import check_transcript
+from service.api.errors import ApiError
+from service.api.limits import check_transcript
 from service.settings import Settings
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any, Iterable
 
-from nlp.labels import SUPPORT_EMOTIONS, URGENCY_LABELS
+from nlp.vocabulary import SUPPORT_EMOTIONS, URGENCY_LABELS
 from service.batch.charts import bar_chart, line_chart
 
 # Durations are summarised from a fixed-size uniform sample, so memory stays flat on any

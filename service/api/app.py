@@ -1,0 +1,73 @@
+"""The FastAPI application factory. Models load once, in the lifespan, before the server
+accepts traffic; a missing or broken bundle stops start-up with a clear message."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from fastapi import FastAPI
+
+from nlp import __version__
+from nlp.analyzer import Analyzer
+from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
+from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
+from service.metrics import instrument_analyzer, metrics_endpoint
+from service.api.request_context import RequestContextMiddleware
+from service.api.microbatch import MicroBatcher
+from service.api.routes import router
+from service.api.topic_routes import router as topic_router
+from service.runtime import load_analyzer
+from service.settings import Settings, get_settings
+from service.store import ConversationStore
+
+log = logging.getLogger("convintel")
+
+
+def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
+    """Build the app. `analyzer` lets tests share one loaded model between app instances."""
+    settings = settings or get_settings()
+    keyring = load_keyring(settings)  # before anything loads: bad keys fail fast
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.analyzer = analyzer or load_analyzer(settings)
+        app.state.store = ConversationStore(settings.db_path, cache_messages=settings.state_cache_messages)
+        instrument_analyzer(app.state.analyzer)
+        app.state.batcher = MicroBatcher(app.state.analyzer, max_messages=settings.microbatch_max_messages,
+                                         max_wait_ms=settings.microbatch_max_wait_ms)
+        await app.state.batcher.start()
+        log.info("ready: model %s %s, store %s", app.state.analyzer.model_info.name,
+                 app.state.analyzer.model_info.version, settings.db_path)
+        try:
+            yield
+        finally:
+            await app.state.batcher.stop()
+            app.state.batcher = None
+            app.state.store.close()
+            app.state.store = None
+
+    app = FastAPI(
+        title="convintel",
+        version=__version__,
+        description="Conversation intelligence for support teams: sentiment, emotions, urgency, "
+                    "tags and escalation advice for customer conversations.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.analyzer = None
+    app.state.store = None
+    # Middleware added last runs first: request id and logs, then keys, then the time
+    # budget (it covers reading the body), then the body guard.
+    app.state.batcher = None
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(TimeBudgetMiddleware, budget_s=settings.request_timeout_s)
+    app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public)
+    app.add_middleware(RequestContextMiddleware, settings=settings)
+    install_error_handlers(app)
+    app.include_router(router, responses=ERROR_RESPONSES)
+    app.include_router(topic_router, responses=ERROR_RESPONSES)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if keyring.enabled:
+        document_api_keys(app)
+    return app

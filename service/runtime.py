@@ -1,0 +1,49 @@
+"""Loading what every entry point needs, checked in one place: the HTTP app, `convintel
+serve` (before its worker processes start), the CLI commands and the archive-scoring
+workers all go through here."""
+
+from __future__ import annotations
+
+from nlp.analyzer import Analyzer
+from nlp.backends import prepare_encoder
+from nlp.bundle import BundleError, load_bundle
+from nlp.categories import load_categories
+from nlp.encoder import EncoderLoadError
+from nlp.policy import load_policy
+from nlp.topics.model import TopicModelError, load_topic_model
+from nlp.yaml_config import ConfigFileError
+from service.memory import HeapTrimmer
+from service.settings import Settings
+
+STARTUP_ERRORS = (BundleError, ConfigFileError, EncoderLoadError, TopicModelError)
+"""What a bad configuration raises at start-up (an API-key file error is a ConfigFileError)."""
+
+
+class StartupError(Exception):
+    """The configuration cannot start the service; the message says why, in one line."""
+
+
+def load_analyzer(settings: Settings) -> Analyzer:
+    """The analyzer `settings` describe, returning freed heap memory to the OS after
+    encoder passes as configured (`heap_trim_interval_s`)."""
+    trimmer = HeapTrimmer(settings.heap_trim_interval_s)
+    return Analyzer.load(settings.analyzer_config(), after_encode=trimmer.maybe_trim)
+
+
+def check_startup(settings: Settings) -> None:
+    """Validate every configured file and the bundle without loading the models, and
+    export the ONNX graph when the backend needs one (once, before worker processes
+    start, so they never race to write it). Raises StartupError."""
+    from service.api.auth import load_keyring  # the API-key files are checked too
+
+    try:
+        load_policy(settings.policy_file)
+        load_categories(settings.categories_file)
+        bundle = load_bundle(settings.model_path)
+        load_keyring(settings)
+        if settings.topic_model is not None:
+            load_topic_model(settings.topic_model)
+        prepare_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
+                        adapter=bundle.adapter)
+    except STARTUP_ERRORS as exc:
+        raise StartupError(str(exc)) from exc
