@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak clean
+.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ bench-backends: install
 bench-topics: install
 	$(BIN)/pip install --quiet -e '.[bench]'
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/topics.py --json bench/results/topics.json
+
+# The settings table in docs/configuration.md, generated from service/settings.py
+# (tests/test_settings_docs.py fails when it is out of date).
+docs: install
+	$(BIN)/python -m service.settings_docs --write
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache var

