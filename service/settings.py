@@ -1,5 +1,5 @@
 """All service configuration, read from `CONVINTEL_*` environment variables (or a `.env`
-file). The README's configuration table lists the same fields."""
+file). docs/configuration.md lists the same fields (generated: `make docs`)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@
     python -m service.settings_docs --check    # exit 1 when docs/configuration.md is out of date
 
 The table lists every field in declaration order: its environment variable, its type (with
-its bounds), its default and its description. tests/test_settings_docs.py fails when the
+its bounds), its default and its description. tests/system/test_settings_docs.py fails when the
 table in docs/configuration.md differs from this one.
 """
 

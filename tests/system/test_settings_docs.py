@@ -12,7 +12,7 @@ from service.settings_docs import (
     CONFIGURATION_DOC, END_MARKER, START_MARKER, documented_table, env_var, main, settings_table, write_table,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Environment variables the docs may name that are not `Settings` fields:
 # CONVINTEL_DATA_ROOT is an option of `convintel train` / `convintel evaluate`.
