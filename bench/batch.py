@@ -46,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from nlp.analyzer import Analyzer, assign_message_ids  # noqa: E402
+from nlp.analyzer import Analyzer  # noqa: E402
+from nlp.message_ids import assign_message_ids  # noqa: E402
 from nlp.signals import Turn  # noqa: E402
 from nlp.inspection import build_inspector  # noqa: E402
 from service.runtime import load_analyzer  # noqa: E402

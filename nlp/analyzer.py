@@ -15,6 +15,7 @@ from nlp.backends import load_encoder
 from nlp.config import AnalyzerConfig
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.heads import HeadStack
+from nlp.message_ids import assign_message_ids
 from nlp.vocabulary import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
@@ -29,26 +30,6 @@ if TYPE_CHECKING:
     from nlp.topics.model import TopicModel
 
 _ROUND = 4  # decimals in responses: finer is noise, and it keeps payloads small
-
-
-def unused_id(base: str, taken: set[str]) -> str:
-    """`base`, or `base-1`, `base-2`, ... whichever is not in `taken`."""
-    candidate, suffix = base, 1
-    while candidate in taken:
-        candidate, suffix = f"{base}-{suffix}", suffix + 1
-    return candidate
-
-
-def assign_message_ids(given: Sequence[str | None]) -> list[str]:
-    """Keep callers' ids; name the rest `m<position>` (1-based), avoiding ids in use."""
-    taken = {mid for mid in given if mid is not None}
-    ids: list[str] = []
-    for position, mid in enumerate(given, start=1):
-        if mid is None:
-            mid = unused_id(f"m{position}", taken)
-            taken.add(mid)
-        ids.append(mid)
-    return ids
 
 
 class SupportEmotionMap:

@@ -21,9 +21,11 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
-from nlp.analyzer import unused_id
+from nlp.message_ids import assign_message_ids
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role
 from nlp.signals import Turn
 
@@ -54,10 +56,6 @@ CREATE TABLE IF NOT EXISTS messages (
 """
 
 _HEADER_COLUMNS = "id, channel, customer_id, language, metadata, created_at, updated_at, escalation_level"
-
-
-class ConversationFull(Exception):
-    """The conversation already holds the maximum number of messages."""
 
 
 @dataclass
@@ -97,19 +95,8 @@ class StoredConversation:
         return [m.turn for m in self.messages]
 
 
-@dataclass
-class AppendResult:
-    conversation: StoredConversation
-    """The conversation as committed, the new message included."""
-    message: StoredMessage
-    duplicate: bool
-    previous_level: str | None
-    """The escalation level stored before this message (None: none yet, or a new conversation)."""
-
-
-EscalationLevelOf = Callable[[StoredConversation], str]
-"""Called inside the write transaction with the conversation as it will be committed; the
-level it returns is committed with the message."""
+class MessageExists(Exception):
+    """The conversation already holds a message with this id (ids are unique per conversation)."""
 
 
 @dataclass
@@ -214,57 +201,25 @@ class ConversationStore:
                 return None
             return self._conversation(header, self._messages(conversation_id))
 
-    def append(self, conversation_id: str, incoming: IncomingMessage, analysis: MessageAnalysis,
-               model_version: str, max_messages: int, stored_text: str | None = None,
-               escalation_level: EscalationLevelOf | None = None) -> AppendResult:
-        """Store one analysed message (creating the conversation on first use). The text
-        stored is `stored_text` (the redacted text) when given. With `escalation_level`,
-        the level it gives for the conversation, new message included, is committed in the
-        same transaction.
-
-        A message whose id the conversation already holds is not stored again (webhook
-        retries): the stored one comes back with `duplicate=True`."""
-        now = _now()
+    @contextmanager
+    def transaction(self, conversation_id: str) -> Iterator[ConversationTransaction]:
+        """A write transaction on one conversation (SQLite's IMMEDIATE: writers queue, so
+        what it reads is every committed message). Everything added through it commits when
+        the block ends, or nothing does when it raises."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 header = self._header(conversation_id)
-                previous_level = header[7] if header else None
-                # Read inside the write transaction: these are all the committed messages.
                 messages = self._messages(conversation_id) if header else []
-                stored = next((m for m in messages if m.id == incoming.id), None) if incoming.id else None
-                if stored is not None:
-                    self._db.execute("ROLLBACK")
-                    return AppendResult(self._conversation(header, messages), stored, duplicate=True,
-                                        previous_level=previous_level)
-                if len(messages) >= max_messages:
-                    raise ConversationFull(f"conversation {conversation_id!r} already holds {len(messages)} messages")
-                header = self._upsert_conversation(conversation_id, header, incoming, now)
-                seq = (messages[-1].seq if messages else 0) + 1
-                message_id = incoming.id or unused_id(f"m{seq}", {m.id for m in messages})
-                stored_analysis = analysis.model_copy(update={"id": message_id})
-                message = StoredMessage(seq, message_id, incoming.role.value,
-                                        incoming.text if stored_text is None else stored_text,
-                                        incoming.timestamp.isoformat() if incoming.timestamp else None,
-                                        stored_analysis)
-                self._db.execute(
-                    "INSERT INTO messages (conversation_id, seq, message_id, role, text, timestamp, analysis,"
-                    " model_version, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (conversation_id, seq, message_id, message.role, message.text, message.timestamp,
-                     stored_analysis.model_dump_json(), model_version, now))
-                messages = [*messages, message]
-                conversation = self._conversation(header, messages)
-                if escalation_level is not None:
-                    conversation.escalation_level = escalation_level(conversation)
-                    self._db.execute("UPDATE conversations SET escalation_level = ? WHERE id = ?",
-                                     (conversation.escalation_level, conversation_id))
+                transaction = ConversationTransaction(self, conversation_id, header, messages)
+                yield transaction
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-            self.cache.put(conversation_id, messages)  # only once committed
-        return AppendResult(conversation, message, duplicate=False, previous_level=previous_level)
+            if transaction.added:
+                self.cache.put(conversation_id, transaction.messages)  # only once committed
 
     # --- internals (called with the lock held) ------------------------------------------
 
@@ -315,3 +270,56 @@ class ConversationStore:
             "UPDATE conversations SET channel = ?, customer_id = ?, language = ?, metadata = ?, updated_at = ?"
             " WHERE id = ?", (channel, customer_id, language, metadata, now, conversation_id))
         return (conversation_id, channel, customer_id, language, metadata, created_at, now, level)
+
+
+class ConversationTransaction:
+    """One conversation inside a write transaction (`ConversationStore.transaction`): its
+    committed state when the transaction began, and the writes that commit with it."""
+
+    def __init__(self, store: ConversationStore, conversation_id: str, header: tuple | None,
+                 messages: list[StoredMessage]) -> None:
+        self._store = store
+        self._db = store._db
+        self.conversation_id = conversation_id
+        self._header = header
+        self.messages = list(messages)
+        """Every message, in order: the committed ones, then those added here."""
+        self.previous_level: str | None = header[7] if header else None
+        """The escalation level committed before this transaction (None: none yet, or a new conversation)."""
+        self.added = False
+
+    def append(self, incoming: IncomingMessage, analysis: MessageAnalysis, *, stored_text: str,
+               model_version: str) -> StoredMessage:
+        """Add one analysed message, creating the conversation on first use. Its id is the
+        caller's, or the next free `m<position>`; `stored_text` is what is written (the
+        redacted text). Raises MessageExists when the caller's id is already stored."""
+        now = _now()
+        self._header = self._store._upsert_conversation(self.conversation_id, self._header, incoming, now)
+        seq = (self.messages[-1].seq if self.messages else 0) + 1
+        message_id = assign_message_ids([incoming.id], first_position=seq, taken={m.id for m in self.messages})[0]
+        stored_analysis = analysis.model_copy(update={"id": message_id})
+        message = StoredMessage(seq, message_id, incoming.role.value, stored_text,
+                                incoming.timestamp.isoformat() if incoming.timestamp else None, stored_analysis)
+        try:
+            self._db.execute(
+                "INSERT INTO messages (conversation_id, seq, message_id, role, text, timestamp, analysis,"
+                " model_version, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.conversation_id, seq, message_id, message.role, message.text, message.timestamp,
+                 stored_analysis.model_dump_json(), model_version, now))
+        except sqlite3.IntegrityError as exc:
+            raise MessageExists(f"conversation {self.conversation_id!r} already holds message {message_id!r}") from exc
+        self.messages.append(message)
+        self.added = True
+        return message
+
+    def set_escalation_level(self, level: str) -> None:
+        """Record the conversation's escalation level; it commits with the messages added."""
+        self._db.execute("UPDATE conversations SET escalation_level = ? WHERE id = ?", (level, self.conversation_id))
+        assert self._header is not None, "a conversation's level is set after a message is added"
+        self._header = (*self._header[:7], level)
+
+    @property
+    def conversation(self) -> StoredConversation:
+        """The conversation as it will be committed (it exists once a message is added)."""
+        assert self._header is not None, "the conversation does not exist yet: add a message first"
+        return self._store._conversation(self._header, self.messages)

@@ -14,9 +14,10 @@ from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
 from service.metrics import instrument_analyzer, metrics_endpoint
 from service.api.request_context import RequestContextMiddleware
-from service.api.microbatch import MicroBatcher
+from service.microbatch import MicroBatcher
 from service.api.routes import router
 from service.api.topic_routes import router as topic_router
+from service.conversations import ConversationRecorder
 from service.runtime import load_analyzer
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -37,11 +38,14 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         app.state.batcher = MicroBatcher(app.state.analyzer, max_messages=settings.microbatch_max_messages,
                                          max_wait_ms=settings.microbatch_max_wait_ms)
         await app.state.batcher.start()
+        app.state.recorder = ConversationRecorder(app.state.analyzer, app.state.store, app.state.batcher,
+                                                  max_messages=settings.max_messages)
         log.info("ready: model %s %s, store %s", app.state.analyzer.model_info.name,
                  app.state.analyzer.model_info.version, settings.db_path)
         try:
             yield
         finally:
+            app.state.recorder = None
             await app.state.batcher.stop()
             app.state.batcher = None
             app.state.store.close()
@@ -60,6 +64,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     # Middleware added last runs first: request id and logs, then keys, then the time
     # budget (it covers reading the body), then the body guard.
     app.state.batcher = None
+    app.state.recorder = None
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TimeBudgetMiddleware, budget_s=settings.request_timeout_s)
     app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public)

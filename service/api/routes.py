@@ -1,4 +1,4 @@
-"""HTTP endpoints. Model work goes through the micro-batcher (service/api/microbatch.py): one
+"""HTTP endpoints. Model work goes through the micro-batcher (service/microbatch.py): one
 worker thread, with concurrent requests' messages sharing encoder passes. Handlers that do
 model work are `async` and await it; SQLite work runs in FastAPI's thread pool, so neither
 blocks the event loop."""
@@ -9,13 +9,10 @@ import time
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from nlp.analyzer import AnalyzedTurn, Analyzer
-from nlp.schemas import (
-    IDENTIFIER_PATTERN, ConversationSummary, IncomingMessage, Timing, Transcript, TranscriptAnalysis,
-)
+from nlp.analyzer import Analyzer
+from nlp.schemas import IDENTIFIER_PATTERN, IncomingMessage, Timing, Transcript, TranscriptAnalysis
 from service.api.schemas import (
     BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
     ModelsResponse, StoredMessageView,
@@ -23,9 +20,10 @@ from service.api.schemas import (
 from service.api.errors import ApiError, ErrorResponse
 from service.api.limits import check_messages, check_transcript
 from service.metrics import record_escalations
-from service.api.microbatch import MicroBatcher
+from service.microbatch import MicroBatcher
 from service.settings import Settings
-from service.store import AppendResult, ConversationFull, ConversationStore, StoredConversation
+from service.conversations import ConversationFull, ConversationRecorder
+from service.store import ConversationStore, StoredConversation
 
 router = APIRouter()
 
@@ -55,12 +53,20 @@ async def get_batcher(request: Request) -> MicroBatcher:
     return batcher
 
 
+async def get_recorder(request: Request) -> ConversationRecorder:
+    recorder = getattr(request.app.state, "recorder", None)
+    if recorder is None:
+        raise ApiError(503, "not_ready", "models are not loaded yet")
+    return recorder
+
+
 # The dependencies are `async` only so that FastAPI calls them on the event loop: a plain
 # `def` dependency costs a thread-pool round trip each, four per request.
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AnalyzerDep = Annotated[Analyzer, Depends(get_analyzer)]
 StoreDep = Annotated[ConversationStore, Depends(get_store)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
+RecorderDep = Annotated[ConversationRecorder, Depends(get_recorder)]
 
 
 @router.post("/v1/analyze", response_model=TranscriptAnalysis, tags=["analysis"])
@@ -91,71 +97,21 @@ async def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, batcher: Batc
 
 @router.post("/v1/conversations/{conversation_id}/messages", response_model=MessageAppendResponse,
              tags=["conversations"])
-async def append_message(conversation_id: ConversationId, message: IncomingMessage, analyzer: AnalyzerDep,
-                         batcher: BatcherDep, store: StoreDep, settings: SettingsDep) -> MessageAppendResponse:
+async def append_message(conversation_id: ConversationId, message: IncomingMessage, recorder: RecorderDep,
+                         settings: SettingsDep) -> MessageAppendResponse:
     """Add one new message to a conversation: only this message is encoded; the
     conversation view is rebuilt from the stored analyses. Re-posting a message id that
     is already stored (a webhook retry) adds nothing and returns `duplicate: true`."""
     started = time.perf_counter()
     check_messages([message], settings, field="")
-    turn: AnalyzedTurn | None = None
-    encode_ms = 0.0
-    with batcher.arrival() as arrival:
-        if not await _is_stored(store, conversation_id, message.id):
-            encode_started = time.perf_counter()
-            turn = (await arrival.analyze_turns([message], [message.id or "pending"]))[0]
-            encode_ms = (time.perf_counter() - encode_started) * 1000
-    return await run_in_threadpool(_store_and_summarize, conversation_id, message, turn, analyzer, store, settings,
-                                   started, encode_ms)
-
-
-async def _is_stored(store: ConversationStore, conversation_id: str, message_id: str | None) -> bool:
-    """Whether a retry: answered from memory when the conversation is cached, else from SQLite
-    (off the event loop). Only saves the encoder pass: the write checks again."""
-    if message_id is None:
-        return False
-    cached = store.cached_has_message(conversation_id, message_id)
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(store.find_message, conversation_id, message_id)
-
-
-def _store_and_summarize(conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn | None,
-                         analyzer: Analyzer, store: ConversationStore, settings: Settings, started: float,
-                         encode_ms: float) -> MessageAppendResponse:
-    """Commit the analysed message with the conversation's new escalation level (or find
-    the stored one when `turn` is None: a retry), and return the conversation view."""
-    summaries: list[ConversationSummary] = []
-
-    def escalation_level(conversation: StoredConversation) -> str:
-        summaries.append(analyzer.summarize(conversation.analyses, conversation.turns, conversation.channel))
-        return summaries[-1].escalation.level
-
-    if turn is None:
-        stored = store.get(conversation_id)
-        assert stored is not None
-        stored_message = next(m for m in stored.messages if m.id == message.id)
-        appended = AppendResult(stored, stored_message, duplicate=True, previous_level=stored.escalation_level)
-    else:
-        try:
-            appended = store.append(conversation_id, message, turn.analysis, analyzer.model_info.version,
-                                    settings.max_messages, stored_text=turn.stored_text,
-                                    escalation_level=escalation_level)
-        except ConversationFull as exc:
-            raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
-    if appended.duplicate:  # nothing was written, so nothing was summarised
-        escalation_level(appended.conversation)
-    summary = summaries[-1]
-    # One alert per change, not one per message: the helpdesk acts on `changed`.
-    summary.escalation.previous_level = appended.previous_level
-    summary.escalation.changed = not appended.duplicate and summary.escalation.level != (
-        appended.previous_level or "none")
-    if summary.escalation.changed:
-        record_escalations([summary.escalation.level], path="message")
+    try:
+        recorded = await recorder.record(conversation_id, message)
+    except ConversationFull as exc:
+        raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
     return MessageAppendResponse(
-        conversation_id=conversation_id, message=appended.message.analysis, conversation=summary,
-        duplicate=appended.duplicate, model=analyzer.model_info,
-        timing=Timing(total_ms=round((time.perf_counter() - started) * 1000, 3), encode_ms=round(encode_ms, 3)),
+        conversation_id=conversation_id, message=recorded.message.analysis, conversation=recorded.summary,
+        duplicate=recorded.duplicate, model=recorder.analyzer.model_info,
+        timing=Timing(total_ms=round((time.perf_counter() - started) * 1000, 3), encode_ms=round(recorded.encode_ms, 3)),
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from nlp.schemas import Message, Role
-from service.api.microbatch import MicroBatcher
+from service.microbatch import MicroBatcher
 
 # Distinct on purpose: a result handed to the wrong caller shows up as the wrong id, the
 # wrong stored text and clearly different scores.

@@ -9,7 +9,7 @@ import pytest
 
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role, SentimentResult, UrgencyResult
 from service import store as store_module
-from service.store import ConversationFull, ConversationStore, StoredConversation
+from service.store import ConversationStore, ConversationTransaction, MessageExists, StoredConversation
 
 
 def analysis(label: str = "neutral") -> MessageAnalysis:
@@ -29,6 +29,14 @@ def message(text: str, mid: str | None = None, role: Role = Role.customer) -> In
     return IncomingMessage(id=mid, role=role, text=text)
 
 
+def append(store: ConversationStore, conversation_id: str, incoming: IncomingMessage,
+           label: str = "neutral") -> ConversationTransaction:
+    """One message in its own transaction; the transaction, committed, comes back."""
+    with store.transaction(conversation_id) as transaction:
+        transaction.append(incoming, analysis(label), stored_text=incoming.text, model_version="v1")
+    return transaction
+
+
 @pytest.fixture
 def parsed(monkeypatch) -> list[str]:
     """Every stored analysis the store parses back from SQLite."""
@@ -46,8 +54,8 @@ def parsed(monkeypatch) -> list[str]:
 def test_a_new_message_reads_no_stored_analysis_back(tmp_path: Path, parsed: list[str]):
     store = open_store(tmp_path)
     for i in range(5):
-        store.append("c1", message(f"message {i}"), analysis(), "v1", 100)
-    result = store.append("c1", message("the sixth"), analysis(), "v1", 100)
+        append(store, "c1", message(f"message {i}"))
+    result = append(store, "c1", message("the sixth"))
     assert parsed == []
     assert [m.id for m in result.conversation.messages] == ["m1", "m2", "m3", "m4", "m5", "m6"]
     assert [m.text for m in store.get("c1").messages][-1] == "the sixth"
@@ -56,45 +64,41 @@ def test_a_new_message_reads_no_stored_analysis_back(tmp_path: Path, parsed: lis
 
 def test_messages_another_writer_stored_are_read_once(tmp_path: Path, parsed: list[str]):
     first, second = open_store(tmp_path), open_store(tmp_path)
-    first.append("c1", message("from the first", "a"), analysis(), "v1", 100)
-    second.append("c1", message("from the second", "b"), analysis("negative"), "v1", 100)
+    append(first, "c1", message("from the first", "a"))
+    append(second, "c1", message("from the second", "b"), "negative")
     assert len(parsed) == 1  # the second store had not seen "a"
     assert first.cached_has_message("c1", "b") is False  # memory alone cannot know yet
-    result = first.append("c1", message("first again", "c"), analysis(), "v1", 100)
+    result = append(first, "c1", message("first again", "c"))
     assert [(m.seq, m.id) for m in result.conversation.messages] == [(1, "a"), (2, "b"), (3, "c")]
     assert result.conversation.messages[1].analysis.sentiment.label == "negative"
     assert len(parsed) == 2  # only "b" was new to the first store
-    # A retry the other process stored is still caught inside the write transaction.
-    retry = first.append("c1", message("from the second", "b"), analysis(), "v1", 100)
-    assert retry.duplicate and retry.message.text == "from the second"
+    # A message id the other process stored is refused inside the write transaction.
+    with pytest.raises(MessageExists):
+        append(first, "c1", message("from the second", "b"))
     assert len(first.get("c1").messages) == 3
 
 
 def test_escalation_level_is_committed_with_its_message(tmp_path: Path):
     store = open_store(tmp_path)
-    seen: list[StoredConversation] = []
-
-    def level(conversation: StoredConversation) -> str:
-        seen.append(conversation)
-        return "urgent" if any("lawyer" in m.text for m in conversation.messages) else "monitor"
-
-    first = store.append("c1", message("hello"), analysis(), "v1", 100, escalation_level=level)
+    with store.transaction("c1") as first:
+        first.append(message("hello"), analysis(), stored_text="hello", model_version="v1")
+        first.set_escalation_level("monitor")
     assert first.previous_level is None and first.conversation.escalation_level == "monitor"
-    second = store.append("c1", message("my lawyer will call"), analysis(), "v1", 100, escalation_level=level)
-    assert seen[-1].messages[-1].text == "my lawyer will call"  # the level sees the new message
-    assert second.previous_level == "monitor"
+    with store.transaction("c1") as second:
+        assert second.previous_level == "monitor"
+        second.append(message("my lawyer will call"), analysis(), stored_text="my lawyer will call",
+                      model_version="v1")
+        assert second.conversation.messages[-1].text == "my lawyer will call"  # the level sees the new message
+        second.set_escalation_level("urgent")
     assert open_store(tmp_path).get("c1").escalation_level == "urgent"
 
 
-def test_a_failing_level_leaves_nothing_behind(tmp_path: Path):
+def test_a_failing_transaction_leaves_nothing_behind(tmp_path: Path):
     store = open_store(tmp_path)
-    store.append("c1", message("kept", "a"), analysis(), "v1", 100)
-
-    def broken(conversation: StoredConversation) -> str:
+    append(store, "c1", message("kept", "a"))
+    with pytest.raises(RuntimeError), store.transaction("c1") as transaction:
+        transaction.append(message("not kept", "b"), analysis(), stored_text="not kept", model_version="v1")
         raise RuntimeError("policy failed")
-
-    with pytest.raises(RuntimeError):
-        store.append("c1", message("not kept", "b"), analysis(), "v1", 100, escalation_level=broken)
     assert store.cached_has_message("c1", "b") is False
     assert [m.id for m in open_store(tmp_path).get("c1").messages] == ["a"]
     assert [m.id for m in store.get("c1").messages] == ["a"]
@@ -104,7 +108,7 @@ def test_the_cache_is_bounded_and_evicted_conversations_read_back(tmp_path: Path
     store = open_store(tmp_path, cache_messages=5)
     for conversation in ("c1", "c2", "c3"):
         for i in range(3):
-            store.append(conversation, message(f"{conversation} {i}"), analysis(), "v1", 100)
+            append(store, conversation, message(f"{conversation} {i}"))
             assert len(store.cache) <= 5
     assert store.cached_has_message("c1", "m1") is None  # evicted
     assert store.cached_has_message("c3", "m3") is True
@@ -112,13 +116,13 @@ def test_the_cache_is_bounded_and_evicted_conversations_read_back(tmp_path: Path
     assert len(parsed) == 3
 
 
-def test_duplicates_and_the_message_limit(tmp_path: Path):
+def test_message_ids_are_unique_per_conversation(tmp_path: Path):
     store = open_store(tmp_path, cache_messages=0)
-    store.append("c1", message("once", "x"), analysis(), "v1", 2)
-    again = store.append("c1", message("once", "x"), analysis(), "v1", 2)
-    assert again.duplicate and len(again.conversation.messages) == 1
+    append(store, "c1", message("once", "x"))
+    with pytest.raises(MessageExists):
+        append(store, "c1", message("once", "x"))
     assert store.cached_has_message("c1", "x") is None and store.find_message("c1", "x")
-    store.append("c1", message("twice"), analysis(), "v1", 2)
-    with pytest.raises(ConversationFull):
-        store.append("c1", message("three times"), analysis(), "v1", 2)
-    assert len(store.get("c1").messages) == 2
+    append(store, "c2", message("another conversation may use it", "x"))
+    # Default ids skip ids callers already took: "m3" is taken, so the third message is "m3-1".
+    append(store, "c1", message("named like a default", "m3"))
+    assert [m.id for m in append(store, "c1", message("unnamed")).conversation.messages] == ["x", "m3", "m3-1"]

@@ -14,7 +14,8 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from nlp.analyzer import Analyzer, assign_message_ids
+from nlp.analyzer import Analyzer
+from nlp.message_ids import assign_message_ids
 from nlp.schemas import Transcript
 from service.batch.checkpoint import Checkpoint, checkpoint_path
 from service.batch.engines import LocalEngine

@@ -1,0 +1,111 @@
+"""The per-message write, in one place: a helpdesk posts one new message of a conversation,
+and `ConversationRecorder.record` analyses it (in a shared micro-batch), commits it with
+the conversation's new escalation level in one transaction, and returns the message, the
+conversation's summary and whether the level changed.
+
+Guarantees: the level is committed in the same transaction as its message, so it never
+lags behind; a retry (a message id the conversation already holds) encodes nothing and
+writes nothing; only the redacted text is written."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from anyio.to_thread import run_sync as run_in_threadpool  # the same thread pool as FastAPI's
+
+from nlp.analyzer import AnalyzedTurn, Analyzer
+from nlp.message_ids import PENDING_ID
+from nlp.schemas import ConversationSummary, IncomingMessage
+from service.microbatch import MicroBatcher
+from service.metrics import record_escalations
+from service.store import ConversationStore, MessageExists, StoredConversation, StoredMessage
+
+
+class ConversationFull(Exception):
+    """The conversation already holds the maximum number of messages."""
+
+
+@dataclass
+class RecordedMessage:
+    """What one posted message left behind."""
+
+    conversation: StoredConversation
+    """The conversation as committed, this message included."""
+    message: StoredMessage
+    summary: ConversationSummary
+    """The conversation's summary; its escalation says whether the level changed."""
+    duplicate: bool
+    """A retry: the message was already stored, and nothing was written."""
+    encode_ms: float
+
+
+class ConversationRecorder:
+    """Records posted messages; one per service, shared by every request."""
+
+    def __init__(self, analyzer: Analyzer, store: ConversationStore, batcher: MicroBatcher, *,
+                 max_messages: int) -> None:
+        self.analyzer = analyzer
+        self.store = store
+        self.batcher = batcher
+        self.max_messages = max_messages
+
+    async def record(self, conversation_id: str, message: IncomingMessage) -> RecordedMessage:
+        """Analyse and commit `message`, or find it stored already (a retry). Raises
+        ConversationFull when the conversation holds `max_messages` messages."""
+        with self.batcher.arrival() as arrival:  # other requests' messages may join this encoder pass
+            if not await self._is_retry(conversation_id, message.id):
+                started = time.perf_counter()
+                turn = (await arrival.analyze_turns([message], [message.id or PENDING_ID]))[0]
+                encode_ms = (time.perf_counter() - started) * 1000
+                return await run_in_threadpool(self._commit, conversation_id, message, turn, encode_ms)
+        return await run_in_threadpool(self._replay, conversation_id, message.id)
+
+    async def _is_retry(self, conversation_id: str, message_id: str | None) -> bool:
+        """Whether the conversation already holds `message_id`: from memory when the
+        conversation is cached (no thread hop), else from the store. A message stored by
+        another process after this check is caught by the store's unique id instead."""
+        if message_id is None:
+            return False
+        cached = self.store.cached_has_message(conversation_id, message_id)
+        if cached is not None:
+            return cached
+        return await run_in_threadpool(self.store.find_message, conversation_id, message_id)
+
+    def _commit(self, conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn,
+                encode_ms: float) -> RecordedMessage:
+        """One transaction: the message, and the level of the conversation it completes."""
+        try:
+            with self.store.transaction(conversation_id) as transaction:
+                if len(transaction.messages) >= self.max_messages:
+                    raise ConversationFull(
+                        f"conversation {conversation_id!r} already holds {len(transaction.messages)} messages")
+                stored = transaction.append(message, turn.analysis, stored_text=turn.stored_text,
+                                            model_version=self.analyzer.model_info.version)
+                conversation = transaction.conversation
+                summary = self._summary(conversation, transaction.previous_level, duplicate=False)
+                transaction.set_escalation_level(summary.escalation.level)
+        except MessageExists:  # stored by another request since the retry check
+            assert message.id is not None
+            return self._replay(conversation_id, message.id, encode_ms)
+        return RecordedMessage(transaction.conversation, stored, summary, duplicate=False, encode_ms=encode_ms)
+
+    def _replay(self, conversation_id: str, message_id: str | None, encode_ms: float = 0.0) -> RecordedMessage:
+        """A retry's answer: the stored message and the conversation as it stands."""
+        conversation = self.store.get(conversation_id)
+        assert conversation is not None and message_id is not None
+        stored = next(m for m in conversation.messages if m.id == message_id)
+        summary = self._summary(conversation, conversation.escalation_level, duplicate=True)
+        return RecordedMessage(conversation, stored, summary, duplicate=True, encode_ms=encode_ms)
+
+    def _summary(self, conversation: StoredConversation, previous_level: str | None, *,
+                 duplicate: bool) -> ConversationSummary:
+        """The conversation's summary, its escalation marked `changed` when this message
+        moved the level: the helpdesk alerts on `changed`, once per change, not per message."""
+        summary = self.analyzer.summarize(conversation.analyses, conversation.turns, conversation.channel)
+        escalation = summary.escalation
+        escalation.previous_level = previous_level  # type: ignore[assignment]  # stored values are levels
+        escalation.changed = not duplicate and escalation.level != (previous_level or "none")
+        if escalation.changed:
+            record_escalations([escalation.level], path="message")
+        return summary
