@@ -7,16 +7,22 @@ ones."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from nlp.bundle import BundleAdapter, BundleError
 
 
-def lora_config(rank: int, alpha: float, target_modules: list[str], dropout: float = 0.0):
+def lora_config(rank: int | None, alpha: float | None, target_modules: list[str], dropout: float = 0.0) -> Any:
     """The peft LoraConfig for a BERT encoder (training and loading share it)."""
     from peft import LoraConfig
 
-    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+    if rank is None or alpha is None:
+        raise BundleError("a LoRA adapter needs its rank and alpha in the manifest")
+    return LoraConfig(
+        r=rank, lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates lora_alpha as int; a float works
+        lora_dropout=dropout, target_modules=list(target_modules),
                       bias="none")
 
 
@@ -44,8 +50,9 @@ def apply_adapter(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
         result = set_peft_model_state_dict(peft_model, adapter.tensors)
     except RuntimeError as exc:  # tensor shapes that differ from the model's layers
         raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder: {exc}") from exc
-    missing = [key for key in result.missing_keys if "lora_" in key]
-    unexpected = list(result.unexpected_keys)
+    loaded: Any = result  # torch's named tuple of missing and unexpected keys (peft leaves it untyped)
+    missing = [key for key in loaded.missing_keys if "lora_" in key]
+    unexpected = list(loaded.unexpected_keys)
     if missing or unexpected:
         problem = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder ({problem}, "

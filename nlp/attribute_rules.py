@@ -135,14 +135,14 @@ class IndexedAttributeRuler:
             if not pattern or any("OP" in spec for spec in pattern) or not -len(pattern) <= index < len(pattern):
                 raise UnsupportedRule(f"pattern {pattern!r} with index {index}")
             compiled.append(_Pattern(rule, tuple(_token_spec(spec) for spec in pattern), index % len(pattern)))
-        for pattern, raw in zip(compiled, patterns):
+        for compiled_pattern, raw in zip(compiled, patterns):
             keyed = next(((offset, keys) for offset, spec in enumerate(raw) if (keys := _index_keys(spec))), None)
             if keyed is None:
-                self._unindexed.append(pattern)
+                self._unindexed.append(compiled_pattern)
                 continue
             offset, (attr, values) = keyed
             for value in values:
-                self._index[attr].setdefault(value, []).append((pattern, offset))
+                self._index[attr].setdefault(value, []).append((compiled_pattern, offset))
         self._attrs.append(normalize_token_attrs(self.vocab, attrs))
         self.rules.append({"patterns": [list(p) for p in patterns], "attrs": attrs, "index": index})
 
@@ -183,12 +183,12 @@ def index_attribute_rules(nlp: Language) -> bool:
     False (and spaCy's ruler kept) when there is none, or a rule is beyond the index."""
     if RULER_NAME not in nlp.pipe_names:
         return False
-    rules = nlp.get_pipe(RULER_NAME).patterns
+    rules = nlp.get_pipe(RULER_NAME).patterns  # type: ignore[attr-defined]  # spaCy types pipes as callables
     indexed = IndexedAttributeRuler(nlp.vocab)
     try:
         indexed.add_patterns(rules)
     except UnsupportedRule as exc:
         log.info("keeping spaCy's attribute ruler: %s", exc)
         return False
-    nlp.replace_pipe(RULER_NAME, FACTORY_NAME).add_patterns(rules)
+    nlp.replace_pipe(RULER_NAME, FACTORY_NAME).add_patterns(rules)  # type: ignore[attr-defined]
     return True

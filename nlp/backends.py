@@ -83,7 +83,7 @@ def prepare_encoder(
         raise EncoderLoadError(f"encoder backend {backend!r} needs a known name and a cache directory")
     from nlp.onnx_encoder import ensure_graph
 
-    variant = "int8" if backend == "onnx-int8" else "fp32"
+    variant: Literal["fp32", "int8"] = "int8" if backend == "onnx-int8" else "fp32"
     path = Path(model_path) if model_path else packaged_model_path()
     try:
         return ensure_graph(path, cache_dir, variant, max_seq_length=max_seq_length, adapter=adapter)

@@ -136,7 +136,7 @@ class CategoryMatcher:
                 except (ValueError, KeyError) as exc:  # spaCy validates the token patterns here
                     raise CategoryError(f"categories: {category.name}.match.patterns: {exc}") from None
             if rules.phrases:
-                self._phrases.add(category.name, list(nlp.tokenizer.pipe(rules.phrases)))
+                self._phrases.add(category.name, list(nlp.tokenizer.pipe(rules.phrases)))  # type: ignore[union-attr]
             for keyword in rules.keywords:
                 self._regexes.append((category.name, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I), True))
             for regex in rules.regexes:

@@ -135,6 +135,7 @@ def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escala
         if results is not None:
             fired.append((rule, min(r.confidence for r in results), _reason(rule, results)))
     fired.sort(key=lambda item: -ESCALATION_LEVELS.index(item[0].level))  # stable: policy order kept
+    level: EscalationLevel
     if fired:
         level = fired[0][0].level
         top = [item for item in fired if item[0].level == level]

@@ -19,7 +19,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -103,7 +103,8 @@ def export_graph(encoder: Encoder, destination: Path) -> ExportInfo:
     started = time.perf_counter()
     from onnxruntime.transformers.optimizer import optimize_model
 
-    config = encoder.module[0].auto_model.config
+    transformer: Any = encoder.module[0]  # sentence-transformers types modules as torch Modules
+    config = transformer.auto_model.config
     with _atomic_output(destination) as (tmp, output):
         raw = tmp / "raw.onnx"
         sample = encoder.module.preprocess(["an example message to trace", "short"])

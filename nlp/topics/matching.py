@@ -51,4 +51,4 @@ def match_topics(old_centroids: np.ndarray, old_ids: list[int], new_centroids: n
             new.append(fresh)
             fresh += 1
     gone = [topic_id for topic_id in old_ids if topic_id not in kept]
-    return TopicMatch(ids=[int(i) for i in ids], kept=kept, new=new, gone=gone)
+    return TopicMatch(ids=[i for i in ids if i is not None], kept=kept, new=new, gone=gone)  # every row has one now

@@ -96,7 +96,7 @@ def compute_trends(mentions: Iterable[TopicMention], *, period: Period, min_volu
         current = counts[-1]
         previous = counts[-2] if len(counts) > 1 else 0
         growth = (current - previous) / previous if previous else None
-        emerging = len(counts) > 1 and current >= min_volume and (previous == 0 or growth >= growth_threshold)
+        emerging = len(counts) > 1 and current >= min_volume and (growth is None or growth >= growth_threshold)
         scores = sentiments[topic_id]
         topics.append(TopicTrend(
             id=topic_id, name=names[topic_id], messages=sum(counts),
