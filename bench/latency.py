@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
-from service.api.app import create_app
+from service.api.app import create_app  # noqa: E402
 from service.runtime import load_analyzer  # noqa: E402
 from service.settings import Settings  # noqa: E402
 
