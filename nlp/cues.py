@@ -23,6 +23,7 @@ from spacy.matcher import Matcher, PhraseMatcher
 from spacy.tokens import Doc, Span, Token
 from spacy.vocab import Vocab
 
+from nlp.text import mask_surrogates
 from nlp.vocabulary import CUE_FAMILIES
 
 FAMILIES = CUE_FAMILIES  # re-exported: the detector reports cues in this order
@@ -208,7 +209,6 @@ _ONE_OFF = frozenset("order orders appointment appointments booking bookings res
                      " class lesson lessons session sessions".split())
 _QUESTION_WORDS, _QUESTION_SUBJ = frozenset("how what when where which".split()), frozenset("i we it there".split())
 _QUESTION_AUX = frozenset("can could may do does should will would is are am must".split())
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _HYPOTHETICAL = re.compile(r"\b(?:hypothetically|in case|what if|suppose|supposing|imagine if)\b", re.I)
 _JOKE = re.compile(r"\b(?:lol|lmao|rofl|jk|ha(?:ha)+|he(?:he)+)\b|[😂🤣😆😜😝]", re.I)
 _JOKE_FAMILIES = frozenset({"cancellation", "legal", "public_complaint"})
@@ -391,7 +391,7 @@ class CueDetector:
         """`detect` for many messages, parsed in batches with `nlp.pipe`."""
         texts = [t or "" for t in texts]
         # spaCy cannot hash lone surrogates; one replacement character each keeps the offsets.
-        docs = self.nlp.pipe(_SURROGATE.sub("\ufffd", t) for t in texts)
+        docs = self.nlp.pipe(mask_surrogates(t) for t in texts)
         return [[replace(c, text=t[c.start:c.end]) for c in self.detect_doc(doc)] for t, doc in zip(texts, docs)]
 
     def detect_doc(self, doc: Doc) -> list[Cue]:
