@@ -1,5 +1,6 @@
 """Risk-cue patterns as data: the shipped YAML validates, a bad copy fails with one line
-naming the bad key's path, and an edited copy changes what is detected."""
+naming the bad key's path, an edited copy changes what is detected, and
+`CONVINTEL_CUES_FILE` reaches the detector through the settings and `build_inspector`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,12 @@ from spacy.matcher import Matcher
 
 from nlp.cue_patterns import DEFAULT_CUES_FILE, CueConfig, CueError, load_cues
 from nlp.cues import CueDetector, _anchor, _screening
+from nlp.inspection import build_inspector
+from nlp.schemas import Role
 from nlp.spacy_pipeline import load_pipeline
 from nlp.vocabulary import CUE_FAMILIES
+from service.runtime import StartupError, check_startup
+from service.settings import Settings
 
 JUMPING_SHIP = [{"LOWER": {"IN": ["jump", "jumping"]}}, {"LOWER": "ship"}]
 
@@ -126,3 +131,23 @@ def test_anchor_is_a_required_word_list():
     assert _anchor([{"LOWER": "i"}, {"LOWER": {"IN": ["cancel", "quit"]}}]) == {"cancel", "quit"}
     assert _anchor([{"LOWER": "cancel", "OP": "?"}, {"LOWER": "it", "OP": "!"}, {"POS": "VERB"}]) is None
     assert _anchor([{"LOWER": "the"}, {"LOWER": "cancel", "OP": "+"}]) == {"cancel"}
+
+
+def test_the_setting_reaches_the_detector(tmp_path, monkeypatch):
+    raw = shipped()
+    raw["families"]["cancellation"]["patterns"].append(JUMPING_SHIP)
+    path = write(tmp_path, raw)
+    monkeypatch.setenv("CONVINTEL_CUES_FILE", str(path))
+    settings = Settings(_env_file=None, redact_pii=False, match_categories=False)
+    inspection = settings.analyzer_config().inspection
+    assert settings.cues_file == path and inspection.cues_file == path
+    inspector = build_inspector(inspection)
+    assert inspector is not None and inspector.cues is not None and inspector.cues.config == load_cues(path)
+    [result] = inspector.inspect(["Honestly I'm jumping ship."], [Role.customer])
+    assert [(c.family, c.quote) for c in result.cues] == [("cancellation", "jumping ship")]
+
+
+def test_check_startup_rejects_a_bad_cues_file(tmp_path):
+    path = write(tmp_path, {"families": {"legal": {"phrasez": ["lawyer"]}}})
+    with pytest.raises(StartupError, match=r"cues file .*families\.legal\.phrasez"):
+        check_startup(Settings(_env_file=None, cues_file=path))
