@@ -238,12 +238,12 @@ class CueDetector:
                 vocabulary.update(token.lower_ for doc in docs for token in doc)
             self._regexes += [(family, re.compile(rx, re.I), False) for rx in cues.regexes]
             self._regexes += [(family, re.compile(rx, re.I), True) for rx in cues.negated_regexes]
-            for last, words in cues.not_followed_by.items():
-                self._not_followed_by[(family, last)] = frozenset(words)
+            for last, following in cues.not_followed_by.items():
+                self._not_followed_by[(family, last)] = frozenset(following)
             if cues.bare_clause is not None:
-                words = frozenset(cues.bare_clause.words)
-                allowed = words | frozenset(cues.bare_clause.filler)
-                self._bare_clauses.append((family, words, allowed))
+                needed = frozenset(cues.bare_clause.words)
+                allowed = needed | frozenset(cues.bare_clause.filler)
+                self._bare_clauses.append((family, needed, allowed))
                 vocabulary.update(allowed)
         self.vocabulary = frozenset(vocabulary)
 
