@@ -16,6 +16,8 @@ class InspectionConfig:
     """The spaCy text inspection: risk cues, tag categories and redaction of personal data."""
 
     detect_cues: bool = True
+    cues_file: Path | None = None
+    """Risk-cue patterns YAML; None: the shipped `nlp/default_cues.yaml`."""
     redact_pii: bool = True
     match_categories: bool = True
     categories_file: Path | None = None

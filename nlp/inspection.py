@@ -10,6 +10,7 @@ from spacy.tokens import Doc
 
 from nlp.categories import CategoryConfig, CategoryMatcher, CategorySpan, load_categories
 from nlp.config import InspectionConfig
+from nlp.cue_patterns import CueConfig, load_cues
 from nlp.cues import Cue, CueDetector
 from nlp.redaction import RedactedSpan, Redactor
 from nlp.schemas import CategoryHit, CueHit, Role
@@ -63,12 +64,14 @@ class TextInspector:
     is redacted. The answers are the same as with every component on every message."""
 
     def __init__(self, *, detect_cues: bool = True, redactor: Redactor | None = None,
-                 categories: CategoryConfig | None = None, screen_tokens: bool = True) -> None:
-        """`screen_tokens=False` runs every component on every message: the reference the
-        screened path is tested against, and the slower baseline in benchmarks."""
+                 categories: CategoryConfig | None = None, screen_tokens: bool = True,
+                 cue_patterns: CueConfig | None = None) -> None:
+        """`cue_patterns`: the risk-cue patterns (None: the shipped file). `screen_tokens=False`
+        runs every component on every message: the reference the screened path is tested
+        against, and the slower baseline in benchmarks."""
         self.screen_tokens = screen_tokens
         self.nlp = load_pipeline()
-        self.cues = CueDetector(self.nlp) if detect_cues else None
+        self.cues = CueDetector(self.nlp, cue_patterns) if detect_cues else None
         self.redactor = redactor
         self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
         self._uses_ner = redactor is not None and redactor.uses_ner
@@ -147,9 +150,10 @@ class TextInspector:
 
 def build_inspector(config: InspectionConfig) -> TextInspector | None:
     """The text inspector `config` asks for (cues, categories, redaction), or None when
-    every component is off. The categories file is read and validated here."""
+    every component is off. The cues and categories files are read and validated here."""
     if not config.enabled:
         return None
+    cue_patterns = load_cues(config.cues_file) if config.detect_cues else None
     categories = load_categories(config.categories_file) if config.match_categories else None
     return TextInspector(detect_cues=config.detect_cues, redactor=Redactor() if config.redact_pii else None,
-                         categories=categories, screen_tokens=config.screen_tokens)
+                         categories=categories, screen_tokens=config.screen_tokens, cue_patterns=cue_patterns)

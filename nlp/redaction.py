@@ -35,6 +35,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from nlp.spacy_pipeline import load_pipeline
+from nlp.text import mask_surrogates
 
 KINDS: tuple[str, ...] = ("card", "iban", "email", "phone", "address", "person")  # priority, highest first
 _PRIORITY = {kind: rank for rank, kind in enumerate(KINDS)}
@@ -94,8 +95,6 @@ _POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4
 _AFTER_ADDRESS = re.compile(rf"(?:[A-Z][\w'-]+\s+){{0,2}}[A-Z][\w'-]+,?\s+{_POSTCODE}|{_POSTCODE}")
 _FAC_LEAD = re.compile(r"[^A-Z]*(?=[A-Z][a-z])")
 _ADDRESS_GAP = re.compile(r",?[ \t]*\n?[ \t]*")
-
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def _is_phone(candidate: str) -> bool:
@@ -211,7 +210,7 @@ class Redactor:
         """`text` with its personal data replaced by placeholders."""
         if not self.uses_ner:
             return self._redact(text, None)
-        return self._redact(text, self.nlp(_SURROGATE.sub("\ufffd", text)))
+        return self._redact(text, self.nlp(mask_surrogates(text)))
 
     def redact_doc(self, doc: Doc) -> Redaction:
         """Redacts `doc.text`, reading the entities of a Doc the caller has already parsed."""
@@ -221,7 +220,7 @@ class Redactor:
         """`redact` for each text, in order, parsing them in spaCy batches."""
         if not self.uses_ner:
             return [self._redact(text, None) for text in texts]
-        docs = self.nlp.pipe(_SURROGATE.sub("\ufffd", text) for text in texts)
+        docs = self.nlp.pipe(mask_surrogates(text) for text in texts)
         # Surrogates were replaced one for one, so the Doc offsets hold for the original text.
         return [self._redact(text, doc) for text, doc in zip(texts, docs)]
 

@@ -23,6 +23,7 @@ def has_words(text: str) -> bool:
     return any(ch.isalnum() for ch in text)
 
 
+# UTF-16 surrogate code points: never valid on their own in a str, and spaCy cannot hash them.
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -32,3 +33,9 @@ def replace_lone_surrogates(value: str) -> str:
     if not _SURROGATE.search(value):
         return value
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def mask_surrogates(value: str) -> str:
+    """`value` with each surrogate code point replaced by U+FFFD, one for one, so offsets into
+    the result hold for `value` (what spaCy is given when its spans map back to the original)."""
+    return _SURROGATE.sub("\ufffd", value)

@@ -8,6 +8,7 @@ from nlp.analyzer import Analyzer
 from nlp.backends import prepare_encoder
 from nlp.bundle import BundleError, load_bundle
 from nlp.categories import load_categories
+from nlp.cue_patterns import load_cues
 from nlp.encoder import EncoderLoadError
 from nlp.policy import load_policy
 from nlp.topics.model import TopicModelError, load_topic_model
@@ -39,6 +40,7 @@ def check_startup(settings: Settings) -> None:
     try:
         load_policy(settings.policy_file)
         load_categories(settings.categories_file)
+        load_cues(settings.cues_file)
         bundle = load_bundle(settings.model_path)
         load_keyring(settings)
         if settings.topic_model is not None:

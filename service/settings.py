@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # Escalation policy and text inspection
     policy_file: Path | None = Field(None, description="Escalation policy YAML; default: nlp/default_policy.yaml")
     detect_cues: bool = Field(True, description="Detect risk cues (cancellation, legal, ...) with spaCy")
+    cues_file: Path | None = Field(
+        None, description="Risk-cue patterns YAML (spaCy token patterns, phrases, regexes per cue family); default: "
+                          "nlp/default_cues.yaml")
     redact_pii: bool = Field(True, description="Redact personal data in quoted evidence and stored text")
     categories_file: Path | None = Field(
         None, description="Tag categories YAML (keywords, phrases, regexes, spaCy patterns); default: "
@@ -117,7 +120,8 @@ class Settings(BaseSettings):
         """Everything the analyzer is built from, as one object (`nlp.config`)."""
         return AnalyzerConfig(
             bundle_path=self.model_path, encoder=self.encoder_config(),
-            inspection=InspectionConfig(detect_cues=self.detect_cues, redact_pii=self.redact_pii,
+            inspection=InspectionConfig(detect_cues=self.detect_cues, cues_file=self.cues_file,
+                                        redact_pii=self.redact_pii,
                                         match_categories=self.match_categories,
                                         categories_file=self.categories_file, screen_tokens=screen_tokens),
             policy_file=self.policy_file, topic_model=self.topic_model,
