@@ -20,9 +20,8 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from nlp.schemas import ConversationFields, Message, Transcript
-from service.api.errors import ApiError
-from service.api.limits import check_transcript
 from service.settings import Settings
+from service.transcript_limits import transcript_breach
 
 
 class FileFormat(str, Enum):
@@ -237,11 +236,9 @@ def _json_field(fields: dict[str, Any], name: str) -> None:
 
 
 def _check_limits(transcript: Transcript, settings: Settings) -> str | None:
-    try:
-        check_transcript(transcript.messages, settings)
-    except ApiError as exc:
-        return exc.message
-    return None
+    # The API's limits, worded as its 413 answer, so a row and a request fail alike.
+    breach = transcript_breach(transcript.messages, settings)
+    return breach.message if breach else None
 
 
 def read_conversations(rows: Iterator[SourceRow], settings: Settings, shape: Shape = Shape.auto) -> Iterator[InputItem]:
