@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from nlp.analyzer import Analyzer
 from nlp.schemas import Transcript, TranscriptAnalysis
+from nlp.timestamps import assume_utc, utc_iso
 from service.batch.records import InputConversation, InputItem, RowError
 
 log = logging.getLogger("convintel.batch")
@@ -55,25 +56,18 @@ def make_chunks(items: Iterable[InputItem], chunk_messages: int, start_index: in
 def scored_record(conversation: InputConversation, analysis: TranscriptAnalysis) -> dict[str, Any]:
     """The output record for one conversation (JSON-ready)."""
     transcript = conversation.transcript
-    times = [m.timestamp for m in transcript.messages if m.timestamp is not None]
+    # Aware first: a transcript may mix naive (UTC) and offset times, which do not compare.
+    times = [assume_utc(m.timestamp) for m in transcript.messages if m.timestamp is not None]
     body = analysis.model_dump(mode="json", exclude={"timing"})
     return {
         "conversation_id": body.pop("conversation_id"),
         "source_rows": [conversation.first_row, conversation.last_row],
         "channel": body.pop("channel"),
         "customer_id": transcript.customer_id,
-        "started_at": _iso(min(times)) if times else None,
-        "ended_at": _iso(max(times)) if times else None,
+        "started_at": utc_iso(min(times)) if times else None,
+        "ended_at": utc_iso(max(times)) if times else None,
         **body,
     }
-
-
-def _iso(moment) -> str:
-    from datetime import timezone
-
-    if moment.tzinfo is None:  # naive times are UTC by the API's contract
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def score_conversations(analyzer: Analyzer, conversations: Sequence[InputConversation]

@@ -16,10 +16,11 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nlp.timestamps import parse_timestamp
 from nlp.topics.trends import TopicMention, TopicTrends
 from training.topic_corpus import CorpusError, SkipLog, read_rows
 
@@ -33,17 +34,6 @@ class ScoredMessages(SkipLog):
     mentions: list[TopicMention] = field(default_factory=list)
     with_topics: int = 0
     """Customer messages whose analysis has at least one topic."""
-
-
-def parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 string as an aware datetime (naive times read as UTC), else None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def read_scored(path: Path) -> ScoredMessages:
@@ -62,7 +52,7 @@ def read_scored(path: Path) -> ScoredMessages:
 
 
 def _record_time(record: dict) -> datetime | None:
-    return next((t for t in (parse_time(record.get(name)) for name in RECORD_TIME_FIELDS) if t), None)
+    return next((t for t in (parse_timestamp(record.get(name)) for name in RECORD_TIME_FIELDS) if t), None)
 
 
 def _read_record(result: ScoredMessages, record: Any, where: str, fallback: datetime | None) -> None:
@@ -78,7 +68,7 @@ def _read_record(result: ScoredMessages, record: Any, where: str, fallback: date
         analysis = message["analysis"] if isinstance(message.get("analysis"), dict) else message
         if (analysis.get("role") or message.get("role")) != "customer":
             continue
-        when = parse_time(message.get("timestamp")) or record_time
+        when = parse_timestamp(message.get("timestamp")) or record_time
         if when is None:
             result.skip(f"{where} messages.{index}: no timestamp (add 'timestamp' to the record)")
             continue
