@@ -27,7 +27,8 @@ def test_times_are_read_as_aware_datetimes(value, expected):
     assert parsed == expected and parsed.utcoffset() == expected.utcoffset()
 
 
-@pytest.mark.parametrize("value", [None, "", "   ", "not-a-time", "2026-13-02T10:00:00", "yesterday", 1772445600, [], {}])
+@pytest.mark.parametrize("value", [None, "", "   ", "not-a-time", "2026-13-02T10:00:00", "yesterday", 1772445600,
+                                   [], {}])
 def test_bad_or_missing_values_are_none(value):
     assert parse_timestamp(value) is None
 
