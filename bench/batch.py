@@ -58,7 +58,8 @@ from nlp.backends import load_encoder  # noqa: E402
 from nlp.bundle import load_bundle  # noqa: E402
 from nlp.encoder import SentenceEncoder  # noqa: E402
 from service.batch.engines import LocalEngine, ScoredChunk, WorkerPoolEngine, worker_settings  # noqa: E402
-from service.batch.records import FileFormat, RowReader, read_conversations  # noqa: E402
+from nlp.archive import FileFormat, RowReader  # noqa: E402
+from service.batch.records import read_conversations  # noqa: E402
 from service.batch.runner import ScoreJob, run_score  # noqa: E402
 from service.batch.scoring import Chunk, make_chunks  # noqa: E402
 from service.batch.synthetic import synthetic_transcripts, write_rows  # noqa: E402

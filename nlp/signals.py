@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Sequence
 
 import numpy as np
@@ -13,6 +13,7 @@ from spacy.lang.en.stop_words import STOP_WORDS
 
 from nlp.vocabulary import NEGATIVE_SUPPORT_EMOTIONS, SENTIMENT_LABELS, URGENCY_LABELS
 from nlp.policy import Thresholds
+from nlp.timestamps import assume_utc
 from nlp.schemas import (
     Channel, EmotionHighlight, MessageAnalysis, RiskCue, Role, SentimentDrop, SentimentResult, SentimentTrend,
     TimingCues, UrgencyHighlight,
@@ -113,7 +114,7 @@ def timing_cues(turns: Sequence[Turn], thresholds: Thresholds) -> TimingCues:
             waiting_since = turn
         elif turn.role == Role.agent and waiting_since is not None:
             if turn.timestamp is not None and waiting_since.timestamp is not None:
-                wait = (_utc(turn.timestamp) - _utc(waiting_since.timestamp)).total_seconds()
+                wait = (assume_utc(turn.timestamp) - assume_utc(waiting_since.timestamp)).total_seconds()
                 if wait >= 0:
                     if first_response is None:
                         first_response = wait
@@ -176,7 +177,3 @@ def compute_signals(analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], 
         timing=timing_cues(turns, thresholds),
         repeated_to_bot=repeated_to_bot(turns, thresholds),
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

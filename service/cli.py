@@ -246,7 +246,7 @@ def evaluate_escalation_command(
 
 @app.command()
 def score(
-    source: Annotated[Path, typer.Argument(help="Archive: .jsonl, .csv or .parquet (file or folder of parts)")],
+    source: Annotated[Path, typer.Argument(help="Archive: .jsonl, .json, .csv or .parquet (file or folder of parts)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Scored output: .jsonl, .csv or .parquet (a folder of parts)")],
     shape: Annotated[str, typer.Option(help="Rows hold 'transcripts' (/v1/analyze bodies) or 'messages' "
                                             "(one message with a conversation_id); 'auto' looks at the first row")] = "auto",
@@ -267,7 +267,8 @@ def score(
     from nlp.bundle import BundleError
     from nlp.encoder import EncoderLoadError
     from nlp.policy import PolicyError
-    from service.batch.records import InputError, Shape
+    from nlp.archive import ArchiveError
+    from service.batch.records import Shape
     from service.batch.runner import CheckpointError, ScoreJob, ScoreJobError, run_score
     from service.settings import get_settings
 
@@ -298,7 +299,8 @@ def score(
 
     try:
         summary = run_score(job, settings, make_engine)
-    except (InputError, ScoreJobError, CheckpointError, BundleError, PolicyError, EncoderLoadError, EngineError) as exc:
+    except (ArchiveError, ScoreJobError, CheckpointError, BundleError, PolicyError, EncoderLoadError,
+            EngineError) as exc:
         _fail(str(exc))
     if summary.already_complete:
         typer.echo(f"{output} is already complete: {summary.conversations} conversations, {summary.errors} errors")
@@ -311,7 +313,7 @@ def score(
 
 @app.command()
 def report(
-    scored: Annotated[Path, typer.Argument(help="Output of `convintel score` (.jsonl, .csv or .parquet)")],
+    scored: Annotated[Path, typer.Argument(help="Output of `convintel score` (.jsonl, .json, .csv or .parquet)")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML report to write")] = None,
     json_output: Annotated[Optional[Path], typer.Option("--json", help="Also write the figures as JSON (- for standard output)")] = None,
     period: Annotated[str, typer.Option(help="Time bucket: day, week, month or auto (by the archive's span)")] = "auto",
@@ -320,7 +322,7 @@ def report(
 ) -> None:
     """Trend report over a scored archive: one self-contained HTML file with charts and KPIs,
     and/or the same figures as JSON."""
-    from service.batch.records import InputError
+    from nlp.archive import ArchiveError
     from service.batch.report import PERIODS, build_figures, write_report
     from service.batch.scoring import read_scored
 
@@ -330,7 +332,7 @@ def report(
         _fail(f"--period must be day, week, month or auto, not {period!r}")
     try:
         figures = build_figures(read_scored(scored), period=period, top_issues=top_issues)
-    except (InputError, ValueError, KeyError) as exc:
+    except (ArchiveError, ValueError, KeyError) as exc:
         _fail(f"{scored} is not a scored archive: {exc}")
     if json_output is not None:
         text = json.dumps(figures, indent=2, ensure_ascii=False)
@@ -377,7 +379,7 @@ def topics_fit(
     from nlp.topics.model import describe
     from nlp.topics.reduction import ReductionUnavailable
     from service.settings import get_settings
-    from training.topic_corpus import CorpusError
+    from nlp.archive import ArchiveError
     from training.topic_fit import fit_topic_file
 
     given = {"reduction": reduction, "n_components": n_components, "min_cluster_size": min_cluster_size,
@@ -401,7 +403,7 @@ def topics_fit(
         fitted = fit_topic_file(source, output, encoder, config, text_field=text_field, previous=old,
                                 match_similarity=DEFAULT_MIN_SIMILARITY if match_similarity is None else match_similarity,
                                 cache_dir=cache_dir)
-    except (CorpusError, EncoderLoadError, ReductionUnavailable, ValueError) as exc:
+    except (ArchiveError, EncoderLoadError, ReductionUnavailable, ValueError) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")
@@ -418,22 +420,23 @@ def topics_fit(
 
 @topics_app.command("trends")
 def topics_trends(
-    scored: Annotated[Path, typer.Argument(help="Scored conversations (JSONL of analyses with timestamps; see README)")],
+    scored: Annotated[Path, typer.Argument(help="Scored conversations: `convintel score` output or analyses with "
+                                                "timestamps (.jsonl, .json, .csv or .parquet; see docs/topics.md)")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for CSV, JSON and report.html")],
     period: Annotated[str, typer.Option(help="day or week")] = "week",
     min_volume: Annotated[int, typer.Option(help="Messages in the last period for a topic to count as emerging")] = 5,
     growth: Annotated[float, typer.Option(help="Growth over the previous period to flag a topic (0.5 = +50%)")] = 0.5,
 ) -> None:
     """Topic volume per day or week and channel, average sentiment per topic, emerging topics."""
+    from nlp.archive import ArchiveError
     from nlp.topics.trends import compute_trends
-    from training.topic_corpus import CorpusError
     from service.batch.trends import read_scored, write_trends
 
     if period not in ("day", "week"):
         _fail(f"period must be 'day' or 'week', not {period!r}")
     try:
         scored_messages = read_scored(scored)
-    except CorpusError as exc:
+    except ArchiveError as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")

@@ -1,20 +1,70 @@
 """`convintel topics fit`: an archive file -> customer texts -> shared-encoder embeddings
-(cached by text, like training features) -> a saved topic model."""
+(cached by text, like training features) -> a saved topic model.
+
+The archive (JSONL, JSON, CSV or Parquet; read by `nlp.archive`) holds messages (`text`,
+optional `role`, `timestamp`, `channel`, `conversation_id`) or transcripts (the
+`/v1/analyze` body: `messages` plus conversation fields). Topics are fit on customer
+messages: rows without a role count as customer messages (an export of customer queries
+usually has no role column)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from nlp.archive import RowReader, SkipLog
 from nlp.encoder import ENCODER_NAME, Encoder, packaged_model_version
 from nlp.topics.config import TopicFitConfig
 from nlp.topics.fit import FitResult, fit_topics
 from nlp.topics.matching import DEFAULT_MIN_SIMILARITY
 from nlp.topics.model import TopicModel
 from training.features import FeatureCache
-from training.topic_corpus import CorpusError, customer_texts
+
+
+TEXT_ROLES = {"customer"}
+
+
+@dataclass
+class CustomerTexts(SkipLog):
+    """Customer message texts from an archive, and what was skipped (with why)."""
+
+    texts: list[str] = field(default_factory=list)
+
+
+def customer_texts(path: Path, *, text_field: str = "text") -> CustomerTexts:
+    """Customer message texts of an archive (message rows and transcripts' messages); bad
+    rows are skipped and counted, never fatal."""
+    result = CustomerTexts()
+    reader = RowReader(path)
+    for row in reader:
+        where = reader.where(row.number)
+        if row.fields is None:
+            result.skip(f"{where}: {row.error}")
+            continue
+        messages = row.fields.get("messages")
+        if isinstance(messages, list):
+            for index, message in enumerate(messages):
+                _add_message(result, message, f"{where} messages.{index}", text_field)
+        else:
+            _add_message(result, row.fields, where, text_field)
+    return result
+
+
+def _add_message(result: CustomerTexts, message: Any, where: str, text_field: str) -> None:
+    if not isinstance(message, dict):
+        result.skip(f"{where}: not an object")
+        return
+    role = message.get("role")
+    if role not in (None, "") and str(role).lower() not in TEXT_ROLES:
+        return  # agent, bot and system turns are not what customers contact us about
+    text = message.get(text_field)
+    if not isinstance(text, str) or not text.strip():
+        result.skip(f"{where}: no '{text_field}'")
+        return
+    result.texts.append(text)
 
 
 @dataclass(frozen=True)
@@ -43,8 +93,8 @@ def fit_topic_file(source: Path, output: Path, encoder: Encoder, config: TopicFi
     """Fit a topic model on the customer messages of `source` and save it in `output`."""
     corpus = customer_texts(source, text_field=text_field)
     if len(corpus.texts) < config.min_cluster_size:
-        raise CorpusError(f"{source}: {len(corpus.texts)} customer messages; a fit needs at least "
-                          f"min_cluster_size ({config.min_cluster_size})")
+        raise ValueError(f"{source}: {len(corpus.texts)} customer messages; a fit needs at least "
+                         f"min_cluster_size ({config.min_cluster_size})")
     embeddings = embed_texts(encoder, corpus.texts, cache_dir)
     result = fit_topics(corpus.texts, embeddings, config, previous=previous, match_similarity=match_similarity,
                         encoder_info=encoder_info(encoder), source=source.name)

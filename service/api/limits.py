@@ -1,6 +1,7 @@
 """Request limits: body size and content type (ASGI middleware, before any parsing), the
 per-request time budget (ASGI middleware), and the per-transcript limits (messages,
-characters) checked after validation."""
+characters) checked after validation, answered as 413 (the checks themselves are in
+`service/transcript_limits.py`, shared with archive scoring)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from nlp.schemas import Message as ChatMessage
 from service.api.errors import ApiError, send_error
 from service.api.request_context import matched_route
 from service.settings import Settings
+from service.transcript_limits import LimitBreach, message_breach, transcript_breach
 
 JSON_TYPES = ("application/json",)
 log = logging.getLogger(__name__)
@@ -130,17 +132,14 @@ class TimeBudgetMiddleware:
 def check_messages(messages: Iterable[ChatMessage], settings: Settings, field: str = "messages") -> None:
     """413 naming the first message whose text is longer than `max_message_chars`
     (`field` empty: one message that is the whole body, named `text`)."""
-    for index, message in enumerate(messages):
-        if len(message.text) > settings.max_message_chars:
-            name = f"{field}.{index}.text" if field else "text"
-            raise ApiError(413, "too_large",
-                           f"{name} has {len(message.text)} characters; the limit is {settings.max_message_chars}",
-                           [{"field": name, "message": f"longer than {settings.max_message_chars} characters"}])
+    _raise(message_breach(messages, settings, field))
 
 
 def check_transcript(messages: list[ChatMessage], settings: Settings, field: str = "messages") -> None:
     """413 when a transcript has too many messages or a message is too long."""
-    if len(messages) > settings.max_messages:
-        raise ApiError(413, "too_large", f"{field} has {len(messages)} messages; the limit is {settings.max_messages}",
-                       [{"field": field, "message": f"more than {settings.max_messages} messages"}])
-    check_messages(messages, settings, field)
+    _raise(transcript_breach(messages, settings, field))
+
+
+def _raise(breach: LimitBreach | None) -> None:
+    if breach is not None:
+        raise ApiError(413, "too_large", breach.message, [{"field": breach.field, "message": breach.detail}])

@@ -1,3 +1,4 @@
-"""Archive scoring (`convintel score`, `convintel report`): streaming readers and writers,
-durable checkpoints, the local and Ray engines, and the trend report. An operator tool over
-the library: `nlp/` stays free of file I/O."""
+"""Archive scoring (`convintel score`, `convintel report`, `convintel topics trends`):
+archive rows (read by `nlp.archive`) into validated conversations, durable checkpointed
+outputs, the local and Ray engines, and the trend reports. An operator tool over the
+library; it imports nothing from `service.api` (HTTP)."""

@@ -1,6 +1,7 @@
-"""Streaming input for archive scoring: JSONL, CSV or Parquet rows, each either a whole
-transcript (the /v1/analyze body) or one message with a conversation id. Rows become
-validated transcripts one at a time, so memory stays flat however large the file is.
+"""Streaming input for archive scoring: archive rows (read by `nlp.archive.RowReader`:
+JSONL, JSON, CSV or Parquet), each either a whole transcript (the /v1/analyze body) or one
+message with a conversation id, become validated transcripts one at a time, so memory
+stays flat however large the file is.
 
 Grouped (message) rows must keep each conversation's rows together: a conversation ends
 when the conversation id changes. Rows of a conversation that shows up again later are
@@ -9,26 +10,17 @@ scored twice; sort the archive by conversation id (then time) before scoring."""
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
-from pathlib import Path
 from typing import Any, Iterator
 
 from pydantic import ValidationError
 
+from nlp.archive import ArchiveRow
 from nlp.schemas import ConversationFields, Message, Transcript
-from service.api.errors import ApiError
-from service.api.limits import check_transcript
 from service.settings import Settings
-
-
-class FileFormat(str, Enum):
-    jsonl = "jsonl"
-    csv = "csv"
-    parquet = "parquet"
+from service.transcript_limits import transcript_breach
 
 
 class Shape(str, Enum):
@@ -39,33 +31,9 @@ class Shape(str, Enum):
     messages = "messages"
 
 
-_SUFFIXES = {".jsonl": FileFormat.jsonl, ".ndjson": FileFormat.jsonl, ".csv": FileFormat.csv,
-             ".parquet": FileFormat.parquet, ".pq": FileFormat.parquet}
 # Columns of a message row; everything else in the row is ignored.
 MESSAGE_COLUMNS = ("conversation_id", "message_id", "id", "role", "text", "timestamp", "channel", "customer_id",
                    "language")
-
-
-class InputError(ValueError):
-    """The input cannot be read at all (missing, unknown format, unreadable header)."""
-
-
-def detect_format(path: Path) -> FileFormat:
-    """The file format from the name: .jsonl/.ndjson, .csv, .parquet/.pq (file or folder of parts)."""
-    fmt = _SUFFIXES.get(path.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{path}: unknown format {path.suffix or '(no suffix)'!r}; use .jsonl, .csv or .parquet")
-    return fmt
-
-
-@dataclass(frozen=True)
-class SourceRow:
-    """One input row: its 1-based number (line in JSONL/CSV, row in Parquet) and fields,
-    or why it could not be parsed."""
-
-    number: int
-    fields: dict[str, Any] | None = None
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,110 +65,6 @@ class RowError:
 InputItem = InputConversation | RowError
 
 
-class RowReader:
-    """Iterates an input file's rows; `position` / `total` measure progress (bytes for
-    text formats, rows for Parquet)."""
-
-    def __init__(self, path: Path, fmt: FileFormat) -> None:
-        if not path.exists():
-            raise InputError(f"{path} does not exist")
-        self.path = path
-        self.format = fmt
-        self.position = 0
-        if fmt is FileFormat.parquet:
-            self._parquet_files = _parquet_parts(path)
-            self.total = sum(_parquet_rows(p) for p in self._parquet_files)
-            self.unit = "rows"
-        else:
-            self.total = path.stat().st_size
-            self.unit = "B"
-
-    def __iter__(self) -> Iterator[SourceRow]:
-        if self.format is FileFormat.jsonl:
-            return self._jsonl()
-        if self.format is FileFormat.csv:
-            return self._csv()
-        return self._parquet()
-
-    def _lines(self) -> Iterator[str]:
-        with self.path.open("rb") as handle:
-            for raw in handle:
-                self.position += len(raw)
-                yield raw.decode("utf-8", errors="replace")
-
-    def _jsonl(self) -> Iterator[SourceRow]:
-        for number, line in enumerate(self._lines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield SourceRow(number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
-                continue
-            if not isinstance(value, dict):
-                yield SourceRow(number, error=f"a row must be a JSON object, not {type(value).__name__}")
-                continue
-            yield SourceRow(number, fields=value)
-
-    def _csv(self) -> Iterator[SourceRow]:
-        reader = csv.reader(self._lines())
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise InputError(f"{self.path}: unreadable CSV header: {exc}") from exc
-        header = [name.strip().lstrip("\ufeff") for name in header]
-        last_line = reader.line_num
-        while True:
-            start = last_line + 1
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield SourceRow(start, error=f"malformed CSV: {exc}")
-                last_line = reader.line_num
-                continue
-            last_line = reader.line_num
-            if not any(v.strip() for v in values):
-                continue
-            if len(values) != len(header):
-                yield SourceRow(start, error=f"{len(values)} fields where the header has {len(header)}")
-                continue
-            # Empty cells mean "not given": optional fields then take their defaults.
-            yield SourceRow(start, fields={k: v for k, v in zip(header, values) if v != ""})
-
-    def _parquet(self) -> Iterator[SourceRow]:
-        import pyarrow.parquet as pq
-
-        number = 0
-        for part in self._parquet_files:
-            for batch in pq.ParquetFile(part).iter_batches():
-                for row in batch.to_pylist():
-                    number += 1
-                    self.position = number
-                    yield SourceRow(number, fields={k: v for k, v in row.items() if v is not None})
-
-
-def _parquet_parts(path: Path) -> list[Path]:
-    if path.is_dir():
-        parts = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
-        if not parts:
-            raise InputError(f"{path} holds no .parquet files")
-        return parts
-    return [path]
-
-
-def _parquet_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.ParquetFile(path).metadata.num_rows
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
-
-
 def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
     """One line naming the failing fields, e.g. `messages.0.role: Input should be ...`."""
     parts = [f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}" for err in exc.errors()[:limit]]
@@ -226,30 +90,19 @@ class RecentIds:
             self._ids.popitem(last=False)
 
 
-def _json_field(fields: dict[str, Any], name: str) -> None:
-    # CSV (and some Parquet exports) carry nested fields as JSON text.
-    value = fields.get(name)
-    if isinstance(value, str):
-        try:
-            fields[name] = json.loads(value)
-        except json.JSONDecodeError:
-            pass  # left as text: validation names the field
-
-
 def _check_limits(transcript: Transcript, settings: Settings) -> str | None:
-    try:
-        check_transcript(transcript.messages, settings)
-    except ApiError as exc:
-        return exc.message
-    return None
+    # The API's limits, worded as its 413 answer, so a row and a request fail alike.
+    breach = transcript_breach(transcript.messages, settings)
+    return breach.message if breach else None
 
 
-def read_conversations(rows: Iterator[SourceRow], settings: Settings, shape: Shape = Shape.auto) -> Iterator[InputItem]:
+def read_conversations(rows: Iterator[ArchiveRow], settings: Settings,
+                       shape: Shape = Shape.auto) -> Iterator[InputItem]:
     """Validated conversations and row errors, in input order. With `Shape.auto`, the
     first parsed row decides: a `messages` field means transcripts, else message rows."""
     rows = iter(rows)
     if shape is Shape.auto:
-        pending: list[SourceRow] = []
+        pending: list[ArchiveRow] = []
         for row in rows:
             pending.append(row)
             if row.fields is not None:
@@ -263,19 +116,17 @@ def read_conversations(rows: Iterator[SourceRow], settings: Settings, shape: Sha
         yield from _transcripts(rows, settings, recent)
 
 
-def _chain(head: list[SourceRow], tail: Iterator[SourceRow]) -> Iterator[SourceRow]:
+def _chain(head: list[ArchiveRow], tail: Iterator[ArchiveRow]) -> Iterator[ArchiveRow]:
     yield from head
     yield from tail
 
 
-def _transcripts(rows: Iterator[SourceRow], settings: Settings, recent: RecentIds) -> Iterator[InputItem]:
+def _transcripts(rows: Iterator[ArchiveRow], settings: Settings, recent: RecentIds) -> Iterator[InputItem]:
     for row in rows:
         if row.fields is None:
             yield RowError(row.number, row.error or "unreadable row")
             continue
-        fields = dict(row.fields)
-        _json_field(fields, "messages")
-        _json_field(fields, "metadata")
+        fields = row.fields  # nested fields given as JSON text are already decoded by the reader
         conversation_id = fields.get("conversation_id")
         try:
             transcript = Transcript.model_validate(fields)
@@ -290,8 +141,8 @@ def _transcripts(rows: Iterator[SourceRow], settings: Settings, recent: RecentId
         if transcript.conversation_id is not None:
             earlier = recent.get(transcript.conversation_id)
             if earlier is not None:
-                yield RowError(row.number, f"conversation {transcript.conversation_id!r} was already read at row {earlier}",
-                               transcript.conversation_id)
+                yield RowError(row.number, f"conversation {transcript.conversation_id!r} was already read at row "
+                                           f"{earlier}", transcript.conversation_id)
                 continue
             recent.add(transcript.conversation_id, row.number)
         yield InputConversation(transcript, row.number, row.number)
@@ -307,7 +158,7 @@ class _OpenConversation:
     overflow: bool = False
 
 
-def _grouped(rows: Iterator[SourceRow], settings: Settings, recent: RecentIds) -> Iterator[InputItem]:
+def _grouped(rows: Iterator[ArchiveRow], settings: Settings, recent: RecentIds) -> Iterator[InputItem]:
     current: _OpenConversation | None = None
     for row in rows:
         if row.fields is None:
@@ -325,8 +176,8 @@ def _grouped(rows: Iterator[SourceRow], settings: Settings, recent: RecentIds) -
         if current is None:
             earlier = recent.get(conversation_id)
             if earlier is not None:
-                yield RowError(row.number, f"rows of conversation {conversation_id!r} are not contiguous (it started at "
-                                           f"row {earlier}); sort the input by conversation id", conversation_id)
+                yield RowError(row.number, f"rows of conversation {conversation_id!r} are not contiguous (it started "
+                                           f"at row {earlier}); sort the input by conversation id", conversation_id)
                 continue
             current = _OpenConversation(conversation_id, row.number, row.number, row.fields)
         current.last_row = row.number
@@ -355,7 +206,6 @@ def _close(conversation: _OpenConversation, settings: Settings) -> InputItem:
     if not conversation.messages:
         return RowError(first, "no valid message rows", cid, last)
     fields = {k: conversation.fields[k] for k in ConversationFields.model_fields if k in conversation.fields}
-    _json_field(fields, "metadata")
     try:
         transcript = Transcript.model_validate({**fields, "conversation_id": cid, "messages": conversation.messages})
     except ValidationError as exc:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from html import escape
 from pathlib import Path
 from statistics import fmean
 from typing import Any, Iterable
 
+from nlp.timestamps import parse_timestamp
 from nlp.vocabulary import SUPPORT_EMOTIONS, URGENCY_LABELS
 from service.batch.charts import bar_chart, line_chart
 
@@ -77,15 +78,6 @@ class _Issue:
     examples: list[dict[str, str | None]] = field(default_factory=list)
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def record_topics(record: dict[str, Any]) -> list[str]:
     """Topic labels of a scored conversation, if the scoring run assigned any: read from
     `conversation.topics` (or the record's `topics`, or the customer messages' topics); each
@@ -141,7 +133,7 @@ class ReportBuilder:
         timing = conversation.get("timing") or {}
         if timing.get("first_response_seconds") is not None:
             self.first_response.add(float(timing["first_response_seconds"]))
-        started, ended = _parse_time(record.get("started_at")), _parse_time(record.get("ended_at"))
+        started, ended = parse_timestamp(record.get("started_at")), parse_timestamp(record.get("ended_at"))
         resolution = ((conversation.get("insights") or {}).get("resolution") or {}).get("label")
         if resolution == "resolved":
             self.resolved += 1

@@ -16,9 +16,10 @@ from tqdm import tqdm
 
 from service.batch.checkpoint import Checkpoint, CheckpointError, checkpoint_path, input_fingerprint
 from service.batch.engines import Engine
-from service.batch.records import FileFormat, InputItem, RowReader, Shape, detect_format, read_conversations
+from nlp.archive import FileFormat, RowReader, detect_format
+from service.batch.records import InputItem, Shape, read_conversations
 from service.batch.scoring import make_chunks
-from service.batch.sinks import ErrorSink, open_sink
+from service.batch.sinks import OUTPUT_FORMATS, ErrorSink, open_sink
 from service.settings import Settings
 
 
@@ -84,6 +85,8 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
     """Score `job.input` into `job.output` (see the module doc for the resume rule)."""
     input_format = detect_format(job.input)
     output_format = detect_format(job.output)
+    if output_format not in OUTPUT_FORMATS:
+        raise ScoreJobError(f"{job.output}: scored output is .jsonl, .csv or .parquet, not .{output_format.value}")
     resumed = _prepare(job, input_format, output_format)
     if resumed is not None and resumed.complete:
         return ScoreSummary(resumed.conversations, resumed.messages, resumed.errors, resumed.rows, 0.0,

@@ -13,11 +13,15 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
-from nlp.analyzer import Analyzer
+from nlp.archive import RowReader
 from nlp.schemas import Transcript, TranscriptAnalysis
+from nlp.timestamps import assume_utc, utc_iso
 from service.batch.records import InputConversation, InputItem, RowError
+
+if TYPE_CHECKING:  # reading scored files (report, topic trends) needs no encoder stack
+    from nlp.analyzer import Analyzer
 
 log = logging.getLogger("convintel.batch")
 
@@ -55,25 +59,18 @@ def make_chunks(items: Iterable[InputItem], chunk_messages: int, start_index: in
 def scored_record(conversation: InputConversation, analysis: TranscriptAnalysis) -> dict[str, Any]:
     """The output record for one conversation (JSON-ready)."""
     transcript = conversation.transcript
-    times = [m.timestamp for m in transcript.messages if m.timestamp is not None]
+    # Aware first: a transcript may mix naive (UTC) and offset times, which do not compare.
+    times = [assume_utc(m.timestamp) for m in transcript.messages if m.timestamp is not None]
     body = analysis.model_dump(mode="json", exclude={"timing"})
     return {
         "conversation_id": body.pop("conversation_id"),
         "source_rows": [conversation.first_row, conversation.last_row],
         "channel": body.pop("channel"),
         "customer_id": transcript.customer_id,
-        "started_at": _iso(min(times)) if times else None,
-        "ended_at": _iso(max(times)) if times else None,
+        "started_at": utc_iso(min(times)) if times else None,
+        "ended_at": utc_iso(max(times)) if times else None,
         **body,
     }
-
-
-def _iso(moment) -> str:
-    from datetime import timezone
-
-    if moment.tzinfo is None:  # naive times are UTC by the API's contract
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def score_conversations(analyzer: Analyzer, conversations: Sequence[InputConversation]
@@ -170,14 +167,19 @@ def flatten(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_scored(path: Path) -> Iterator[dict[str, Any]]:
-    """Scored records back from a `convintel score` output of any format, streaming."""
-    from service.batch.records import FileFormat, RowReader, detect_format
-
-    fmt = detect_format(path)
-    for row in RowReader(path, fmt):
+    """Scored records back from a `convintel score` output (or any archive file of scored
+    records: JSONL, JSON, CSV or Parquet), streaming; a bad row is a ValueError."""
+    reader = RowReader(path)
+    for row in reader:
         if row.fields is None:
-            raise ValueError(f"{path}, row {row.number}: {row.error}")
-        yield row.fields if fmt is FileFormat.jsonl else unflatten(row.fields)
+            raise ValueError(f"{reader.where(row.number)}: {row.error}")
+        yield scored_from_row(row.fields)
+
+
+def scored_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The scored record of an archive row: as it is when nested (JSONL, JSON), unflattened
+    when it is a flat CSV or Parquet row (`messages_json`, no `conversation`)."""
+    return unflatten(row) if "messages_json" in row and "conversation" not in row else row
 
 
 def unflatten(row: dict[str, Any]) -> dict[str, Any]:

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from service.batch.checkpoint import Checkpoint, fsync_dir
-from service.batch.records import FileFormat, RowError
+from nlp.archive import FileFormat
+from service.batch.records import RowError
 from service.batch.scoring import FLAT_COLUMNS, FLAT_NAMES, flatten
 
 PART_PATTERN = "part-{index:06d}.parquet"
+# Formats `convintel score` writes: append-only with durable commits (a JSON array is not).
+OUTPUT_FORMATS = (FileFormat.jsonl, FileFormat.csv, FileFormat.parquet)
 
 
 class RecordSink(Protocol):
@@ -166,4 +169,8 @@ def open_sink(path: Path, fmt: FileFormat, checkpoint: Checkpoint | None) -> Rec
     if fmt is FileFormat.parquet:
         return ParquetSink(path, checkpoint.parts if checkpoint else None)
     committed = checkpoint.output_bytes if checkpoint else None
-    return JsonlSink(path, committed) if fmt is FileFormat.jsonl else CsvSink(path, committed)
+    if fmt is FileFormat.jsonl:
+        return JsonlSink(path, committed)
+    if fmt is FileFormat.csv:
+        return CsvSink(path, committed)
+    raise ValueError(f"{path}: no {fmt.value} output; scored output is .jsonl, .csv or .parquet")

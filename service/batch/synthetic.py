@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from nlp.timestamps import parse_timestamp
 from service.settings import PROJECT_ROOT
 
 CONVERSATIONS = PROJECT_ROOT / "data" / "escalation" / "conversations.jsonl"
@@ -23,10 +24,6 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
-
-
 def synthetic_transcripts(count: int, *, days: int = 90, seed: int = 7,
                           start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)) -> Iterator[dict[str, Any]]:
     """`count` transcripts (/v1/analyze bodies) spread evenly over `days` days."""
@@ -35,7 +32,7 @@ def synthetic_transcripts(count: int, *, days: int = 90, seed: int = 7,
     customer_texts = [row["text"] for path in CUSTOMER_MESSAGES for row in _read_jsonl(path)]
     for index in range(count):
         template = templates[rng.randrange(len(templates))]
-        times = [_parse_time(m.get("timestamp")) for m in template["messages"]]
+        times = [parse_timestamp(m.get("timestamp")) for m in template["messages"]]
         origin = next((t for t in times if t is not None), _FALLBACK_START)
         opened = start + timedelta(days=days * index / max(count, 1), minutes=rng.randrange(600))
         swap = rng.randrange(len(template["messages"])) if rng.random() < 0.5 else -1

@@ -1,27 +1,32 @@
 """`convintel topics trends`: read scored conversations, aggregate topic trends and write
 `volume.csv`, `topics.csv`, `trends.json` and a self-contained `report.html`.
 
-SCORED is a JSONL (or JSON, or Parquet) file with one record per line, any of:
+SCORED is an archive file (JSONL, JSON, CSV or Parquet; read by `nlp.archive`) with one
+record per row, any of:
 - a `/v1/analyze` response (what `convintel analyze --no-pretty` prints) with a
   top-level `timestamp` (ISO-8601) added: the time of the conversation;
+- a `convintel score` record (its `started_at` is the time; CSV and Parquet rows are
+  flat and are unflattened);
 - a `GET /v1/conversations/{id}` response: each message carries its own `timestamp`
   and `analysis`;
 - a `/v1/analyze/batch` response (`results`: analyses as above).
-Message timestamps win over the record's; records without either are skipped and
-counted. Only customer messages are counted; messages without a topic count as
-unassigned."""
+Message timestamps win over the record's (naive times are UTC, `nlp.timestamps`); records
+without either are skipped and counted. Only customer messages are counted; messages
+without a topic count as unassigned."""
 
 from __future__ import annotations
 
 import csv
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from nlp.archive import RowReader, SkipLog
+from nlp.timestamps import parse_timestamp
 from nlp.topics.trends import TopicMention, TopicTrends
-from training.topic_corpus import CorpusError, SkipLog, read_rows
+from service.batch.scoring import scored_from_row
 
 RECORD_TIME_FIELDS = ("timestamp", "created_at", "started_at", "updated_at")
 
@@ -35,34 +40,30 @@ class ScoredMessages(SkipLog):
     """Customer messages whose analysis has at least one topic."""
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO-8601 string as an aware datetime (naive times read as UTC), else None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def read_scored(path: Path) -> ScoredMessages:
     """Customer-message topic mentions from a SCORED file (tolerant: bad rows are skipped
     and counted, with the first problems kept for the report)."""
     result = ScoredMessages()
-    for where, row in read_rows(path):
-        if isinstance(row, CorpusError):
-            result.skip(f"{where}: {row}")
-        elif isinstance(row, dict) and isinstance(row.get("results"), list):
-            for index, record in enumerate(row["results"]):
-                _read_record(result, record, f"{where} results.{index}", _record_time(row))
+    reader = RowReader(path)
+    for row in reader:
+        where = reader.where(row.number)
+        if row.fields is None:
+            result.skip(f"{where}: {row.error}")
+        elif isinstance(row.fields.get("results"), list):
+            for index, record in enumerate(row.fields["results"]):
+                _read_record(result, record, f"{where} results.{index}", _record_time(row.fields))
         else:
-            _read_record(result, row, where, None)
+            try:
+                record = scored_from_row(row.fields)
+            except (KeyError, ValueError, TypeError) as exc:  # a flat row with a broken column
+                result.skip(f"{where}: not a scored row ({exc!r})")
+                continue
+            _read_record(result, record, where, None)
     return result
 
 
 def _record_time(record: dict) -> datetime | None:
-    return next((t for t in (parse_time(record.get(name)) for name in RECORD_TIME_FIELDS) if t), None)
+    return next((t for t in (parse_timestamp(record.get(name)) for name in RECORD_TIME_FIELDS) if t), None)
 
 
 def _read_record(result: ScoredMessages, record: Any, where: str, fallback: datetime | None) -> None:
@@ -78,7 +79,7 @@ def _read_record(result: ScoredMessages, record: Any, where: str, fallback: date
         analysis = message["analysis"] if isinstance(message.get("analysis"), dict) else message
         if (analysis.get("role") or message.get("role")) != "customer":
             continue
-        when = parse_time(message.get("timestamp")) or record_time
+        when = parse_timestamp(message.get("timestamp")) or record_time
         if when is None:
             result.skip(f"{where} messages.{index}: no timestamp (add 'timestamp' to the record)")
             continue

@@ -150,6 +150,29 @@ def test_cli_fit_then_trends(tmp_path, analyzer, topic_model_dir):
     assert (tmp_path / "trends" / "volume.csv").read_text().startswith("period_start,topic_id,topic,channel,messages")
 
 
+def test_trends_read_scored_output_in_every_format(tmp_path, settings, analyzer, topic_model_dir):
+    """`convintel topics trends` reads what `convintel score` writes, in every file type
+    (CSV and Parquet rows are flat), and a JSON array of the same records."""
+    from service.batch.engines import LocalEngine
+    from service.batch.runner import ScoreJob, run_score
+    from service.batch.trends import read_scored
+
+    with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(topic_model_dir))
+    for name in ("s.jsonl", "s.csv", "s.parquet"):
+        run_score(ScoreJob(input=FIXTURES / "archive" / "messages.csv", output=tmp_path / name, progress=False),
+                  settings, lambda: LocalEngine(with_topics))
+    records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    (tmp_path / "s.json").write_text(json.dumps(records))
+    read = {name: read_scored(tmp_path / name) for name in ("s.jsonl", "s.json", "s.csv", "s.parquet")}
+    reference = read["s.jsonl"]
+    # demo-1042 has times (3 customer messages); the other two have none, so theirs are skipped
+    assert len(reference.mentions) == 3 and reference.skipped == 3
+    assert {m.when.isoformat() for m in reference.mentions} >= {"2026-03-04T10:15:00+00:00"}
+    for name, scored in read.items():
+        assert (scored.mentions, scored.skipped, scored.with_topics) == (
+            reference.mentions, reference.skipped, reference.with_topics), name
+
+
 def test_cli_errors_are_clear(tmp_path):
     missing = runner.invoke(cli, ["topics", "fit", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "m")])
     assert missing.exit_code == 2 and "does not exist" in missing.output

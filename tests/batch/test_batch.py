@@ -19,7 +19,8 @@ from nlp.message_ids import assign_message_ids
 from nlp.schemas import Transcript
 from service.batch.checkpoint import Checkpoint, checkpoint_path
 from service.batch.engines import LocalEngine
-from service.batch.records import FileFormat, InputConversation, RowError, RowReader, Shape, read_conversations
+from nlp.archive import FileFormat, RowReader
+from service.batch.records import InputConversation, RowError, Shape, read_conversations
 from service.batch.report import build_figures, render_html
 from service.batch.runner import ScoreJob, ScoreJobError, run_score
 from service.batch.scoring import read_scored
@@ -30,6 +31,7 @@ from service.settings import Settings
 from tests.conftest import ROOT
 
 runner = CliRunner()
+ARCHIVE = ROOT / "fixtures" / "archive"
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +185,39 @@ def test_csv_and_parquet_outputs_hold_the_same_records(tmp_path, batch_settings,
     for record in reference:
         record.pop("source_rows")
     assert from_parquet == reference
+
+
+@pytest.mark.parametrize("shape", ["transcripts", "messages"])
+def test_every_command_reads_the_archive_fixture_in_every_format(tmp_path, batch_settings, full_analyzer, shape):
+    """`convintel score` (then `report`) and the reader of `convintel topics fit` take the
+    same archive as .jsonl, .json, .csv and .parquet, and find the same conversations in each."""
+    from training.topic_fit import customer_texts
+
+    transcripts = [json.loads((ROOT / "fixtures" / "transcripts" / name).read_text())
+                   for name in ("double_charge.json", "fraud_in_progress.json", "happy_resolution.json")]
+    customer = [m["text"] for t in transcripts for m in t["messages"] if m["role"] == "customer"]
+    scored: dict[str, list[dict]] = {}
+    for fmt in ("jsonl", "json", "csv", "parquet"):
+        source = ARCHIVE / f"{shape}.{fmt}"
+        summary = _score(source, tmp_path / f"{fmt}.jsonl", batch_settings, full_analyzer)
+        assert (summary.conversations, summary.errors) == (3, 0), fmt
+        scored[fmt] = [{k: v for k, v in r.items() if k != "source_rows"} for r in read_scored(tmp_path / f"{fmt}.jsonl")]
+        corpus = customer_texts(source)
+        assert corpus.texts == customer and corpus.skipped == 0, fmt
+    assert [r["conversation_id"] for r in scored["jsonl"]] == [t["conversation_id"] for t in transcripts]
+    for fmt in ("json", "csv", "parquet"):
+        assert_same_records(scored[fmt], scored["jsonl"])
+    # scored output read back from every format gives the same report figures
+    (tmp_path / "scored.json").write_text(json.dumps(_lines(tmp_path / "jsonl.jsonl")))
+    _score(ARCHIVE / f"{shape}.jsonl", tmp_path / "scored.csv", batch_settings, full_analyzer)
+    _score(ARCHIVE / f"{shape}.jsonl", tmp_path / "scored.parquet", batch_settings, full_analyzer)
+    figures = [build_figures(read_scored(tmp_path / name)) for name in ("scored.json", "scored.csv", "scored.parquet")]
+    assert figures[0]["conversations"] == 3 and figures[1] == figures[0] and figures[2] == figures[0]
+
+
+def test_json_is_read_but_not_written(tmp_path, batch_settings, full_analyzer):
+    with pytest.raises(ScoreJobError, match="scored output is .jsonl, .csv or .parquet"):
+        _score(ARCHIVE / "transcripts.json", tmp_path / "out.json", batch_settings, full_analyzer)
 
 
 def test_existing_output_needs_resume_or_overwrite(tmp_path, batch_settings, full_analyzer):

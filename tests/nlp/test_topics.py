@@ -146,7 +146,7 @@ def test_archives_in_every_format_give_the_customer_texts(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from training.topic_corpus import customer_texts
+    from training.topic_fit import customer_texts
 
     transcripts = [{"channel": "chat", "messages": [{"role": "customer", "text": "Where is my parcel?"},
                                                     {"role": "agent", "text": "Let me check."},
