@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The test extra pulls every extra the suite exercises (train, onnx, ray): see pyproject.toml.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
@@ -40,11 +41,13 @@ test-fuzz: install-test
 # The shipped bundle, fine-tuned end to end from ../shared/data (training/finetune.yaml).
 # Interrupted? Run it again: it resumes from its last checkpoint (.cache/checkpoints).
 models: install
+	$(BIN)/pip install --quiet -e '.[train]'
 	@start=$$(date +%s); \
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --config training/finetune.yaml --resume && \
 	echo "make models: $$(( $$(date +%s) - start )) s of wall time"
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/latency.py
 
 # Ten minutes of mixed valid and invalid traffic against a real server (SOAK_ARGS="--duration 180").
@@ -55,6 +58,7 @@ bench-load: install-test
 	$(BIN)/python bench/load.py --json bench/results/load.json
 
 bench-backends: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/backends_accuracy.py --json bench/results/backends_accuracy.json
 
 bench-topics: install
@@ -62,7 +66,7 @@ bench-topics: install
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/topics.py --json bench/results/topics.json
 
 # The settings table in docs/configuration.md, generated from service/settings.py
-# (tests/test_settings_docs.py fails when it is out of date).
+# (tests/system/test_settings_docs.py fails when it is out of date).
 docs: install
 	$(BIN)/python -m service.settings_docs --write
 

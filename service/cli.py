@@ -115,6 +115,7 @@ def train(
     The wall time is printed at the end; an interrupted fine-tune continues with --resume."""
     from nlp.bundle import BundleError
     from nlp.encoder import Encoder, EncoderLoadError
+    from nlp.extras import MissingExtra
     from training.checkpoint import CheckpointError
     from training.config import ConfigError, load_train_config
     from training.datasets import DataError
@@ -159,7 +160,7 @@ def train(
                                        recipe_name=config.recipe)
         else:
             manifest, _ = finetune_bundle(task_data, config, recipe_name=config.recipe, resume=resume)
-    except (EncoderLoadError, CheckpointError, BundleError) as exc:
+    except (EncoderLoadError, CheckpointError, BundleError, MissingExtra) as exc:
         _fail(str(exc))
     resumed = manifest.training.get("resumed_from_step")
     typer.echo(f"wrote {config.output} in {manifest.training['seconds']} s of wall time"
@@ -188,6 +189,7 @@ def evaluate(
     writes metrics.json and report.html."""
     from nlp.bundle import BundleError
     from nlp.encoder import EncoderLoadError
+    from nlp.extras import MissingExtra
     from training.datasets import DataError
     from training.evaluate import SourceError, evaluate_bundle
     from training.report import render_summary, write_outputs
@@ -195,7 +197,7 @@ def evaluate(
     try:
         result = evaluate_bundle(model, data, data_root=data_root, task=task, split=split,
                                  skip_invalid=skip_invalid, cache_dir=cache_dir)
-    except (BundleError, DataError, SourceError, EncoderLoadError) as exc:
+    except (BundleError, DataError, SourceError, EncoderLoadError, MissingExtra) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")
