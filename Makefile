@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
+.PHONY: install install-test install-check serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: install-test
 test-slow: install-test
 	$(BIN)/pip install --quiet -e '.[test,topics-umap]'
 	$(BIN)/python -m pytest -m slow -q
+
+# The wheel, installed into a fresh environment and run from an empty directory (slow).
+install-check: install-test
+	$(BIN)/python -m pytest -m slow -q -s tests/system/test_install.py
 
 # Schemathesis against the OpenAPI spec with many more examples than the default suite.
 test-fuzz: install-test
@@ -71,4 +75,4 @@ docs: install
 	$(BIN)/python -m service.settings_docs --write
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache var
+	rm -rf $(VENV) .cache .pytest_cache var build dist *.egg-info
