@@ -1,5 +1,6 @@
 """Packaging: what the wheel holds, the one version, defaults that never point into the
-installed package, and optional extras that fail with a clear message. tests/system/test_install.py (slow) installs a real wheel and runs it."""
+installed package, optional extras that fail with a clear message, and the Dockerfile's
+assumptions. tests/system/test_install.py (slow) installs a real wheel and runs it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from service.settings import Settings
 from tests.conftest import FIXTURES, ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
 runner = CliRunner()
 
 
@@ -169,3 +171,43 @@ def test_ray_engine_without_the_extra_is_an_engine_error(monkeypatch):
     with pytest.raises(EngineError, match=r"pip install 'convintel\[ray\]'"):
         RayEngine(Settings(_env_file=None))
 
+
+def _stages(dockerfile: str) -> dict[str, list[str]]:
+    """Instructions per build stage (continuation lines joined), by stage name."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile)
+    stages: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            current = stages.setdefault(line.split()[-1], [])
+        elif current is not None:
+            current.append(line)
+    return stages
+
+
+def test_dockerfile_builds_a_wheel_and_runs_it_as_a_user_who_owns_its_state_and_cache():
+    stages = _stages(DOCKERFILE)
+    assert list(stages) == ["builder", "runtime"]
+    builder, runtime = stages["builder"], stages["runtime"]
+    pin = next(dep for dep in PYPROJECT["project"]["dependencies"] if dep.startswith("torch"))
+    assert any("download.pytorch.org/whl/cpu" in line and pin in line for line in builder)
+    assert any(line.startswith("RUN pip wheel") for line in builder)
+    assert any(line.startswith("COPY --from=builder /opt/convintel /opt/convintel") for line in runtime)
+    assert not any(line.startswith("COPY") and "--from" not in line for line in runtime), "no sources in the runtime"
+
+    env = dict(re.findall(r"(CONVINTEL_[A-Z_]+)=(\S+)", " ".join(line for line in runtime if line.startswith("ENV"))))
+    writable = env["CONVINTEL_DB_PATH"].rsplit("/", 1)[0], env["CONVINTEL_ENCODER_CACHE_DIR"]
+    user_at = next(i for i, line in enumerate(runtime) if line.startswith("USER "))
+    assert runtime[user_at] == "USER convintel"
+    chown = next(line for line in runtime[:user_at] if "chown" in line)
+    assert all(any(path.startswith(owned) for owned in chown.split()[-2:]) for path in writable), chown
+    # The ONNX graph is baked by `convintel check` as that user, with the backend from the build arg.
+    check_at = runtime.index("RUN convintel check")
+    assert user_at < check_at
+    assert "ARG CONVINTEL_ENCODER_BACKEND=torch" in runtime[:check_at]
+    assert "ENV CONVINTEL_ENCODER_BACKEND=${CONVINTEL_ENCODER_BACKEND}" in runtime[:check_at]
+    assert runtime[-1] == 'CMD ["convintel", "serve"]'
+    assert env.get("CONVINTEL_MODELS_DIR") is None, "the bundle comes with the wheel"
