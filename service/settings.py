@@ -11,7 +11,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nlp.backends import EncoderBackend, EncoderConfig
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     match_categories: bool = Field(True, description="Tag configured categories (needs spaCy)")
 
     # Conversation state
-    db_path: Path = Field(Path("var/conversations.sqlite3"),
+    db_path: Path = Field(Path("var/conversations.sqlite3"), validate_default=True,
                           description="SQLite file for conversation state (relative: to the working directory)")
     state_cache_messages: int = Field(
         5_000, ge=0, description="Stored messages kept in memory with their analyses, so a new message does not "
@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     encoder_backend: EncoderBackend = Field(
         "torch", description="torch (the reference), onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8)")
     encoder_cache_dir: Path = Field(
-        Path(".cache/encoders"), description="Where exported ONNX graphs are cached (exported at start-up if missing; "
-                                              "relative: to the working directory)")
+        Path(".cache/encoders"), validate_default=True,
+        description="Where exported ONNX graphs are cached (exported at start-up if missing; relative: to the working "
+                    "directory)")
     onnx_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
                               description="ONNX Runtime intra-op threads")
     microbatch_max_messages: int = Field(32, ge=1, le=1024,
@@ -106,6 +107,13 @@ class Settings(BaseSettings):
     topic_model: Path | None = Field(None, description="Topic model folder written by `convintel topics fit`")
     topic_min_similarity: float | None = Field(
         None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold")
+
+    @field_validator("db_path", "encoder_cache_dir")
+    @classmethod
+    def _from_working_directory(cls, path: Path) -> Path:
+        """Relative state and cache paths, made absolute once, here: worker processes and Ray
+        actors get the settings as data and may run elsewhere, but must use the same files."""
+        return path.expanduser().absolute()
 
     @property
     def model_path(self) -> Path:

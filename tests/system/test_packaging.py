@@ -86,10 +86,17 @@ app()
     assert not (tmp_path / "var").exists(), "analyze writes no state"
 
 
-def test_state_and_cache_defaults_are_relative_to_the_working_directory():
+def test_state_and_cache_defaults_are_relative_to_the_working_directory(tmp_path, monkeypatch):
+    fields = Settings.model_fields
+    assert fields["db_path"].default == Path("var/conversations.sqlite3")
+    assert fields["encoder_cache_dir"].default == Path(".cache/encoders")
+    monkeypatch.chdir(tmp_path)
     settings = Settings(_env_file=None)
-    assert settings.db_path == Path("var/conversations.sqlite3") and not settings.db_path.is_absolute()
-    assert settings.encoder_cache_dir == Path(".cache/encoders") and not settings.encoder_cache_dir.is_absolute()
+    # Made absolute when read, so worker processes and Ray actors use the same files.
+    assert settings.db_path == tmp_path / "var" / "conversations.sqlite3"
+    assert settings.encoder_cache_dir == tmp_path / ".cache" / "encoders"
+    assert Settings.model_validate_json(settings.model_dump_json()).db_path == settings.db_path
+    assert Settings(_env_file=None, db_path="~/state.db").db_path == Path.home() / "state.db"
     assert settings.models_dir is None  # the shipped bundles
     assert settings.model_path == paths.shipped_models_dir() / "convintel-base"
 
