@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
+.PHONY: install install-test install-check serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
+# The test extra pulls every extra the suite exercises (train, onnx, ray): see pyproject.toml.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
@@ -33,6 +34,10 @@ test-slow: install-test
 	$(BIN)/pip install --quiet -e '.[test,topics-umap]'
 	$(BIN)/python -m pytest -m slow -q
 
+# The wheel, installed into a fresh environment and run from an empty directory (slow).
+install-check: install-test
+	$(BIN)/python -m pytest -m slow -q -s tests/system/test_install.py
+
 # Schemathesis against the OpenAPI spec with many more examples than the default suite.
 test-fuzz: install-test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/python -m pytest -q tests/system/test_fuzz_api.py
@@ -40,11 +45,13 @@ test-fuzz: install-test
 # The shipped bundle, fine-tuned end to end from ../shared/data (training/finetune.yaml).
 # Interrupted? Run it again: it resumes from its last checkpoint (.cache/checkpoints).
 models: install
+	$(BIN)/pip install --quiet -e '.[train]'
 	@start=$$(date +%s); \
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --config training/finetune.yaml --resume && \
 	echo "make models: $$(( $$(date +%s) - start )) s of wall time"
 
 bench: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/latency.py
 
 # Ten minutes of mixed valid and invalid traffic against a real server (SOAK_ARGS="--duration 180").
@@ -55,6 +62,7 @@ bench-load: install-test
 	$(BIN)/python bench/load.py --json bench/results/load.json
 
 bench-backends: install
+	$(BIN)/pip install --quiet -e '.[bench]'
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/backends_accuracy.py --json bench/results/backends_accuracy.json
 
 bench-topics: install
@@ -62,9 +70,9 @@ bench-topics: install
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/python bench/topics.py --json bench/results/topics.json
 
 # The settings table in docs/configuration.md, generated from service/settings.py
-# (tests/test_settings_docs.py fails when it is out of date).
+# (tests/system/test_settings_docs.py fails when it is out of date).
 docs: install
 	$(BIN)/python -m service.settings_docs --write
 
 clean:
-	rm -rf $(VENV) .cache .pytest_cache var
+	rm -rf $(VENV) .cache .pytest_cache var build dist *.egg-info

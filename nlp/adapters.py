@@ -1,29 +1,28 @@
 """Encoder adapters of fine-tuned bundles, applied to the packaged base encoder at load.
 
-A LoRA adapter is merged into the base weights (W + B·A·alpha/rank) with peft, so the
-encoder afterwards is a plain BERT of the same size and speed: `Encoder.encode`, the ONNX
-export and the topic step see no difference. A full fine-tune's weights replace the base
-ones."""
+A LoRA adapter is merged into the base weights (W + B·A·alpha/rank), so the encoder
+afterwards is a plain BERT of the same size and speed: `Encoder.encode`, the ONNX export
+and the topic step see no difference. The merge is peft's `merge_and_unload` arithmetic
+done here, so serving a LoRA bundle needs no peft (a `train` extra); the adapter's
+tensors keep peft's names and layout. A full fine-tune's weights replace the base ones."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import torch
 from torch import nn
 
 from nlp.bundle import BundleAdapter, BundleError
+from nlp.extras import require
+
+PEFT_PREFIX = "base_model.model."
+"""Where peft's state dict puts the wrapped model's modules (`get_peft_model_state_dict`)."""
 
 
-def lora_config(rank: int | None, alpha: float | None, target_modules: list[str], dropout: float = 0.0) -> Any:
-    """The peft LoraConfig for a BERT encoder (training and loading share it)."""
-    from peft import LoraConfig
-
-    if rank is None or alpha is None:
-        raise BundleError("a LoRA adapter needs its rank and alpha in the manifest")
-    return LoraConfig(
-        r=rank, lora_alpha=alpha,  # type: ignore[arg-type]  # peft annotates lora_alpha as int; a float works
-        lora_dropout=dropout, target_modules=list(target_modules),
-                      bias="none")
+def lora_config(rank: int, alpha: float, target_modules: list[str], dropout: float = 0.0):
+    """The peft LoraConfig for a BERT encoder (training and saving share it)."""
+    peft = require("peft", "train", "LoRA fine-tuning")
+    return peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
+                           bias="none")
 
 
 def apply_adapter(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
@@ -39,25 +38,46 @@ def apply_adapter(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
         return model
     if entry.method == "partial":
         return _replace_layers(model, adapter)
+    return _merge_lora(model, adapter)
 
-    from peft import get_peft_model, set_peft_model_state_dict
 
-    try:
-        peft_model = get_peft_model(model, lora_config(entry.rank, entry.alpha, entry.target_modules))
-    except ValueError as exc:  # e.g. target modules that the model does not have
-        raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder: {exc}") from exc
-    try:
-        result = set_peft_model_state_dict(peft_model, adapter.tensors)
-    except RuntimeError as exc:  # tensor shapes that differ from the model's layers
-        raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder: {exc}") from exc
-    loaded: Any = result  # torch's named tuple of missing and unexpected keys (peft leaves it untyped)
-    missing = [key for key in loaded.missing_keys if "lora_" in key]
-    unexpected = list(loaded.unexpected_keys)
+def is_lora_target(name: str, target_modules: list[str]) -> bool:
+    """peft's rule for a list of target modules: the module's name is one of them, or ends
+    with '.' and one of them ('output.dense' matches 'encoder.layer.0.output.dense')."""
+    return any(name == target or name.endswith(f".{target}") for target in target_modules)
+
+
+def _merge_lora(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
+    """Merge a LoRA adapter into the targeted linear layers, in place: W += (B @ A) * alpha / rank,
+    as peft's `merge_and_unload` does. Every targeted layer needs its A and B and nothing else
+    may be there, so an adapter for another encoder or other targets is refused."""
+    entry = adapter.manifest
+    if entry.rank is None or entry.alpha is None:
+        raise BundleError(f"{adapter.path}: a lora adapter needs rank and alpha")
+    layers = {name: module for name, module in model.named_modules()
+              if isinstance(module, nn.Linear) and is_lora_target(name, entry.target_modules)}
+    if not layers:
+        raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder "
+                          f"(no linear layer matches its target modules {entry.target_modules})")
+    expected = {f"{PEFT_PREFIX}{name}.lora_{part}.weight" for name in layers for part in "AB"}
+    missing = sorted(expected - set(adapter.tensors))
+    unexpected = sorted(set(adapter.tensors) - expected)
     if missing or unexpected:
         problem = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
         raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder ({problem}, "
                           f"{len(missing)} missing and {len(unexpected)} unexpected tensors)")
-    return peft_model.merge_and_unload()
+    scale = entry.alpha / entry.rank
+    with torch.no_grad():
+        for name, layer in layers.items():
+            down = adapter.tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"]
+            up = adapter.tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"]
+            if down.shape != (entry.rank, layer.in_features) or up.shape != (layer.out_features, entry.rank):
+                raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder ({name}: A "
+                                  f"{tuple(down.shape)} and B {tuple(up.shape)} for a {layer.in_features}->"
+                                  f"{layer.out_features} layer)")
+            weight = layer.weight
+            weight += (up.to(weight) @ down.to(weight)) * scale
+    return model
 
 
 def _replace_layers(model: nn.Module, adapter: BundleAdapter) -> nn.Module:

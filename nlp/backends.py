@@ -6,8 +6,10 @@ memory and (for int8) outputs, and a quiet switch would hide all three."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:  # torch and the runtimes load with the encoder, not with the settings
@@ -56,10 +58,7 @@ def load_encoder(
         raise EncoderLoadError(f"encoder backend {backend!r} needs a cache directory for its ONNX graph")
     if torch_threads:  # the heads still run on torch
         torch.set_num_threads(torch_threads)
-    try:
-        from nlp.onnx_encoder import OnnxEncoder
-    except ImportError as exc:
-        raise EncoderLoadError(f"encoder backend {backend!r} needs onnxruntime and onnx: {exc}") from exc
+    OnnxEncoder = _onnx_encoder_module(backend).OnnxEncoder
     return OnnxEncoder(model_path, variant="int8" if backend == "onnx-int8" else "fp32", cache_dir=cache_dir,
                        max_seq_length=max_seq_length, batch_size=batch_size, num_threads=onnx_threads, adapter=adapter)
 
@@ -81,11 +80,23 @@ def prepare_encoder(
         return None
     if backend not in ENCODER_BACKENDS or cache_dir is None:
         raise EncoderLoadError(f"encoder backend {backend!r} needs a known name and a cache directory")
-    from nlp.onnx_encoder import ensure_graph
-
+    ensure_graph = _onnx_encoder_module(backend).ensure_graph
     variant: Literal["fp32", "int8"] = "int8" if backend == "onnx-int8" else "fp32"
     path = Path(model_path) if model_path else packaged_model_path()
     try:
         return ensure_graph(path, cache_dir, variant, max_seq_length=max_seq_length, adapter=adapter)
     except Exception as exc:  # noqa: BLE001 - export or I/O: all make the backend unusable
         raise EncoderLoadError(f"ONNX {variant} export of {path} into {cache_dir} failed: {exc}") from exc
+
+
+def _onnx_encoder_module(backend: str) -> ModuleType:
+    """nlp.onnx_encoder, imported only when an ONNX backend is chosen (onnxruntime and onnx
+    are the optional `onnx` extra). Raises EncoderLoadError naming the extra."""
+    from nlp.encoder import EncoderLoadError
+    from nlp.extras import install_hint
+
+    try:
+        return importlib.import_module("nlp.onnx_encoder")
+    except ImportError as exc:
+        raise EncoderLoadError(f"encoder backend {backend!r} needs onnxruntime and onnx (the 'onnx' extra): "
+                               f"{install_hint('onnx')} ({exc})") from exc

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nlp.heads import HeadNetwork, HeadSpec, TaskHead
+from nlp.paths import shipped_models_dir
 
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "heads.safetensors"
@@ -117,16 +118,22 @@ class ModelBundle:
         return self.manifest.version
 
 
-def resolve_bundle_path(value: str | Path, models_root: Path) -> Path:
+def resolve_bundle_path(value: str | Path, models_root: Path | None = None) -> Path:
     """Resolve a bundle given in configuration: a directory path (anything with a path
     separator, trusted because it comes from the operator's settings) or a bare name under
-    `models_root` (see `resolve_bundle_name`)."""
+    `models_root` (see `resolve_bundle_name`); `models_root` None means the bundles shipped
+    with convintel (`nlp.paths.shipped_models_dir`)."""
     text = str(value)
     if "/" in text or "\\" in text:
         path = Path(text).expanduser().resolve()
         if not path.is_dir():
             raise BundleError(f"model bundle directory {path} does not exist")
         return path
+    if models_root is None:
+        models_root = shipped_models_dir()
+        if models_root is None:
+            raise BundleError(f"no model bundle named {text!r}: no models directory is given and this "
+                              "installation ships none")
     return resolve_bundle_name(text, models_root)
 
 

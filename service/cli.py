@@ -14,6 +14,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="convintel: conversation intelligence for support teams.")
 
 
+def _print_version(value: bool) -> None:
+    """--version: print the version and stop before any command runs."""
+    if value:
+        from nlp import __version__
+
+        typer.echo(f"convintel {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit")] = False,
+) -> None:
+    """convintel: conversation intelligence for support teams."""
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
@@ -49,6 +66,28 @@ def serve(
     uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
                 workers=workers, log_level=settings.log_level, log_config=log_config(settings), access_log=False,
                 timeout_graceful_shutdown=settings.shutdown_timeout_s)
+
+
+@app.command()
+def check() -> None:
+    """Check the configuration as `serve` does, and prepare what its start-up would.
+
+    Checks the bundle, policy, categories, API keys and topic model, and exports the ONNX
+    graph of an ONNX encoder backend into CONVINTEL_ENCODER_CACHE_DIR (the Docker image runs
+    this at build time to bake the graph in)."""
+    from service.runtime import StartupError, check_startup
+    from service.settings import get_settings
+
+    settings = get_settings()
+    try:
+        found = check_startup(settings)
+    except StartupError as exc:
+        _fail(f"configuration check failed: {exc}")
+    typer.echo(f"model bundle: {found.bundle.name} {found.bundle.version} ({found.bundle.path})")
+    typer.echo(f"encoder backend: {settings.encoder_backend}"
+               + (f" (graph {found.onnx_graph.resolve()})" if found.onnx_graph else ""))
+    typer.echo(f"conversation state: {settings.db_path.resolve()}")
+    typer.echo("configuration ok")
 
 
 @app.command()
@@ -115,6 +154,7 @@ def train(
     The wall time is printed at the end; an interrupted fine-tune continues with --resume."""
     from nlp.bundle import BundleError
     from nlp.encoder import Encoder, EncoderLoadError
+    from nlp.extras import MissingExtra
     from training.checkpoint import CheckpointError
     from training.config import ConfigError, load_train_config
     from training.datasets import DataError
@@ -159,7 +199,7 @@ def train(
                                        recipe_name=config.recipe)
         else:
             manifest, _ = finetune_bundle(task_data, config, recipe_name=config.recipe, resume=resume)
-    except (EncoderLoadError, CheckpointError, BundleError) as exc:
+    except (EncoderLoadError, CheckpointError, BundleError, MissingExtra) as exc:
         _fail(str(exc))
     resumed = manifest.training.get("resumed_from_step")
     typer.echo(f"wrote {config.output} in {manifest.training['seconds']} s of wall time"
@@ -188,6 +228,7 @@ def evaluate(
     writes metrics.json and report.html."""
     from nlp.bundle import BundleError
     from nlp.encoder import EncoderLoadError
+    from nlp.extras import MissingExtra
     from training.datasets import DataError
     from training.evaluate import SourceError, evaluate_bundle
     from training.report import render_summary, write_outputs
@@ -195,7 +236,7 @@ def evaluate(
     try:
         result = evaluate_bundle(model, data, data_root=data_root, task=task, split=split,
                                  skip_invalid=skip_invalid, cache_dir=cache_dir)
-    except (BundleError, DataError, SourceError, EncoderLoadError) as exc:
+    except (BundleError, DataError, SourceError, EncoderLoadError, MissingExtra) as exc:
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot read {exc.filename}: {exc.strerror}")

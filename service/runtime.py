@@ -4,9 +4,12 @@ workers all go through here."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 from nlp.analyzer import Analyzer
 from nlp.backends import prepare_encoder
-from nlp.bundle import BundleError, load_bundle
+from nlp.bundle import BundleError, ModelBundle, load_bundle
 from nlp.categories import load_categories
 from nlp.cue_patterns import load_cues
 from nlp.encoder import EncoderLoadError
@@ -24,6 +27,15 @@ class StartupError(Exception):
     """The configuration cannot start the service; the message says why, in one line."""
 
 
+@dataclass(frozen=True)
+class StartupCheck:
+    """What `check_startup` found: the configured bundle, and the ONNX graph it prepared
+    (None for the torch backend)."""
+
+    bundle: ModelBundle
+    onnx_graph: Path | None
+
+
 def load_analyzer(settings: Settings) -> Analyzer:
     """The analyzer `settings` describe, returning freed heap memory to the OS after
     encoder passes as configured (`heap_trim_interval_s`)."""
@@ -31,7 +43,7 @@ def load_analyzer(settings: Settings) -> Analyzer:
     return Analyzer.load(settings.analyzer_config(), after_encode=trimmer.maybe_trim)
 
 
-def check_startup(settings: Settings) -> None:
+def check_startup(settings: Settings) -> StartupCheck:
     """Validate every configured file and the bundle without loading the models, and
     export the ONNX graph when the backend needs one (once, before worker processes
     start, so they never race to write it). Raises StartupError."""
@@ -45,7 +57,8 @@ def check_startup(settings: Settings) -> None:
         load_keyring(settings)
         if settings.topic_model is not None:
             load_topic_model(settings.topic_model)
-        prepare_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
-                        adapter=bundle.adapter)
+        graph = prepare_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
+                                adapter=bundle.adapter)
     except STARTUP_ERRORS as exc:
         raise StartupError(str(exc)) from exc
+    return StartupCheck(bundle=bundle, onnx_graph=graph)

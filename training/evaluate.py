@@ -17,6 +17,7 @@ import numpy as np
 
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.encoder import ENCODER_PACKAGE, Encoder, packaged_model_version
+from nlp.extras import require
 from training.datasets import (
     DEFAULT_DATA_ROOT, TASK_LABELS, Interaction, LabelledSet, interactions_for_task, load_goemotions,
     load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_labelled_files,
@@ -210,9 +211,8 @@ def load_encoder(bundle: ModelBundle) -> Encoder:
 
 @lru_cache(maxsize=1)
 def _vader():
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    return SentimentIntensityAnalyzer()
+    vader = require("vaderSentiment.vaderSentiment", "train", "the VADER sentiment baseline")
+    return vader.SentimentIntensityAnalyzer()
 
 
 def vader_labels(texts: Sequence[str]) -> list[str]:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from nlp.adapters import lora_config
 from nlp.bundle import AdapterManifest
 from nlp.encoder import Encoder
+from nlp.extras import require
 from nlp.heads import HeadNetwork, TaskHead
 from nlp.text import normalize_text
 from training.checkpoint import (
@@ -215,9 +216,8 @@ def finetune(
     encoder = Encoder(config.encoder_path, max_seq_length=config.max_length, batch_size=max(config.batch_size, 32),
                       device=device)
     if ft.method == "lora":
-        from peft import get_peft_model
-
-        encoder.set_transformer(get_peft_model(encoder.transformer,
+        peft = require("peft", "train", "LoRA fine-tuning")
+        encoder.set_transformer(peft.get_peft_model(encoder.transformer,
                                                lora_config(ft.rank, ft.alpha, ft.target_modules, ft.dropout)))
     elif ft.method == "partial":
         freeze_lower_layers(encoder.transformer, ft.trainable_layers)
@@ -329,9 +329,8 @@ def finetune(
 def _export_adapter(encoder: Encoder, ft) -> tuple[AdapterManifest, dict[str, torch.Tensor]]:
     """The adapter tensors to store, and the encoder left with them merged in."""
     if ft.method == "lora":
-        from peft import get_peft_model_state_dict
-
-        tensors = {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(encoder.transformer).items()}
+        peft = require("peft", "train", "LoRA fine-tuning")
+        tensors = {k: v.detach().cpu().clone() for k, v in peft.get_peft_model_state_dict(encoder.transformer).items()}
         encoder.set_transformer(encoder.transformer.merge_and_unload())
         entry = AdapterManifest(method="lora", sha256=PLACEHOLDER_SHA, rank=ft.rank, alpha=ft.alpha,
                                 target_modules=list(ft.target_modules))

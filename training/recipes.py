@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from nlp.paths import source_root
 from training.datasets import (
     INTERACTION_TASKS, DataError, Interaction, LabelledSet, interactions_for_task, load_goemotions,
     load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_interactions,
@@ -15,8 +16,10 @@ from training.datasets import (
 if TYPE_CHECKING:
     from training.config import TrainConfig
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-OWN_DATA_FILES = sorted((PROJECT_ROOT / "data" / "urgency").glob("messages_*.jsonl"))
+_CHECKOUT = source_root()
+# The project's own labelled messages: part of the source checkout only (data/ is not
+# installed), so an installed convintel has none and the default recipe says so.
+OWN_DATA_FILES = sorted((_CHECKOUT / "data" / "urgency").glob("messages_*.jsonl")) if _CHECKOUT else []
 
 
 @dataclass
@@ -49,6 +52,10 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
       groups dev and MELD dev together (the test splits stay withheld).
     - urgency: own labelled messages; the held-out quarter is only reported, never tuned on
       (early stopping and calibration use a slice of the training part)."""
+    if own_files is None and not OWN_DATA_FILES:
+        raise DataError("the default recipe also trains on data/urgency/messages_*.jsonl of convintel's source "
+                        "checkout, which this installation does not have: run from a checkout, or train with "
+                        "--recipe none --data FILE")
     public = public_sets(data_root)
     # Sentiment and urgency only: the own files' `emotions` use the customer-service set
     # (nlp.vocabulary.SUPPORT_EMOTIONS), not the 28 GoEmotions labels the emotions head predicts.

@@ -24,6 +24,7 @@ from itertools import islice
 from typing import Any, Iterator, Protocol
 
 from nlp.analyzer import Analyzer
+from nlp.extras import MissingExtra, require
 from service.batch.records import RowError
 from service.batch.scoring import (
     Chunk, conversations_from_payload, conversations_to_payload, errors_from_payload, errors_to_payload,
@@ -181,8 +182,10 @@ class RayEngine:
     name = "ray"
 
     def __init__(self, settings: Settings, address: str | None = None, num_cpus: int | None = None) -> None:
-        import ray
-
+        try:
+            ray = require("ray", "ray", "--engine ray")
+        except MissingExtra as exc:
+            raise EngineError(str(exc)) from exc
         self.settings = settings
         address = address or settings.ray_address or os.environ.get("RAY_ADDRESS")
         try:

@@ -1,7 +1,10 @@
 """Synthetic archives for the batch benchmark and tests: the project's labelled escalation
 conversations (`data/escalation/`, written by the team) replayed with new ids, times spread
 over a period, and some customer turns swapped for other labelled customer messages
-(`data/urgency/`), so the archive is large without repeating itself exactly."""
+(`data/urgency/`), so the archive is large without repeating itself exactly.
+
+Those files are in the source checkout only: installed, pass `data_dir`, or get a
+ProjectDataUnavailable naming the folder."""
 
 from __future__ import annotations
 
@@ -12,11 +15,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
+from nlp.paths import project_data_path
 from nlp.timestamps import parse_timestamp
-from service.settings import PROJECT_ROOT
 
-CONVERSATIONS = PROJECT_ROOT / "data" / "escalation" / "conversations.jsonl"
-CUSTOMER_MESSAGES = sorted((PROJECT_ROOT / "data" / "urgency").glob("messages_*.jsonl"))
 _FALLBACK_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
@@ -25,11 +26,15 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def synthetic_transcripts(count: int, *, days: int = 90, seed: int = 7,
-                          start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)) -> Iterator[dict[str, Any]]:
-    """`count` transcripts (/v1/analyze bodies) spread evenly over `days` days."""
+                          start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
+                          data_dir: Path | None = None) -> Iterator[dict[str, Any]]:
+    """`count` transcripts (/v1/analyze bodies) spread evenly over `days` days, made from
+    `data_dir` (default: the source checkout's `data/`)."""
     rng = random.Random(seed)
-    templates = _read_jsonl(CONVERSATIONS)
-    customer_texts = [row["text"] for path in CUSTOMER_MESSAGES for row in _read_jsonl(path)]
+    data = data_dir if data_dir is not None else project_data_path()
+    templates = _read_jsonl(data / "escalation" / "conversations.jsonl")
+    customer_texts = [row["text"] for path in sorted((data / "urgency").glob("messages_*.jsonl"))
+                      for row in _read_jsonl(path)]
     for index in range(count):
         template = templates[rng.randrange(len(templates))]
         times = [parse_timestamp(m.get("timestamp")) for m in template["messages"]]

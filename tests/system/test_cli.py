@@ -45,3 +45,23 @@ def test_serve_refuses_a_broken_bundle(tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2 and "no model bundle named 'convintel-base'" in result.output
+
+
+def test_check_validates_the_configuration_and_says_where_state_goes(tmp_path, monkeypatch):
+    from service.settings import get_settings
+
+    monkeypatch.setenv("CONVINTEL_DB_PATH", str(tmp_path / "state.sqlite3"))
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["check"])
+        monkeypatch.setenv("CONVINTEL_POLICY_FILE", str(tmp_path / "missing.yaml"))
+        get_settings.cache_clear()
+        broken = runner.invoke(app, ["check"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "model bundle: convintel-base" in result.stdout and "encoder backend: torch" in result.stdout
+    assert f"conversation state: {tmp_path / 'state.sqlite3'}" in result.stdout
+    assert result.stdout.endswith("configuration ok\n")
+    assert not (tmp_path / "state.sqlite3").exists(), "check writes no state"
+    assert broken.exit_code == 2 and "configuration check failed" in broken.output and "missing.yaml" in broken.output
