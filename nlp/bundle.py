@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from nlp.errors import BundleError
 from nlp.heads import HeadNetwork, HeadSpec, TaskHead
 from nlp.paths import shipped_models_dir
 
@@ -37,10 +38,6 @@ PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 BUNDLE_FORMAT = 1
 REQUIRED_TASKS = ("sentiment", "emotions", "urgency")
 _BUNDLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class BundleError(RuntimeError):
-    """A bundle is missing, malformed, or does not match its manifest."""
 
 
 class EncoderManifest(BaseModel):

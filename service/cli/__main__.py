@@ -1,0 +1,5 @@
+"""`python -m service.cli`: the same as the `convintel` command."""
+
+from service.cli import app
+
+app()
