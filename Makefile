@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test install-check serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
+.PHONY: install install-test install-check lint serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ install-test: $(VENV)/.installed-test
 
 serve: install
 	$(BIN)/convintel serve
+
+# ruff (format and lint, line length 120) over the whole tree; mypy over nlp/ (pyproject.toml).
+lint: install-test
+	$(BIN)/pip install --quiet -e '.[lint]'
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: install-test
 	$(BIN)/python -m pytest -m "not slow" -q

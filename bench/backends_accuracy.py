@@ -32,10 +32,10 @@ from training.datasets import DEFAULT_DATA_ROOT  # noqa: E402
 from training.evaluate import Evaluation, evaluate_bundle  # noqa: E402
 
 SOURCES = [
-    "shared:goemotions/original",        # emotions: GoEmotions dev, 28 labels
+    "shared:goemotions/original",  # emotions: GoEmotions dev, 28 labels
     "shared:goemotions/group-sentiment",  # sentiment: GoEmotions dev, sentiment groups
-    "shared:meld/sentiment",              # sentiment: MELD dev
-    "shared:tweeteval/sentiment",         # sentiment: TweetEval val
+    "shared:meld/sentiment",  # sentiment: MELD dev
+    "shared:tweeteval/sentiment",  # sentiment: TweetEval val
     str(ROOT / "data" / "urgency" / "messages_*.jsonl"),  # urgency, sentiment: own held-out quarter
 ]
 
@@ -73,11 +73,16 @@ def main() -> None:
     parser.add_argument("--backends", nargs="+", default=list(ENCODER_BACKENDS), choices=ENCODER_BACKENDS)
     parser.add_argument("--limit", type=int, help="score only the first N rows of each set")
     parser.add_argument("--max-drop", type=float, default=0.01, help="largest macro-F1 loss allowed vs torch")
-    parser.add_argument("--data-root", type=Path, help="public data sets (default: CONVINTEL_DATA_ROOT or ../shared/data)")
+    parser.add_argument(
+        "--data-root", type=Path, help="public data sets (default: CONVINTEL_DATA_ROOT or ../shared/data)"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
-    parser.add_argument("--reference", type=Path,
-                        help="take the torch figures from this earlier --json output instead of encoding again "
-                             "(they are deterministic; encoding the dev sets with torch is the slow part)")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="take the torch figures from this earlier --json output instead of encoding again "
+        "(they are deterministic; encoding the dev sets with torch is the slow part)",
+    )
     args = parser.parse_args()
 
     settings = Settings()
@@ -94,13 +99,16 @@ def main() -> None:
         table["torch"], sizes = earlier["macro_f1"]["torch"], earlier["n"]
         print(f"torch: figures from {args.reference}", file=sys.stderr)
     for backend in (b for b in args.backends if not (args.reference and b == "torch")):
-        encoder = load_encoder(replace(settings.encoder_config(), backend=backend),
-                               max_seq_length=bundle.manifest.encoder.max_seq_length,
-                        adapter=bundle.adapter)
+        encoder = load_encoder(
+            replace(settings.encoder_config(), backend=backend),
+            max_seq_length=bundle.manifest.encoder.max_seq_length,
+            adapter=bundle.adapter,
+        )
         started = time.perf_counter()
         # No feature cache on disk: its key names the encoder files, not the backend.
-        result = evaluate_bundle(bundle.path, SOURCES, data_root=data_root, split="heldout", encoder=encoder,
-                                 cache_dir=None)
+        result = evaluate_bundle(
+            bundle.path, SOURCES, data_root=data_root, split="heldout", encoder=encoder, cache_dir=None
+        )
         seconds[backend] = round(time.perf_counter() - started, 1)
         table[backend] = macro_f1_by_set(result.evaluations)
         sizes.update({f"{e.task} {e.set_name}": e.n for e in result.evaluations})
@@ -109,14 +117,16 @@ def main() -> None:
     reference = table.get("torch")
     rows = sorted(next(iter(table.values())))
     width = max(len(row) for row in rows) + 2
-    print(f"macro-F1 per set{' (first %d rows of each set)' % args.limit if args.limit else ''}")
+    print(f"macro-F1 per set{f' (first {args.limit} rows of each set)' if args.limit else ''}")
     header = f"{'set':{width}}{'n':>7}" + "".join(f"{b:>11}" for b in table)
     if reference:
         header += "".join(f"{'Δ ' + b:>16}" for b in table if b != "torch")
     print(header)
     failures = []
     for row in rows:
-        line = f"{row:{width}}{sizes.get(row.split(' -> ')[0], 0):>7}" + "".join(f"{table[b][row]:11.4f}" for b in table)
+        line = f"{row:{width}}{sizes.get(row.split(' -> ')[0], 0):>7}" + "".join(
+            f"{table[b][row]:11.4f}" for b in table
+        )
         if reference:
             for backend in (b for b in table if b != "torch"):
                 delta = table[backend][row] - reference[row]
@@ -129,8 +139,11 @@ def main() -> None:
         print("  " + failure)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"limit": args.limit, "macro_f1": table, "n": sizes, "seconds": seconds,
-                                         "failures": failures}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"limit": args.limit, "macro_f1": table, "n": sizes, "seconds": seconds, "failures": failures}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,16 @@ def main(variants: dict[str, dict], tasks: list[str], data_root: Path = ROOT.par
         row: dict[str, object] = {"variant": name}
         for task in tasks:
             data = recipe[task]
-            head = train_head(task, data.train.kind, data.train.label_names, features[data.train.name],
-                              data.train.labels, features[data.dev.name], data.dev.labels, config)
+            head = train_head(
+                task,
+                data.train.kind,
+                data.train.label_names,
+                features[data.train.name],
+                data.train.labels,
+                features[data.dev.name],
+                data.dev.labels,
+                config,
+            )
             for report in data.reports:
                 metrics = evaluate_head(head, features[report.name], report.labels)
                 key = "macro_recall" if report.name.startswith("tweeteval") else "macro_f1"

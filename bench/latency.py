@@ -76,19 +76,29 @@ def main() -> None:
     figures = {
         "requests": len(path_ms),
         "torch_threads": torch.get_num_threads(),
-        "per_message_path_ms": {"p50": percentile(path_ms, 50), "p99": percentile(path_ms, 99),
-                                "mean": statistics.fmean(path_ms)},
-        "raw_encoder_forward_ms": {"p50": percentile(raw_ms, 50), "p99": percentile(raw_ms, 99),
-                                   "mean": statistics.fmean(raw_ms)},
+        "per_message_path_ms": {
+            "p50": percentile(path_ms, 50),
+            "p99": percentile(path_ms, 99),
+            "mean": statistics.fmean(path_ms),
+        },
+        "raw_encoder_forward_ms": {
+            "p50": percentile(raw_ms, 50),
+            "p99": percentile(raw_ms, 99),
+            "mean": statistics.fmean(raw_ms),
+        },
     }
     figures["ratio_p50"] = figures["per_message_path_ms"]["p50"] / figures["raw_encoder_forward_ms"]["p50"]
     figures["ratio_p99"] = figures["per_message_path_ms"]["p99"] / figures["raw_encoder_forward_ms"]["p99"]
 
-    print(f"{figures['requests']} messages, {args.conversation_length} per conversation, "
-          f"torch threads {figures['torch_threads']}")
+    print(
+        f"{figures['requests']} messages, {args.conversation_length} per conversation, "
+        f"torch threads {figures['torch_threads']}"
+    )
     print(f"{'':32}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
-    for label, key in (("per-message path (in-process)", "per_message_path_ms"),
-                       ("raw encoder forward (1 message)", "raw_encoder_forward_ms")):
+    for label, key in (
+        ("per-message path (in-process)", "per_message_path_ms"),
+        ("raw encoder forward (1 message)", "raw_encoder_forward_ms"),
+    ):
         f = figures[key]
         print(f"{label:32}{f['p50']:10.2f}{f['p99']:10.2f}{f['mean']:10.2f}")
     print(f"{'ratio path / raw':32}{figures['ratio_p50']:10.2f}{figures['ratio_p99']:10.2f}")

@@ -32,15 +32,14 @@ import argparse
 import asyncio
 import json
 import os
-from dataclasses import replace
 import signal
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -104,8 +103,10 @@ def measure_floor(encoder: SentenceEncoder, texts: list[str], *, singles: int = 
     """Raw encoder timings on the load's own texts: normalise, tokenise, forward, pool."""
     encoder.encode(texts[:RAW_BATCH])  # warm
     single = [timed_encode(encoder, [texts[i % len(texts)]]) for i in range(singles)]
-    batch = [timed_encode(encoder, [texts[(i * RAW_BATCH + k) % len(texts)] for k in range(RAW_BATCH)])
-             for i in range(batches)]
+    batch = [
+        timed_encode(encoder, [texts[(i * RAW_BATCH + k) % len(texts)] for k in range(RAW_BATCH)])
+        for i in range(batches)
+    ]
     return FloorSamples(single, batch)
 
 
@@ -132,8 +133,15 @@ class LoadResult:
     floor: Floor
 
 
-async def drive(base_url: str, texts: list[str], *, concurrency: int, requests: int, run_id: str,
-                after_reply: Callable[[str], None] | None = None) -> tuple[list[float], int, float]:
+async def drive(
+    base_url: str,
+    texts: list[str],
+    *,
+    concurrency: int,
+    requests: int,
+    run_id: str,
+    after_reply: Callable[[str], None] | None = None,
+) -> tuple[list[float], int, float]:
     """`requests` POSTs from `concurrency` clients, each waiting for its reply before the
     next (and calling `after_reply` with the text it sent, if given). Returns (latencies
     in ms, errors, wall seconds)."""
@@ -168,25 +176,35 @@ async def drive(base_url: str, texts: list[str], *, concurrency: int, requests: 
         return latencies, errors, time.perf_counter() - started
 
 
-def run_level(base_url: str, texts: list[str], concurrency: int, requests: int, encoder: SentenceEncoder,
-              run_id: str) -> LoadResult:
+def run_level(
+    base_url: str, texts: list[str], concurrency: int, requests: int, encoder: SentenceEncoder, run_id: str
+) -> LoadResult:
     """One concurrency level, with the raw floor measured before and after it (and at
     concurrency 1, between its requests)."""
-    asyncio.run(drive(base_url, texts, concurrency=concurrency, requests=max(2 * concurrency, 20),
-                      run_id=f"{run_id}-warm"))
+    asyncio.run(
+        drive(base_url, texts, concurrency=concurrency, requests=max(2 * concurrency, 20), run_id=f"{run_id}-warm")
+    )
     samples = measure_floor(encoder, texts)
     between: list[float] = []
     after_reply = (lambda text: between.append(timed_encode(encoder, [text]))) if concurrency == 1 else None
-    latencies, errors, seconds = asyncio.run(drive(base_url, texts, concurrency=concurrency, requests=requests,
-                                                   run_id=run_id, after_reply=after_reply))
+    latencies, errors, seconds = asyncio.run(
+        drive(base_url, texts, concurrency=concurrency, requests=requests, run_id=run_id, after_reply=after_reply)
+    )
     samples = samples + measure_floor(encoder, texts)
     if between:
         samples.single = between
     values = np.array(latencies)
-    return LoadResult(concurrency=concurrency, requests=len(latencies), errors=errors, seconds=round(seconds, 2),
-                      throughput=len(latencies) / seconds, p50_ms=float(np.percentile(values, 50)),
-                      p95_ms=float(np.percentile(values, 95)), p99_ms=float(np.percentile(values, 99)),
-                      floor=samples.floor())
+    return LoadResult(
+        concurrency=concurrency,
+        requests=len(latencies),
+        errors=errors,
+        seconds=round(seconds, 2),
+        throughput=len(latencies) / seconds,
+        p50_ms=float(np.percentile(values, 50)),
+        p95_ms=float(np.percentile(values, 95)),
+        p99_ms=float(np.percentile(values, 99)),
+        floor=samples.floor(),
+    )
 
 
 # --- one backend -----------------------------------------------------------------------------
@@ -206,9 +224,11 @@ class BackendRun:
 def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
     """The encoder the server builds for `backend`, with the same settings."""
     bundle = load_bundle(settings.model_path)
-    return load_encoder(replace(settings.encoder_config(), backend=backend),
-                        max_seq_length=bundle.manifest.encoder.max_seq_length,
-                        adapter=bundle.adapter)
+    return load_encoder(
+        replace(settings.encoder_config(), backend=backend),
+        max_seq_length=bundle.manifest.encoder.max_seq_length,
+        adapter=bundle.adapter,
+    )
 
 
 def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settings: Settings) -> BackendRun:
@@ -217,9 +237,15 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
         # The ONNX graph is already cached (the encoder above exported it if needed):
         # start-up is timed warm. The one-off export time is in the cache's .json.
         started = time.perf_counter()
-        server = ServerProcess.start(Path(tmp) / "server.log", {
-            "CONVINTEL_ENCODER_BACKEND": backend, "CONVINTEL_DB_PATH": str(Path(tmp) / "load.sqlite3"),
-            "CONVINTEL_LOG_LEVEL": "warning"}, timeout_s=600)
+        server = ServerProcess.start(
+            Path(tmp) / "server.log",
+            {
+                "CONVINTEL_ENCODER_BACKEND": backend,
+                "CONVINTEL_DB_PATH": str(Path(tmp) / "load.sqlite3"),
+                "CONVINTEL_LOG_LEVEL": "warning",
+            },
+            timeout_s=600,
+        )
         startup_s = time.perf_counter() - started
         try:
             base_url = server.url
@@ -231,32 +257,53 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                 result = run_level(base_url, texts, concurrency, requests, encoder, f"{backend}-{concurrency}")
                 floor = result.floor
                 levels.append(result)
-                print(f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
-                      f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
-                      f"batch-32 {floor.batch32_ms:.1f} ms", file=sys.stderr)
+                print(
+                    f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
+                    f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
+                    f"batch-32 {floor.batch32_ms:.1f} ms",
+                    file=sys.stderr,
+                )
             rss_after, series = None, []
             if args.memory_requests:
                 # In tenths, reading RSS after each: warm-up levels off, growth keeps climbing.
                 sent, errors, seconds = 0, 0, 0.0
                 for tenth in range(MEMORY_READINGS):
                     part = args.memory_requests * (tenth + 1) // MEMORY_READINGS - sent
-                    latencies, part_errors, part_seconds = asyncio.run(drive(
-                        base_url, texts, concurrency=max(args.concurrency), requests=part,
-                        run_id=f"{backend}-memory-{tenth}"))
+                    latencies, part_errors, part_seconds = asyncio.run(
+                        drive(
+                            base_url,
+                            texts,
+                            concurrency=max(args.concurrency),
+                            requests=part,
+                            run_id=f"{backend}-memory-{tenth}",
+                        )
+                    )
                     sent, errors, seconds = sent + len(latencies), errors + part_errors, seconds + part_seconds
                     series.append((sent, round(server.rss_bytes() / 2**20, 1)))
                 rss_after = series[-1][1]
-                print(f"[{backend}] {sent} more requests in {seconds:.0f} s ({errors} errors): RSS "
-                      + ", ".join(f"{mib:.0f}" for _, mib in series) + " MiB", file=sys.stderr)
+                print(
+                    f"[{backend}] {sent} more requests in {seconds:.0f} s ({errors} errors): RSS "
+                    + ", ".join(f"{mib:.0f}" for _, mib in series)
+                    + " MiB",
+                    file=sys.stderr,
+                )
         finally:
             server.process.terminate()
             server.process.wait(timeout=30)
-    return BackendRun(backend=backend, startup_s=round(startup_s, 2), rss_after_startup_mib=round(rss_startup, 1),
-                      rss_after_memory_run_mib=round(rss_after, 1) if rss_after else None,
-                      memory_requests=args.memory_requests, levels=levels, rss_series_mib=series)
+    return BackendRun(
+        backend=backend,
+        startup_s=round(startup_s, 2),
+        rss_after_startup_mib=round(rss_startup, 1),
+        rss_after_memory_run_mib=round(rss_after, 1) if rss_after else None,
+        memory_requests=args.memory_requests,
+        levels=levels,
+        rss_series_mib=series,
+    )
 
 
-def interleaved_batch_ratio(backends: list[str], texts: list[str], settings: Settings, rounds: int = 8) -> dict[str, float]:
+def interleaved_batch_ratio(
+    backends: list[str], texts: list[str], settings: Settings, rounds: int = 8
+) -> dict[str, float]:
     """Median raw batch-32 ms per backend, measured round-robin in one process."""
     encoders = {b: encoder_for(b, settings) for b in backends}
     times: dict[str, list[float]] = {b: [] for b in backends}
@@ -275,37 +322,56 @@ def interleaved_batch_ratio(backends: list[str], texts: list[str], settings: Set
 
 
 def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict) -> None:
-    print(f"load average before {meta['load_before']}, after {meta['load_after']}; {meta['cpus']} CPUs; "
-          f"client and server share them")
-    print(f"settings: torch_threads={meta['torch_threads']} onnx_threads={meta['onnx_threads']} "
-          f"microbatch_max_messages={meta['max_messages']} microbatch_max_wait_ms={meta['max_wait_ms']}")
+    print(
+        f"load average before {meta['load_before']}, after {meta['load_after']}; {meta['cpus']} CPUs; "
+        f"client and server share them"
+    )
+    print(
+        f"settings: torch_threads={meta['torch_threads']} onnx_threads={meta['onnx_threads']} "
+        f"microbatch_max_messages={meta['max_messages']} microbatch_max_wait_ms={meta['max_wait_ms']}"
+    )
     print()
-    print("| backend | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | raw 1-msg ms | "
-          "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s |")
+    print(
+        "| backend | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | raw 1-msg ms | "
+        "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         for level in run.levels:
             f = level.floor
-            print(f"| {run.backend} | {level.concurrency} | {level.requests} | {level.errors} | "
-                  f"{level.throughput:.1f} | {level.p50_ms:.1f} | {level.p95_ms:.1f} | {level.p99_ms:.1f} | "
-                  f"{f.single_ms:.1f} | {f.batch32_ms:.1f} | {level.p50_ms / f.single_ms:.2f} | "
-                  f"{level.p99_ms / f.single_ms:.2f} | {level.throughput / f.batch32_per_s:.2f} |")
+            print(
+                f"| {run.backend} | {level.concurrency} | {level.requests} | {level.errors} | "
+                f"{level.throughput:.1f} | {level.p50_ms:.1f} | {level.p95_ms:.1f} | {level.p99_ms:.1f} | "
+                f"{f.single_ms:.1f} | {f.batch32_ms:.1f} | {level.p50_ms / f.single_ms:.2f} | "
+                f"{level.p99_ms / f.single_ms:.2f} | {level.throughput / f.batch32_per_s:.2f} |"
+            )
     print()
     print("| backend | start-up s (graph cached) | RSS after start-up MiB | RSS after more requests MiB |")
     print("|---|---:|---:|---:|")
     for run in runs:
-        after = f"{run.rss_after_memory_run_mib:.0f} (+{run.memory_requests} requests)" if run.rss_after_memory_run_mib else "-"
+        after = (
+            f"{run.rss_after_memory_run_mib:.0f} (+{run.memory_requests} requests)"
+            if run.rss_after_memory_run_mib
+            else "-"
+        )
         print(f"| {run.backend} | {run.startup_s:.1f} | {run.rss_after_startup_mib:.0f} | {after} |")
     for run in runs:
         if run.rss_series_mib:
-            print(f"{run.backend} RSS during the memory run: {run.rss_after_startup_mib:.0f} MiB at start-up, then "
-                  + ", ".join(f"{mib:.0f} after {sent:,}" for sent, mib in run.rss_series_mib))
+            print(
+                f"{run.backend} RSS during the memory run: {run.rss_after_startup_mib:.0f} MiB at start-up, then "
+                + ", ".join(f"{mib:.0f} after {sent:,}" for sent, mib in run.rss_series_mib)
+            )
     if batch_ms:
         print()
         reference = batch_ms.get("torch")
-        print("raw batch-32, interleaved: " + ", ".join(
-            f"{b} {ms:.0f} ms ({RAW_BATCH / ms * 1000:.0f} msg/s"
-            + (f", {reference / ms:.2f}x torch)" if reference else ")") for b, ms in batch_ms.items()))
+        print(
+            "raw batch-32, interleaved: "
+            + ", ".join(
+                f"{b} {ms:.0f} ms ({RAW_BATCH / ms * 1000:.0f} msg/s"
+                + (f", {reference / ms:.2f}x torch)" if reference else ")")
+                for b, ms in batch_ms.items()
+            )
+        )
 
 
 def main() -> None:
@@ -321,17 +387,25 @@ def main() -> None:
 
     settings = Settings()
     texts = load_messages()
-    meta = {"load_before": load_average(), "cpus": os.cpu_count(), "torch_threads": settings.torch_threads,
-            "onnx_threads": settings.onnx_threads, "max_messages": settings.microbatch_max_messages,
-            "max_wait_ms": settings.microbatch_max_wait_ms}
+    meta = {
+        "load_before": load_average(),
+        "cpus": os.cpu_count(),
+        "torch_threads": settings.torch_threads,
+        "onnx_threads": settings.onnx_threads,
+        "max_messages": settings.microbatch_max_messages,
+        "max_wait_ms": settings.microbatch_max_wait_ms,
+    }
     runs = [run_backend(backend, args, texts, settings) for backend in args.backends]
     batch_ms = interleaved_batch_ratio(args.backends, texts, settings) if len(args.backends) > 1 else {}
     meta["load_after"] = load_average()
     print_report(runs, batch_ms, meta)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"meta": meta, "runs": [asdict(run) for run in runs],
-                                         "raw_batch32_ms_interleaved": batch_ms}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"meta": meta, "runs": [asdict(run) for run in runs], "raw_batch32_ms_interleaved": batch_ms}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,13 @@ class ServerProcess:
         process's environment) and wait until /readyz answers 200."""
         port = free_port()
         full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-        process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], cwd=ROOT,
-                                   env=full_env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
         server = cls(process, f"http://127.0.0.1:{port}", log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

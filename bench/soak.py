@@ -19,9 +19,10 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,20 +61,67 @@ class Traffic:
             (30, self.new_message),
             (5, self.retry_message),
             (10, self.get_conversation),
-            (5, lambda: Planned("batch", "POST", "/v1/analyze/batch", 200,
-                                json={"transcripts": self.random.sample(self.transcripts, 2)})),
+            (
+                5,
+                lambda: Planned(
+                    "batch",
+                    "POST",
+                    "/v1/analyze/batch",
+                    200,
+                    json={"transcripts": self.random.sample(self.transcripts, 2)},
+                ),
+            ),
             (3, lambda: Planned("healthz", "GET", "/healthz", 200)),
             (3, lambda: Planned("unknown_conversation", "GET", "/v1/conversations/nobody-here", 404)),
-            (3, lambda: Planned("invalid_json", "POST", "/v1/analyze", 400, content=b'{"messages": [',
-                                headers={"content-type": "application/json"})),
-            (5, lambda: Planned("schema_violation", "POST", "/v1/analyze", 422,
-                                json={"messages": [{"role": "robot", "text": "hi"}]})),
-            (2, lambda: Planned("body_too_large", "POST", "/v1/analyze", 413, content=too_big.encode(),
-                                headers={"content-type": "application/json"})),
-            (2, lambda: Planned("message_too_long", "POST", "/v1/analyze", 413,
-                                json={"messages": [{"role": "customer", "text": "y" * (max_message_chars + 1)}]})),
-            (2, lambda: Planned("wrong_content_type", "POST", "/v1/analyze", 415, content=b"hello",
-                                headers={"content-type": "text/plain"})),
+            (
+                3,
+                lambda: Planned(
+                    "invalid_json",
+                    "POST",
+                    "/v1/analyze",
+                    400,
+                    content=b'{"messages": [',
+                    headers={"content-type": "application/json"},
+                ),
+            ),
+            (
+                5,
+                lambda: Planned(
+                    "schema_violation", "POST", "/v1/analyze", 422, json={"messages": [{"role": "robot", "text": "hi"}]}
+                ),
+            ),
+            (
+                2,
+                lambda: Planned(
+                    "body_too_large",
+                    "POST",
+                    "/v1/analyze",
+                    413,
+                    content=too_big.encode(),
+                    headers={"content-type": "application/json"},
+                ),
+            ),
+            (
+                2,
+                lambda: Planned(
+                    "message_too_long",
+                    "POST",
+                    "/v1/analyze",
+                    413,
+                    json={"messages": [{"role": "customer", "text": "y" * (max_message_chars + 1)}]},
+                ),
+            ),
+            (
+                2,
+                lambda: Planned(
+                    "wrong_content_type",
+                    "POST",
+                    "/v1/analyze",
+                    415,
+                    content=b"hello",
+                    headers={"content-type": "text/plain"},
+                ),
+            ),
         ]
         self.weights = [w for w, _ in self.mix]
 
@@ -85,15 +133,25 @@ class Traffic:
         self.next_id[conversation] += 1
         message_id = f"m{self.next_id[conversation]}"
         text = self.random.choice(self.random.choice(self.transcripts)["messages"])["text"]
-        return Planned("message", "POST", f"/v1/conversations/{conversation}/messages", 200,
-                       json={"id": message_id, "role": "customer", "text": text})
+        return Planned(
+            "message",
+            "POST",
+            f"/v1/conversations/{conversation}/messages",
+            200,
+            json={"id": message_id, "role": "customer", "text": text},
+        )
 
     def retry_message(self) -> Planned:
         if not self.acked:
             return self.new_message()
         conversation, message_id = self.random.choice(self.acked)
-        return Planned("message_retry", "POST", f"/v1/conversations/{conversation}/messages", 200,
-                       json={"id": message_id, "role": "customer", "text": "retry of an acknowledged message"})
+        return Planned(
+            "message_retry",
+            "POST",
+            f"/v1/conversations/{conversation}/messages",
+            200,
+            json={"id": message_id, "role": "customer", "text": "retry of an acknowledged message"},
+        )
 
     def get_conversation(self) -> Planned:
         if not self.acked:
@@ -123,8 +181,9 @@ class Window:
     rss_mib: float
 
 
-async def run_soak(server: ServerProcess, traffic: Traffic, duration_s: float, rate: float, window_s: float,
-                   timeout_s: float) -> tuple[list[Result], list[tuple[float, int]]]:
+async def run_soak(
+    server: ServerProcess, traffic: Traffic, duration_s: float, rate: float, window_s: float, timeout_s: float
+) -> tuple[list[Result], list[tuple[float, int]]]:
     results: list[Result] = []
     rss: list[tuple[float, int]] = [(0.0, server.rss_bytes())]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
@@ -135,8 +194,9 @@ async def run_soak(server: ServerProcess, traffic: Traffic, duration_s: float, r
             started = time.perf_counter()
             error = None
             try:
-                response = await client.request(plan.method, plan.path, json=plan.json, content=plan.content,
-                                                 headers=plan.headers)
+                response = await client.request(
+                    plan.method, plan.path, json=plan.json, content=plan.content, headers=plan.headers
+                )
                 status = response.status_code
                 if plan.kind == "message" and status == 200:
                     conversation = plan.path.split("/")[3]
@@ -174,13 +234,17 @@ def windows(results: list[Result], rss: list[tuple[float, int]], window_s: float
         group = grouped[index]
         latencies = np.array([r.latency_ms for r in group])
         in_window = [b for t, b in rss if index * window_s <= t < (index + 1) * window_s] or [rss[-1][1]]
-        out.append(Window(
-            start_s=int(index * window_s), requests=len(group),
-            by_status=dict(sorted(Counter(str(r.status) for r in group).items())),
-            unexpected=sum(r.status != r.expected for r in group),
-            p50_ms=round(float(np.percentile(latencies, 50)), 1), p99_ms=round(float(np.percentile(latencies, 99)), 1),
-            rss_mib=round(max(in_window) / 2**20, 1),
-        ))
+        out.append(
+            Window(
+                start_s=int(index * window_s),
+                requests=len(group),
+                by_status=dict(sorted(Counter(str(r.status) for r in group).items())),
+                unexpected=sum(r.status != r.expected for r in group),
+                p50_ms=round(float(np.percentile(latencies, 50)), 1),
+                p99_ms=round(float(np.percentile(latencies, 99)), 1),
+                rss_mib=round(max(in_window) / 2**20, 1),
+            )
+        )
     return out
 
 
@@ -215,14 +279,19 @@ def main() -> None:
     by_status = dict(sorted(Counter(str(r.status) for r in results).items()))
     unexpected = Counter((r.kind, r.expected, r.status) for r in results if r.status != r.expected)
     summary = {
-        "duration_s": args.duration, "rate_per_s": args.rate, "requests": len(results), "by_status": by_status,
+        "duration_s": args.duration,
+        "rate_per_s": args.rate,
+        "requests": len(results),
+        "by_status": by_status,
         "by_kind": dict(sorted(Counter(r.kind for r in results).items())),
         "unexpected": [{"kind": k, "expected": e, "status": s, "count": c} for (k, e, s), c in unexpected.items()],
         "server_errors_5xx": sum(500 <= r.status < 600 for r in results),
         "transport_errors": by_status.get("0", 0),
         "transport_error_types": dict(Counter(r.error for r in results if r.error)),
-        "p50_ms": round(float(np.percentile(latencies, 50)), 1), "p99_ms": round(float(np.percentile(latencies, 99)), 1),
-        "rss_mib_first": round(rss[0][1] / 2**20, 1), "rss_mib_last": round(rss[-1][1] / 2**20, 1),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 1),
+        "rss_mib_first": round(rss[0][1] / 2**20, 1),
+        "rss_mib_last": round(rss[-1][1] / 2**20, 1),
         "rss_mib_max": round(max(b for _, b in rss) / 2**20, 1),
         "windows": [asdict(w) for w in rows],
     }
@@ -231,13 +300,19 @@ def main() -> None:
     print(f"{'window':>8} {'reqs':>6} {'p50 ms':>8} {'p99 ms':>8} {'RSS MiB':>8} {'unexp':>6}  statuses")
     for w in rows:
         statuses = " ".join(f"{s}:{c}" for s, c in w.by_status.items())
-        print(f"{w.start_s:>7}s {w.requests:>6} {w.p50_ms:>8} {w.p99_ms:>8} {w.rss_mib:>8} {w.unexpected:>6}  {statuses}")
+        print(
+            f"{w.start_s:>7}s {w.requests:>6} {w.p50_ms:>8} {w.p99_ms:>8} {w.rss_mib:>8} {w.unexpected:>6}  {statuses}"
+        )
     print(f"all: p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms; statuses {by_status}")
-    print(f"5xx: {summary['server_errors_5xx']}, transport errors: {summary['transport_errors']} "
-          f"{summary['transport_error_types'] or ''}, "
-          f"unexpected answers: {sum(unexpected.values())} {summary['unexpected'] or ''}")
-    print(f"RSS: {summary['rss_mib_first']} MiB at start, {summary['rss_mib_last']} MiB at end, "
-          f"{summary['rss_mib_max']} MiB max")
+    print(
+        f"5xx: {summary['server_errors_5xx']}, transport errors: {summary['transport_errors']} "
+        f"{summary['transport_error_types'] or ''}, "
+        f"unexpected answers: {sum(unexpected.values())} {summary['unexpected'] or ''}"
+    )
+    print(
+        f"RSS: {summary['rss_mib_first']} MiB at start, {summary['rss_mib_last']} MiB at end, "
+        f"{summary['rss_mib_max']} MiB max"
+    )
     if summary["server_errors_5xx"]:
         print("server log tail:\n" + log_tail)
     if args.json:

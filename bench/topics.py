@@ -135,14 +135,21 @@ def run_tool(tool: str, texts: list[str], embeddings: np.ndarray, workdir: Path)
     labels_path = workdir / f"{tool}-labels.npy"
     completed = subprocess.run(
         [sys.executable, __file__, "--child", tool, str(texts_path), str(embeddings_path), str(labels_path)],
-        check=True, capture_output=True, text=True, cwd=ROOT)
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     return np.load(labels_path), json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def scores(labels: np.ndarray, truth: list[str] | None) -> dict:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    figures = {"topics": int(len(set(labels.tolist()) - {-1})), "unassigned_share": round(float((labels < 0).mean()), 4)}
+    figures = {
+        "topics": int(len(set(labels.tolist()) - {-1})),
+        "unassigned_share": round(float((labels < 0).mean()), 4),
+    }
     if truth is not None:
         figures["nmi"] = round(float(normalized_mutual_info_score(truth, labels)), 4)
         figures["ari"] = round(float(adjusted_rand_score(truth, labels)), 4)
@@ -150,32 +157,53 @@ def scores(labels: np.ndarray, truth: list[str] | None) -> dict:
 
 
 def table(rows: dict[str, dict]) -> str:
-    columns = [("nmi", "NMI"), ("ari", "ARI"), ("unassigned_share", "unassigned"), ("topics", "topics"),
-               ("wall_s", "wall s"), ("peak_rss_mib", "peak RSS MiB")]
+    columns = [
+        ("nmi", "NMI"),
+        ("ari", "ARI"),
+        ("unassigned_share", "unassigned"),
+        ("topics", "topics"),
+        ("wall_s", "wall s"),
+        ("peak_rss_mib", "peak RSS MiB"),
+    ]
     lines = ["| tool | " + " | ".join(title for _, title in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for tool, figures in rows.items():
         cells = []
         for key, _ in columns:
             value = figures.get(key)
-            cells.append("—" if value is None else f"{value:.1%}" if key == "unassigned_share"
-                         else f"{value:.4f}" if isinstance(value, float) and key in ("nmi", "ari") else str(value))
+            cells.append(
+                "—"
+                if value is None
+                else f"{value:.1%}"
+                if key == "unassigned_share"
+                else f"{value:.4f}"
+                if isinstance(value, float) and key in ("nmi", "ari")
+                else str(value)
+            )
         lines.append(f"| {tool} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("CONVINTEL_DATA_ROOT", ROOT.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-root", type=Path, default=Path(os.environ.get("CONVINTEL_DATA_ROOT", ROOT.parent / "shared" / "data"))
+    )
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "features")
     parser.add_argument("--scale", type=int, help="fit convintel on this many synthetic messages instead")
     parser.add_argument("--distinct", type=int, help="with --scale: use only this many distinct texts, repeated")
     parser.add_argument("--skip-bertopic", action="store_true")
     parser.add_argument("--encode-only", action="store_true", help="fill the embedding cache and stop")
-    parser.add_argument("--embeddings", type=Path,
-                        help="a .npy of the texts' embeddings, row-aligned: loaded when present, else written")
+    parser.add_argument(
+        "--embeddings",
+        type=Path,
+        help="a .npy of the texts' embeddings, row-aligned: loaded when present, else written",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here too")
-    parser.add_argument("--model", type=Path, help="a model bundle: embed with its (fine-tuned) encoder, as the "
-                        "service does, instead of the base encoder")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a model bundle: embed with its (fine-tuned) encoder, as the service does, instead of the base encoder",
+    )
     args = parser.parse_args()
 
     if args.scale:
@@ -199,8 +227,10 @@ def main() -> None:
             args.embeddings.parent.mkdir(parents=True, exist_ok=True)
             np.save(args.embeddings, distinct_embeddings)
     embeddings = distinct_embeddings[[row[text] for text in texts]]
-    print(f"{dataset}: embeddings {embeddings.shape} in {time.perf_counter() - started:.0f} s (cached by text)",
-          file=sys.stderr)
+    print(
+        f"{dataset}: embeddings {embeddings.shape} in {time.perf_counter() - started:.0f} s (cached by text)",
+        file=sys.stderr,
+    )
     if args.encode_only:
         return
     tools = ["convintel"] + ([] if args.skip_bertopic or args.scale else ["bertopic"])

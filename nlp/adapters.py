@@ -21,8 +21,9 @@ PEFT_PREFIX = "base_model.model."
 def lora_config(rank: int, alpha: float, target_modules: list[str], dropout: float = 0.0):
     """The peft LoraConfig for a BERT encoder (training and saving share it)."""
     peft = require("peft", "train", "LoRA fine-tuning")
-    return peft.LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
-                           bias="none")
+    return peft.LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules), bias="none"
+    )
 
 
 def apply_adapter(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
@@ -54,27 +55,36 @@ def _merge_lora(model: nn.Module, adapter: BundleAdapter) -> nn.Module:
     entry = adapter.manifest
     if entry.rank is None or entry.alpha is None:
         raise BundleError(f"{adapter.path}: a lora adapter needs rank and alpha")
-    layers = {name: module for name, module in model.named_modules()
-              if isinstance(module, nn.Linear) and is_lora_target(name, entry.target_modules)}
+    layers = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and is_lora_target(name, entry.target_modules)
+    }
     if not layers:
-        raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder "
-                          f"(no linear layer matches its target modules {entry.target_modules})")
+        raise BundleError(
+            f"{adapter.path}: the adapter does not fit the base encoder "
+            f"(no linear layer matches its target modules {entry.target_modules})"
+        )
     expected = {f"{PEFT_PREFIX}{name}.lora_{part}.weight" for name in layers for part in "AB"}
     missing = sorted(expected - set(adapter.tensors))
     unexpected = sorted(set(adapter.tensors) - expected)
     if missing or unexpected:
         problem = f"missing {missing[0]}" if missing else f"unexpected {unexpected[0]}"
-        raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder ({problem}, "
-                          f"{len(missing)} missing and {len(unexpected)} unexpected tensors)")
+        raise BundleError(
+            f"{adapter.path}: the adapter does not fit the base encoder ({problem}, "
+            f"{len(missing)} missing and {len(unexpected)} unexpected tensors)"
+        )
     scale = entry.alpha / entry.rank
     with torch.no_grad():
         for name, layer in layers.items():
             down = adapter.tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"]
             up = adapter.tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"]
             if down.shape != (entry.rank, layer.in_features) or up.shape != (layer.out_features, entry.rank):
-                raise BundleError(f"{adapter.path}: the adapter does not fit the base encoder ({name}: A "
-                                  f"{tuple(down.shape)} and B {tuple(up.shape)} for a {layer.in_features}->"
-                                  f"{layer.out_features} layer)")
+                raise BundleError(
+                    f"{adapter.path}: the adapter does not fit the base encoder ({name}: A "
+                    f"{tuple(down.shape)} and B {tuple(up.shape)} for a {layer.in_features}->"
+                    f"{layer.out_features} layer)"
+                )
             weight = layer.weight
             weight += (up.to(weight) @ down.to(weight)) * scale
     return model

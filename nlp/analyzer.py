@@ -4,26 +4,37 @@ the conversation summary built from the results."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlp.bundle import ModelBundle, load_bundle
-from nlp.conversation import summarize_conversation
 from nlp.backends import load_encoder
+from nlp.bundle import ModelBundle, load_bundle
 from nlp.config import AnalyzerConfig
+from nlp.conversation import summarize_conversation
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.heads import HeadStack
 from nlp.message_ids import assign_message_ids
-from nlp.vocabulary import GOEMOTIONS_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
-    Channel, ConversationSummary, EmotionScore, Message, MessageAnalysis, ModelInfo, SentimentResult,
-    Timing, TopicScore, Transcript, TranscriptAnalysis, UrgencyResult,
+    Channel,
+    ConversationSummary,
+    EmotionScore,
+    Message,
+    MessageAnalysis,
+    ModelInfo,
+    SentimentResult,
+    Timing,
+    TopicScore,
+    Transcript,
+    TranscriptAnalysis,
+    UrgencyResult,
 )
 from nlp.signals import Turn
 from nlp.text import has_words
+from nlp.vocabulary import SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 
 if TYPE_CHECKING:
     from nlp.inspection import Inspection, TextInspector
@@ -43,10 +54,12 @@ class SupportEmotionMap:
         self.labels = list(SUPPORT_EMOTION_SOURCES)
         width = max(len(s) for s in SUPPORT_EMOTION_SOURCES.values())
         # Pad each source list to one width by repeating its first source (max is unaffected).
-        self._sources = np.array([
-            [index[s] for s in sources] + [index[sources[0]]] * (width - len(sources))
-            for sources in SUPPORT_EMOTION_SOURCES.values()
-        ])
+        self._sources = np.array(
+            [
+                [index[s] for s in sources] + [index[sources[0]]] * (width - len(sources))
+                for sources in SUPPORT_EMOTION_SOURCES.values()
+            ]
+        )
         self._thresholds = np.asarray(thresholds, dtype=np.float32)
 
     def project(self, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,9 +82,16 @@ class Analyzer:
     """Analyses messages and conversations with a loaded model bundle, an escalation
     policy and (optionally) a spaCy text inspector for risk cues and redaction."""
 
-    def __init__(self, encoder: SentenceEncoder, bundle: ModelBundle, policy: Policy | None = None,
-                 inspector: TextInspector | None = None, topics: TopicModel | None = None,
-                 topic_min_similarity: float | None = None, after_encode: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        encoder: SentenceEncoder,
+        bundle: ModelBundle,
+        policy: Policy | None = None,
+        inspector: TextInspector | None = None,
+        topics: TopicModel | None = None,
+        topic_min_similarity: float | None = None,
+        after_encode: Callable[[], object] | None = None,
+    ) -> None:
         """`after_encode` is called after every encoder pass (the service returns freed heap
         memory to the OS there: `service.memory`)."""
         self.encoder = encoder
@@ -92,7 +112,9 @@ class Analyzer:
             raise ValueError(f"urgency head labels {self._urgency.spec.labels} != {list(URGENCY_LABELS)}")
         for head in bundle.heads.values():
             if head.spec.input_dim != encoder.feature_dim:
-                raise ValueError(f"head {head.spec.task!r} reads {head.spec.input_dim} features; encoder gives {encoder.feature_dim}")
+                raise ValueError(
+                    f"head {head.spec.task!r} reads {head.spec.input_dim} features; encoder gives {encoder.feature_dim}"
+                )
         self._heads = HeadStack([self._sentiment, self._emotions, self._urgency])
         self._support = SupportEmotionMap(self._emotions.spec.labels, self._emotions.spec.thresholds or [])
         self._urgency_levels = np.arange(len(URGENCY_LABELS), dtype=np.float32) / (len(URGENCY_LABELS) - 1)
@@ -113,8 +135,9 @@ class Analyzer:
 
             topics = load_topic_model(config.topic_model)
         bundle = load_bundle(config.bundle_path)
-        encoder = load_encoder(config.encoder, max_seq_length=bundle.manifest.encoder.max_seq_length,
-                               adapter=bundle.adapter)
+        encoder = load_encoder(
+            config.encoder, max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter
+        )
         return cls(encoder, bundle, policy, inspector, topics, config.topic_min_similarity, after_encode)
 
     # --- messages ---------------------------------------------------------------------
@@ -197,13 +220,13 @@ class Analyzer:
             return [[] for _ in messages]
         from nlp.topics.live import message_topics
 
-        return message_topics(self.topics, encoded.embeddings, [m.role for m in messages],
-                              self.topic_min_similarity)
+        return message_topics(self.topics, encoded.embeddings, [m.role for m in messages], self.topic_min_similarity)
 
     # --- conversations ----------------------------------------------------------------
 
-    def summarize(self, analyses: Sequence[MessageAnalysis], turns: Sequence[Turn],
-                  channel: Channel | None = None) -> ConversationSummary:
+    def summarize(
+        self, analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], channel: Channel | None = None
+    ) -> ConversationSummary:
         """Conversation-level summary from message analyses and turns (no encoding)."""
         categories = self.inspector.categories.config if self.inspector and self.inspector.categories else None
         return summarize_conversation(analyses, turns, self.policy, channel, categories)
@@ -225,18 +248,21 @@ class Analyzer:
         offset = 0
         for transcript in transcripts:
             own = analyses[offset : offset + len(transcript.messages)]
-            turns = [Turn(id=a.id, role=m.role, text=m.text, timestamp=m.timestamp)
-                     for a, m in zip(own, transcript.messages)]
+            turns = [
+                Turn(id=a.id, role=m.role, text=m.text, timestamp=m.timestamp) for a, m in zip(own, transcript.messages)
+            ]
             offset += len(transcript.messages)
-            results.append(TranscriptAnalysis(
-                conversation_id=transcript.conversation_id,
-                channel=transcript.channel,
-                model=self.model_info,
-                messages=own,
-                conversation=self.summarize(own, turns, transcript.channel),
-                timing=Timing(total_ms=0.0, encode_ms=round(encode_ms, 3)),
-                warnings=transcript_warnings(transcript),
-            ))
+            results.append(
+                TranscriptAnalysis(
+                    conversation_id=transcript.conversation_id,
+                    channel=transcript.channel,
+                    model=self.model_info,
+                    messages=own,
+                    conversation=self.summarize(own, turns, transcript.channel),
+                    timing=Timing(total_ms=0.0, encode_ms=round(encode_ms, 3)),
+                    warnings=transcript_warnings(transcript),
+                )
+            )
         total_ms = round((time.perf_counter() - started) * 1000, 3)
         for result in results:
             result.timing.total_ms = total_ms

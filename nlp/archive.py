@@ -20,10 +20,11 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 
 class FileFormat(str, Enum):
@@ -33,8 +34,14 @@ class FileFormat(str, Enum):
     parquet = "parquet"
 
 
-SUFFIXES = {".jsonl": FileFormat.jsonl, ".ndjson": FileFormat.jsonl, ".json": FileFormat.json,
-            ".csv": FileFormat.csv, ".parquet": FileFormat.parquet, ".pq": FileFormat.parquet}
+SUFFIXES = {
+    ".jsonl": FileFormat.jsonl,
+    ".ndjson": FileFormat.jsonl,
+    ".json": FileFormat.json,
+    ".csv": FileFormat.csv,
+    ".parquet": FileFormat.parquet,
+    ".pq": FileFormat.parquet,
+}
 NESTED_FIELDS = ("messages", "metadata")
 """Fields a flat format (CSV cells, some Parquet exports) may hold as JSON text: an array
 or object given as text is decoded, anything else is left as it is."""
@@ -53,8 +60,10 @@ def detect_format(path: Path) -> FileFormat:
     fmt = SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         # Both wordings: "unknown format" is what `convintel score` has always said.
-        raise ArchiveError(f"{path}: unsupported file type {path.suffix or '(no suffix)'!r} (unknown format); "
-                           "use .jsonl, .json, .csv or .parquet")
+        raise ArchiveError(
+            f"{path}: unsupported file type {path.suffix or '(no suffix)'!r} (unknown format); "
+            "use .jsonl, .json, .csv or .parquet"
+        )
     return fmt
 
 
@@ -109,8 +118,12 @@ class RowReader:
         return f"{self.path} row {number}"
 
     def __iter__(self) -> Iterator[ArchiveRow]:
-        readers = {FileFormat.jsonl: self._jsonl, FileFormat.json: self._json, FileFormat.csv: self._csv,
-                   FileFormat.parquet: self._parquet}
+        readers = {
+            FileFormat.jsonl: self._jsonl,
+            FileFormat.json: self._json,
+            FileFormat.csv: self._csv,
+            FileFormat.parquet: self._parquet,
+        }
         return readers[self.format]()
 
     def _advance(self, size: int) -> None:
@@ -171,8 +184,11 @@ class RowReader:
                     text.at += 1
                     break
                 else:
-                    yield ArchiveRow(number + 1, error=f"invalid JSON: expected ',' or ']' after row {number}; "
-                                                       "the rest of the file cannot be read")
+                    yield ArchiveRow(
+                        number + 1,
+                        error=f"invalid JSON: expected ',' or ']' after row {number}; "
+                        "the rest of the file cannot be read",
+                    )
                     return
             if text.next_char():
                 yield ArchiveRow(number + 1, error="invalid JSON: more data after the closing ']'")
@@ -257,7 +273,7 @@ class _TextBuffer:
         raw = self._handle.read(max(_READ_BYTES, len(self.buffer) - self.at))
         self._on_read(len(raw))
         self.eof = not raw
-        self.buffer = self.buffer[self.at:] + self._decode(raw, final=self.eof)
+        self.buffer = self.buffer[self.at :] + self._decode(raw, final=self.eof)
         self.at = 0
         return True
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -55,7 +56,7 @@ def _value_check(value: Any) -> Check:
     if isinstance(value, (str, bool)):
         return lambda got: got == value
     if isinstance(value, dict) and len(value) == 1:
-        (operator, argument), = value.items()
+        ((operator, argument),) = value.items()
         if operator == "IN":
             accepted = frozenset(argument)
             return lambda got: got in accepted
@@ -157,8 +158,9 @@ class IndexedAttributeRuler:
                     if pattern.matches_at(rows, i - offset):
                         found.add((pattern.rule, i - offset + pattern.target))
         for pattern in self._unindexed:
-            found.update((pattern.rule, start + pattern.target)
-                         for start in range(len(rows)) if pattern.matches_at(rows, start))
+            found.update(
+                (pattern.rule, start + pattern.target) for start in range(len(rows)) if pattern.matches_at(rows, start)
+            )
         return sorted(found)
 
     def __call__(self, doc: Doc) -> Doc:

@@ -50,8 +50,9 @@ def load_encoder(
     backend, model_path, cache_dir = config.backend, config.model_path, config.cache_dir
     batch_size, torch_threads, onnx_threads = config.batch_size, config.torch_threads, config.onnx_threads
     if backend == "torch":
-        return Encoder(model_path, max_seq_length=max_seq_length, batch_size=batch_size, num_threads=torch_threads,
-                       adapter=adapter)
+        return Encoder(
+            model_path, max_seq_length=max_seq_length, batch_size=batch_size, num_threads=torch_threads, adapter=adapter
+        )
     if backend not in ENCODER_BACKENDS:
         raise EncoderLoadError(f"unknown encoder backend {backend!r}; choose one of {', '.join(ENCODER_BACKENDS)}")
     if cache_dir is None:
@@ -59,8 +60,15 @@ def load_encoder(
     if torch_threads:  # the heads still run on torch
         torch.set_num_threads(torch_threads)
     OnnxEncoder = _onnx_encoder_module(backend).OnnxEncoder
-    return OnnxEncoder(model_path, variant="int8" if backend == "onnx-int8" else "fp32", cache_dir=cache_dir,
-                       max_seq_length=max_seq_length, batch_size=batch_size, num_threads=onnx_threads, adapter=adapter)
+    return OnnxEncoder(
+        model_path,
+        variant="int8" if backend == "onnx-int8" else "fp32",
+        cache_dir=cache_dir,
+        max_seq_length=max_seq_length,
+        batch_size=batch_size,
+        num_threads=onnx_threads,
+        adapter=adapter,
+    )
 
 
 def prepare_encoder(
@@ -98,5 +106,6 @@ def _onnx_encoder_module(backend: str) -> ModuleType:
     try:
         return importlib.import_module("nlp.onnx_encoder")
     except ImportError as exc:
-        raise EncoderLoadError(f"encoder backend {backend!r} needs onnxruntime and onnx (the 'onnx' extra): "
-                               f"{install_hint('onnx')} ({exc})") from exc
+        raise EncoderLoadError(
+            f"encoder backend {backend!r} needs onnxruntime and onnx (the 'onnx' extra): {install_hint('onnx')} ({exc})"
+        ) from exc

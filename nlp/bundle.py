@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from nlp.errors import BundleError
-from nlp.heads import HeadNetwork, HeadSpec, TaskHead
+from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead
 from nlp.paths import shipped_models_dir
 
 MANIFEST_FILE = "manifest.json"
@@ -49,7 +49,7 @@ class EncoderManifest(BaseModel):
 
 
 class TaskManifest(BaseModel):
-    kind: str = Field(pattern="^(multiclass|multilabel)$")
+    kind: HeadKind
     labels: list[str] = Field(min_length=2)
     input_dim: int = Field(gt=0)
     hidden_dim: int = Field(gt=0)
@@ -70,7 +70,9 @@ class AdapterManifest(BaseModel):
     rank: int | None = Field(None, gt=0, description="LoRA rank")
     alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank)")
     target_modules: list[str] = Field(default_factory=list, description="LoRA target module suffixes")
-    layers: list[int] = Field(default_factory=list, description="partial: the transformer layers whose weights it holds")
+    layers: list[int] = Field(
+        default_factory=list, description="partial: the transformer layers whose weights it holds"
+    )
 
 
 class BundleManifest(BaseModel):
@@ -99,8 +101,9 @@ class ModelBundle:
     """A loaded bundle: its manifest, one ready head per task, and the encoder adapter of a
     fine-tuned bundle (None for frozen-encoder bundles)."""
 
-    def __init__(self, path: Path, manifest: BundleManifest, heads: dict[str, TaskHead],
-                 adapter: BundleAdapter | None = None) -> None:
+    def __init__(
+        self, path: Path, manifest: BundleManifest, heads: dict[str, TaskHead], adapter: BundleAdapter | None = None
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.heads = heads
@@ -129,8 +132,9 @@ def resolve_bundle_path(value: str | Path, models_root: Path | None = None) -> P
     if models_root is None:
         models_root = shipped_models_dir()
         if models_root is None:
-            raise BundleError(f"no model bundle named {text!r}: no models directory is given and this "
-                              "installation ships none")
+            raise BundleError(
+                f"no model bundle named {text!r}: no models directory is given and this installation ships none"
+            )
     return resolve_bundle_name(text, models_root)
 
 
@@ -168,7 +172,9 @@ def load_bundle(path: str | Path) -> ModelBundle:
     except ValidationError as exc:
         raise BundleError(f"{manifest_path} does not describe a bundle: {exc}") from exc
     if manifest.format != BUNDLE_FORMAT:
-        raise BundleError(f"{manifest_path}: bundle format {manifest.format} is not supported (expected {BUNDLE_FORMAT})")
+        raise BundleError(
+            f"{manifest_path}: bundle format {manifest.format} is not supported (expected {BUNDLE_FORMAT})"
+        )
     missing = [task for task in REQUIRED_TASKS if task not in manifest.tasks]
     if missing:
         raise BundleError(f"{manifest_path}: tasks {missing} are missing")
@@ -182,15 +188,22 @@ def load_bundle(path: str | Path) -> ModelBundle:
     heads: dict[str, TaskHead] = {}
     for task, entry in manifest.tasks.items():
         spec = HeadSpec(
-            task=task, kind=entry.kind, labels=list(entry.labels), input_dim=entry.input_dim,
-            hidden_dim=entry.hidden_dim, temperature=entry.temperature,
-            thresholds=list(entry.thresholds) if entry.thresholds else None, metrics=dict(entry.metrics),
+            task=task,
+            kind=entry.kind,
+            labels=list(entry.labels),
+            input_dim=entry.input_dim,
+            hidden_dim=entry.hidden_dim,
+            temperature=entry.temperature,
+            thresholds=list(entry.thresholds) if entry.thresholds else None,
+            metrics=dict(entry.metrics),
         )
         if spec.thresholds is not None and len(spec.thresholds) != len(spec.labels):
-            raise BundleError(f"{manifest_path}: task {task!r} has {len(spec.thresholds)} thresholds for {len(spec.labels)} labels")
+            raise BundleError(
+                f"{manifest_path}: task {task!r} has {len(spec.thresholds)} thresholds for {len(spec.labels)} labels"
+            )
         network = HeadNetwork(spec.input_dim, spec.hidden_dim, len(spec.labels))
         prefix = f"{task}."
-        state = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
+        state = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
         try:
             network.load_state_dict(state, strict=True)
         except RuntimeError as exc:
@@ -269,23 +282,36 @@ def save_bundle(
             _write_peft_config(path / LORA_DIR, entry)
         adapter_path = path / entry.file
         # PEFT's loader expects the "format" metadata key it writes itself.
-        save_file({k: v.detach().contiguous().cpu() for k, v in adapter_tensors.items()}, str(adapter_path),
-                  metadata={"format": "pt", "name": name, "version": version, "method": entry.method})
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in adapter_tensors.items()},
+            str(adapter_path),
+            metadata={"format": "pt", "name": name, "version": version, "method": entry.method},
+        )
         adapter_manifest = entry.model_copy(update={"sha256": file_sha256(adapter_path)})
     tasks = {
         task: TaskManifest(
-            kind=head.spec.kind, labels=head.spec.labels, input_dim=head.spec.input_dim,
-            hidden_dim=head.spec.hidden_dim, temperature=head.spec.temperature,
-            thresholds=head.spec.thresholds, metrics=head.spec.metrics,
+            kind=head.spec.kind,
+            labels=head.spec.labels,
+            input_dim=head.spec.input_dim,
+            hidden_dim=head.spec.hidden_dim,
+            temperature=head.spec.temperature,
+            thresholds=head.spec.thresholds,
+            metrics=head.spec.metrics,
             training_data=task_data.get(task, {}).get("train", []),
             dev_data=task_data.get(task, {}).get("dev", []),
         )
         for task, head in heads.items()
     }
     manifest = BundleManifest(
-        name=name, version=version, created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        description=description, encoder=encoder, tasks=tasks, training=training,
-        mode="finetune" if adapter_manifest else "heads", adapter=adapter_manifest,
+        name=name,
+        version=version,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        description=description,
+        encoder=encoder,
+        tasks=tasks,
+        training=training,
+        mode="finetune" if adapter_manifest else "heads",
+        adapter=adapter_manifest,
     )
     tensors: dict = {}
     for task, head in heads.items():

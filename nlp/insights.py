@@ -18,16 +18,23 @@ from nlp.signals import ConversationSignals
 # Phrases that close a conversation well or badly, read from the last turns.
 RESOLVED_CUSTOMER = re.compile(
     r"\b(that (worked|fixed it|did it|solved it|helps?)|(it'?s|all) (working|sorted|fixed|good) now|works now|"
-    r"problem solved|issue (is )?(resolved|fixed)|perfect,? thanks?|thanks?,? (that|it) worked)\b", re.IGNORECASE)
+    r"problem solved|issue (is )?(resolved|fixed)|perfect,? thanks?|thanks?,? (that|it) worked)\b",
+    re.IGNORECASE,
+)
 UNRESOLVED_CUSTOMER = re.compile(
     r"\b(still (not|isn'?t|doesn'?t|don'?t|hasn'?t|won'?t|no)|not (resolved|fixed|working)|didn'?t (help|work)|"
-    r"useless|waste of time|nothing has changed|no one (has )?helped)\b", re.IGNORECASE)
+    r"useless|waste of time|nothing has changed|no one (has )?helped)\b",
+    re.IGNORECASE,
+)
 RESOLVED_AGENT = re.compile(
     r"\b(i'?ve (fixed|resolved|processed|refunded|updated|reset)|has been (fixed|resolved|refunded|processed)|"
-    r"anything else i can help)\b", re.IGNORECASE)
+    r"anything else i can help)\b",
+    re.IGNORECASE,
+)
 ADVISORY = re.compile(
     r"\b(pric(e|es|ing)|plan|upgrade|quote|recommend|which (one|plan|option)|buy|purchase|subscribe|discount|offer)\b",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 HIGH_EMOTION_CUES = frozenset({"legal", "safety", "security", "cancellation", "public_complaint"})
 EFFORT_PENALTY, EFFORT_CAP = 5, 15
 LONG_WAIT_SECONDS, MEDIUM_WAIT_SECONDS = 15 * 60, 5 * 60
@@ -47,10 +54,15 @@ def resolution(signals: ConversationSignals) -> Resolution:
         if turn.role == Role.agent and RESOLVED_AGENT.search(turn.text):
             if last_customer is None or last_customer.sentiment.score >= 0:
                 return Resolution(label="resolved", cue="agent reports a fix; customer not unhappy", message_id=turn.id)
-    if signals.turns and signals.turns[-1].role == Role.customer and last_customer is not None \
-            and last_customer.sentiment.label == "negative":
-        return Resolution(label="unresolved", cue="conversation ends on an unhappy customer turn",
-                          message_id=last_customer.id)
+    if (
+        signals.turns
+        and signals.turns[-1].role == Role.customer
+        and last_customer is not None
+        and last_customer.sentiment.label == "negative"
+    ):
+        return Resolution(
+            label="unresolved", cue="conversation ends on an unhappy customer turn", message_id=last_customer.id
+        )
     return Resolution(label="unknown")
 
 
@@ -89,8 +101,12 @@ def automation_fit(signals: ConversationSignals, kind: str) -> str:
     if kind == "high_emotion" or signals.risk_cues or (urgency and urgency.label in {"high", "critical"}):
         return "low"
     negative = signals.sentiment is not None and signals.sentiment.label == "negative"
-    if kind in {"routine", "advisory", "proactive"} and len(signals.customer) <= 3 and not negative \
-            and (urgency is None or urgency.label == "low"):
+    if (
+        kind in {"routine", "advisory", "proactive"}
+        and len(signals.customer) <= 3
+        and not negative
+        and (urgency is None or urgency.label == "low")
+    ):
         return "high"
     return "medium"
 
@@ -98,5 +114,9 @@ def automation_fit(signals: ConversationSignals, kind: str) -> str:
 def derive_insights(signals: ConversationSignals, escalation: Escalation) -> Insights:
     resolved = resolution(signals)
     kind = interaction_type(signals, escalation)
-    return Insights(interaction_type=kind, automation_fit=automation_fit(signals, kind),
-                    experience_score=experience_score(signals, resolved), resolution=resolved)
+    return Insights(
+        interaction_type=kind,
+        automation_fit=automation_fit(signals, kind),
+        experience_score=experience_score(signals, resolved),
+        resolution=resolved,
+    )

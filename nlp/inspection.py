@@ -3,8 +3,8 @@ personal data, from at most one parse per message. Quotes are redacted before th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from spacy.tokens import Doc
 
@@ -32,7 +32,7 @@ def redact_range(text: str, spans: Sequence[RedactedSpan], start: int, end: int,
         if span.end <= start or span.start >= end:
             continue
         if span.start > cursor:
-            pieces.append(text[cursor:span.start])
+            pieces.append(text[cursor : span.start])
         pieces.append(placeholder.format(kind=span.kind))
         cursor = max(cursor, span.end)
     if cursor < end:
@@ -63,9 +63,15 @@ class TextInspector:
     candidate (or a category pattern reads the parse), NER when its text or a quote from it
     is redacted. The answers are the same as with every component on every message."""
 
-    def __init__(self, *, detect_cues: bool = True, redactor: Redactor | None = None,
-                 categories: CategoryConfig | None = None, screen_tokens: bool = True,
-                 cue_patterns: CueConfig | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        detect_cues: bool = True,
+        redactor: Redactor | None = None,
+        categories: CategoryConfig | None = None,
+        screen_tokens: bool = True,
+        cue_patterns: CueConfig | None = None,
+    ) -> None:
         """`cue_patterns`: the risk-cue patterns (None: the shipped file). `screen_tokens=False`
         runs every component on every message: the reference the screened path is tested
         against, and the slower baseline in benchmarks."""
@@ -109,11 +115,17 @@ class TextInspector:
     def _plan(self, doc: Doc, role: Role, redact: bool) -> _Plan:
         wants_categories = self.categories is not None and role in self.categories.roles
         if not self.screen_tokens:
-            return _Plan(doc, role, self.cues is not None and role == Role.customer, None if wants_categories else [],
-                         parse=True, ner=self._uses_ner)
+            return _Plan(
+                doc,
+                role,
+                self.cues is not None and role == Role.customer,
+                None if wants_categories else [],
+                parse=True,
+                ner=self._uses_ner,
+            )
         find_cues = self.cues is not None and role == Role.customer and self.cues.screen(doc)
-        matcher = self.categories
-        categories = matcher.match_doc(doc, role) if wants_categories and not matcher.needs_parse else None
+        matcher = self.categories if wants_categories else None
+        categories = matcher.match_doc(doc, role) if matcher is not None and not matcher.needs_parse else None
         parse = find_cues or (wants_categories and categories is None)
         return _Plan(doc, role, find_cues, categories, parse, ner=self._uses_ner and redact)
 
@@ -141,10 +153,14 @@ class TextInspector:
             return text[start:end] if literal else redact_range(text, spans, start, end, placeholder)
 
         return Inspection(
-            cues=[CueHit(family=c.family, quote=quote(c.start, c.end, literal))
-                  for c, literal in zip(plan.cues, plan.literal_cues)],
+            cues=[
+                CueHit(family=c.family, quote=quote(c.start, c.end, literal))
+                for c, literal in zip(plan.cues, plan.literal_cues)
+            ],
             redacted_text=redacted_text,
-            categories=[CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()],
+            categories=[
+                CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()
+            ],
         )
 
 
@@ -155,5 +171,10 @@ def build_inspector(config: InspectionConfig) -> TextInspector | None:
         return None
     cue_patterns = load_cues(config.cues_file) if config.detect_cues else None
     categories = load_categories(config.categories_file) if config.match_categories else None
-    return TextInspector(detect_cues=config.detect_cues, redactor=Redactor() if config.redact_pii else None,
-                         categories=categories, screen_tokens=config.screen_tokens, cue_patterns=cue_patterns)
+    return TextInspector(
+        detect_cues=config.detect_cues,
+        redactor=Redactor() if config.redact_pii else None,
+        categories=categories,
+        screen_tokens=config.screen_tokens,
+        cue_patterns=cue_patterns,
+    )

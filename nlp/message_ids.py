@@ -11,8 +11,9 @@ PENDING_ID = "pending"
 position is only known inside the write transaction)."""
 
 
-def assign_message_ids(given: Sequence[str | None], *, first_position: int = 1,
-                       taken: Collection[str] = ()) -> list[str]:
+def assign_message_ids(
+    given: Sequence[str | None], *, first_position: int = 1, taken: Collection[str] = ()
+) -> list[str]:
     """Keep callers' ids; name the rest `m<position>`, counting from `first_position`,
     with a `-1`, `-2`... suffix where that id is already in use (in `given` or `taken`)."""
     used = set(taken) | {mid for mid in given if mid is not None}

@@ -16,10 +16,11 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -28,7 +29,13 @@ from torch import nn
 from transformers import AutoTokenizer
 
 from nlp.encoder import (
-    EncodedBatch, Encoder, EncoderLoadError, PooledBatch, encode_in_batches, max_pool, packaged_model_path,
+    EncodedBatch,
+    Encoder,
+    EncoderLoadError,
+    PooledBatch,
+    encode_in_batches,
+    max_pool,
+    packaged_model_path,
 )
 
 if TYPE_CHECKING:
@@ -57,10 +64,10 @@ class _PooledGraph(nn.Module):
         super().__init__()
         self.model = encoder.module
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.model({"input_ids": input_ids, "attention_mask": attention_mask,
-                          "token_type_ids": token_type_ids})
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.model({"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids})
         return out["sentence_embedding"], max_pool(out["token_embeddings"], attention_mask)
 
 
@@ -93,8 +100,9 @@ def cache_key(model_path: Path, variant: OnnxVariant, adapter: BundleAdapter | N
     return digest.hexdigest()[:16]
 
 
-def cached_graph_path(model_path: Path, cache_dir: Path, variant: OnnxVariant,
-                      adapter: BundleAdapter | None = None) -> Path:
+def cached_graph_path(
+    model_path: Path, cache_dir: Path, variant: OnnxVariant, adapter: BundleAdapter | None = None
+) -> Path:
     return cache_dir / f"minilm-{variant}-{cache_key(model_path, variant, adapter)}.onnx"
 
 
@@ -115,12 +123,24 @@ def export_graph(encoder: Encoder, destination: Path) -> ExportInfo:
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             warnings.simplefilter("ignore", category=DeprecationWarning)
             # The TorchScript exporter: the dynamo one needs onnxscript, an extra dependency.
-            torch.onnx.export(_PooledGraph(encoder).eval(), inputs, str(raw), input_names=list(INPUT_NAMES),
-                              output_names=list(OUTPUT_NAMES), dynamic_axes=axes, opset_version=ONNX_OPSET,
-                              dynamo=False)
+            torch.onnx.export(
+                _PooledGraph(encoder).eval(),
+                inputs,
+                str(raw),
+                input_names=list(INPUT_NAMES),
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes=axes,
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
         # Fused attention, skip-layernorm and GELU: faster, and quantisation then covers them.
-        optimized = optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads,
-                                   hidden_size=config.hidden_size, opt_level=1)
+        optimized = optimize_model(
+            str(raw),
+            model_type="bert",
+            num_heads=config.num_attention_heads,
+            hidden_size=config.hidden_size,
+            opt_level=1,
+        )
         optimized.save_model_to_file(str(output))
     return _write_info(destination, "fp32", encoder.path, started)
 
@@ -137,18 +157,31 @@ def quantize_graph(source: Path, destination: Path, model_path: Path) -> ExportI
     # activations) have outlier channels that one dynamic uint8 scale per tensor flattens.
     # Quantising them too was ~20% faster but moved head decisions on ~4x more messages,
     # and cost 0.018 macro-F1 on GoEmotions dev (bench/backends_accuracy.py).
-    feed_forward = [node.name for node in graph.graph.node if node.op_type == "MatMul"
-                    and ("intermediate/dense" in node.name or "/output/dense" in node.name)
-                    and "attention/" not in node.name]
+    feed_forward = [
+        node.name
+        for node in graph.graph.node
+        if node.op_type == "MatMul"
+        and ("intermediate/dense" in node.name or "/output/dense" in node.name)
+        and "attention/" not in node.name
+    ]
     # Fused attention nodes are named Attention_<layer>; their output projections by layer path.
-    last_layers = [node.name for node in graph.graph.node for layer in INT8_FP32_LAYERS
-                   if node.name == f"Attention_{layer}" or f"/layer.{layer}/" in node.name]
+    last_layers = [
+        node.name
+        for node in graph.graph.node
+        for layer in INT8_FP32_LAYERS
+        if node.name == f"Attention_{layer}" or f"/layer.{layer}/" in node.name
+    ]
     with _atomic_output(destination) as (_, output):
         # Per-channel int8 weights: per-tensor scales lose too much (sentence cosine to
         # the reference falls to ~0.93 on the worst messages; per channel stays ~0.99).
-        quantize_dynamic(str(source), str(output), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=sorted(set(feed_forward + last_layers)),
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
+        quantize_dynamic(
+            str(source),
+            str(output),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            nodes_to_exclude=sorted(set(feed_forward + last_layers)),
+            extra_options={"DefaultTensorType": TensorProto.FLOAT},
+        )
     return _write_info(destination, "int8", model_path, started)
 
 
@@ -164,15 +197,27 @@ def _atomic_output(destination: Path) -> Iterator[tuple[Path, Path]]:
 
 
 def _write_info(destination: Path, variant: OnnxVariant, model_path: Path, started: float) -> ExportInfo:
-    info = ExportInfo(variant=variant, key=destination.stem.rsplit("-", 1)[-1], encoder_path=str(model_path),
-                      torch=torch.__version__, onnxruntime=ort.__version__,
-                      export_seconds=round(time.perf_counter() - started, 2))
+    info = ExportInfo(
+        variant=variant,
+        key=destination.stem.rsplit("-", 1)[-1],
+        encoder_path=str(model_path),
+        torch=torch.__version__,
+        onnxruntime=ort.__version__,
+        export_seconds=round(time.perf_counter() - started, 2),
+    )
     destination.with_suffix(".json").write_text(json.dumps(asdict(info), indent=2) + "\n", encoding="utf-8")
     return info
 
 
-def ensure_graph(model_path: Path, cache_dir: Path, variant: OnnxVariant, *, max_seq_length: int,
-                 num_threads: int | None = None, adapter: BundleAdapter | None = None) -> Path:
+def ensure_graph(
+    model_path: Path,
+    cache_dir: Path,
+    variant: OnnxVariant,
+    *,
+    max_seq_length: int,
+    num_threads: int | None = None,
+    adapter: BundleAdapter | None = None,
+) -> Path:
     """The cached ONNX graph for this encoder (with a fine-tuned bundle's `adapter` merged
     in) and variant, exported first if missing (the int8 graph is quantised from the
     cached fp32 one)."""
@@ -181,8 +226,9 @@ def ensure_graph(model_path: Path, cache_dir: Path, variant: OnnxVariant, *, max
         return destination
     cache_dir.mkdir(parents=True, exist_ok=True)  # fail before minutes of export, not after
     if variant == "int8":
-        source = ensure_graph(model_path, cache_dir, "fp32", max_seq_length=max_seq_length, num_threads=num_threads,
-                              adapter=adapter)
+        source = ensure_graph(
+            model_path, cache_dir, "fp32", max_seq_length=max_seq_length, num_threads=num_threads, adapter=adapter
+        )
         log.info("quantising %s to int8 into %s", source.name, destination)
         info = quantize_graph(source, destination, model_path)
     else:
@@ -226,10 +272,12 @@ class OnnxEncoder:
         if not (path / "config.json").is_file() or not (path / "modules.json").is_file():
             raise EncoderLoadError(f"no sentence-transformers model at {path}")
         try:
-            self.graph_path = ensure_graph(path, Path(cache_dir), variant, max_seq_length=max_seq_length,
-                                           num_threads=num_threads, adapter=adapter)
-            self._session = ort.InferenceSession(str(self.graph_path), session_options(num_threads),
-                                                 providers=["CPUExecutionProvider"])
+            self.graph_path = ensure_graph(
+                path, Path(cache_dir), variant, max_seq_length=max_seq_length, num_threads=num_threads, adapter=adapter
+            )
+            self._session = ort.InferenceSession(
+                str(self.graph_path), session_options(num_threads), providers=["CPUExecutionProvider"]
+            )
             self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         except EncoderLoadError:
             raise
@@ -244,13 +292,15 @@ class OnnxEncoder:
 
     def encode(self, texts: Sequence[str]) -> EncodedBatch:
         """Same contract as `Encoder.encode`: normalised, length-sorted batches, input order."""
-        return encode_in_batches(texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size,
-                                 max_seq_length=self.max_seq_length)
+        return encode_in_batches(
+            texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size, max_seq_length=self.max_seq_length
+        )
 
     def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
         # The same tokenizer call sentence-transformers makes (pad to longest, truncate).
-        tokens = self._tokenizer(list(texts), padding=True, truncation="longest_first",
-                                 max_length=self.max_seq_length, return_tensors="np")
+        tokens = self._tokenizer(
+            list(texts), padding=True, truncation="longest_first", max_length=self.max_seq_length, return_tensors="np"
+        )
         feeds = {name: tokens[name].astype(np.int64, copy=False) for name in INPUT_NAMES}
         sentence, pooled = self._session.run(list(OUTPUT_NAMES), feeds)
         return PooledBatch(sentence, pooled, feeds["attention_mask"].sum(axis=1))

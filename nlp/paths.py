@@ -51,5 +51,6 @@ def project_data_path(*parts: str) -> Path:
     if root is None:
         raise ProjectDataUnavailable(
             f"{relative.as_posix()} is part of convintel's source checkout, not of the installed package: "
-            "run from a checkout, or pass the file explicitly")
+            "run from a checkout, or pass the file explicitly"
+        )
     return root / relative

@@ -24,13 +24,26 @@ class PolicyError(ConfigFileError):
 
 class Thresholds(StrictModel):
     trend_min_change: float = Field(0.3, gt=0, le=2, description="first-to-last customer change that counts as a trend")
-    sharp_drop: float = Field(0.8, gt=0, le=2, description="fall between consecutive customer turns that counts as sharp")
-    negative_emotion_min_score: float = Field(0.3, ge=0, le=1, description="weakest emotion reported as strongest negative")
-    repeat_similarity: float = Field(0.6, gt=0, le=1, description="word overlap at which a customer turn repeats the previous one")
+    sharp_drop: float = Field(
+        0.8, gt=0, le=2, description="fall between consecutive customer turns that counts as sharp"
+    )
+    negative_emotion_min_score: float = Field(
+        0.3, ge=0, le=1, description="weakest emotion reported as strongest negative"
+    )
+    repeat_similarity: float = Field(
+        0.6, gt=0, le=1, description="word overlap at which a customer turn repeats the previous one"
+    )
     apology_patterns: list[str] = Field(
-        default_factory=lambda: [r"\bsorry\b", r"\bapologi[sz]e", r"\bmy apologies\b", r"\bi understand\b",
-                                 r"\bi hear you\b", r"\bthat must be\b"],
-        description="regexes (case-insensitive) marking an agent apology or acknowledgement")
+        default_factory=lambda: [
+            r"\bsorry\b",
+            r"\bapologi[sz]e",
+            r"\bmy apologies\b",
+            r"\bi understand\b",
+            r"\bi hear you\b",
+            r"\bthat must be\b",
+        ],
+        description="regexes (case-insensitive) marking an agent apology or acknowledgement",
+    )
 
 
 class Condition(StrictModel):
@@ -39,7 +52,8 @@ class Condition(StrictModel):
     cue: str | None = Field(None, description="a customer message carries this risk cue family")
     urgency_at_least: UrgencyLevel | None = None
     urgency_probability: float | None = Field(
-        None, ge=0, le=1, description="with urgency_at_least: P(urgency >= level) must reach this instead of the label")
+        None, ge=0, le=1, description="with urgency_at_least: P(urgency >= level) must reach this instead of the label"
+    )
     sentiment_at_most: float | None = Field(None, ge=-1, le=1, description="the customer's overall sentiment score")
     end_sentiment_at_most: float | None = Field(None, ge=-1, le=1, description="the last customer turn's score")
     trend: Literal["improving", "stable", "worsening"] | None = None
@@ -90,7 +104,9 @@ class Policy(StrictModel):
         check_unique([rule.name for rule in self.rules], "rule")
         for index, rule in enumerate(self.rules):
             if rule.route_to not in self.routes:
-                raise ValueError(f"rules.{index} ({rule.name}): route_to {rule.route_to!r} is not in routes {self.routes}")
+                raise ValueError(
+                    f"rules.{index} ({rule.name}): route_to {rule.route_to!r} is not in routes {self.routes}"
+                )
         return self
 
 

@@ -28,8 +28,8 @@ digits or 11 starting with 0, and phone numbers run together with other numbers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -70,11 +70,17 @@ class RedactionConfig:
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
 
 # Lookbehinds anchor each match at the start of its number, so no detector is quadratic on long digit runs.
-_PHONE = re.compile(r"(?<![\w#$£€¥+./,-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?"
-                    r"\d{1,12}(?:[ .-]\d{1,12}){0,7}(?!\w)", re.ASCII)
-_REFERENCE_BEFORE = re.compile(r"(?:\b(?:order|invoice|ticket|case|claim|policy|ref|reference|tracking|awb|account|"
-                               r"acct|booking|confirmation|transaction|receipt|serial|sku|id)\b[\s.:#-]*"
-                               r"(?:(?:no|num|number|id)\b[\s.:#-]*)?|#\s*)$", re.IGNORECASE)
+_PHONE = re.compile(
+    r"(?<![\w#$£€¥+./,-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?"
+    r"\d{1,12}(?:[ .-]\d{1,12}){0,7}(?!\w)",
+    re.ASCII,
+)
+_REFERENCE_BEFORE = re.compile(
+    r"(?:\b(?:order|invoice|ticket|case|claim|policy|ref|reference|tracking|awb|account|"
+    r"acct|booking|confirmation|transaction|receipt|serial|sku|id)\b[\s.:#-]*"
+    r"(?:(?:no|num|number|id)\b[\s.:#-]*)?|#\s*)$",
+    re.IGNORECASE,
+)
 _DATE = re.compile(r"\d{4}([-./ ])\d{1,2}\1\d{1,2}|\d{1,2}([-./ ])\d{1,2}\2\d{2,4}")
 _DIGITS = re.compile(r"\d+", re.ASCII)
 
@@ -83,13 +89,17 @@ _DIGIT_RUN = re.compile(r"(?<![\w.,])\d+(?:[ -]\d+)*", re.ASCII)
 _IBAN_START = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}", re.ASCII)
 _IBAN_CHUNK = re.compile(r" ?([A-Za-z0-9]+)", re.ASCII)
 
-_STREET_WORDS = (r"(?:Street|Road|Avenue|Lane|Drive|Boulevard|Way|Court|Place|Close|Crescent|Terrace|Square|"
-                 r"Highway|Parkway|Gardens|Grove|Row|Mews)\b|(?:St|Rd|Ave|Ln|Dr|Blvd|Ct|Pl|Sq|Hwy|Pkwy)\b\.?")
+_STREET_WORDS = (
+    r"(?:Street|Road|Avenue|Lane|Drive|Boulevard|Way|Court|Place|Close|Crescent|Terrace|Square|"
+    r"Highway|Parkway|Gardens|Grove|Row|Mews)\b|(?:St|Rd|Ave|Ln|Dr|Blvd|Ct|Pl|Sq|Hwy|Pkwy)\b\.?"
+)
 _UNIT = r"(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor)\.?\s*#?\w+"
 # Name words must be capitalised: lower-case "3 days on the road" is not an address.
-_STREET = re.compile(rf"(?<![\w#$£€.,/-])\d{{1,5}}[A-Za-z]?(?:[-/]\d{{1,5}}[A-Za-z]?)?,?[ \t]+"
-                     rf"(?:(?:[A-Z][\w'’.-]*|\d+(?:st|nd|rd|th))[ \t]+){{1,4}}?(?i:{_STREET_WORDS})"
-                     rf"(?:[ \t]+(?:N|S|E|W|NE|NW|SE|SW)\b)?(?:,?[ \t]*{_UNIT})?")
+_STREET = re.compile(
+    rf"(?<![\w#$£€.,/-])\d{{1,5}}[A-Za-z]?(?:[-/]\d{{1,5}}[A-Za-z]?)?,?[ \t]+"
+    rf"(?:(?:[A-Z][\w'’.-]*|\d+(?:st|nd|rd|th))[ \t]+){{1,4}}?(?i:{_STREET_WORDS})"
+    rf"(?:[ \t]+(?:N|S|E|W|NE|NW|SE|SW)\b)?(?:,?[ \t]*{_UNIT})?"
+)
 _BEFORE_ADDRESS = re.compile(rf"(?:(?<!\w){_UNIT},?\s+)?(?:(?<![\w#])\d{{1,5}}[A-Za-z]?,?\s+)?$")
 _POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4})?)\b"
 _AFTER_ADDRESS = re.compile(rf"(?:[A-Z][\w'-]+\s+){{0,2}}[A-Z][\w'-]+,?\s+{_POSTCODE}|{_POSTCODE}")
@@ -127,7 +137,7 @@ def _is_phone(candidate: str) -> bool:
 def _phones(text: str) -> Iterator[tuple[int, int]]:
     for match in _PHONE.finditer(text):
         start, candidate = match.start(), match.group()
-        if _REFERENCE_BEFORE.search(text[max(0, start - 40):start]):
+        if _REFERENCE_BEFORE.search(text[max(0, start - 40) : start]):
             continue
         # A phone followed by an unrelated number ("call 555 123 4567 2 times"): drop space-separated tails.
         while candidate:
@@ -153,15 +163,15 @@ def _cards(text: str) -> Iterator[tuple[int, int]]:
         for i in range(len(chunks)):
             digits = ""
             for j in range(i, len(chunks)):
-                digits += text[chunks[j][0]:chunks[j][1]]
+                digits += text[chunks[j][0] : chunks[j][1]]
                 if len(digits) > 19:
                     break
                 if len(digits) >= 13 and _luhn(digits):
                     windows.append((i, j))
         claimed = [False] * len(chunks)
         for i, j in sorted(windows, key=lambda w: (w[0] - w[1], w[0])):  # most chunks, then earliest
-            if not any(claimed[i:j + 1]):
-                claimed[i:j + 1] = [True] * (j + 1 - i)
+            if not any(claimed[i : j + 1]):
+                claimed[i : j + 1] = [True] * (j + 1 - i)
                 yield chunks[i][0], chunks[j][1]
 
 
@@ -197,6 +207,12 @@ def _merge(spans: list[RedactedSpan]) -> tuple[RedactedSpan, ...]:
     return tuple(merged)
 
 
+def _always(match: re.Match[str] | None) -> re.Match[str]:
+    """The match of a pattern whose every part is optional (it matches everywhere, maybe empty)."""
+    assert match is not None
+    return match
+
+
 class Redactor:
     """Finds personal data with regexes (checksummed where a checksum exists) and spaCy NER."""
 
@@ -210,6 +226,7 @@ class Redactor:
         """`text` with its personal data replaced by placeholders."""
         if not self.uses_ner:
             return self._redact(text, None)
+        assert self.nlp is not None  # loaded in __init__ whenever NER is used
         return self._redact(text, self.nlp(mask_surrogates(text)))
 
     def redact_doc(self, doc: Doc) -> Redaction:
@@ -220,6 +237,7 @@ class Redactor:
         """`redact` for each text, in order, parsing them in spaCy batches."""
         if not self.uses_ner:
             return [self._redact(text, None) for text in texts]
+        assert self.nlp is not None  # loaded in __init__ whenever NER is used
         docs = self.nlp.pipe(mask_surrogates(text) for text in texts)
         # Surrogates were replaced one for one, so the Doc offsets hold for the original text.
         return [self._redact(text, doc) for text, doc in zip(texts, docs)]
@@ -227,8 +245,11 @@ class Redactor:
     def _redact(self, text: str, doc: Doc | None) -> Redaction:
         config = self.config
         found: list[RedactedSpan] = []
-        for enabled, kind, finder in ((config.payment_cards, "card", _cards), (config.ibans, "iban", _ibans),
-                                      (config.phones, "phone", _phones)):
+        for enabled, kind, finder in (
+            (config.payment_cards, "card", _cards),
+            (config.ibans, "iban", _ibans),
+            (config.phones, "phone", _phones),
+        ):
             if enabled:
                 found += [RedactedSpan(kind, start, end) for start, end in finder(text)]
         if config.emails:
@@ -236,12 +257,15 @@ class Redactor:
         if config.addresses:
             found += self._addresses(text, doc)
         if config.person_names and doc is not None:
-            found += [RedactedSpan("person", ent.start_char, ent.end_char) for ent in doc.ents
-                      if ent.label_ == "PERSON" and not any(char.isdigit() for char in ent.text)]
+            found += [
+                RedactedSpan("person", ent.start_char, ent.end_char)
+                for ent in doc.ents
+                if ent.label_ == "PERSON" and not any(char.isdigit() for char in ent.text)
+            ]
         spans = _merge(found)
         pieces, cursor = [], 0
         for span in spans:
-            pieces += [text[cursor:span.start], config.placeholder_format.format(kind=span.kind)]
+            pieces += [text[cursor : span.start], config.placeholder_format.format(kind=span.kind)]
             cursor = span.end
         pieces.append(text[cursor:])
         return Redaction(text="".join(pieces), spans=spans)
@@ -252,13 +276,18 @@ class Redactor:
         places = {ent.start_char: ent.end_char for ent in ents if ent.label_ in ("GPE", "LOC")}
         cores = [(m.start(), m.end()) for m in _STREET.finditer(text)]
         # The small model's FAC entities are noisy ("EV", "JV 880", "la cita"): keep named ones, from the first capital.
-        cores += [(ent.start_char + lead.end(), ent.end_char) for ent in ents if ent.label_ == "FAC"
-                  and (lead := _FAC_LEAD.match(ent.text)) and not any(char.isdigit() for char in ent.text)]
+        cores += [
+            (ent.start_char + lead.end(), ent.end_char)
+            for ent in ents
+            if ent.label_ == "FAC"
+            and (lead := _FAC_LEAD.match(ent.text))
+            and not any(char.isdigit() for char in ent.text)
+        ]
         spans = []
         for start, end in cores:
-            start -= len(_BEFORE_ADDRESS.search(text[max(0, start - 40):start]).group())
+            start -= len(_always(_BEFORE_ADDRESS.search(text[max(0, start - 40) : start])).group())
             for _ in range(4):  # city, region, postcode: a GPE/LOC entity or a postcode after the street
-                gap = _ADDRESS_GAP.match(text, end).end()
+                gap = _always(_ADDRESS_GAP.match(text, end)).end()
                 if gap in places:
                     end = places[gap]
                 elif after := _AFTER_ADDRESS.match(text, gap):

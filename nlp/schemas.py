@@ -45,12 +45,16 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     id: str | None = Field(
-        default=None, max_length=128, pattern=IDENTIFIER_PATTERN,
+        default=None,
+        max_length=128,
+        pattern=IDENTIFIER_PATTERN,
         description="Caller's message id; generated from the position when absent.",
     )
     role: Role
-    text: str = Field(description="The message text. Must contain something besides whitespace.",
-                      json_schema_extra={"pattern": NOT_BLANK_PATTERN})  # checked, with a clear message, below
+    text: str = Field(
+        description="The message text. Must contain something besides whitespace.",
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    )  # checked, with a clear message, below
     timestamp: datetime | None = Field(default=None, description="ISO-8601; naive times are read as UTC.")
 
     @field_validator("text", mode="before")
@@ -94,7 +98,9 @@ class ConversationFields(BaseModel):
     channel: Channel = Channel.other
     customer_id: str | None = Field(default=None, max_length=256)
     language: str | None = Field(
-        default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$",
+        default=None,
+        max_length=35,
+        pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$",
         description="BCP-47 tag such as 'en' or 'pt-BR'. The shipped models are English-only.",
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -180,7 +186,9 @@ class ConversationTopic(BaseModel):
 
     id: int
     name: str
-    confidence: float = Field(ge=0.0, le=1.0, description="Message confidences for this topic summed, over the number of customer messages")
+    confidence: float = Field(
+        ge=0.0, le=1.0, description="Message confidences for this topic summed, over the number of customer messages"
+    )
     message_ids: list[str] = Field(description="Customer messages assigned to this topic")
 
 
@@ -242,7 +250,9 @@ class EscalationReason(BaseModel):
     rule: str = Field(description="The policy rule that fired")
     level: RuleLevel
     detail: str
-    signals: list[str] = Field(default_factory=list, description="What it read: 'cue:legal', 'model:urgency', 'timing:wait'...")
+    signals: list[str] = Field(
+        default_factory=list, description="What it read: 'cue:legal', 'model:urgency', 'timing:wait'..."
+    )
     message_ids: list[str] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
 
@@ -300,14 +310,18 @@ class ConversationSummary(BaseModel):
     highest_urgency: UrgencyHighlight | None
     risk_cues: list[RiskCue] = Field(default_factory=list)
     categories: list[ConversationCategory] = Field(
-        default_factory=list, description="Configured tag categories whose conditions hold (tags category:<name>)")
+        default_factory=list, description="Configured tag categories whose conditions hold (tags category:<name>)"
+    )
     timing: TimingCues = Field(default_factory=TimingCues)
-    repeated_to_bot: list[str] = Field(default_factory=list, description="Customer turns repeating the previous one after a bot reply")
+    repeated_to_bot: list[str] = Field(
+        default_factory=list, description="Customer turns repeating the previous one after a bot reply"
+    )
     tags: list[str]
     escalation: Escalation
     insights: Insights | None = None
     topics: list[ConversationTopic] = Field(
-        default_factory=list, description="With a topic model configured: topics of the customer messages, strongest first",
+        default_factory=list,
+        description="With a topic model configured: topics of the customer messages, strongest first",
     )
 
 

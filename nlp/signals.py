@@ -4,20 +4,28 @@ once per summary from the message analyses and the turns (role, text, timestamp)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Sequence
 
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 
-from nlp.vocabulary import NEGATIVE_SUPPORT_EMOTIONS, SENTIMENT_LABELS, URGENCY_LABELS
 from nlp.policy import Thresholds
-from nlp.timestamps import assume_utc
 from nlp.schemas import (
-    Channel, EmotionHighlight, MessageAnalysis, RiskCue, Role, SentimentDrop, SentimentResult, SentimentTrend,
-    TimingCues, UrgencyHighlight,
+    Channel,
+    EmotionHighlight,
+    MessageAnalysis,
+    RiskCue,
+    Role,
+    SentimentDrop,
+    SentimentResult,
+    SentimentTrend,
+    TimingCues,
+    UrgencyHighlight,
 )
+from nlp.timestamps import assume_utc
+from nlp.vocabulary import NEGATIVE_SUPPORT_EMOTIONS, SENTIMENT_LABELS, URGENCY_LABELS
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -163,12 +171,16 @@ def word_overlap(a: str, b: str) -> float:
     return len(words_a & words_b) / min(len(words_a), len(words_b))
 
 
-def compute_signals(analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], thresholds: Thresholds,
-                    channel: Channel | None = None) -> ConversationSignals:
+def compute_signals(
+    analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], thresholds: Thresholds, channel: Channel | None = None
+) -> ConversationSignals:
     """All conversation signals; `turns` are in the same order as `analyses`."""
     customer = [m for m in analyses if m.role == Role.customer]
     return ConversationSignals(
-        analyses=list(analyses), turns=list(turns), channel=channel, customer=customer,
+        analyses=list(analyses),
+        turns=list(turns),
+        channel=channel,
+        customer=customer,
         sentiment=overall_sentiment(customer),
         trend=sentiment_trend(customer, thresholds),
         strongest_negative_emotion=strongest_negative_emotion(customer, thresholds),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import spacy
 from spacy.language import Language
 
 from nlp.attribute_rules import index_attribute_rules

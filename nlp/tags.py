@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from nlp.schemas import ConversationCategory, ConversationTopic, Escalation
 from nlp.signals import ConversationSignals
 from nlp.topics.labels import slug
 
 
-def derive_tags(signals: ConversationSignals, escalation: Escalation,
-                categories: Sequence[ConversationCategory] = (),
-                topics: Sequence[ConversationTopic] = ()) -> list[str]:
+def derive_tags(
+    signals: ConversationSignals,
+    escalation: Escalation,
+    categories: Sequence[ConversationCategory] = (),
+    topics: Sequence[ConversationTopic] = (),
+) -> list[str]:
     """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`,
     `category:billing_dispute`, `topic:card-arrive`."""
     tags: list[str] = []

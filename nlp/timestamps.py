@@ -7,13 +7,13 @@ its calendar day is the day in that offset."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
 def assume_utc(moment: datetime) -> datetime:
     """`moment` if it is aware, else the same wall time in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -34,4 +34,4 @@ def parse_timestamp(value: Any) -> datetime | None:
 
 def utc_iso(moment: datetime) -> str:
     """`moment` in UTC as ISO-8601 with a `Z` suffix (naive: read as UTC)."""
-    return assume_utc(moment).astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return assume_utc(moment).astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -28,21 +28,53 @@ RuleLevel = Literal["monitor", "escalate", "urgent"]
 RECOMMENDED_LEVELS: frozenset[EscalationLevel] = frozenset({"escalate", "urgent"})
 """Levels at which a person should step in (`recommended: true`, and a route)."""
 
-CueFamily = Literal["cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact",
-                    "human_request"]
+CueFamily = Literal[
+    "cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact", "human_request"
+]
 CUE_FAMILIES: tuple[CueFamily, ...] = get_args(CueFamily)
 """Risk-cue families, in the order a message's cues are reported."""
 
 NO_ROUTE = "none"
-DEFAULT_ROUTES: tuple[str, ...] = (NO_ROUTE, "senior_agent", "retention", "billing", "security", "supervisor",
-                                   "technical")
+DEFAULT_ROUTES: tuple[str, ...] = (
+    NO_ROUTE,
+    "senior_agent",
+    "retention",
+    "billing",
+    "security",
+    "supervisor",
+    "technical",
+)
 """Routes a policy may send a conversation to when it names none of its own."""
 
 GOEMOTIONS_LABELS: tuple[str, ...] = (
-    "admiration", "amusement", "anger", "annoyance", "approval", "caring", "confusion",
-    "curiosity", "desire", "disappointment", "disapproval", "disgust", "embarrassment",
-    "excitement", "fear", "gratitude", "grief", "joy", "love", "nervousness", "optimism",
-    "pride", "realization", "relief", "remorse", "sadness", "surprise", "neutral",
+    "admiration",
+    "amusement",
+    "anger",
+    "annoyance",
+    "approval",
+    "caring",
+    "confusion",
+    "curiosity",
+    "desire",
+    "disappointment",
+    "disapproval",
+    "disgust",
+    "embarrassment",
+    "excitement",
+    "fear",
+    "gratitude",
+    "grief",
+    "joy",
+    "love",
+    "nervousness",
+    "optimism",
+    "pride",
+    "realization",
+    "relief",
+    "remorse",
+    "sadness",
+    "surprise",
+    "neutral",
 )
 
 # Customer-service emotion -> the GoEmotions labels it is read from. A support emotion is
@@ -73,8 +105,18 @@ GOEMOTIONS_EKMAN_SOURCES: dict[str, tuple[str, ...]] = {
     "disgust": ("disgust",),
     "fear": ("fear", "nervousness"),
     "joy": (
-        "joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism",
-        "relief", "pride", "admiration", "desire", "caring",
+        "joy",
+        "amusement",
+        "approval",
+        "excitement",
+        "gratitude",
+        "love",
+        "optimism",
+        "relief",
+        "pride",
+        "admiration",
+        "desire",
+        "caring",
     ),
     "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
     "surprise": ("surprise", "realization", "confusion", "curiosity"),

@@ -44,6 +44,5 @@ def read_validated(path: Path, model: type[ModelT], kind: str, error: type[Confi
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
         raise error(f"{kind} {path}: {problems}") from None

@@ -17,8 +17,8 @@ from anyio.to_thread import run_sync as run_in_threadpool  # the same thread poo
 from nlp.analyzer import AnalyzedTurn, Analyzer
 from nlp.message_ids import PENDING_ID
 from nlp.schemas import ConversationSummary, IncomingMessage
-from service.microbatch import MicroBatcher
 from service.metrics import record_escalations
+from service.microbatch import MicroBatcher
 from service.store import ConversationStore, MessageExists, StoredConversation, StoredMessage
 
 
@@ -43,8 +43,9 @@ class RecordedMessage:
 class ConversationRecorder:
     """Records posted messages; one per service, shared by every request."""
 
-    def __init__(self, analyzer: Analyzer, store: ConversationStore, batcher: MicroBatcher, *,
-                 max_messages: int) -> None:
+    def __init__(
+        self, analyzer: Analyzer, store: ConversationStore, batcher: MicroBatcher, *, max_messages: int
+    ) -> None:
         self.analyzer = analyzer
         self.store = store
         self.batcher = batcher
@@ -72,16 +73,19 @@ class ConversationRecorder:
             return cached
         return await run_in_threadpool(self.store.find_message, conversation_id, message_id)
 
-    def _commit(self, conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn,
-                encode_ms: float) -> RecordedMessage:
+    def _commit(
+        self, conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn, encode_ms: float
+    ) -> RecordedMessage:
         """One transaction: the message, and the level of the conversation it completes."""
         try:
             with self.store.transaction(conversation_id) as transaction:
                 if len(transaction.messages) >= self.max_messages:
                     raise ConversationFull(
-                        f"conversation {conversation_id!r} already holds {len(transaction.messages)} messages")
-                stored = transaction.append(message, turn.analysis, stored_text=turn.stored_text,
-                                            model_version=self.analyzer.model_info.version)
+                        f"conversation {conversation_id!r} already holds {len(transaction.messages)} messages"
+                    )
+                stored = transaction.append(
+                    message, turn.analysis, stored_text=turn.stored_text, model_version=self.analyzer.model_info.version
+                )
                 conversation = transaction.conversation
                 summary = self._summary(conversation, transaction.previous_level, duplicate=False)
                 transaction.set_escalation_level(summary.escalation.level)
@@ -98,8 +102,9 @@ class ConversationRecorder:
         summary = self._summary(conversation, conversation.escalation_level, duplicate=True)
         return RecordedMessage(conversation, stored, summary, duplicate=True, encode_ms=encode_ms)
 
-    def _summary(self, conversation: StoredConversation, previous_level: str | None, *,
-                 duplicate: bool) -> ConversationSummary:
+    def _summary(
+        self, conversation: StoredConversation, previous_level: str | None, *, duplicate: bool
+    ) -> ConversationSummary:
         """The conversation's summary, its escalation marked `changed` when this message
         moved the level: the helpdesk alerts on `changed`, once per change, not per message."""
         summary = self.analyzer.summarize(conversation.analyses, conversation.turns, conversation.channel)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from service.settings import Settings
@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -52,22 +52,28 @@ class TextFormatter(logging.Formatter):
 
 def exception_fields(exc: BaseException) -> dict[str, str]:
     """The exception's type and stack, without its message (it may quote request text)."""
-    return {"error_type": f"{type(exc).__module__}.{type(exc).__qualname__}",
-            "stack": "".join(traceback.format_tb(exc.__traceback__))}
+    return {
+        "error_type": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "stack": "".join(traceback.format_tb(exc.__traceback__)),
+    }
 
 
 def log_config(settings: Settings) -> dict[str, Any]:
     """A `logging.config.dictConfig` for the service and uvicorn (what `convintel serve`
     hands to uvicorn)."""
     level = settings.log_level.upper()
-    formatter = {"()": JsonFormatter} if settings.log_json else {
-        "()": TextFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    formatter = (
+        {"()": JsonFormatter}
+        if settings.log_json
+        else {"()": TextFormatter, "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default",
-                                "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "default", "stream": "ext://sys.stderr"}
+        },
         "loggers": {
             name: {"handlers": ["stderr"], "level": level, "propagate": False}
             for name in ("convintel", "service", "nlp", "uvicorn", "uvicorn.error")

@@ -13,8 +13,8 @@ import ctypes
 import ctypes.util
 import logging
 import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Callable
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
 )
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,21 +37,25 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 HTTP_REQUEST_SECONDS = Histogram(
     "convintel_http_request_duration_seconds",
     "Time from receiving a request to sending the whole response, by route template, method and status",
-    ["method", "route", "status"], buckets=_LATENCY_BUCKETS,
+    ["method", "route", "status"],
+    buckets=_LATENCY_BUCKETS,
 )
 HTTP_REQUESTS_IN_FLIGHT = Gauge(
-    "convintel_http_requests_in_flight", "Requests being processed now", multiprocess_mode="livesum")
+    "convintel_http_requests_in_flight", "Requests being processed now", multiprocess_mode="livesum"
+)
 MODEL_INFERENCE_SECONDS = Histogram(
-    "convintel_model_inference_seconds", "Duration of one encoder call (tokenise, transformer, pooling)",
+    "convintel_model_inference_seconds",
+    "Duration of one encoder call (tokenise, transformer, pooling)",
     buckets=_LATENCY_BUCKETS,
 )
 ENCODE_BATCH_SIZE = Histogram(
-    "convintel_encode_batch_size", "Messages per encoder call (a micro-batch when micro-batching is on)",
+    "convintel_encode_batch_size",
+    "Messages per encoder call (a micro-batch when micro-batching is on)",
     buckets=_BATCH_BUCKETS,
 )
 QUEUE_DEPTH = Gauge(
-    "convintel_encode_queue_depth", "Messages waiting to be encoded (micro-batching queue)",
-    multiprocess_mode="livesum")
+    "convintel_encode_queue_depth", "Messages waiting to be encoded (micro-batching queue)", multiprocess_mode="livesum"
+)
 ESCALATIONS = Counter(
     "convintel_escalations_total",
     "Escalation advice given, by level; `path=analyze` counts every analysed transcript, "
@@ -53,8 +64,12 @@ ESCALATIONS = Counter(
 )
 # A gauge set to 1, not an Info metric: prometheus-client drops Info metrics in
 # multiprocess mode (`serve --workers N`), gauges it aggregates.
-MODEL_INFO = Gauge("convintel_model_info", "The loaded model bundle (always 1; name and version are labels)",
-                   ["name", "version"], multiprocess_mode="livemax")
+MODEL_INFO = Gauge(
+    "convintel_model_info",
+    "The loaded model bundle (always 1; name and version are labels)",
+    ["name", "version"],
+    multiprocess_mode="livemax",
+)
 
 
 class TimedEncoder:

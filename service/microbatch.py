@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 from nlp.analyzer import AnalyzedTurn, Analyzer
 from nlp.schemas import Message
@@ -165,8 +166,9 @@ class MicroBatcher:
 
     async def _analyze_alone(self, request: _Request, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            turns = await loop.run_in_executor(self._executor, self.analyzer.analyze_turns,
-                                               request.messages, request.ids)
+            turns = await loop.run_in_executor(
+                self._executor, self.analyzer.analyze_turns, request.messages, request.ids
+            )
         except Exception as exc:  # noqa: BLE001 - handed to that caller
             if not request.future.done():
                 request.future.set_exception(exc)

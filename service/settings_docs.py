@@ -96,7 +96,7 @@ def _type_cell(field: FieldInfo) -> str:
         args = typing.get_args(annotation)
         optional = type(None) in args
         rest = [arg for arg in args if arg is not type(None)]
-        annotation = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]
+        annotation = rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]  # noqa: UP007 - built at run time
     text = _type_name(annotation)
     bounds = _bounds(field)
     if bounds:
@@ -159,7 +159,7 @@ def _split(document: str, path: Path) -> tuple[str, str, str]:
     if start < 0 or end < 0 or end < start:
         raise ValueError(f"{path}: expected the markers {START_MARKER} and {END_MARKER}, in that order")
     head = document[: start + len(START_MARKER)]
-    return head, document[len(head):end], document[end:]
+    return head, document[len(head) : end], document[end:]
 
 
 def documented_table(path: Path = CONFIGURATION_DOC) -> str:
@@ -180,7 +180,10 @@ def write_table(path: Path = CONFIGURATION_DOC) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m service.settings_docs", description="The settings table of docs/configuration.md, generated from Settings.")
+    parser = argparse.ArgumentParser(
+        prog="python -m service.settings_docs",
+        description="The settings table of docs/configuration.md, generated from Settings.",
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--write", action="store_true", help="rewrite the table in the configuration doc")
     action.add_argument("--check", action="store_true", help="exit 1 when the configuration doc's table is stale")

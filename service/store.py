@@ -18,11 +18,11 @@ import json
 import sqlite3
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from nlp.message_ids import assign_message_ids
@@ -70,8 +70,12 @@ class StoredMessage:
     """The message as the summary reads it, built once (the timestamp parsed)."""
 
     def __post_init__(self) -> None:
-        self.turn = Turn(id=self.id, role=Role(self.role), text=self.text,
-                         timestamp=datetime.fromisoformat(self.timestamp) if self.timestamp else None)
+        self.turn = Turn(
+            id=self.id,
+            role=Role(self.role),
+            text=self.text,
+            timestamp=datetime.fromisoformat(self.timestamp) if self.timestamp else None,
+        )
 
 
 @dataclass
@@ -110,7 +114,7 @@ class _CachedMessages:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class MessageCache:
@@ -224,8 +228,9 @@ class ConversationStore:
     # --- internals (called with the lock held) ------------------------------------------
 
     def _header(self, conversation_id: str) -> tuple | None:
-        return self._db.execute(f"SELECT {_HEADER_COLUMNS} FROM conversations WHERE id = ?",
-                                (conversation_id,)).fetchone()
+        return self._db.execute(
+            f"SELECT {_HEADER_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
 
     @staticmethod
     def _conversation(header: tuple, messages: list[StoredMessage]) -> StoredConversation:
@@ -236,8 +241,9 @@ class ConversationStore:
         """The conversation's messages in order: the cached ones, plus any stored since
         (by this or another process), read and parsed once."""
         cached = self.cache.get(conversation_id)
-        last_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?",
-                                    (conversation_id,)).fetchone()[0]
+        last_seq = self._db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?", (conversation_id,)
+        ).fetchone()[0]
         if cached is not None and cached.last_seq == last_seq:
             return cached.messages
         known = cached.messages if cached is not None and cached.last_seq < last_seq else []
@@ -246,13 +252,16 @@ class ConversationStore:
             StoredMessage(seq, message_id, role, text, timestamp, MessageAnalysis.model_validate_json(analysis))
             for seq, message_id, role, text, timestamp, analysis in self._db.execute(
                 "SELECT seq, message_id, role, text, timestamp, analysis FROM messages"
-                " WHERE conversation_id = ? AND seq > ? ORDER BY seq", (conversation_id, after))
+                " WHERE conversation_id = ? AND seq > ? ORDER BY seq",
+                (conversation_id, after),
+            )
         ]
         self.cache.put(conversation_id, messages)
         return messages
 
-    def _upsert_conversation(self, conversation_id: str, header: tuple | None, incoming: IncomingMessage,
-                             now: str) -> tuple:
+    def _upsert_conversation(
+        self, conversation_id: str, header: tuple | None, incoming: IncomingMessage, now: str
+    ) -> tuple:
         """Create or update the conversation row; return its new header."""
         if header is None:
             channel = incoming.channel.value if incoming.channel else "other"
@@ -260,7 +269,8 @@ class ConversationStore:
             self._db.execute(
                 "INSERT INTO conversations (id, channel, customer_id, language, metadata, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, channel, incoming.customer_id, incoming.language, metadata, now, now))
+                (conversation_id, channel, incoming.customer_id, incoming.language, metadata, now, now),
+            )
             return (conversation_id, channel, incoming.customer_id, incoming.language, metadata, now, now, None)
         _, channel, customer_id, language, metadata, created_at, _, level = header
         channel = incoming.channel.value if incoming.channel else channel
@@ -268,7 +278,9 @@ class ConversationStore:
         metadata = json.dumps({**json.loads(metadata), **incoming.metadata}) if incoming.metadata else metadata
         self._db.execute(
             "UPDATE conversations SET channel = ?, customer_id = ?, language = ?, metadata = ?, updated_at = ?"
-            " WHERE id = ?", (channel, customer_id, language, metadata, now, conversation_id))
+            " WHERE id = ?",
+            (channel, customer_id, language, metadata, now, conversation_id),
+        )
         return (conversation_id, channel, customer_id, language, metadata, created_at, now, level)
 
 
@@ -276,8 +288,9 @@ class ConversationTransaction:
     """One conversation inside a write transaction (`ConversationStore.transaction`): its
     committed state when the transaction began, and the writes that commit with it."""
 
-    def __init__(self, store: ConversationStore, conversation_id: str, header: tuple | None,
-                 messages: list[StoredMessage]) -> None:
+    def __init__(
+        self, store: ConversationStore, conversation_id: str, header: tuple | None, messages: list[StoredMessage]
+    ) -> None:
         self._store = store
         self._db = store._db
         self.conversation_id = conversation_id
@@ -288,8 +301,9 @@ class ConversationTransaction:
         """The escalation level committed before this transaction (None: none yet, or a new conversation)."""
         self.added = False
 
-    def append(self, incoming: IncomingMessage, analysis: MessageAnalysis, *, stored_text: str,
-               model_version: str) -> StoredMessage:
+    def append(
+        self, incoming: IncomingMessage, analysis: MessageAnalysis, *, stored_text: str, model_version: str
+    ) -> StoredMessage:
         """Add one analysed message, creating the conversation on first use. Its id is the
         caller's, or the next free `m<position>`; `stored_text` is what is written (the
         redacted text). Raises MessageExists when the caller's id is already stored."""
@@ -298,14 +312,30 @@ class ConversationTransaction:
         seq = (self.messages[-1].seq if self.messages else 0) + 1
         message_id = assign_message_ids([incoming.id], first_position=seq, taken={m.id for m in self.messages})[0]
         stored_analysis = analysis.model_copy(update={"id": message_id})
-        message = StoredMessage(seq, message_id, incoming.role.value, stored_text,
-                                incoming.timestamp.isoformat() if incoming.timestamp else None, stored_analysis)
+        message = StoredMessage(
+            seq,
+            message_id,
+            incoming.role.value,
+            stored_text,
+            incoming.timestamp.isoformat() if incoming.timestamp else None,
+            stored_analysis,
+        )
         try:
             self._db.execute(
                 "INSERT INTO messages (conversation_id, seq, message_id, role, text, timestamp, analysis,"
                 " model_version, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.conversation_id, seq, message_id, message.role, message.text, message.timestamp,
-                 stored_analysis.model_dump_json(), model_version, now))
+                (
+                    self.conversation_id,
+                    seq,
+                    message_id,
+                    message.role,
+                    message.text,
+                    message.timestamp,
+                    stored_analysis.model_dump_json(),
+                    model_version,
+                    now,
+                ),
+            )
         except sqlite3.IntegrityError as exc:
             raise MessageExists(f"conversation {self.conversation_id!r} already holds message {message_id!r}") from exc
         self.messages.append(message)

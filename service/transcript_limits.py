@@ -4,8 +4,8 @@ reports the row (`service/batch/records.py`). One check, so both say the same th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from nlp.schemas import Message
 from service.settings import Settings
@@ -28,14 +28,20 @@ def message_breach(messages: Iterable[Message], settings: Settings, field: str =
         if len(message.text) > settings.max_message_chars:
             name = f"{field}.{index}.text" if field else "text"
             limit = settings.max_message_chars
-            return LimitBreach(name, f"{name} has {len(message.text)} characters; the limit is {limit}",
-                               f"longer than {limit} characters")
+            return LimitBreach(
+                name,
+                f"{name} has {len(message.text)} characters; the limit is {limit}",
+                f"longer than {limit} characters",
+            )
     return None
 
 
 def transcript_breach(messages: list[Message], settings: Settings, field: str = "messages") -> LimitBreach | None:
     """Too many messages (`max_messages`), else the first message that is too long, else None."""
     if len(messages) > settings.max_messages:
-        return LimitBreach(field, f"{field} has {len(messages)} messages; the limit is {settings.max_messages}",
-                           f"more than {settings.max_messages} messages")
+        return LimitBreach(
+            field,
+            f"{field} has {len(messages)} messages; the limit is {settings.max_messages}",
+            f"more than {settings.max_messages} messages",
+        )
     return message_breach(messages, settings, field)

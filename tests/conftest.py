@@ -4,9 +4,8 @@ over a temporary conversation store."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient

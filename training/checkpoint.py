@@ -77,9 +77,14 @@ def _optimizer_join(tensors: dict[str, torch.Tensor], settings: dict[str, Any]) 
 
 
 def save_checkpoint(
-    folder: Path, *, trainable: dict[str, torch.Tensor], best: dict[str, torch.Tensor] | None,
-    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-    state: TrainingState, fingerprint: str,
+    folder: Path,
+    *,
+    trainable: dict[str, torch.Tensor],
+    best: dict[str, torch.Tensor] | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    state: TrainingState,
+    fingerprint: str,
 ) -> None:
     """Write everything needed to continue exactly where the run is now."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,17 +142,25 @@ def load_checkpoint(folder: Path, fingerprint: str) -> LoadedCheckpoint:
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"checkpoint {folder} cannot be read: {exc}") from exc
     if document.get("fingerprint") != fingerprint:
-        raise CheckpointError(f"checkpoint {folder} was made with another configuration or data; "
-                              "delete it or train without --resume")
+        raise CheckpointError(
+            f"checkpoint {folder} was made with another configuration or data; delete it or train without --resume"
+        )
     torch.set_rng_state(rng["torch"])
     python = document["rng"]["python"]
     random.setstate((python[0], tuple(python[1]), python[2]))
     numpy_state = document["rng"]["numpy"]
-    numpy_state["state"] = {"key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
-                            "pos": int(numpy_state["state"]["pos"])}
+    numpy_state["state"] = {
+        "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32),
+        "pos": int(numpy_state["state"]["pos"]),
+    }
     np.random.set_state(numpy_state)
-    return LoadedCheckpoint(trainable=trainable, best=best, state=TrainingState(**document["training"]),
-                            document=document, optimizer_tensors=optimizer_tensors)
+    return LoadedCheckpoint(
+        trainable=trainable,
+        best=best,
+        state=TrainingState(**document["training"]),
+        document=document,
+        optimizer_tensors=optimizer_tensors,
+    )
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: LoadedCheckpoint) -> None:

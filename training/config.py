@@ -36,14 +36,17 @@ class FinetuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     method: FinetuneMethod = Field(
-        "lora", description="'lora' adapters (small bundle), 'partial' (the top layers learn) or 'full' (every weight)")
+        "lora", description="'lora' adapters (small bundle), 'partial' (the top layers learn) or 'full' (every weight)"
+    )
     trainable_layers: int = Field(2, gt=0, le=24, description="partial: how many top transformer layers learn")
     rank: int = Field(8, gt=0, le=256, description="LoRA rank")
     alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / rank)")
     dropout: float = Field(0.1, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] = Field(
         default_factory=lambda: ["query", "key", "value", "output.dense", "intermediate.dense"],
-        min_length=1, description="BERT linear layers that get adapters (suffixes of module names)")
+        min_length=1,
+        description="BERT linear layers that get adapters (suffixes of module names)",
+    )
     head_learning_rate: float = Field(1e-3, gt=0, description="learning rate of the task heads")
     warmup_share: float = Field(0.06, ge=0, lt=1, description="share of steps with a linear warm-up")
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps (caps the schedule)")
@@ -51,19 +54,32 @@ class FinetuneConfig(BaseModel):
     dev_limit: int | None = Field(2000, gt=0, description="dev rows per task read by each early-stopping check")
     checkpoint_every: int | None = Field(None, gt=0, description="steps between checkpoints; default at each dev check")
     rows_per_epoch: dict[str, int] = Field(
-        default_factory=dict, description="task sampling: training rows a task contributes per epoch, drawn "
-        "afresh each epoch (tasks not named: all their rows)")
+        default_factory=dict,
+        description="task sampling: training rows a task contributes per epoch, drawn "
+        "afresh each epoch (tasks not named: all their rows)",
+    )
     embedding_anchor: float = Field(
-        0.0, ge=0, description="weight of a loss that keeps sentence embeddings near the base encoder's (1 - cosine), "
-        "so topics clustered on them keep their quality; 0: off")
+        0.0,
+        ge=0,
+        description="weight of a loss that keeps sentence embeddings near the base encoder's (1 - cosine), "
+        "so topics clustered on them keep their quality; 0: off",
+    )
     stop_tasks: list[str] = Field(
-        default_factory=list, description="tasks whose mean dev figure drives early stopping (default: every task); "
-        "leave out tasks whose dev set is too small to be a steady signal")
+        default_factory=list,
+        description="tasks whose mean dev figure drives early stopping (default: every task); "
+        "leave out tasks whose dev set is too small to be a steady signal",
+    )
     refit_heads: list[str] = Field(
-        default_factory=list, description="tasks whose head is trained again, on the fine-tuned encoder's "
-        "frozen features, after fine-tuning (small tasks that the shared steps barely reach)")
-    bucket_batches: int = Field(50, ge=1, description="length bucketing: batches' worth of shuffled rows sorted "
-                                "by length together before they are cut (1: no bucketing)")
+        default_factory=list,
+        description="tasks whose head is trained again, on the fine-tuned encoder's "
+        "frozen features, after fine-tuning (small tasks that the shared steps barely reach)",
+    )
+    bucket_batches: int = Field(
+        50,
+        ge=1,
+        description="length bucketing: batches' worth of shuffled rows sorted "
+        "by length together before they are cut (1: no bucketing)",
+    )
 
     @field_validator("rows_per_epoch")
     @classmethod
@@ -80,7 +96,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipe: Literal["default", "none"] = Field(
-        "default", description="'default': the shipped recipe (public sets + own data); 'none': only `data`")
+        "default", description="'default': the shipped recipe (public sets + own data); 'none': only `data`"
+    )
     tasks: list[str] = Field(default_factory=lambda: ["sentiment", "emotions", "urgency"], min_length=1)
     data: list[Path] = Field(default_factory=list, description="labelled interaction files (JSONL or CSV)")
     skip_invalid: bool = Field(False, description="skip (and count) invalid rows instead of stopping")
@@ -100,7 +117,8 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="single-label losses")
     tune_thresholds: bool = Field(True, description="per-label thresholds of multi-label tasks tuned on dev")
     multilabel_stop: Literal["loss", "macro_f1"] = Field(
-        "loss", description="heads mode: multi-label early stopping on dev loss, or macro-F1 at tuned thresholds")
+        "loss", description="heads mode: multi-label early stopping on dev loss, or macro-F1 at tuned thresholds"
+    )
     calibrate: bool = Field(True, description="temperature scaling fitted on dev")
     hidden_dim: int = Field(512, gt=0, description="head hidden layer width")
     dropout: float = Field(0.1, ge=0, lt=1, description="head dropout")
@@ -145,14 +163,19 @@ class TrainConfig(BaseModel):
         own = self.mode == "heads"
         defaults = MODE_DEFAULTS["heads"]
         return HeadTrainingConfig(
-            hidden_dim=self.hidden_dim, dropout=self.dropout,
+            hidden_dim=self.hidden_dim,
+            dropout=self.dropout,
             learning_rate=self.learning_rate if own else defaults["learning_rate"],
             batch_size=self.batch_size if own else defaults["batch_size"],
             max_epochs=self.epochs if own else defaults["epochs"],
             patience=self.patience if own else defaults["patience"],
-            class_weighting=self.class_weighting, label_smoothing=self.label_smoothing,
-            calibrate=self.calibrate, tune_thresholds=self.tune_thresholds, seed=self.seed,
-            multilabel_stop=self.multilabel_stop)
+            class_weighting=self.class_weighting,
+            label_smoothing=self.label_smoothing,
+            calibrate=self.calibrate,
+            tune_thresholds=self.tune_thresholds,
+            seed=self.seed,
+            multilabel_stop=self.multilabel_stop,
+        )
 
     def resolved_device(self) -> str:
         """`auto` means the GPU when torch sees one."""

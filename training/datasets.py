@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -50,13 +51,17 @@ class LabelledSet:
             if part.label_names != first.label_names or part.kind != first.kind:
                 raise ValueError(f"cannot join {part.name} with {first.name}: labels differ")
         return LabelledSet(
-            name=name, texts=[t for p in parts for t in p.texts],
-            labels=np.concatenate([p.labels for p in parts]), label_names=first.label_names, kind=first.kind,
+            name=name,
+            texts=[t for p in parts for t in p.texts],
+            labels=np.concatenate([p.labels for p in parts]),
+            label_names=first.label_names,
+            kind=first.kind,
         )
 
     def subset(self, mask: np.ndarray, name: str) -> LabelledSet:
-        return LabelledSet(name, [t for t, keep in zip(self.texts, mask) if keep], self.labels[mask],
-                           self.label_names, self.kind)
+        return LabelledSet(
+            name, [t for t, keep in zip(self.texts, mask) if keep], self.labels[mask], self.label_names, self.kind
+        )
 
 
 def _split_file(split: str) -> str:
@@ -126,7 +131,9 @@ def load_meld_sentiment(root: Path, split: str) -> LabelledSet:
         for row in csv.DictReader(handle):
             texts.append(row["Utterance"].replace("\x92", "'"))
             labels.append(SENTIMENT_LABELS.index(row["Sentiment"]))
-    return LabelledSet(f"meld/sentiment:{split}", texts, np.array(labels, dtype=np.int64), list(SENTIMENT_LABELS), "multiclass")
+    return LabelledSet(
+        f"meld/sentiment:{split}", texts, np.array(labels, dtype=np.int64), list(SENTIMENT_LABELS), "multiclass"
+    )
 
 
 # --- labelled interactions (the project's own and users') --------------------------------
@@ -156,7 +163,10 @@ def heldout_split(identifier: str) -> str:
 
 
 def read_interactions(
-    paths: Iterable[Path], *, skip_invalid: bool = False, tasks: Sequence[str] = tuple(TASK_LABELS),
+    paths: Iterable[Path],
+    *,
+    skip_invalid: bool = False,
+    tasks: Sequence[str] = tuple(TASK_LABELS),
 ) -> tuple[list[Interaction], list[str]]:
     """Read labelled interactions from JSONL files. Returns (rows, problems).
 
@@ -228,7 +238,10 @@ def _multilabel_value(task: str, value: object) -> tuple[str, ...]:
 
 
 def read_csv_interactions(
-    path: Path, *, skip_invalid: bool = False, tasks: Sequence[str] = tuple(TASK_LABELS),
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    tasks: Sequence[str] = tuple(TASK_LABELS),
 ) -> tuple[list[Interaction], list[str]]:
     """Read labelled interactions from a CSV file with a `text` column and label columns
     for some of `tasks` (optional `id`, `split`). An empty cell is no label.
@@ -260,7 +273,10 @@ def read_csv_interactions(
 
 
 def read_labelled_files(
-    paths: Sequence[Path], *, skip_invalid: bool = False, tasks: Sequence[str] = tuple(TASK_LABELS),
+    paths: Sequence[Path],
+    *,
+    skip_invalid: bool = False,
+    tasks: Sequence[str] = tuple(TASK_LABELS),
 ) -> tuple[list[Interaction], list[str]]:
     """Read interactions from JSONL and CSV files (chosen by the `.csv` suffix)."""
     rows: list[Interaction] = []

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from pydantic import ValidationError
 
 from nlp.analyzer import Analyzer
 from nlp.paths import source_root
-from nlp.vocabulary import ESCALATION_LEVELS, RECOMMENDED_LEVELS
 from nlp.schemas import Transcript
+from nlp.vocabulary import ESCALATION_LEVELS, RECOMMENDED_LEVELS
 
 # In the source checkout; installed (data/ is not), relative to the working directory as the CLI's default is.
 DEFAULT_DATA = (source_root() or Path()) / "data" / "escalation" / "conversations.jsonl"
@@ -66,8 +66,14 @@ def read_labelled(path: Path = DEFAULT_DATA) -> list[LabelledConversation]:
             field = ".".join(str(part) for part in first["loc"])
             raise EscalationDataError(f"{where}: {field}: {first['msg']}") from None
         conversation_id = transcript.conversation_id or f"line-{number}"
-        rows.append(LabelledConversation(transcript, level, bool(label.get("recommended", level in RECOMMENDED_LEVELS)),
-                                         is_heldout(conversation_id)))
+        rows.append(
+            LabelledConversation(
+                transcript,
+                level,
+                bool(label.get("recommended", level in RECOMMENDED_LEVELS)),
+                is_heldout(conversation_id),
+            )
+        )
     return rows
 
 
@@ -90,8 +96,11 @@ def score(truth_levels: Sequence[str], predicted_levels: Sequence[str]) -> dict:
         "recommended_recall": round(recall, 4),
         "recommended_f1": round(2 * precision * recall / (precision + recall), 4) if precision + recall else 0.0,
         "level_accuracy": round(sum(t == p for t, p in zip(truth_levels, predicted_levels)) / n, 4) if n else 0.0,
-        "level_within_one": round(sum(abs(index[t] - index[p]) <= 1 for t, p in zip(truth_levels, predicted_levels)) / n, 4)
-        if n else 0.0,
+        "level_within_one": round(
+            sum(abs(index[t] - index[p]) <= 1 for t, p in zip(truth_levels, predicted_levels)) / n, 4
+        )
+        if n
+        else 0.0,
         "confusion_matrix": {"labels": list(ESCALATION_LEVELS), "rows_truth_cols_predicted": confusion},
     }
 
@@ -101,12 +110,20 @@ def evaluate_escalation(analyzer: Analyzer, rows: Sequence[LabelledConversation]
     results = analyzer.analyze_batch([row.transcript for row in rows])
     predicted = [r.conversation.escalation.level for r in results]
     parts = {"all": [True] * len(rows), "tuning": [not r.heldout for r in rows], "heldout": [r.heldout for r in rows]}
-    report = {name: score([r.level for r, keep in zip(rows, mask) if keep], [p for p, keep in zip(predicted, mask) if keep])
-              for name, mask in parts.items()}
+    report = {
+        name: score([r.level for r, keep in zip(rows, mask) if keep], [p for p, keep in zip(predicted, mask) if keep])
+        for name, mask in parts.items()
+    }
     report["mistakes"] = [
-        {"conversation_id": row.transcript.conversation_id, "truth": row.level, "predicted": level,
-         "heldout": row.heldout, "rules": [reason.rule for reason in result.conversation.escalation.reasons]}
-        for row, result, level in zip(rows, results, predicted) if level != row.level
+        {
+            "conversation_id": row.transcript.conversation_id,
+            "truth": row.level,
+            "predicted": level,
+            "heldout": row.heldout,
+            "rules": [reason.rule for reason in result.conversation.escalation.reasons],
+        }
+        for row, result, level in zip(rows, results, predicted)
+        if level != row.level
     ]
     return report
 
@@ -118,19 +135,31 @@ def render_markdown(report: dict, source: str) -> str:
         "",
         f"Data: `{source}`. The held-out part (sha256 rule in the guideline) was never used to tune the policy.",
         "",
-        "| part | conversations | recommended precision | recommended recall | recommended F1 | level accuracy | level within one |",
+        "| part | conversations | recommended precision | recommended recall | recommended F1 | level accuracy"
+        " | level within one |",
         "|---|---|---|---|---|---|---|",
     ]
     for part in ("all", "tuning", "heldout"):
         m = report[part]
-        lines.append(f"| {part} | {m['n']} | {m['recommended_precision']:.3f} | {m['recommended_recall']:.3f} | "
-                     f"{m['recommended_f1']:.3f} | {m['level_accuracy']:.3f} | {m['level_within_one']:.3f} |")
+        lines.append(
+            f"| {part} | {m['n']} | {m['recommended_precision']:.3f} | {m['recommended_recall']:.3f} | "
+            f"{m['recommended_f1']:.3f} | {m['level_accuracy']:.3f} | {m['level_within_one']:.3f} |"
+        )
     confusion = report["heldout"]["confusion_matrix"]
     labels = confusion["labels"]
-    lines += ["", "Held-out confusion (rows: label, columns: predicted):", "",
-              "| label \\ predicted | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines += [
+        "",
+        "Held-out confusion (rows: label, columns: predicted):",
+        "",
+        "| label \\ predicted | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
     for label, row in zip(labels, confusion["rows_truth_cols_predicted"]):
         lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
-    lines += ["", f"{len(report['mistakes'])} conversation(s) got another level than the label; "
-              "`escalation_metrics.json` lists each with the rules that fired.", ""]
+    lines += [
+        "",
+        f"{len(report['mistakes'])} conversation(s) got another level than the label; "
+        "`escalation_metrics.json` lists each with the rules that fired.",
+        "",
+    ]
     return "\n".join(lines)

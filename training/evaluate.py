@@ -7,11 +7,11 @@ turns its `EvaluationResult` into metrics.json, an HTML report and a text summar
 from __future__ import annotations
 
 import glob
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -19,8 +19,16 @@ from nlp.bundle import ModelBundle, load_bundle
 from nlp.encoder import ENCODER_PACKAGE, Encoder, packaged_model_version
 from nlp.extras import require
 from training.datasets import (
-    DEFAULT_DATA_ROOT, TASK_LABELS, Interaction, LabelledSet, interactions_for_task, load_goemotions,
-    load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_labelled_files,
+    DEFAULT_DATA_ROOT,
+    TASK_LABELS,
+    Interaction,
+    LabelledSet,
+    interactions_for_task,
+    load_goemotions,
+    load_goemotions_sentiment,
+    load_meld_sentiment,
+    load_tweeteval_sentiment,
+    read_labelled_files,
 )
 from training.features import FeatureCache
 from training.head_trainer import evaluate_head
@@ -33,8 +41,10 @@ SHARED_PREFIX = "shared:"
 VADER_POSITIVE = 0.05
 VADER_NEGATIVE = -0.05
 VADER_RULE = "compound >= 0.05: positive; compound <= -0.05: negative; else neutral"
-VADER_ECE_NOTE = ("VADER gives a score, not class probabilities, so it has no ECE (an ECE over one-hot "
-                  "predictions would only restate 1 - accuracy).")
+VADER_ECE_NOTE = (
+    "VADER gives a score, not class probabilities, so it has no ECE (an ECE over one-hot "
+    "predictions would only restate 1 - accuracy)."
+)
 
 
 class SourceError(ValueError):
@@ -86,8 +96,14 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         record = {
-            "data": self.source, "set": self.set_name, "task": self.task, "split": self.split,
-            "kind": self.kind, "labels": self.labels, "n": self.n, "metrics": self.metrics,
+            "data": self.source,
+            "set": self.set_name,
+            "task": self.task,
+            "split": self.split,
+            "kind": self.kind,
+            "labels": self.labels,
+            "n": self.n,
+            "metrics": self.metrics,
             "baselines": self.baselines,
         }
         if self.derived:
@@ -134,7 +150,9 @@ def _expand(source: str) -> list[Path]:
     return [path]
 
 
-def _interaction_sets(source: str, files: list[Path], rows: Sequence[Interaction], split: str | None) -> list[EvaluationSet]:
+def _interaction_sets(
+    source: str, files: list[Path], rows: Sequence[Interaction], split: str | None
+) -> list[EvaluationSet]:
     sets = []
     for task in TASK_LABELS:
         data = interactions_for_task(rows, task, split, Path(source).name)
@@ -144,7 +162,7 @@ def _interaction_sets(source: str, files: list[Path], rows: Sequence[Interaction
 
 
 def _shared_set(source: str, data_root: Path) -> EvaluationSet:
-    name, _, split = source[len(SHARED_PREFIX):].partition(":")
+    name, _, split = source[len(SHARED_PREFIX) :].partition(":")
     entry = SHARED_SETS.get(name)
     if entry is None:
         raise SourceError(f"{source}: unknown shared set {name!r}; available: {', '.join(SHARED_SETS)}")
@@ -221,7 +239,9 @@ def vader_labels(texts: Sequence[str]) -> list[str]:
     labels = []
     for text in texts:
         compound = analyzer.polarity_scores(text)["compound"]
-        labels.append("positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral")
+        labels.append(
+            "positive" if compound >= VADER_POSITIVE else "negative" if compound <= VADER_NEGATIVE else "neutral"
+        )
     return labels
 
 
@@ -239,7 +259,9 @@ def _check_set(bundle: ModelBundle, item: EvaluationSet) -> None:
     if head is None:
         raise SourceError(f"{item.source}: the bundle has no {item.task} head")
     if item.data.label_names != head.spec.labels:
-        raise SourceError(f"{item.source}: {item.task} labels {item.data.label_names} differ from the bundle's {head.spec.labels}")
+        raise SourceError(
+            f"{item.source}: {item.task} labels {item.data.label_names} differ from the bundle's {head.spec.labels}"
+        )
 
 
 def _training_overlap(bundle: ModelBundle, item: EvaluationSet) -> str | None:
@@ -249,8 +271,10 @@ def _training_overlap(bundle: ModelBundle, item: EvaluationSet) -> str | None:
         return None
     own = {p.resolve() for p in OWN_DATA_FILES}
     if any(p.resolve() in own for p in item.files) and item.split != "heldout":
-        return (f"{item.data.name}: includes rows of the default recipe's training part "
-                "(use --split heldout for held-out figures)")
+        return (
+            f"{item.data.name}: includes rows of the default recipe's training part "
+            "(use --split heldout for held-out figures)"
+        )
     if not item.files and item.split == "train":
         return f"{item.data.name}: a training split of the default recipe"
     return None
@@ -269,9 +293,18 @@ def evaluate_set(bundle: ModelBundle, item: EvaluationSet, features: np.ndarray)
         # derived_emotion_reports names its figures "<taxonomy>:dev"; keep just the taxonomy.
         for name, figures in derived_emotion_reports(head, features, data).items():
             derived[name.split("/")[1].split(":")[0]] = figures
-    return Evaluation(source=item.source, set_name=data.name, task=item.task, split=item.split, kind=data.kind,
-                      labels=list(data.label_names), n=len(data), metrics=metrics, baselines=baselines,
-                      derived=derived)
+    return Evaluation(
+        source=item.source,
+        set_name=data.name,
+        task=item.task,
+        split=item.split,
+        kind=data.kind,
+        labels=list(data.label_names),
+        n=len(data),
+        metrics=metrics,
+        baselines=baselines,
+        derived=derived,
+    )
 
 
 def evaluate_bundle(
@@ -300,14 +333,23 @@ def evaluate_bundle(
     if any(e.baselines for e in evaluations):
         notes.append(f"VADER baseline: {VADER_RULE}. {VADER_ECE_NOTE}")
     if encoder.max_seq_length != bundle.manifest.encoder.max_seq_length:
-        notes.append(f"encoder window {encoder.max_seq_length} differs from the bundle's {bundle.manifest.encoder.max_seq_length}")
+        notes.append(
+            f"encoder window {encoder.max_seq_length} differs from the bundle's "
+            f"{bundle.manifest.encoder.max_seq_length}"
+        )
     installed = packaged_model_version()
     if installed != bundle.manifest.encoder.package_version:
-        notes.append(f"the bundle was trained with {ENCODER_PACKAGE} {bundle.manifest.encoder.package_version}; "
-                     f"{installed} is installed")
+        notes.append(
+            f"the bundle was trained with {ENCODER_PACKAGE} {bundle.manifest.encoder.package_version}; "
+            f"{installed} is installed"
+        )
     notes += [note for item in sets if (note := _training_overlap(bundle, item))]
     return EvaluationResult(
-        model_name=bundle.name, model_version=bundle.version, model_path=str(bundle.path),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        evaluations=evaluations, skipped_rows=skipped, notes=notes,
+        model_name=bundle.name,
+        model_version=bundle.version,
+        model_path=str(bundle.path),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        evaluations=evaluations,
+        skipped_rows=skipped,
+        notes=notes,
     )

@@ -7,8 +7,8 @@ and their feature rows); a run encodes only texts no block has yet and adds one 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -50,8 +50,9 @@ class FeatureCache:
         if missing:
             new_keys, new_texts = list(missing), list(missing.values())
             # One block per chunk: an interrupted run keeps what it has encoded so far.
-            for start in tqdm(range(0, len(new_texts), chunk), desc=f"encoding {label}".strip(), unit="chunk",
-                              leave=False):
+            for start in tqdm(
+                range(0, len(new_texts), chunk), desc=f"encoding {label}".strip(), unit="chunk", leave=False
+            ):
                 keys_part = new_keys[start : start + chunk]
                 encoded = self.encoder.encode(new_texts[start : start + chunk]).features
                 self._rows.update(zip(keys_part, encoded))

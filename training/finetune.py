@@ -17,8 +17,8 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -32,7 +32,11 @@ from nlp.extras import require
 from nlp.heads import HeadNetwork, TaskHead
 from nlp.text import normalize_text
 from training.checkpoint import (
-    TrainingState, has_checkpoint, load_checkpoint, restore_optimizer, save_checkpoint,
+    TrainingState,
+    has_checkpoint,
+    load_checkpoint,
+    restore_optimizer,
+    save_checkpoint,
 )
 from training.config import TrainConfig
 from training.features import FeatureCache
@@ -83,8 +87,9 @@ class MultiTaskModel(nn.Module):
 def fingerprint(config: TrainConfig, recipe: dict[str, TaskData]) -> str:
     """What a checkpoint must match to be resumed: the settings that change training and
     the training data itself."""
-    settings = config.model_dump(mode="json", exclude={"output", "name", "version", "checkpoint_dir",
-                                                       "cache_dir", "device", "skip_invalid"})
+    settings = config.model_dump(
+        mode="json", exclude={"output", "name", "version", "checkpoint_dir", "cache_dir", "device", "skip_invalid"}
+    )
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for task in sorted(recipe):
         data = recipe[task]
@@ -95,7 +100,9 @@ def fingerprint(config: TrainConfig, recipe: dict[str, TaskData]) -> str:
     return digest.hexdigest()
 
 
-def epoch_rows(recipe: dict[str, TaskData], rows_per_epoch: dict[str, int], seed: int, epoch: int) -> dict[str, np.ndarray]:
+def epoch_rows(
+    recipe: dict[str, TaskData], rows_per_epoch: dict[str, int], seed: int, epoch: int
+) -> dict[str, np.ndarray]:
     """Each task's training rows for one epoch, shuffled: every row, or a fresh sample of
     `rows_per_epoch[task]` of them (the task-sampling schedule: large sets are drawn down
     so one epoch fits a time budget, and over epochs every row is seen)."""
@@ -108,8 +115,15 @@ def epoch_rows(recipe: dict[str, TaskData], rows_per_epoch: dict[str, int], seed
     return chosen
 
 
-def epoch_batches(recipe: dict[str, TaskData], batch_size: int, seed: int, epoch: int, *,
-                  rows_per_epoch: dict[str, int] | None = None, bucket_batches: int = 1) -> list[tuple[str, np.ndarray]]:
+def epoch_batches(
+    recipe: dict[str, TaskData],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    *,
+    rows_per_epoch: dict[str, int] | None = None,
+    bucket_batches: int = 1,
+) -> list[tuple[str, np.ndarray]]:
     """The epoch's batches, as (task, row indices), interleaved across tasks; a pure
     function of (seed, epoch), so a resumed run replays the same order.
 
@@ -122,29 +136,33 @@ def epoch_batches(recipe: dict[str, TaskData], batch_size: int, seed: int, epoch
         lengths = np.array([len(recipe[task].train.texts[i]) for i in order])
         span = batch_size * max(1, bucket_batches)
         for start in range(0, len(order), span):
-            window = order[start:start + span]
+            window = order[start : start + span]
             if bucket_batches > 1:
-                window = window[np.argsort(lengths[start:start + span], kind="stable")]
-            batches += [(task, window[i:i + batch_size]) for i in range(0, len(window), batch_size)]
+                window = window[np.argsort(lengths[start : start + span], kind="stable")]
+            batches += [(task, window[i : i + batch_size]) for i in range(0, len(window), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
 def steps_per_epoch(recipe: dict[str, TaskData], batch_size: int, rows_per_epoch: dict[str, int] | None = None) -> int:
     """Batches in one epoch (the task-sampling caps applied)."""
     caps = rows_per_epoch or {}
-    return sum(math.ceil(min(len(data.train), caps.get(task) or len(data.train)) / batch_size)
-               for task, data in recipe.items())
+    return sum(
+        math.ceil(min(len(data.train), caps.get(task) or len(data.train)) / batch_size) for task, data in recipe.items()
+    )
 
 
-def anchor_targets(recipe: dict[str, TaskData], texts: dict[str, list[str]], config: TrainConfig,
-                   device: str) -> dict[str, torch.Tensor]:
+def anchor_targets(
+    recipe: dict[str, TaskData], texts: dict[str, list[str]], config: TrainConfig, device: str
+) -> dict[str, torch.Tensor]:
     """The base encoder's sentence embeddings of every training text, by task (row order),
     for the embedding anchor: encoded once (cached on disk under `cache_dir`, so a resumed
     run does not encode again) instead of a second forward pass at every step."""
     base = Encoder(config.encoder_path, max_seq_length=config.max_length, batch_size=128, device=device)
     cache = FeatureCache(config.cache_dir, base)
-    return {task: torch.from_numpy(np.ascontiguousarray(cache.features(texts[task], label=f"anchor {task}")[:, :base.dim]))
-            for task in sorted(recipe)}
+    return {
+        task: torch.from_numpy(np.ascontiguousarray(cache.features(texts[task], label=f"anchor {task}")[:, : base.dim]))
+        for task in sorted(recipe)
+    }
 
 
 def anchor_loss(sentence: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -179,6 +197,7 @@ def _linear_schedule(total: int, warmup: int) -> Callable[[int], float]:
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
+
     return factor
 
 
@@ -197,8 +216,12 @@ def _head_logits(encoder: Encoder, head: nn.Module, texts: list[str]) -> torch.T
 
 
 def finetune(
-    recipe: dict[str, TaskData], config: TrainConfig, *, resume: bool = False,
-    interrupt_after: int | None = None, show_progress: bool = True,
+    recipe: dict[str, TaskData],
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    interrupt_after: int | None = None,
+    show_progress: bool = True,
     on_step: Callable[[int, int], None] | None = None,
 ) -> FinetuneResult | None:
     """Fine-tune per `config` (mode `finetune`). With `resume`, continue from the
@@ -213,30 +236,43 @@ def finetune(
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
-    encoder = Encoder(config.encoder_path, max_seq_length=config.max_length, batch_size=max(config.batch_size, 32),
-                      device=device)
+    encoder = Encoder(
+        config.encoder_path, max_seq_length=config.max_length, batch_size=max(config.batch_size, 32), device=device
+    )
     if ft.method == "lora":
         peft = require("peft", "train", "LoRA fine-tuning")
-        encoder.set_transformer(peft.get_peft_model(encoder.transformer,
-                                               lora_config(ft.rank, ft.alpha, ft.target_modules, ft.dropout)))
+        encoder.set_transformer(
+            peft.get_peft_model(encoder.transformer, lora_config(ft.rank, ft.alpha, ft.target_modules, ft.dropout))
+        )
     elif ft.method == "partial":
         freeze_lower_layers(encoder.transformer, ft.trainable_layers)
-    heads = {task: HeadNetwork(encoder.feature_dim, config.hidden_dim, len(data.train.label_names), config.dropout)
-             for task, data in sorted(recipe.items())}
+    heads = {
+        task: HeadNetwork(encoder.feature_dim, config.hidden_dim, len(data.train.label_names), config.dropout)
+        for task, data in sorted(recipe.items())
+    }
     model = MultiTaskModel(encoder, heads).to(device)
-    losses = {task: task_loss(data.train.kind, data.train.labels, len(data.train.label_names),
-                              class_weighting=config.class_weighting,
-                              label_smoothing=config.label_smoothing).to(device)
-              for task, data in recipe.items()}
+    losses = {
+        task: task_loss(
+            data.train.kind,
+            data.train.labels,
+            len(data.train.label_names),
+            class_weighting=config.class_weighting,
+            label_smoothing=config.label_smoothing,
+        ).to(device)
+        for task, data in recipe.items()
+    }
     targets = {task: task_targets(data.train.kind, data.train.labels) for task, data in recipe.items()}
     texts = {task: [normalize_text(t) for t in data.train.texts] for task, data in recipe.items()}
     anchors = anchor_targets(recipe, texts, config, device) if ft.embedding_anchor > 0 else None
 
     encoder_params = [p for name, p in model.named_parameters() if p.requires_grad and not name.startswith("heads.")]
-    optimizer = torch.optim.AdamW([
-        {"params": encoder_params, "lr": config.learning_rate},
-        {"params": list(model.heads.parameters()), "lr": ft.head_learning_rate},
-    ], weight_decay=WEIGHT_DECAY)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": encoder_params, "lr": config.learning_rate},
+            {"params": list(model.heads.parameters()), "lr": ft.head_learning_rate},
+        ],
+        weight_decay=WEIGHT_DECAY,
+    )
     caps = dict(ft.rows_per_epoch)
     per_epoch = steps_per_epoch(recipe, config.batch_size, caps)
     total = min(config.epochs * per_epoch, ft.max_steps or math.inf)
@@ -258,8 +294,15 @@ def finetune(
         log.info("resumed from %s at step %d", folder, state.step)
 
     def checkpoint_now() -> None:
-        save_checkpoint(folder, trainable=model.trainable_state(), best=best, optimizer=optimizer,
-                        scheduler=scheduler, state=state, fingerprint=run_fingerprint)
+        save_checkpoint(
+            folder,
+            trainable=model.trainable_state(),
+            best=best,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            state=state,
+            fingerprint=run_fingerprint,
+        )
 
     dev_rows = {task: _dev_slice(data, ft.dev_limit) for task, data in recipe.items()}
     progress = tqdm(total=total, initial=state.step, desc="fine-tuning", unit="step", disable=not show_progress)
@@ -267,8 +310,12 @@ def finetune(
     while state.step < total and not state.stopped_early:
         epoch, position = divmod(state.step, per_epoch)
         if epoch != schedule_epoch:
-            schedule_epoch, schedule = epoch, epoch_batches(recipe, config.batch_size, config.seed, epoch,
-                                                            rows_per_epoch=caps, bucket_batches=ft.bucket_batches)
+            schedule_epoch, schedule = (
+                epoch,
+                epoch_batches(
+                    recipe, config.batch_size, config.seed, epoch, rows_per_epoch=caps, bucket_batches=ft.bucket_batches
+                ),
+            )
         task, rows = schedule[position]
         model.train()
         batch_texts = [texts[task][i] for i in rows]
@@ -289,12 +336,19 @@ def finetune(
 
         if state.step % eval_every == 0 or state.step == total:
             model.eval()
-            scores = {t: dev_score(recipe[t].dev.kind, recipe[t].dev.label_names,
-                                   _head_logits(encoder, model.heads[t], dev_rows[t][0]), dev_rows[t][1])
-                      for t in sorted(recipe)}
+            scores = {
+                t: dev_score(
+                    recipe[t].dev.kind,
+                    recipe[t].dev.label_names,
+                    _head_logits(encoder, model.heads[t], dev_rows[t][0]),
+                    dev_rows[t][1],
+                )
+                for t in sorted(recipe)
+            }
             score = float(np.mean([scores[t] for t in (ft.stop_tasks or sorted(scores))]))
-            state.history.append({"step": state.step, "dev": round(score, 4),
-                                  **{t: round(v, 4) for t, v in scores.items()}})
+            state.history.append(
+                {"step": state.step, "dev": round(score, 4), **{t: round(v, 4) for t, v in scores.items()}}
+            )
             log.info("step %d: dev %.4f %s", state.step, score, scores)
             if score > state.best_score + 1e-4:
                 state.best_score, state.best_step, state.stale_checks = score, state.step, 0
@@ -319,11 +373,26 @@ def finetune(
     for task, data in sorted(recipe.items()):
         network = model.heads[task]
         logits = _head_logits(encoder, network, data.dev.texts)
-        calibrated[task] = calibrated_head(task, data.train.kind, data.train.label_names, network,
-                                           config.hidden_dim, logits, data.dev.labels,
-                                           calibrate=config.calibrate, tune_thresholds=config.tune_thresholds)
-    return FinetuneResult(encoder=encoder, heads=calibrated, adapter=adapter, state=state, total_steps=total,
-                          seconds=time.perf_counter() - started, resumed_from_step=resumed_from)
+        calibrated[task] = calibrated_head(
+            task,
+            data.train.kind,
+            data.train.label_names,
+            network,
+            config.hidden_dim,
+            logits,
+            data.dev.labels,
+            calibrate=config.calibrate,
+            tune_thresholds=config.tune_thresholds,
+        )
+    return FinetuneResult(
+        encoder=encoder,
+        heads=calibrated,
+        adapter=adapter,
+        state=state,
+        total_steps=total,
+        seconds=time.perf_counter() - started,
+        resumed_from_step=resumed_from,
+    )
 
 
 def _export_adapter(encoder: Encoder, ft) -> tuple[AdapterManifest, dict[str, torch.Tensor]]:
@@ -332,8 +401,9 @@ def _export_adapter(encoder: Encoder, ft) -> tuple[AdapterManifest, dict[str, to
         peft = require("peft", "train", "LoRA fine-tuning")
         tensors = {k: v.detach().cpu().clone() for k, v in peft.get_peft_model_state_dict(encoder.transformer).items()}
         encoder.set_transformer(encoder.transformer.merge_and_unload())
-        entry = AdapterManifest(method="lora", sha256=PLACEHOLDER_SHA, rank=ft.rank, alpha=ft.alpha,
-                                target_modules=list(ft.target_modules))
+        entry = AdapterManifest(
+            method="lora", sha256=PLACEHOLDER_SHA, rank=ft.rank, alpha=ft.alpha, target_modules=list(ft.target_modules)
+        )
     elif ft.method == "partial":
         trained = {name for name, p in encoder.transformer.named_parameters() if p.requires_grad}
         tensors = {k: v.detach().cpu().clone() for k, v in encoder.transformer.state_dict().items() if k in trained}

@@ -53,13 +53,15 @@ def _class_weights(y: np.ndarray, num_labels: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def task_loss(kind: HeadKind, y: np.ndarray, num_labels: int, *, class_weighting: bool,
-              label_smoothing: float = 0.0) -> nn.Module:
+def task_loss(
+    kind: HeadKind, y: np.ndarray, num_labels: int, *, class_weighting: bool, label_smoothing: float = 0.0
+) -> nn.Module:
     """The training loss of a head: (optionally class-weighted, smoothed) cross-entropy for
     single-label tasks, binary cross-entropy per label for multi-label ones."""
     if kind == "multiclass":
-        return nn.CrossEntropyLoss(weight=_class_weights(y, num_labels) if class_weighting else None,
-                                   label_smoothing=label_smoothing)
+        return nn.CrossEntropyLoss(
+            weight=_class_weights(y, num_labels) if class_weighting else None, label_smoothing=label_smoothing
+        )
     return nn.BCEWithLogitsLoss()
 
 
@@ -85,15 +87,21 @@ def fit_temperature(kind: HeadKind, logits: torch.Tensor, targets: torch.Tensor)
 
 
 def train_head(
-    task: str, kind: HeadKind, labels: list[str],
-    x_train: np.ndarray, y_train: np.ndarray, x_dev: np.ndarray, y_dev: np.ndarray,
+    task: str,
+    kind: HeadKind,
+    labels: list[str],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_dev: np.ndarray,
+    y_dev: np.ndarray,
     config: HeadTrainingConfig,
 ) -> TaskHead:
     """Train a head and return it calibrated, with its dev metrics in `spec.metrics`."""
     seed_everything(config.seed)
     network = HeadNetwork(x_train.shape[1], config.hidden_dim, len(labels), config.dropout)
-    loss_fn = task_loss(kind, y_train, len(labels), class_weighting=config.class_weighting,
-                        label_smoothing=config.label_smoothing)
+    loss_fn = task_loss(
+        kind, y_train, len(labels), class_weighting=config.class_weighting, label_smoothing=config.label_smoothing
+    )
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     xs, ys = torch.from_numpy(x_train.astype(np.float32)), task_targets(kind, y_train)
     xd, yd = torch.from_numpy(x_dev.astype(np.float32)), task_targets(kind, y_dev)
@@ -129,19 +137,37 @@ def train_head(
     with torch.no_grad():
         dev_logits = network(xd)
     log.info("%s: best dev %.4f", task, best_score)
-    return calibrated_head(task, kind, labels, network, config.hidden_dim, dev_logits, y_dev,
-                           calibrate=config.calibrate, tune_thresholds=config.tune_thresholds)
+    return calibrated_head(
+        task,
+        kind,
+        labels,
+        network,
+        config.hidden_dim,
+        dev_logits,
+        y_dev,
+        calibrate=config.calibrate,
+        tune_thresholds=config.tune_thresholds,
+    )
 
 
 def calibrated_head(
-    task: str, kind: HeadKind, labels: list[str], network: HeadNetwork, hidden_dim: int,
-    dev_logits: torch.Tensor, y_dev: np.ndarray, *, calibrate: bool = True, tune_thresholds: bool = True,
+    task: str,
+    kind: HeadKind,
+    labels: list[str],
+    network: HeadNetwork,
+    hidden_dim: int,
+    dev_logits: torch.Tensor,
+    y_dev: np.ndarray,
+    *,
+    calibrate: bool = True,
+    tune_thresholds: bool = True,
 ) -> TaskHead:
     """Wrap a trained network as a TaskHead: temperature fitted on the dev logits, and for
     multi-label tasks a decision threshold per label that maximises its dev F1."""
     dev_logits = dev_logits.detach().float().cpu()
-    spec = HeadSpec(task=task, kind=kind, labels=list(labels), input_dim=network.norm.normalized_shape[0],
-                    hidden_dim=hidden_dim)
+    spec = HeadSpec(
+        task=task, kind=kind, labels=list(labels), input_dim=network.norm.normalized_shape[0], hidden_dim=hidden_dim
+    )
     if calibrate:
         spec.temperature = fit_temperature(kind, dev_logits, task_targets(kind, y_dev))
     head = TaskHead(spec, network.cpu())

@@ -3,7 +3,7 @@ calibration error, for multi-class and multi-label tasks."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -39,8 +39,7 @@ def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: Se
     """Accuracy, macro-F1, macro-recall, per-class P/R/F1, confusion matrix, ECE."""
     y_pred = probabilities.argmax(axis=1)
     indices = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=indices, zero_division=0)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=indices, zero_division=0)
     return {
         "n": int(len(y_true)),
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else 0.0,
@@ -52,16 +51,18 @@ def multiclass_metrics(y_true: np.ndarray, probabilities: np.ndarray, labels: Se
     }
 
 
-def multilabel_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresholds: Sequence[float],
-                       labels: Sequence[str]) -> dict:
+def multilabel_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, thresholds: Sequence[float], labels: Sequence[str]
+) -> dict:
     """Macro- and micro-F1 over labels at the given thresholds, per-label figures, and ECE
     of every (example, label) probability against whether the label is present."""
     y_pred = (probabilities >= np.asarray(thresholds)).astype(np.int64)
     return multilabel_metrics_from_predictions(y_true, y_pred, labels, probabilities=probabilities)
 
 
-def multilabel_metrics_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str],
-                                        probabilities: np.ndarray | None = None) -> dict:
+def multilabel_metrics_from_predictions(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], probabilities: np.ndarray | None = None
+) -> dict:
     y_true = np.asarray(y_true).astype(np.int64)
     precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
     _, _, micro_f1, _ = precision_recall_fscore_support(y_true, y_pred, average="micro", zero_division=0)
@@ -76,16 +77,20 @@ def multilabel_metrics_from_predictions(y_true: np.ndarray, y_pred: np.ndarray, 
     return result
 
 
-def collapse_labels(matrix: np.ndarray, source_labels: Sequence[str],
-                    mapping: Mapping[str, Sequence[str]]) -> np.ndarray:
+def collapse_labels(
+    matrix: np.ndarray, source_labels: Sequence[str], mapping: Mapping[str, Sequence[str]]
+) -> np.ndarray:
     """Map a 0/1 multi-label matrix onto a coarser taxonomy: a coarse label is present
     when any of its source labels is (GoEmotions' Ekman and sentiment-group mappings)."""
     index = {label: i for i, label in enumerate(source_labels)}
     return np.stack([matrix[:, [index[s] for s in sources]].max(axis=1) for sources in mapping.values()], axis=1)
 
 
-def best_threshold(y_true: np.ndarray, probabilities: np.ndarray,
-                   grid: np.ndarray = np.round(np.arange(0.02, 0.96, 0.01), 2)) -> float:
+THRESHOLD_GRID = np.round(np.arange(0.02, 0.96, 0.01), 2)
+"""Thresholds `best_threshold` tries by default."""
+
+
+def best_threshold(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarray = THRESHOLD_GRID) -> float:
     """The threshold on `probabilities` that maximises F1 for one binary label."""
     y_true = y_true.astype(bool)
     positives = y_true.sum()

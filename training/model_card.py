@@ -31,40 +31,81 @@ LIMITS = """\
   automated action against a customer."""
 
 
-def render_model_card(name: str, version: str, description: str, heads: dict[str, TaskHead],
-                      task_data: dict[str, dict[str, list[str]]], metrics: dict[str, dict[str, dict]],
-                      training: dict) -> str:
+def render_model_card(
+    name: str,
+    version: str,
+    description: str,
+    heads: dict[str, TaskHead],
+    task_data: dict[str, dict[str, list[str]]],
+    metrics: dict[str, dict[str, dict]],
+    training: dict,
+) -> str:
     """Markdown model card from what training produced, with its metadata front matter."""
-    lines = [front_matter(name, heads, task_data, metrics), f"# {name} {version}", "", description, "", "## Intended use", "",
-             "Triage of customer-service conversations (chat, email, call transcripts, social, SMS): "
-             "per-message sentiment, emotions and urgency, aggregated per conversation to drive "
-             "escalation advice in the convintel service.", "", "## Tasks and data", ""]
+    lines = [
+        front_matter(name, heads, task_data, metrics),
+        f"# {name} {version}",
+        "",
+        description,
+        "",
+        "## Intended use",
+        "",
+        "Triage of customer-service conversations (chat, email, call transcripts, social, SMS): "
+        "per-message sentiment, emotions and urgency, aggregated per conversation to drive "
+        "escalation advice in the convintel service.",
+        "",
+        "## Tasks and data",
+        "",
+    ]
     for task, head in heads.items():
-        lines += [f"### {task} ({head.spec.kind}, {len(head.spec.labels)} labels)", "",
-                  f"Labels: {', '.join(head.spec.labels)}", "",
-                  "Trained on: " + "; ".join(task_data[task]["train"]),
-                  "", "Early stopping, calibration" + (" and thresholds" if head.spec.kind == "multilabel" else "")
-                  + f" on: {task_data[task]['dev'][0]}", "", "| report set | n | macro-F1 | macro-recall | ECE |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            f"### {task} ({head.spec.kind}, {len(head.spec.labels)} labels)",
+            "",
+            f"Labels: {', '.join(head.spec.labels)}",
+            "",
+            "Trained on: " + "; ".join(task_data[task]["train"]),
+            "",
+            "Early stopping, calibration"
+            + (" and thresholds" if head.spec.kind == "multilabel" else "")
+            + f" on: {task_data[task]['dev'][0]}",
+            "",
+            "| report set | n | macro-F1 | macro-recall | ECE |",
+            "|---|---|---|---|---|",
+        ]
         for report, figures in metrics[task].items():
             recall = figures.get("macro_recall")
             ece = figures.get("ece")
-            lines.append(f"| {report} | {figures['n']} | {figures['macro_f1']:.3f} | "
-                         f"{'' if recall is None else f'{recall:.3f}'} | {'' if ece is None else f'{ece:.3f}'} |")
+            lines.append(
+                f"| {report} | {figures['n']} | {figures['macro_f1']:.3f} | "
+                f"{'' if recall is None else f'{recall:.3f}'} | {'' if ece is None else f'{ece:.3f}'} |"
+            )
         lines.append("")
     timing = f"{training['seconds']} s on {training['machine']}"
     if "encode_seconds" in training:
         timing += f" (encoding {training['encode_seconds']} s, cached across runs)"
     if "steps" in training:
-        timing += (f"; {training['steps']} of {training['planned_steps']} planned steps, best dev at step "
-                   f"{training['best_step']}{', stopped early' if training['stopped_early'] else ''}")
-    lines += ["## Training", "", f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}.",
-              "", "## Limits", "", LIMITS, ""]
+        timing += (
+            f"; {training['steps']} of {training['planned_steps']} planned steps, best dev at step "
+            f"{training['best_step']}{', stopped early' if training['stopped_early'] else ''}"
+        )
+    lines += [
+        "## Training",
+        "",
+        f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}.",
+        "",
+        "## Limits",
+        "",
+        LIMITS,
+        "",
+    ]
     return "\n".join(lines)
 
 
-def front_matter(name: str, heads: dict[str, TaskHead], task_data: dict[str, dict[str, list[str]]],
-                 metrics: dict[str, dict[str, dict]]) -> str:
+def front_matter(
+    name: str,
+    heads: dict[str, TaskHead],
+    task_data: dict[str, dict[str, list[str]]],
+    metrics: dict[str, dict[str, dict]],
+) -> str:
     """The YAML block the Hugging Face Hub reads from a model card: licence, base model,
     datasets and the reported figures (`model-index`)."""
     names = [entry for task in task_data.values() for part in task.values() for entry in part]
@@ -78,13 +119,22 @@ def front_matter(name: str, heads: dict[str, TaskHead], task_data: dict[str, dic
                 values.append({"type": "recall", "name": "macro-recall", "value": round(figures["macro_recall"], 4)})
             if figures.get("ece") is not None:
                 values.append({"type": "ece", "name": "expected calibration error", "value": round(figures["ece"], 4)})
-            results.append({"task": {"type": "text-classification", "name": f"{task} ({kind})"},
-                            "dataset": {"name": report, "type": report.split(":")[0]}, "metrics": values})
+            results.append(
+                {
+                    "task": {"type": "text-classification", "name": f"{task} ({kind})"},
+                    "dataset": {"name": report, "type": report.split(":")[0]},
+                    "metrics": values,
+                }
+            )
     document = {
-        "license": "apache-2.0", "language": ["en"], "library_name": "convintel",
-        "base_model": ENCODER_NAME, "pipeline_tag": "text-classification",
+        "license": "apache-2.0",
+        "language": ["en"],
+        "library_name": "convintel",
+        "base_model": ENCODER_NAME,
+        "pipeline_tag": "text-classification",
         "tags": ["customer-service", "sentiment", "emotion", "urgency", "safetensors"],
-        "datasets": datasets, "metrics": ["f1", "recall"],
+        "datasets": datasets,
+        "metrics": ["f1", "recall"],
         "model-index": [{"name": name, "results": results}],
     }
     return "---\n" + yaml.safe_dump(document, sort_keys=False, allow_unicode=True) + "---\n"

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from nlp.paths import source_root
 from training.datasets import (
-    INTERACTION_TASKS, DataError, Interaction, LabelledSet, interactions_for_task, load_goemotions,
-    load_goemotions_sentiment, load_meld_sentiment, load_tweeteval_sentiment, read_interactions,
+    INTERACTION_TASKS,
+    DataError,
+    Interaction,
+    LabelledSet,
+    interactions_for_task,
+    load_goemotions,
+    load_goemotions_sentiment,
+    load_meld_sentiment,
+    load_tweeteval_sentiment,
+    read_interactions,
     read_labelled_files,
 )
 
@@ -35,10 +44,14 @@ class TaskData:
 def public_sets(data_root: Path) -> dict[str, LabelledSet]:
     """The public sets the default recipe reads, by name."""
     sets = [
-        load_goemotions(data_root, "train"), load_goemotions(data_root, "dev"),
-        load_goemotions_sentiment(data_root, "train"), load_goemotions_sentiment(data_root, "dev"),
-        load_meld_sentiment(data_root, "train"), load_meld_sentiment(data_root, "dev"),
-        load_tweeteval_sentiment(data_root, "train"), load_tweeteval_sentiment(data_root, "val"),
+        load_goemotions(data_root, "train"),
+        load_goemotions(data_root, "dev"),
+        load_goemotions_sentiment(data_root, "train"),
+        load_goemotions_sentiment(data_root, "dev"),
+        load_meld_sentiment(data_root, "train"),
+        load_meld_sentiment(data_root, "dev"),
+        load_tweeteval_sentiment(data_root, "train"),
+        load_tweeteval_sentiment(data_root, "val"),
     ]
     return {s.name: s for s in sets}
 
@@ -53,14 +66,15 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
     - urgency: own labelled messages; the held-out quarter is only reported, never tuned on
       (early stopping and calibration use a slice of the training part)."""
     if own_files is None and not OWN_DATA_FILES:
-        raise DataError("the default recipe also trains on data/urgency/messages_*.jsonl of convintel's source "
-                        "checkout, which this installation does not have: run from a checkout, or train with "
-                        "--recipe none --data FILE")
+        raise DataError(
+            "the default recipe also trains on data/urgency/messages_*.jsonl of convintel's source "
+            "checkout, which this installation does not have: run from a checkout, or train with "
+            "--recipe none --data FILE"
+        )
     public = public_sets(data_root)
     # Sentiment and urgency only: the own files' `emotions` use the customer-service set
     # (nlp.vocabulary.SUPPORT_EMOTIONS), not the 28 GoEmotions labels the emotions head predicts.
-    rows, _ = read_interactions(own_files if own_files is not None else OWN_DATA_FILES,
-                                tasks=("sentiment", "urgency"))
+    rows, _ = read_interactions(own_files if own_files is not None else OWN_DATA_FILES, tasks=("sentiment", "urgency"))
     own_sentiment_train = interactions_for_task(rows, "sentiment", "train", "own")
     own_sentiment_heldout = interactions_for_task(rows, "sentiment", "heldout", "own")
     urgency_train = interactions_for_task(rows, "urgency", "train", "own")
@@ -68,18 +82,34 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
     urgency_fit, urgency_stop = split_for_early_stopping(urgency_train)
     return {
         "emotions": TaskData(
-            train=public["goemotions/original:train"], dev=public["goemotions/original:dev"],
+            train=public["goemotions/original:train"],
+            dev=public["goemotions/original:dev"],
             reports=[public["goemotions/original:dev"]],
         ),
         "sentiment": TaskData(
-            train=LabelledSet.concat("sentiment:train", [
-                public["tweeteval/sentiment:train"], public["goemotions/group-sentiment:train"],
-                public["meld/sentiment:train"], own_sentiment_train]),
-            dev=LabelledSet.concat("sentiment:dev", [
-                public["tweeteval/sentiment:val"], public["goemotions/group-sentiment:dev"],
-                public["meld/sentiment:dev"]]),
-            reports=[public["tweeteval/sentiment:val"], public["goemotions/group-sentiment:dev"],
-                     public["meld/sentiment:dev"], own_sentiment_heldout],
+            train=LabelledSet.concat(
+                "sentiment:train",
+                [
+                    public["tweeteval/sentiment:train"],
+                    public["goemotions/group-sentiment:train"],
+                    public["meld/sentiment:train"],
+                    own_sentiment_train,
+                ],
+            ),
+            dev=LabelledSet.concat(
+                "sentiment:dev",
+                [
+                    public["tweeteval/sentiment:val"],
+                    public["goemotions/group-sentiment:dev"],
+                    public["meld/sentiment:dev"],
+                ],
+            ),
+            reports=[
+                public["tweeteval/sentiment:val"],
+                public["goemotions/group-sentiment:dev"],
+                public["meld/sentiment:dev"],
+                own_sentiment_heldout,
+            ],
         ),
         "urgency": TaskData(train=urgency_fit, dev=urgency_stop, reports=[urgency_heldout]),
     }
@@ -137,6 +167,7 @@ def build_recipe(config: TrainConfig) -> tuple[dict[str, TaskData], list[str]]:
         recipe = with_user_data(recipe, rows, source)
     missing = [task for task in config.tasks if task not in recipe]
     if missing:
-        raise DataError(f"no training data for task {missing[0]!r} (recipe {config.recipe!r}, "
-                        f"data {[str(p) for p in config.data]})")
+        raise DataError(
+            f"no training data for task {missing[0]!r} (recipe {config.recipe!r}, data {[str(p) for p in config.data]})"
+        )
     return {task: recipe[task] for task in config.tasks}, problems

@@ -35,8 +35,9 @@ def summary_rows(evaluation: Evaluation) -> list[SummaryRow]:
     """The model row, then each baseline, then any derived (Ekman / group) rows."""
 
     def row(system: str, m: dict) -> SummaryRow:
-        return SummaryRow(system, m.get("macro_f1"), m.get("macro_recall"), m.get("micro_f1"),
-                          m.get("accuracy"), m.get("ece"))
+        return SummaryRow(
+            system, m.get("macro_f1"), m.get("macro_recall"), m.get("micro_f1"), m.get("accuracy"), m.get("ece")
+        )
 
     rows = [row("model", evaluation.metrics)]
     rows += [row(BASELINE_NAMES.get(name, name), m) for name, m in evaluation.baselines.items()]
@@ -58,8 +59,11 @@ def render_summary(result: EvaluationResult) -> str:
     for evaluation in result.evaluations:
         for i, r in enumerate(summary_rows(evaluation)):
             first = [evaluation.source, evaluation.task, evaluation.split, str(evaluation.n)] if i == 0 else [""] * 4
-            grid.append(first + [r.system] + [_fmt(v).replace("—", "-") for v in
-                                              (r.macro_f1, r.macro_recall, r.micro_f1, r.accuracy, r.ece)])
+            grid.append(
+                first
+                + [r.system]
+                + [_fmt(v).replace("—", "-") for v in (r.macro_f1, r.macro_recall, r.micro_f1, r.accuracy, r.ece)]
+            )
     widths = [max(len(line[c]) for line in grid) for c in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in grid]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -67,6 +71,7 @@ def render_summary(result: EvaluationResult) -> str:
 
 
 # --- HTML report --------------------------------------------------------------------------
+
 
 def _summary_table(evaluation: Evaluation) -> str:
     rows = summary_rows(evaluation)
@@ -99,8 +104,10 @@ def _derived_per_label_tables(evaluation: Evaluation) -> list[str]:
     parts = []
     for name, metrics in evaluation.derived.items():
         per_label = metrics.get("per_class", {})
-        rows = [[label, str(f["support"]), _fmt(f["precision"]), _fmt(f["recall"]), _fmt(f["f1"])]
-                for label, f in per_label.items()]
+        rows = [
+            [label, str(f["support"]), _fmt(f["precision"]), _fmt(f["recall"]), _fmt(f["f1"])]
+            for label, f in per_label.items()
+        ]
         parts += [f"<h3>Per label, {escape(name)} (derived)</h3>", table(["label", "support", "P", "R", "F1"], rows)]
     return parts
 
@@ -118,11 +125,18 @@ def _section(evaluation: Evaluation) -> str:
         *_derived_per_label_tables(evaluation),
     ]
     if evaluation.kind == "multiclass":
-        systems = [("model", evaluation.metrics)] + [(BASELINE_NAMES.get(k, k), m) for k, m in evaluation.baselines.items()]
+        systems = [("model", evaluation.metrics)] + [
+            (BASELINE_NAMES.get(k, k), m) for k, m in evaluation.baselines.items()
+        ]
         parts.append("<h3>Confusion matrices</h3>" if len(systems) > 1 else "<h3>Confusion matrix</h3>")
-        parts.append('<div class="cms">' + "".join(
-            confusion_matrix(m["confusion_matrix"], evaluation.labels, title=f"{name}: {evaluation.task}")
-            for name, m in systems) + "</div>")
+        parts.append(
+            '<div class="cms">'
+            + "".join(
+                confusion_matrix(m["confusion_matrix"], evaluation.labels, title=f"{name}: {evaluation.task}")
+                for name, m in systems
+            )
+            + "</div>"
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -132,9 +146,21 @@ def render_report(result: EvaluationResult) -> str:
     title = f"convintel evaluation: {result.model_name} {result.model_version}"
     overview = table(
         ["data", "task", "split", "n", "system", "macro-F1", "macro-recall", "accuracy", "ECE"],
-        [[e.source if i == 0 else "", e.task if i == 0 else "", e.split if i == 0 else "", str(e.n) if i == 0 else "",
-          r.system, _fmt(r.macro_f1), _fmt(r.macro_recall), _fmt(r.accuracy), _fmt(r.ece)]
-         for e in result.evaluations for i, r in enumerate(summary_rows(e))],
+        [
+            [
+                e.source if i == 0 else "",
+                e.task if i == 0 else "",
+                e.split if i == 0 else "",
+                str(e.n) if i == 0 else "",
+                r.system,
+                _fmt(r.macro_f1),
+                _fmt(r.macro_recall),
+                _fmt(r.accuracy),
+                _fmt(r.ece),
+            ]
+            for e in result.evaluations
+            for i, r in enumerate(summary_rows(e))
+        ],
         ["" if r.system == "model" else "baseline" for e in result.evaluations for r in summary_rows(e)],
     )
     notes = list(result.notes) + [
@@ -145,22 +171,29 @@ def render_report(result: EvaluationResult) -> str:
     skipped = ""
     if result.skipped_rows:
         items = "".join(f"<li><code>{escape(p)}</code></li>" for p in result.skipped_rows)
-        skipped = (f"<details><summary>{len(result.skipped_rows)} invalid rows skipped</summary>"
-                   f"<ul>{items}</ul></details>")
-    return "\n".join([
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(title)}</title>",
-        f"<style>{PAGE_STYLE}</style></head><body>",
-        f"<h1>{escape(title)}</h1>",
-        f'<p class="muted">bundle <code>{escape(result.model_path)}</code>, evaluated {escape(result.created)}</p>',
-        "<h2>Summary</h2>",
-        overview,
-        skipped,
-        "<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>",
-        *(_section(e) for e in result.evaluations),
-        "</body></html>",
-    ]) + "\n"
+        skipped = (
+            f"<details><summary>{len(result.skipped_rows)} invalid rows skipped</summary><ul>{items}</ul></details>"
+        )
+    return (
+        "\n".join(
+            [
+                "<!doctype html>",
+                '<html lang="en"><head><meta charset="utf-8">',
+                f"<title>{escape(title)}</title>",
+                f"<style>{PAGE_STYLE}</style></head><body>",
+                f"<h1>{escape(title)}</h1>",
+                f'<p class="muted">bundle <code>{escape(result.model_path)}</code>, '
+                f"evaluated {escape(result.created)}</p>",
+                "<h2>Summary</h2>",
+                overview,
+                skipped,
+                "<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>",
+                *(_section(e) for e in result.evaluations),
+                "</body></html>",
+            ]
+        )
+        + "\n"
+    )
 
 
 def write_outputs(result: EvaluationResult, out_dir: Path) -> tuple[Path, Path]:

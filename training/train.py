@@ -29,11 +29,34 @@ log = logging.getLogger(__name__)
 # GoEmotions' published sentiment grouping of its 28 labels (for the derived group figure).
 GOEMOTIONS_GROUP_SOURCES = {
     "ambiguous": ("confusion", "curiosity", "realization", "surprise"),
-    "negative": ("anger", "annoyance", "disappointment", "disapproval", "disgust", "embarrassment",
-                 "fear", "grief", "nervousness", "remorse", "sadness"),
+    "negative": (
+        "anger",
+        "annoyance",
+        "disappointment",
+        "disapproval",
+        "disgust",
+        "embarrassment",
+        "fear",
+        "grief",
+        "nervousness",
+        "remorse",
+        "sadness",
+    ),
     "neutral": ("neutral",),
-    "positive": ("admiration", "amusement", "approval", "caring", "desire", "excitement", "gratitude",
-                 "joy", "love", "optimism", "pride", "relief"),
+    "positive": (
+        "admiration",
+        "amusement",
+        "approval",
+        "caring",
+        "desire",
+        "excitement",
+        "gratitude",
+        "joy",
+        "love",
+        "optimism",
+        "pride",
+        "relief",
+    ),
 }
 TASK_ORDER = ("sentiment", "emotions", "urgency")
 # How each fine-tuning method reads in a bundle's description.
@@ -56,9 +79,11 @@ def derived_emotion_reports(head, features: np.ndarray, dev: LabelledSet) -> dic
     precision and recall per support label."""
     predictions = (head.predict_proba(features) >= np.asarray(head.spec.thresholds)).astype(np.int64)
     reports = {}
-    for name, mapping in (("goemotions/ekman:dev", GOEMOTIONS_EKMAN_SOURCES),
-                          ("goemotions/group:dev", GOEMOTIONS_GROUP_SOURCES),
-                          ("goemotions/support:dev", SUPPORT_EMOTION_SOURCES)):
+    for name, mapping in (
+        ("goemotions/ekman:dev", GOEMOTIONS_EKMAN_SOURCES),
+        ("goemotions/group:dev", GOEMOTIONS_GROUP_SOURCES),
+        ("goemotions/support:dev", SUPPORT_EMOTION_SOURCES),
+    ):
         truth = collapse_labels(dev.labels.astype(np.int64), dev.label_names, mapping)
         predicted = collapse_labels(predictions, dev.label_names, mapping)
         reports[name] = multilabel_metrics_from_predictions(truth, predicted, list(mapping))
@@ -89,9 +114,16 @@ def train_bundle(
     heads = {}
     for task in ordered_tasks(recipe):
         data = recipe[task]
-        heads[task] = train_head(task, data.train.kind, data.train.label_names,
-                                 features[data.train.name], data.train.labels,
-                                 features[data.dev.name], data.dev.labels, config)
+        heads[task] = train_head(
+            task,
+            data.train.kind,
+            data.train.label_names,
+            features[data.train.name],
+            data.train.labels,
+            features[data.dev.name],
+            data.dev.labels,
+            config,
+        )
     training = {
         "recipe": recipe_name,
         "mode": "heads (frozen encoder)",
@@ -100,15 +132,30 @@ def train_bundle(
         "encode_seconds": round(encode_seconds, 1),
         "machine": machine_description(),
     }
-    description = ("Sentiment, emotion and urgency heads over a frozen all-MiniLM-L6-v2 encoder, "
-                   "for customer-service messages.")
-    return write_bundle(recipe, heads, features, output, name=name, version=version, encoder=encoder,
-                        training=training, description=description)
+    description = (
+        "Sentiment, emotion and urgency heads over a frozen all-MiniLM-L6-v2 encoder, for customer-service messages."
+    )
+    return write_bundle(
+        recipe,
+        heads,
+        features,
+        output,
+        name=name,
+        version=version,
+        encoder=encoder,
+        training=training,
+        description=description,
+    )
 
 
 def finetune_bundle(
-    recipe: dict[str, TaskData], config: TrainConfig, *, recipe_name: str = "custom", resume: bool = False,
-    interrupt_after: int | None = None, show_progress: bool = True,
+    recipe: dict[str, TaskData],
+    config: TrainConfig,
+    *,
+    recipe_name: str = "custom",
+    resume: bool = False,
+    interrupt_after: int | None = None,
+    show_progress: bool = True,
 ) -> tuple[BundleManifest, dict[str, dict[str, dict]]] | None:
     """Fine-tune the encoder with the heads (mode `finetune`) and write the bundle to
     `config.output`: heads plus the adapter (LoRA) or encoder weights (full). Returns None
@@ -135,10 +182,22 @@ def finetune_bundle(
         "seconds": round(result.seconds + time.perf_counter() - started, 1),
         "machine": machine_description(),
     }
-    description = ("Sentiment, emotion and urgency heads over all-MiniLM-L6-v2 fine-tuned with "
-                   f"{FINETUNE_METHOD_WORDS[adapter_entry.method]}, for customer-service messages.")
-    return write_bundle(recipe, result.heads, features, config.output, name=config.name, version=config.version,
-                        encoder=result.encoder, training=training, description=description, adapter=result.adapter)
+    description = (
+        "Sentiment, emotion and urgency heads over all-MiniLM-L6-v2 fine-tuned with "
+        f"{FINETUNE_METHOD_WORDS[adapter_entry.method]}, for customer-service messages."
+    )
+    return write_bundle(
+        recipe,
+        result.heads,
+        features,
+        config.output,
+        name=config.name,
+        version=config.version,
+        encoder=result.encoder,
+        training=training,
+        description=description,
+        adapter=result.adapter,
+    )
 
 
 def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: FinetuneResult) -> None:
@@ -149,9 +208,16 @@ def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: Finetu
     for task in config.finetune.refit_heads:
         data = recipe[task]
         features = encode_sets(result.encoder, [data.train, data.dev], None, label=f"refit {task}")
-        result.heads[task] = train_head(task, data.train.kind, data.train.label_names, features[data.train.name],
-                                        data.train.labels, features[data.dev.name], data.dev.labels,
-                                        config.head_config())
+        result.heads[task] = train_head(
+            task,
+            data.train.kind,
+            data.train.label_names,
+            features[data.train.name],
+            data.train.labels,
+            features[data.dev.name],
+            data.dev.labels,
+            config.head_config(),
+        )
 
 
 def ordered_tasks(recipe: dict[str, TaskData]) -> list[str]:
@@ -168,8 +234,16 @@ def machine_description() -> str:
 
 
 def write_bundle(
-    recipe: dict[str, TaskData], heads: dict[str, TaskHead], features: dict[str, np.ndarray], output: Path, *,
-    name: str, version: str, encoder: Encoder, training: dict, description: str,
+    recipe: dict[str, TaskData],
+    heads: dict[str, TaskHead],
+    features: dict[str, np.ndarray],
+    output: Path,
+    *,
+    name: str,
+    version: str,
+    encoder: Encoder,
+    training: dict,
+    description: str,
     adapter: tuple[AdapterManifest, dict] | None = None,
 ) -> tuple[BundleManifest, dict[str, dict[str, dict]]]:
     """Report every head on its task's report sets (dev figures into the manifest), then
@@ -188,11 +262,23 @@ def write_bundle(
             "dev": [f"{data.dev.name} ({len(data.dev)})"] + [f"{s.name} ({len(s)})" for s in data.reports],
         }
     encoder_manifest = EncoderManifest(
-        name=ENCODER_NAME, package=ENCODER_PACKAGE, package_version=packaged_model_version(),
-        max_seq_length=encoder.max_seq_length, features="mean_max",
+        name=ENCODER_NAME,
+        package=ENCODER_PACKAGE,
+        package_version=packaged_model_version(),
+        max_seq_length=encoder.max_seq_length,
+        features="mean_max",
     )
     card = render_model_card(name, version, description, heads, task_data, full_metrics, training)
-    manifest = save_bundle(output, name=name, version=version, encoder=encoder_manifest, heads=heads,
-                           task_data=task_data, training=training, description=description, model_card=card,
-                           adapter=adapter)
+    manifest = save_bundle(
+        output,
+        name=name,
+        version=version,
+        encoder=encoder_manifest,
+        heads=heads,
+        task_data=task_data,
+        training=training,
+        description=description,
+        model_card=card,
+        adapter=adapter,
+    )
     return manifest, full_metrics

@@ -10,6 +10,15 @@ from nlp.topics.live import conversation_topics, message_topics
 from nlp.topics.model import Assignment, TopicEntry, TopicManifest, TopicModel, TopicModelError, load_topic_model
 
 __all__ = [
-    "Assignment", "FitResult", "TopicEntry", "TopicFitConfig", "TopicManifest", "TopicModel", "TopicModelError",
-    "conversation_topics", "fit_topics", "load_topic_model", "message_topics",
+    "Assignment",
+    "FitResult",
+    "TopicEntry",
+    "TopicFitConfig",
+    "TopicManifest",
+    "TopicModel",
+    "TopicModelError",
+    "conversation_topics",
+    "fit_topics",
+    "load_topic_model",
+    "message_topics",
 ]

@@ -34,8 +34,9 @@ def hdbscan_labels(reduced: np.ndarray, config: TopicFitConfig) -> np.ndarray:
 def topic_sums(embeddings: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     """(count, dim) sum of each topic's member embeddings (one sparse product)."""
     members = np.flatnonzero(labels >= 0)
-    membership = sparse.csr_matrix((np.ones(members.size, dtype=np.float32), (labels[members], members)),
-                                   shape=(count, embeddings.shape[0]))
+    membership = sparse.csr_matrix(
+        (np.ones(members.size, dtype=np.float32), (labels[members], members)), shape=(count, embeddings.shape[0])
+    )
     return np.asarray(membership @ embeddings, dtype=np.float64)
 
 
@@ -64,8 +65,9 @@ def relabel_dense(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def merge_topics(embeddings: np.ndarray, labels: np.ndarray, *, threshold: float | None,
-                 target: int | None) -> np.ndarray:
+def merge_topics(
+    embeddings: np.ndarray, labels: np.ndarray, *, threshold: float | None, target: int | None
+) -> np.ndarray:
     """Merge the two most similar topics (by centroid cosine) while they are at least
     `threshold` alike, or while there are more than `target` topics. Greedy, one merge at a
     time with the merged centroid recomputed (centroid-linkage agglomeration). Each row's
@@ -114,7 +116,9 @@ def merge_topics(embeddings: np.ndarray, labels: np.ndarray, *, threshold: float
     return relabel_dense(merged)
 
 
-def nearest_centroids(embeddings: np.ndarray, centroids: np.ndarray, block: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+def nearest_centroids(
+    embeddings: np.ndarray, centroids: np.ndarray, block: int = 16384
+) -> tuple[np.ndarray, np.ndarray]:
     """(index, cosine similarity) of each row's nearest centroid, in row blocks so memory
     stays at block x k however many documents there are."""
     best = np.empty(embeddings.shape[0], dtype=np.int64)

@@ -4,18 +4,29 @@ outliers, name the topics, and (on a refit) keep the ids of topics found again."
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
 from nlp.topics.clustering import (
-    UNASSIGNED, centroids_of, hdbscan_labels, merge_topics, refine_topics, relabel_dense,
+    UNASSIGNED,
+    centroids_of,
+    hdbscan_labels,
+    merge_topics,
+    refine_topics,
+    relabel_dense,
 )
 from nlp.topics.config import TopicFitConfig
 from nlp.topics.labels import (
-    class_tfidf, document_terms, representative_examples, slug, top_terms, unique_names,
+    class_tfidf,
+    document_terms,
+    representative_examples,
+    slug,
+    top_terms,
+    unique_names,
 )
 from nlp.topics.matching import DEFAULT_MIN_SIMILARITY, TopicMatch, match_topics
 from nlp.topics.model import TopicEntry, TopicManifest, TopicModel
@@ -80,8 +91,13 @@ def fit_topics(
 
     match = None
     if previous is not None:
-        match = match_topics(previous.centroids, [t.id for t in previous.topics], centroids,
-                             min_similarity=match_similarity, next_id=previous.manifest.next_topic_id)
+        match = match_topics(
+            previous.centroids,
+            [t.id for t in previous.topics],
+            centroids,
+            min_similarity=match_similarity,
+            next_id=previous.manifest.next_topic_id,
+        )
         ids = match.ids
     else:
         ids = list(range(count))
@@ -89,27 +105,40 @@ def fit_topics(
     names = unique_names([terms.name for terms in entries_terms], ids)
     topics = [
         TopicEntry(
-            id=ids[k], name=names[k], tag=slug(names[k]), keywords=entries_terms[k].keywords,
+            id=ids[k],
+            name=names[k],
+            tag=slug(names[k]),
+            keywords=entries_terms[k].keywords,
             size=int(sizes[k]),
-            examples=representative_examples(texts, embeddings, np.flatnonzero(labels == k), centroids[k],
-                                             config.examples),
+            examples=representative_examples(
+                texts, embeddings, np.flatnonzero(labels == k), centroids[k], config.examples
+            ),
         )
         for k in range(count)
     ]
     unassigned_share = float((labels == UNASSIGNED).mean()) if labels.size else 0.0
     manifest = TopicManifest(
-        created=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        created=datetime.now(UTC).replace(microsecond=0).isoformat(),
         encoder=encoder_info or {"dim": int(embeddings.shape[1])},
         params=config.to_dict(),
-        trained_on={"source": source, "documents": len(texts), "clustered_share": round(clustered_share, 4),
-                    "unassigned_share": round(unassigned_share, 4)},
+        trained_on={
+            "source": source,
+            "documents": len(texts),
+            "clustered_share": round(clustered_share, 4),
+            "unassigned_share": round(unassigned_share, 4),
+        },
         topics=topics,
         refit=match.to_dict() if match else None,
         next_topic_id=max([*ids, (previous.manifest.next_topic_id - 1) if previous else -1], default=-1) + 1,
     )
-    return FitResult(model=TopicModel(manifest=manifest, centroids=centroids), labels=labels,
-                     clustered_share=clustered_share, unassigned_share=unassigned_share, match=match,
-                     seconds={k: round(v, 3) for k, v in seconds.items()})
+    return FitResult(
+        model=TopicModel(manifest=manifest, centroids=centroids),
+        labels=labels,
+        clustered_share=clustered_share,
+        unassigned_share=unassigned_share,
+        match=match,
+        seconds={k: round(v, 3) for k, v in seconds.items()},
+    )
 
 
 def _label_topics(texts: Sequence[str], labels: np.ndarray, count: int, config: TopicFitConfig, nlp):

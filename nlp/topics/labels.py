@@ -5,8 +5,8 @@ human-readable name from the top terms, and representative examples."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 from scipy import sparse
@@ -32,8 +32,7 @@ def document_terms(texts: Sequence[str], nlp) -> list[list[str]]:
     multi-word noun chunks (lemmatised, determiners and stop words dropped)."""
     terms: list[list[str]] = []
     for doc in nlp.pipe((normalize_text(t) for t in texts), batch_size=256):
-        words = [t.lemma_.lower() for t in doc
-                 if t.is_alpha and not t.is_stop and len(t) > 1 and t.pos_ in CONTENT_POS]
+        words = [t.lemma_.lower() for t in doc if t.is_alpha and not t.is_stop and len(t) > 1 and t.pos_ in CONTENT_POS]
         chunks = []
         for chunk in doc.noun_chunks:
             kept = [t.lemma_.lower() for t in chunk if t.is_alpha and not t.is_stop]
@@ -43,8 +42,9 @@ def document_terms(texts: Sequence[str], nlp) -> list[list[str]]:
     return terms
 
 
-def class_tfidf(terms: Sequence[Sequence[str]], classes: np.ndarray, count: int,
-                *, min_frequency: int = 2) -> tuple[sparse.csr_matrix, list[str]]:
+def class_tfidf(
+    terms: Sequence[Sequence[str]], classes: np.ndarray, count: int, *, min_frequency: int = 2
+) -> tuple[sparse.csr_matrix, list[str]]:
     """(count, vocabulary) c-TF-IDF weights and the vocabulary. Term frequency is
     normalised within each topic; idf is log(1 + average topic length / term frequency
     over all topics), as in BERTopic's c-TF-IDF."""
@@ -83,8 +83,9 @@ def top_terms(weights: sparse.csr_matrix, vocabulary: Sequence[str], count: int)
         order = line.indices[np.argsort(-line.data, kind="stable")][:count]
         scores = weights[row, order].toarray().ravel() if order.size else np.zeros(0)
         keywords = [vocabulary[i] for i in order]
-        results.append(TopicTerms(name=topic_name(keywords), keywords=keywords,
-                                  scores=[round(float(s), 4) for s in scores]))
+        results.append(
+            TopicTerms(name=topic_name(keywords), keywords=keywords, scores=[round(float(s), 4) for s in scores])
+        )
     return results
 
 
@@ -115,8 +116,9 @@ def unique_names(names: Iterable[str], ids: Sequence[int]) -> list[str]:
     return [f"{name} #{topic_id}" if seen[name] > 1 else name for name, topic_id in zip(names, ids)]
 
 
-def representative_examples(texts: Sequence[str], embeddings: np.ndarray, members: np.ndarray,
-                            centroid: np.ndarray, count: int) -> list[str]:
+def representative_examples(
+    texts: Sequence[str], embeddings: np.ndarray, members: np.ndarray, centroid: np.ndarray, count: int
+) -> list[str]:
     """The `count` distinct member texts closest to the centroid, shortened to snippets."""
     if members.size == 0 or count <= 0:
         return []

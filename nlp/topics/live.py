@@ -4,7 +4,7 @@ its customer messages."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,21 +14,29 @@ from nlp.topics.model import TopicModel
 _ROUND = 4
 
 
-def message_topics(model: TopicModel, embeddings: np.ndarray, roles: Sequence[Role],
-                   min_similarity: float | None = None) -> list[list[TopicScore]]:
+def message_topics(
+    model: TopicModel, embeddings: np.ndarray, roles: Sequence[Role], min_similarity: float | None = None
+) -> list[list[TopicScore]]:
     """Per message: [the nearest topic] for customer messages close enough to one, else []."""
     customer = np.flatnonzero([role == Role.customer for role in roles])
     results: list[list[TopicScore]] = [[] for _ in roles]
     if customer.size == 0:
         return results
     assignment = model.assign(embeddings[customer], min_similarity)
-    for row, topic, similarity, confidence in zip(customer, assignment.topic, assignment.similarity,
-                                                  assignment.confidence):
+    for row, topic, similarity, confidence in zip(
+        customer, assignment.topic, assignment.similarity, assignment.confidence
+    ):
         if topic < 0:
             continue
         entry = model.topics[int(topic)]
-        results[row] = [TopicScore(id=entry.id, name=entry.name, confidence=round(float(confidence), _ROUND),
-                                   similarity=round(float(np.clip(similarity, -1.0, 1.0)), _ROUND))]
+        results[row] = [
+            TopicScore(
+                id=entry.id,
+                name=entry.name,
+                confidence=round(float(confidence), _ROUND),
+                similarity=round(float(np.clip(similarity, -1.0, 1.0)), _ROUND),
+            )
+        ]
     return results
 
 
@@ -46,7 +54,12 @@ def conversation_topics(analyses: Sequence[MessageAnalysis]) -> list[Conversatio
             names[topic.id] = topic.name
             members.setdefault(topic.id, []).append(analysis.id)
     ranked = sorted(totals, key=lambda topic_id: (-totals[topic_id], topic_id))
-    return [ConversationTopic(id=topic_id, name=names[topic_id],
-                              confidence=round(min(totals[topic_id] / len(customer), 1.0), _ROUND),
-                              message_ids=members[topic_id])
-            for topic_id in ranked]
+    return [
+        ConversationTopic(
+            id=topic_id,
+            name=names[topic_id],
+            confidence=round(min(totals[topic_id] / len(customer), 1.0), _ROUND),
+            message_ids=members[topic_id],
+        )
+        for topic_id in ranked
+    ]

@@ -30,8 +30,14 @@ class TopicMatch:
         return {"kept": {str(k): round(v, 4) for k, v in self.kept.items()}, "new": self.new, "gone": self.gone}
 
 
-def match_topics(old_centroids: np.ndarray, old_ids: list[int], new_centroids: np.ndarray, *,
-                 min_similarity: float = DEFAULT_MIN_SIMILARITY, next_id: int | None = None) -> TopicMatch:
+def match_topics(
+    old_centroids: np.ndarray,
+    old_ids: list[int],
+    new_centroids: np.ndarray,
+    *,
+    min_similarity: float = DEFAULT_MIN_SIMILARITY,
+    next_id: int | None = None,
+) -> TopicMatch:
     """Pair new topics with old ones (maximum total similarity, one-to-one) and give ids."""
     count = new_centroids.shape[0]
     ids: list[int | None] = [None] * count

@@ -76,7 +76,8 @@ class TopicModel:
         if self.centroids.ndim != 2 or self.centroids.shape[0] != len(self.manifest.topics):
             raise TopicModelError(
                 f"{self.centroids.shape[0] if self.centroids.ndim == 2 else '?'} centroids for "
-                f"{len(self.manifest.topics)} topics")
+                f"{len(self.manifest.topics)} topics"
+            )
         self.config = TopicFitConfig.from_dict(self.manifest.params)
 
     @property
@@ -113,8 +114,11 @@ class TopicModel:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         ids = np.array([t.id for t in self.topics], dtype=np.int64)
-        save_file({"centroids": self.centroids, "topic_ids": ids}, str(folder / WEIGHTS_FILE),
-                  metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
+        save_file(
+            {"centroids": self.centroids, "topic_ids": ids},
+            str(folder / WEIGHTS_FILE),
+            metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)},
+        )
         (folder / MANIFEST_FILE).write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
         return folder
 
@@ -132,11 +136,15 @@ def load_topic_model(folder: str | Path) -> TopicModel:
     except UnicodeDecodeError as exc:
         raise TopicModelError(f"{manifest_path} is not UTF-8 text") from exc
     except ValidationError as exc:
-        raise TopicModelError(f"{manifest_path} is not a topic manifest: {exc.errors()[0]['msg']} "
-                              f"at {'.'.join(map(str, exc.errors()[0]['loc']))}") from exc
+        raise TopicModelError(
+            f"{manifest_path} is not a topic manifest: {exc.errors()[0]['msg']} "
+            f"at {'.'.join(map(str, exc.errors()[0]['loc']))}"
+        ) from exc
     if manifest.format != FORMAT or manifest.format_version > FORMAT_VERSION:
-        raise TopicModelError(f"{manifest_path}: format {manifest.format!r} v{manifest.format_version} "
-                              f"is not {FORMAT!r} v{FORMAT_VERSION} or older")
+        raise TopicModelError(
+            f"{manifest_path}: format {manifest.format!r} v{manifest.format_version} "
+            f"is not {FORMAT!r} v{FORMAT_VERSION} or older"
+        )
     try:
         tensors = load_file(str(weights_path))
     except (OSError, SafetensorError, ValueError) as exc:
@@ -153,8 +161,7 @@ def load_topic_model(folder: str | Path) -> TopicModel:
 
 def describe(manifest: TopicManifest) -> str:
     """One line per topic for the CLI: id, size, name and keywords."""
-    lines = [f"{len(manifest.topics)} topics, unassigned share "
-             f"{manifest.trained_on.get('unassigned_share', 0):.1%}"]
+    lines = [f"{len(manifest.topics)} topics, unassigned share {manifest.trained_on.get('unassigned_share', 0):.1%}"]
     for topic in manifest.topics:
         lines.append(f"  {topic.id:>4}  {topic.size:>6}  {topic.name}  [{', '.join(topic.keywords[:5])}]")
     return "\n".join(lines)

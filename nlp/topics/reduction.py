@@ -38,6 +38,5 @@ def _umap(embeddings: np.ndarray, components: int, seed: int) -> np.ndarray:
         raise ReductionUnavailable(
             "reduction 'umap' needs the optional extra: pip install 'convintel[topics-umap]'"
         ) from exc
-    reducer = umap.UMAP(n_neighbors=15, n_components=components, min_dist=0.0, metric="cosine",
-                        random_state=seed)
+    reducer = umap.UMAP(n_neighbors=15, n_components=components, min_dist=0.0, metric="cosine", random_state=seed)
     return reducer.fit_transform(embeddings)

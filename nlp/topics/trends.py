@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Iterable, Literal
+from typing import Literal
 
 Period = Literal["day", "week"]
 
@@ -65,8 +66,9 @@ def period_start(when: datetime, period: Period) -> date:
     return day - timedelta(days=day.weekday()) if period == "week" else day
 
 
-def compute_trends(mentions: Iterable[TopicMention], *, period: Period, min_volume: int,
-                   growth_threshold: float) -> TopicTrends:
+def compute_trends(
+    mentions: Iterable[TopicMention], *, period: Period, min_volume: int, growth_threshold: float
+) -> TopicTrends:
     """Aggregate mentions. A topic is emerging when the last period holds at least
     `min_volume` of its messages and it grew by at least `growth_threshold` (0.5 = +50%)
     over the period before, or had none then."""
@@ -98,17 +100,28 @@ def compute_trends(mentions: Iterable[TopicMention], *, period: Period, min_volu
         growth = (current - previous) / previous if previous else None
         emerging = len(counts) > 1 and current >= min_volume and (growth is None or growth >= growth_threshold)
         scores = sentiments[topic_id]
-        topics.append(TopicTrend(
-            id=topic_id, name=names[topic_id], messages=sum(counts),
-            share=round(sum(counts) / len(assigned), 4),
-            avg_sentiment=round(sum(scores) / len(scores), 4) if scores else None,
-            volume=counts, channels=dict(sorted(channels[topic_id].items(), key=lambda item: -sum(item[1]))),
-            current=current, previous=previous,
-            growth=round(growth, 4) if growth is not None else None, emerging=emerging,
-        ))
+        topics.append(
+            TopicTrend(
+                id=topic_id,
+                name=names[topic_id],
+                messages=sum(counts),
+                share=round(sum(counts) / len(assigned), 4),
+                avg_sentiment=round(sum(scores) / len(scores), 4) if scores else None,
+                volume=counts,
+                channels=dict(sorted(channels[topic_id].items(), key=lambda item: -sum(item[1]))),
+                current=current,
+                previous=previous,
+                growth=round(growth, 4) if growth is not None else None,
+                emerging=emerging,
+            )
+        )
     topics.sort(key=lambda t: (-t.messages, t.id))
     return TopicTrends(
-        period=period, periods=periods, messages=len(mentions), unassigned=len(mentions) - len(assigned),
-        channels=sorted({m.channel for m, _ in assigned}), topics=topics,
+        period=period,
+        periods=periods,
+        messages=len(mentions),
+        unassigned=len(mentions) - len(assigned),
+        channels=sorted({m.channel for m, _ in assigned}),
+        topics=topics,
         params={"min_volume": min_volume, "growth_threshold": growth_threshold},
     )

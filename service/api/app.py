@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from nlp import __version__
@@ -12,12 +13,12 @@ from nlp.analyzer import Analyzer
 from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
-from service.metrics import instrument_analyzer, metrics_endpoint
 from service.api.request_context import RequestContextMiddleware
-from service.microbatch import MicroBatcher
 from service.api.routes import router
 from service.api.topic_routes import router as topic_router
 from service.conversations import ConversationRecorder
+from service.metrics import instrument_analyzer, metrics_endpoint
+from service.microbatch import MicroBatcher
 from service.runtime import load_analyzer
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -35,13 +36,21 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         app.state.analyzer = analyzer or load_analyzer(settings)
         app.state.store = ConversationStore(settings.db_path, cache_messages=settings.state_cache_messages)
         instrument_analyzer(app.state.analyzer)
-        app.state.batcher = MicroBatcher(app.state.analyzer, max_messages=settings.microbatch_max_messages,
-                                         max_wait_ms=settings.microbatch_max_wait_ms)
+        app.state.batcher = MicroBatcher(
+            app.state.analyzer,
+            max_messages=settings.microbatch_max_messages,
+            max_wait_ms=settings.microbatch_max_wait_ms,
+        )
         await app.state.batcher.start()
-        app.state.recorder = ConversationRecorder(app.state.analyzer, app.state.store, app.state.batcher,
-                                                  max_messages=settings.max_messages)
-        log.info("ready: model %s %s, store %s", app.state.analyzer.model_info.name,
-                 app.state.analyzer.model_info.version, settings.db_path)
+        app.state.recorder = ConversationRecorder(
+            app.state.analyzer, app.state.store, app.state.batcher, max_messages=settings.max_messages
+        )
+        log.info(
+            "ready: model %s %s, store %s",
+            app.state.analyzer.model_info.name,
+            app.state.analyzer.model_info.version,
+            settings.db_path,
+        )
         try:
             yield
         finally:
@@ -55,7 +64,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         title="convintel",
         version=__version__,
         description="Conversation intelligence for support teams: sentiment, emotions, urgency, "
-                    "tags and escalation advice for customer conversations.",
+        "tags and escalation advice for customer conversations.",
         lifespan=lifespan,
     )
     app.state.settings = settings

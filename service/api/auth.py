@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -117,8 +117,9 @@ def _checked_scopes(name: str, scopes: Iterable[str]) -> frozenset[str]:
 def _checked_secret(name: str, key: str) -> str:
     # ASCII only: HTTP headers arrive as latin-1, so other characters would never match.
     if len(key) < MIN_KEY_LENGTH or not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
-        raise ApiKeyError(f"API key {name!r} must be at least {MIN_KEY_LENGTH} printable ASCII characters, "
-                          "without spaces")
+        raise ApiKeyError(
+            f"API key {name!r} must be at least {MIN_KEY_LENGTH} printable ASCII characters, without spaces"
+        )
     return key
 
 
@@ -173,8 +174,9 @@ def required_scope(scope: Scope, metrics_public: bool) -> str | None:
     """The scope the request needs, or None for an open endpoint."""
     app = scope.get("app")
     path = scope["path"]
-    open_paths = {getattr(app, name, None) for name in ("openapi_url", "docs_url", "redoc_url",
-                                                         "swagger_ui_oauth2_redirect_url")} - {None}
+    open_paths = {
+        getattr(app, name, None) for name in ("openapi_url", "docs_url", "redoc_url", "swagger_ui_oauth2_redirect_url")
+    } - {None}
     if path in open_paths or (metrics_public and path == "/metrics"):
         return None
     route = matched_route(scope)
@@ -203,9 +205,14 @@ class ApiKeyMiddleware:
         presented = presented_key(scope)
         key = self.keyring.identify(presented) if presented else None
         if key is None:
-            await send_error(scope, send, 401, "unauthorized",
-                             f"a valid API key is required ({API_KEY_HEADER} header or Authorization: Bearer)",
-                             headers={"WWW-Authenticate": "Bearer"})
+            await send_error(
+                scope,
+                send,
+                401,
+                "unauthorized",
+                f"a valid API key is required ({API_KEY_HEADER} header or Authorization: Bearer)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
             return
         scope.setdefault("state", {})["api_key"] = key.name
         if not key.allows(needed):
@@ -224,10 +231,12 @@ def document_api_keys(app: FastAPI) -> None:
             return app.openapi_schema
         spec = build()
         components = spec.setdefault("components", {})
-        components.setdefault("securitySchemes", {}).update({
-            "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
-            "BearerKey": {"type": "http", "scheme": "bearer"},
-        })
+        components.setdefault("securitySchemes", {}).update(
+            {
+                "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+                "BearerKey": {"type": "http", "scheme": "bearer"},
+            }
+        )
         error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
         for route in route_table(app):
             operations = spec.get("paths", {}).get(route.template, {})
@@ -238,10 +247,12 @@ def document_api_keys(app: FastAPI) -> None:
                 if operation is None:
                     continue
                 operation["security"] = [{"ApiKeyHeader": []}, {"BearerKey": []}]
-                operation.setdefault("responses", {}).update({
-                    "401": {"description": "No valid API key", **error_ref},
-                    "403": {"description": "The key lacks this endpoint's scope", **error_ref},
-                })
+                operation.setdefault("responses", {}).update(
+                    {
+                        "401": {"description": "No valid API key", **error_ref},
+                        "403": {"description": "The key lacks this endpoint's scope", **error_ref},
+                    }
+                )
         app.openapi_schema = spec
         return spec
 

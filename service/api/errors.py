@@ -57,28 +57,50 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 class ApiError(Exception):
     """An error answered to the caller as it is."""
 
-    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-                 headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details or []
         self.headers = headers or {}
 
 
-def error_body(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-               request_id: str | None = None) -> dict[str, Any]:
+def error_body(
+    status: int, code: str, message: str, details: list[dict[str, Any]] | None = None, request_id: str | None = None
+) -> dict[str, Any]:
     """The error shape: {"error": {"status", "code", "message", "details", "request_id"}}."""
-    return {"error": {"status": status, "code": code, "message": message, "details": details or [],
-                      "request_id": request_id}}
+    return {
+        "error": {
+            "status": status,
+            "code": code,
+            "message": message,
+            "details": details or [],
+            "request_id": request_id,
+        }
+    }
 
 
-def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
-                   request_id: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=error_body(status, code, message, details, request_id),
-                        headers=headers)
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content=error_body(status, code, message, details, request_id), headers=headers
+    )
 
 
-async def send_error(scope: Scope, send: Send, status: int, code: str, message: str,
-                     headers: dict[str, str] | None = None) -> None:
+async def send_error(
+    scope: Scope, send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> None:
     """Answer an error from ASGI middleware, before the app (and its handlers) run."""
     payload = json.dumps(error_body(status, code, message, request_id=get_request_id(scope))).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
@@ -99,22 +121,30 @@ def _validation_handler(request: Request, exc: RequestValidationError) -> JSONRe
         first = next(e for e in errors if e.get("type") == "json_invalid")
         reason = (first.get("ctx") or {}).get("error", "malformed JSON")
         return error_response(400, "invalid_json", f"request body is not valid JSON: {reason}", request_id=request_id)
-    details = [{"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid value")}
-               for e in errors]
+    details = [
+        {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid value")} for e in errors
+    ]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     return error_response(422, "validation_error", f"invalid request: {summary}", details, request_id=request_id)
 
 
 def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-            503: "unavailable"}.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), request_id=get_request_id(request.scope),
-                          headers=exc.headers)
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "too_large",
+        415: "unsupported_media_type",
+        503: "unavailable",
+    }.get(exc.status_code, "http_error")
+    return error_response(
+        exc.status_code, code, str(exc.detail), request_id=get_request_id(request.scope), headers=exc.headers
+    )
 
 
 def _api_error_handler(request: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message, exc.details, request_id=get_request_id(request.scope),
-                          headers=exc.headers)
+    return error_response(
+        exc.status, exc.code, exc.message, exc.details, request_id=get_request_id(request.scope), headers=exc.headers
+    )
 
 
 def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -122,10 +152,20 @@ def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     # the request id on responses, so the header is set here. The log formatter keeps the
     # stack but not the exception's message, which may quote a caller's text.
     request_id = get_request_id(request.scope)
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc,
-              extra={"fields": {"request_id": request_id}})
-    return error_response(500, "internal_error", "internal error; the request was not processed",
-                          request_id=request_id, headers={REQUEST_ID_HEADER: request_id} if request_id else None)
+    log.error(
+        "unhandled error on %s %s",
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"fields": {"request_id": request_id}},
+    )
+    return error_response(
+        500,
+        "internal_error",
+        "internal error; the request was not processed",
+        request_id=request_id,
+        headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

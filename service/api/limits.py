@@ -6,10 +6,9 @@ characters) checked after validation, answered as 413 (the checks themselves are
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import anyio
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nlp.schemas import Message as ChatMessage
@@ -32,20 +31,35 @@ class RequestGuardMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = matched_route(scope) if scope["type"] == "http" else None
-        if (scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}
-                or route is None or scope["method"] not in route.methods):
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in {"POST", "PUT", "PATCH"}
+            or route is None
+            or scope["method"] not in route.methods
+        ):
             # Not a body this app takes: the router answers (404, 405) without reading it.
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in JSON_TYPES and not media_type.endswith("+json"):
-            await send_error(scope, send, 415, "unsupported_media_type",
-                             f"content-type must be application/json, not {media_type or 'missing'!r}")
+            await send_error(
+                scope,
+                send,
+                415,
+                "unsupported_media_type",
+                f"content-type must be application/json, not {media_type or 'missing'!r}",
+            )
             return
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await send_error(scope, send, 413, "too_large", f"request body of {declared} bytes exceeds the limit of {self.max_body_bytes}")
+            await send_error(
+                scope,
+                send,
+                413,
+                "too_large",
+                f"request body of {declared} bytes exceeds the limit of {self.max_body_bytes}",
+            )
             return
         # Read the body up to the limit (it may be chunked, with no length declared).
         chunks: list[bytes] = []
@@ -58,7 +72,9 @@ class RequestGuardMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await send_error(scope, send, 413, "too_large", f"request body exceeds the limit of {self.max_body_bytes} bytes")
+                await send_error(
+                    scope, send, 413, "too_large", f"request body exceeds the limit of {self.max_body_bytes} bytes"
+                )
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -118,9 +134,14 @@ class TimeBudgetMiddleware:
                 await answered.wait()
             if not answered.is_set():
                 expired = True
-                await send_error(scope, send, 503, "timeout",
-                                 f"the request did not finish within its time budget of {self.budget_s:g} s",
-                                 headers={"Retry-After": "1"})
+                await send_error(
+                    scope,
+                    send,
+                    503,
+                    "timeout",
+                    f"the request did not finish within its time budget of {self.budget_s:g} s",
+                    headers={"Retry-After": "1"},
+                )
                 tasks.cancel_scope.cancel()
         if failure is not None:
             if not expired:

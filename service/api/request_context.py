@@ -18,9 +18,9 @@ import anyio
 from starlette.routing import compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.request_id import REQUEST_ID_HEADER, accept_request_id, get_request_id, header_value, set_request_id
 from service.logs import ACCESS_LOGGER
 from service.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS_IN_FLIGHT
-from service.api.request_id import REQUEST_ID_HEADER, accept_request_id, get_request_id, header_value, set_request_id
 from service.settings import Settings
 
 try:  # FastAPI >= 0.16x keeps included routers nested; this walks them
@@ -58,8 +58,14 @@ def route_table(app: Any) -> list[RouteInfo]:
             template = getattr(route, "path", None)
             if template is None:
                 continue
-            table.append(RouteInfo(template, compile_path(template)[0], frozenset(getattr(route, "methods", None) or ()),
-                                   tuple(getattr(route, "tags", None) or ())))
+            table.append(
+                RouteInfo(
+                    template,
+                    compile_path(template)[0],
+                    frozenset(getattr(route, "methods", None) or ()),
+                    tuple(getattr(route, "tags", None) or ()),
+                )
+            )
         app.state.route_table = table
     return table
 
@@ -133,8 +139,12 @@ class RequestContextMiddleware:
             latency = (finished or time.perf_counter()) - started
             HTTP_REQUEST_SECONDS.labels(method=scope["method"], route=route, status=str(status)).observe(latency)
             fields: dict[str, Any] = {
-                "request_id": get_request_id(scope), "method": scope["method"], "route": route, "status": status,
-                "latency_ms": round(latency * 1000, 3), "model_version": _model_version(scope),
+                "request_id": get_request_id(scope),
+                "method": scope["method"],
+                "route": route,
+                "status": status,
+                "latency_ms": round(latency * 1000, 3),
+                "model_version": _model_version(scope),
                 "client": (scope.get("client") or [None])[0],
             }
             key_name = scope.get("state", {}).get("api_key")

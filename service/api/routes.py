@@ -13,22 +13,29 @@ from fastapi.responses import JSONResponse
 
 from nlp.analyzer import Analyzer
 from nlp.schemas import IDENTIFIER_PATTERN, IncomingMessage, Timing, Transcript, TranscriptAnalysis
-from service.api.schemas import (
-    BatchAnalysis, BatchRequest, BundleInfo, ConversationState, HealthResponse, MessageAppendResponse,
-    ModelsResponse, StoredMessageView,
-)
 from service.api.errors import ApiError, ErrorResponse
 from service.api.limits import check_messages, check_transcript
+from service.api.schemas import (
+    BatchAnalysis,
+    BatchRequest,
+    BundleInfo,
+    ConversationState,
+    HealthResponse,
+    MessageAppendResponse,
+    ModelsResponse,
+    StoredMessageView,
+)
+from service.conversations import ConversationFull, ConversationRecorder
 from service.metrics import record_escalations
 from service.microbatch import MicroBatcher
 from service.settings import Settings
-from service.conversations import ConversationFull, ConversationRecorder
 from service.store import ConversationStore, StoredConversation
 
 router = APIRouter()
 
-ConversationId = Annotated[str, Path(max_length=128, pattern=IDENTIFIER_PATTERN,
-                                     description="The helpdesk's conversation id")]
+ConversationId = Annotated[
+    str, Path(max_length=128, pattern=IDENTIFIER_PATTERN, description="The helpdesk's conversation id")
+]
 
 
 async def get_settings(request: Request) -> Settings:
@@ -70,8 +77,9 @@ RecorderDep = Annotated[ConversationRecorder, Depends(get_recorder)]
 
 
 @router.post("/v1/analyze", response_model=TranscriptAnalysis, tags=["analysis"])
-async def analyze(transcript: Transcript, analyzer: AnalyzerDep, batcher: BatcherDep,
-                  settings: SettingsDep) -> TranscriptAnalysis:
+async def analyze(
+    transcript: Transcript, analyzer: AnalyzerDep, batcher: BatcherDep, settings: SettingsDep
+) -> TranscriptAnalysis:
     """Analyse one transcript: every message, and the conversation as a whole."""
     check_transcript(transcript.messages, settings)
     result = await batcher.run(analyzer.analyze, transcript)
@@ -80,13 +88,17 @@ async def analyze(transcript: Transcript, analyzer: AnalyzerDep, batcher: Batche
 
 
 @router.post("/v1/analyze/batch", response_model=BatchAnalysis, tags=["analysis"])
-async def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, batcher: BatcherDep,
-                        settings: SettingsDep) -> BatchAnalysis:
+async def analyze_batch(
+    body: BatchRequest, analyzer: AnalyzerDep, batcher: BatcherDep, settings: SettingsDep
+) -> BatchAnalysis:
     """Analyse several transcripts; their messages share encoder batches."""
     if len(body.transcripts) > settings.max_batch_transcripts:
-        raise ApiError(413, "too_large",
-                       f"transcripts has {len(body.transcripts)} items; the limit is {settings.max_batch_transcripts}",
-                       [{"field": "transcripts", "message": f"more than {settings.max_batch_transcripts} transcripts"}])
+        raise ApiError(
+            413,
+            "too_large",
+            f"transcripts has {len(body.transcripts)} items; the limit is {settings.max_batch_transcripts}",
+            [{"field": "transcripts", "message": f"more than {settings.max_batch_transcripts} transcripts"}],
+        )
     for index, transcript in enumerate(body.transcripts):
         check_transcript(transcript.messages, settings, field=f"transcripts.{index}.messages")
     results = await batcher.run(analyzer.analyze_batch, body.transcripts)
@@ -95,10 +107,12 @@ async def analyze_batch(body: BatchRequest, analyzer: AnalyzerDep, batcher: Batc
     return BatchAnalysis(model=analyzer.model_info, results=results, timing=timing)
 
 
-@router.post("/v1/conversations/{conversation_id}/messages", response_model=MessageAppendResponse,
-             tags=["conversations"])
-async def append_message(conversation_id: ConversationId, message: IncomingMessage, recorder: RecorderDep,
-                         settings: SettingsDep) -> MessageAppendResponse:
+@router.post(
+    "/v1/conversations/{conversation_id}/messages", response_model=MessageAppendResponse, tags=["conversations"]
+)
+async def append_message(
+    conversation_id: ConversationId, message: IncomingMessage, recorder: RecorderDep, settings: SettingsDep
+) -> MessageAppendResponse:
     """Add one new message to a conversation: only this message is encoded; the
     conversation view is rebuilt from the stored analyses. Re-posting a message id that
     is already stored (a webhook retry) adds nothing and returns `duplicate: true`."""
@@ -109,14 +123,23 @@ async def append_message(conversation_id: ConversationId, message: IncomingMessa
     except ConversationFull as exc:
         raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
     return MessageAppendResponse(
-        conversation_id=conversation_id, message=recorded.message.analysis, conversation=recorded.summary,
-        duplicate=recorded.duplicate, model=recorder.analyzer.model_info,
-        timing=Timing(total_ms=round((time.perf_counter() - started) * 1000, 3), encode_ms=round(recorded.encode_ms, 3)),
+        conversation_id=conversation_id,
+        message=recorded.message.analysis,
+        conversation=recorded.summary,
+        duplicate=recorded.duplicate,
+        model=recorder.analyzer.model_info,
+        timing=Timing(
+            total_ms=round((time.perf_counter() - started) * 1000, 3), encode_ms=round(recorded.encode_ms, 3)
+        ),
     )
 
 
-@router.get("/v1/conversations/{conversation_id}", response_model=ConversationState, tags=["conversations"],
-            responses={404: {"model": ErrorResponse, "description": "Unknown conversation"}})
+@router.get(
+    "/v1/conversations/{conversation_id}",
+    response_model=ConversationState,
+    tags=["conversations"],
+    responses={404: {"model": ErrorResponse, "description": "Unknown conversation"}},
+)
 def get_conversation(conversation_id: ConversationId, analyzer: AnalyzerDep, store: StoreDep) -> ConversationState:
     """A stored conversation: its messages with their analyses, and the current summary."""
     stored = store.get(conversation_id)
@@ -127,12 +150,19 @@ def get_conversation(conversation_id: ConversationId, analyzer: AnalyzerDep, sto
 
 def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> ConversationState:
     return ConversationState(
-        conversation_id=stored.id, channel=stored.channel, customer_id=stored.customer_id,
-        language=stored.language, metadata=stored.metadata, created_at=stored.created_at,
+        conversation_id=stored.id,
+        channel=stored.channel,
+        customer_id=stored.customer_id,
+        language=stored.language,
+        metadata=stored.metadata,
+        created_at=stored.created_at,
         updated_at=stored.updated_at,
-        messages=[StoredMessageView(id=m.id, role=m.role, text=m.text, timestamp=m.timestamp, analysis=m.analysis)
-                  for m in stored.messages],
-        conversation=analyzer.summarize(stored.analyses, stored.turns, stored.channel), model=analyzer.model_info,
+        messages=[
+            StoredMessageView(id=m.id, role=m.role, text=m.text, timestamp=m.timestamp, analysis=m.analysis)
+            for m in stored.messages
+        ],
+        conversation=analyzer.summarize(stored.analyses, stored.turns, stored.channel),
+        model=analyzer.model_info,
     )
 
 
@@ -140,11 +170,16 @@ def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> Conve
 async def models(analyzer: AnalyzerDep) -> ModelsResponse:
     """The loaded model bundle: name, version, labels, dev metrics, training data."""
     manifest = analyzer.bundle.manifest
-    return ModelsResponse(active=BundleInfo(
-        name=manifest.name, version=manifest.version, created=manifest.created, description=manifest.description,
-        encoder=manifest.encoder.model_dump(),
-        tasks={task: entry.model_dump() for task, entry in manifest.tasks.items()},
-    ))
+    return ModelsResponse(
+        active=BundleInfo(
+            name=manifest.name,
+            version=manifest.version,
+            created=manifest.created,
+            description=manifest.description,
+            encoder=manifest.encoder.model_dump(),
+            tasks={task: entry.model_dump() for task, entry in manifest.tasks.items()},
+        )
+    )
 
 
 @router.get("/healthz", response_model=HealthResponse, tags=["health"])
@@ -153,8 +188,7 @@ async def healthz() -> HealthResponse:
     return HealthResponse(status="ok")
 
 
-@router.get("/readyz", response_model=HealthResponse, tags=["health"],
-            responses={503: {"model": HealthResponse}})
+@router.get("/readyz", response_model=HealthResponse, tags=["health"], responses={503: {"model": HealthResponse}})
 async def readyz(request: Request):
     """Readiness: models are loaded and the store is open."""
     analyzer = getattr(request.app.state, "analyzer", None)

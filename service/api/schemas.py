@@ -7,7 +7,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from nlp.schemas import (
-    Channel, ConversationSummary, MessageAnalysis, ModelInfo, Role, Timing, Transcript, TranscriptAnalysis,
+    Channel,
+    ConversationSummary,
+    MessageAnalysis,
+    ModelInfo,
+    Role,
+    Timing,
+    Transcript,
+    TranscriptAnalysis,
 )
 
 

@@ -20,13 +20,20 @@ class TopicsResponse(BaseModel):
     topics: list[TopicEntry] = Field(description="Largest first")
 
 
-@router.get("/v1/topics", response_model=TopicsResponse, tags=["topics"],
-            responses={404: {"description": "No topic model is configured (CONVINTEL_TOPIC_MODEL unset)"}})
+@router.get(
+    "/v1/topics",
+    response_model=TopicsResponse,
+    tags=["topics"],
+    responses={404: {"description": "No topic model is configured (CONVINTEL_TOPIC_MODEL unset)"}},
+)
 def list_topics(analyzer: AnalyzerDep) -> TopicsResponse:
     """The configured topic model's topics: id, name, keywords, size and example snippets.
     Answers 404 `no_topic_model` when the service runs without a topic model."""
     if analyzer.topics is None:
-        raise ApiError(404, "no_topic_model",
-                       "no topic model is configured: set CONVINTEL_TOPIC_MODEL to a folder from 'convintel topics fit'")
+        raise ApiError(
+            404,
+            "no_topic_model",
+            "no topic model is configured: set CONVINTEL_TOPIC_MODEL to a folder from 'convintel topics fit'",
+        )
     manifest = analyzer.topics.manifest
     return TopicsResponse(created=manifest.created, trained_on=manifest.trained_on, topics=manifest.topics)

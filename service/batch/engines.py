@@ -17,17 +17,22 @@ import json
 import multiprocessing
 import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 from nlp.analyzer import Analyzer
 from nlp.extras import MissingExtra, require
 from service.batch.records import RowError
 from service.batch.scoring import (
-    Chunk, conversations_from_payload, conversations_to_payload, errors_from_payload, errors_to_payload,
+    Chunk,
+    conversations_from_payload,
+    conversations_to_payload,
+    errors_from_payload,
+    errors_to_payload,
     score_conversations,
 )
 from service.settings import Settings
@@ -88,8 +93,11 @@ class ChunkScorer:
         import numpy as np
 
         scored = [score_payload(self.analyzer, str(payload)) for payload in batch["conversations"]]
-        return {"index": np.asarray(batch["index"]), "records": np.asarray([r for r, _ in scored], dtype=object),
-                "errors": np.asarray([e for _, e in scored], dtype=object)}
+        return {
+            "index": np.asarray(batch["index"]),
+            "records": np.asarray([r for r, _ in scored], dtype=object),
+            "errors": np.asarray([e for _, e in scored], dtype=object),
+        }
 
 
 _worker_analyzer: Analyzer | None = None
@@ -123,8 +131,12 @@ def _score_in_worker(settings_json: str, payload: str) -> tuple[str, str]:
 
 def worker_settings(settings: Settings, workers: int) -> Settings:
     """The settings of one of `workers` worker processes: an equal share of the threads."""
-    return settings.model_copy(update={"torch_threads": max(1, settings.torch_threads // workers),
-                                       "onnx_threads": max(1, settings.onnx_threads // workers)})
+    return settings.model_copy(
+        update={
+            "torch_threads": max(1, settings.torch_threads // workers),
+            "onnx_threads": max(1, settings.onnx_threads // workers),
+        }
+    )
 
 
 class WorkerPoolEngine:
@@ -142,14 +154,19 @@ class WorkerPoolEngine:
         # Checked (and an ONNX graph exported) once here: a bad bundle fails with its own
         # error before any worker starts, and workers never race to write the graph.
         bundle = load_bundle(settings.model_path)
-        prepare_encoder(settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length,
-                        adapter=bundle.adapter)
+        prepare_encoder(
+            settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter
+        )
         self.workers = workers
         self._settings_json = worker_settings(settings, workers).model_dump_json()
         # spawn, not fork: a forked copy of a process that has started threads (torch,
         # tqdm) can deadlock.
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_exit_with_parent, initargs=(os.getpid(),))
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
 
     def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
         in_flight: deque[tuple[Chunk, Future[tuple[str, str]]]] = deque()
@@ -195,8 +212,7 @@ class RayEngine:
             else:
                 self._cpus = num_cpus or settings.ray_num_cpus or os.cpu_count() or 1
                 # A private local Ray: no dashboard, quiet, gone when this process ends.
-                ray.init(num_cpus=self._cpus, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False)
+                ray.init(num_cpus=self._cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise EngineError(f"cannot start Ray{f' at {address}' if address else ''}: {exc}") from exc
         ctx = ray.data.DataContext.get_current()
@@ -219,9 +235,12 @@ class RayEngine:
             expected = window[0].index
             items = [{"index": c.index, "conversations": conversations_to_payload(c.conversations)} for c in window]
             dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-                ChunkScorer, fn_constructor_kwargs={"settings_json": self._settings_json},
-                batch_size=1, compute=ray.data.ActorPoolStrategy(size=min(self.actors, len(items))),
-                num_cpus=self.settings.ray_cpus_per_actor, batch_format="numpy",
+                ChunkScorer,
+                fn_constructor_kwargs={"settings_json": self._settings_json},
+                batch_size=1,
+                compute=ray.data.ActorPoolStrategy(size=min(self.actors, len(items))),
+                num_cpus=self.settings.ray_cpus_per_actor,
+                batch_format="numpy",
             )
             for row in dataset.iter_rows():
                 chunk = waiting.pop(int(row["index"]))

@@ -11,9 +11,10 @@ scored twice; sort the archive by conversation id (then time) before scoring."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -32,8 +33,17 @@ class Shape(str, Enum):
 
 
 # Columns of a message row; everything else in the row is ignored.
-MESSAGE_COLUMNS = ("conversation_id", "message_id", "id", "role", "text", "timestamp", "channel", "customer_id",
-                   "language")
+MESSAGE_COLUMNS = (
+    "conversation_id",
+    "message_id",
+    "id",
+    "role",
+    "text",
+    "timestamp",
+    "channel",
+    "customer_id",
+    "language",
+)
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,9 @@ def _check_limits(transcript: Transcript, settings: Settings) -> str | None:
     return breach.message if breach else None
 
 
-def read_conversations(rows: Iterator[ArchiveRow], settings: Settings,
-                       shape: Shape = Shape.auto) -> Iterator[InputItem]:
+def read_conversations(
+    rows: Iterator[ArchiveRow], settings: Settings, shape: Shape = Shape.auto
+) -> Iterator[InputItem]:
     """Validated conversations and row errors, in input order. With `Shape.auto`, the
     first parsed row decides: a `messages` field means transcripts, else message rows."""
     rows = iter(rows)
@@ -131,8 +142,11 @@ def _transcripts(rows: Iterator[ArchiveRow], settings: Settings, recent: RecentI
         try:
             transcript = Transcript.model_validate(fields)
         except ValidationError as exc:
-            yield RowError(row.number, describe_validation_error(exc),
-                           conversation_id if isinstance(conversation_id, str) else None)
+            yield RowError(
+                row.number,
+                describe_validation_error(exc),
+                conversation_id if isinstance(conversation_id, str) else None,
+            )
             continue
         problem = _check_limits(transcript, settings)
         if problem:
@@ -141,8 +155,11 @@ def _transcripts(rows: Iterator[ArchiveRow], settings: Settings, recent: RecentI
         if transcript.conversation_id is not None:
             earlier = recent.get(transcript.conversation_id)
             if earlier is not None:
-                yield RowError(row.number, f"conversation {transcript.conversation_id!r} was already read at row "
-                                           f"{earlier}", transcript.conversation_id)
+                yield RowError(
+                    row.number,
+                    f"conversation {transcript.conversation_id!r} was already read at row {earlier}",
+                    transcript.conversation_id,
+                )
                 continue
             recent.add(transcript.conversation_id, row.number)
         yield InputConversation(transcript, row.number, row.number)
@@ -176,8 +193,12 @@ def _grouped(rows: Iterator[ArchiveRow], settings: Settings, recent: RecentIds) 
         if current is None:
             earlier = recent.get(conversation_id)
             if earlier is not None:
-                yield RowError(row.number, f"rows of conversation {conversation_id!r} are not contiguous (it started "
-                                           f"at row {earlier}); sort the input by conversation id", conversation_id)
+                yield RowError(
+                    row.number,
+                    f"rows of conversation {conversation_id!r} are not contiguous (it started "
+                    f"at row {earlier}); sort the input by conversation id",
+                    conversation_id,
+                )
                 continue
             current = _OpenConversation(conversation_id, row.number, row.number, row.fields)
         current.last_row = row.number
@@ -201,8 +222,9 @@ def _grouped(rows: Iterator[ArchiveRow], settings: Settings, recent: RecentIds) 
 def _close(conversation: _OpenConversation, settings: Settings) -> InputItem:
     cid, first, last = conversation.conversation_id, conversation.first_row, conversation.last_row
     if conversation.overflow:
-        return RowError(first, f"conversation has more than {settings.max_messages} messages "
-                               f"(CONVINTEL_MAX_MESSAGES)", cid, last)
+        return RowError(
+            first, f"conversation has more than {settings.max_messages} messages (CONVINTEL_MAX_MESSAGES)", cid, last
+        )
     if not conversation.messages:
         return RowError(first, "no valid message rows", cid, last)
     fields = {k: conversation.fields[k] for k in ConversationFields.model_fields if k in conversation.fields}

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html import escape
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Iterable
+from typing import Any
 
 from nlp.timestamps import parse_timestamp
 from nlp.vocabulary import SUPPORT_EMOTIONS, URGENCY_LABELS
@@ -57,8 +58,12 @@ class Reservoir:
         def quantile(q: float) -> float:
             return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
-        return {"n": self.count, "mean": round(self.total / self.count, 1), "median": round(quantile(0.5), 1),
-                "p90": round(quantile(0.9), 1)}
+        return {
+            "n": self.count,
+            "mean": round(self.total / self.count, 1),
+            "median": round(quantile(0.5), 1),
+            "p90": round(quantile(0.9), 1),
+        }
 
 
 @dataclass
@@ -195,7 +200,9 @@ class ReportBuilder:
             if any(values):
                 sentiment_by_channel[channel] = [round(fmean(v), 4) if v else None for v in values]
         conversations_per_period = [sum(d.conversations for d in buckets[k]) for k in keys]
-        escalation_rate = [share(sum(d.escalated for d in buckets[k]), n) for k, n in zip(keys, conversations_per_period)]
+        escalation_rate = [
+            share(sum(d.escalated for d in buckets[k]), n) for k, n in zip(keys, conversations_per_period)
+        ]
         figures: dict[str, Any] = {
             "conversations": self.conversations,
             "messages": self.messages,
@@ -211,14 +218,24 @@ class ReportBuilder:
                 "resolution_seconds": self.resolution.summary(),
             },
             "sentiment_over_time": {"periods": keys, "by_channel": sentiment_by_channel},
-            "escalation_over_time": {"periods": keys, "rate": escalation_rate, "conversations": conversations_per_period},
+            "escalation_over_time": {
+                "periods": keys,
+                "rate": escalation_rate,
+                "conversations": conversations_per_period,
+            },
             "emotion_mix": {label: self.emotions[label] for label in SUPPORT_EMOTIONS if self.emotions[label]},
-            "urgency_distribution": {label: self.urgency[label] for label in (*URGENCY_LABELS, "no customer turn")
-                                     if self.urgency[label]},
+            "urgency_distribution": {
+                label: self.urgency[label] for label in (*URGENCY_LABELS, "no customer turn") if self.urgency[label]
+            },
             "topics": self._topic_figures(keys, buckets, top_topics),
             "recurring_issues": [
-                {"kind": i.kind, "issue": i.name, "conversations": i.conversations,
-                 "share": share(i.conversations, self.conversations), "examples": i.examples}
+                {
+                    "kind": i.kind,
+                    "issue": i.name,
+                    "conversations": i.conversations,
+                    "share": share(i.conversations, self.conversations),
+                    "examples": i.examples,
+                }
                 for i in sorted(self.issues.values(), key=lambda i: (-i.conversations, i.kind, i.name))[:top_issues]
             ],
         }
@@ -233,9 +250,16 @@ class ReportBuilder:
         for topic, series in volumes.items():
             last, previous = (series[-1], series[-2]) if len(series) >= 2 else (series[-1] if series else 0, 0)
             growth = round((last - previous) / previous, 4) if previous else None
-            trends.append({"topic": topic, "total": self.topic_totals[topic], "last_period": last,
-                           "previous_period": previous, "growth": growth,
-                           "emerging": previous == 0 and last > 0 or (growth is not None and growth >= 0.5)})
+            trends.append(
+                {
+                    "topic": topic,
+                    "total": self.topic_totals[topic],
+                    "last_period": last,
+                    "previous_period": previous,
+                    "growth": growth,
+                    "emerging": previous == 0 and last > 0 or (growth is not None and growth >= 0.5),
+                }
+            )
         return {"periods": keys, "volumes": volumes, "trends": trends}
 
 
@@ -260,7 +284,8 @@ def build_figures(records: Iterable[dict[str, Any]], period: str = "auto", top_i
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#222}
 h1{margin-bottom:.2rem} h2{margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.3rem}
-.kpis{display:flex;flex-wrap:wrap;gap:.8rem}.kpi{border:1px solid #ddd;border-radius:6px;padding:.6rem .9rem;min-width:9rem}
+.kpis{display:flex;flex-wrap:wrap;gap:.8rem}
+.kpi{border:1px solid #ddd;border-radius:6px;padding:.6rem .9rem;min-width:9rem}
 .kpi b{display:block;font-size:1.5rem}.muted{color:#777}table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #eee;padding:.3rem .5rem;text-align:left;vertical-align:top}q{color:#444}
 """
@@ -280,30 +305,63 @@ def _duration(summary: dict[str, Any] | None) -> str:
 def render_html(figures: dict[str, Any], title: str) -> str:
     """One self-contained page: inline CSS and SVG, no scripts, no external files."""
     kpis = figures["kpis"]
-    cards = [("conversations", f"{figures['conversations']:,}"), ("messages", f"{figures['messages']:,}"),
-             ("escalation rate", _pct(kpis["escalation_rate"])), ("negative conversations", _pct(kpis["negative_share"])),
-             ("resolved", _pct(kpis["resolved_share"])),
-             ("first response (median)", _duration(kpis["first_response_seconds"])),
-             ("resolution time (median)", _duration(kpis["resolution_seconds"]))]
-    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
-             f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"]
+    cards = [
+        ("conversations", f"{figures['conversations']:,}"),
+        ("messages", f"{figures['messages']:,}"),
+        ("escalation rate", _pct(kpis["escalation_rate"])),
+        ("negative conversations", _pct(kpis["negative_share"])),
+        ("resolved", _pct(kpis["resolved_share"])),
+        ("first response (median)", _duration(kpis["first_response_seconds"])),
+        ("resolution time (median)", _duration(kpis["resolution_seconds"])),
+    ]
+    parts = [
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body><h1>{escape(title)}</h1>"
+    ]
     span = figures["span"]
-    parts.append(f"<p class='muted'>{figures['conversations']:,} conversations"
-                 + (f" from {span['from']} to {span['to']}, by {figures['period']}" if span else "")
-                 + (f"; {figures['undated_conversations']:,} without timestamps are left out of the time series"
-                    if figures["undated_conversations"] else "") + ".</p>")
-    parts.append("<div class='kpis'>" + "".join(f"<div class='kpi'><span class='muted'>{escape(k)}</span><b>{v}</b></div>"
-                                                for k, v in cards) + "</div>")
+    parts.append(
+        f"<p class='muted'>{figures['conversations']:,} conversations"
+        + (f" from {span['from']} to {span['to']}, by {figures['period']}" if span else "")
+        + (
+            f"; {figures['undated_conversations']:,} without timestamps are left out of the time series"
+            if figures["undated_conversations"]
+            else ""
+        )
+        + ".</p>"
+    )
+    parts.append(
+        "<div class='kpis'>"
+        + "".join(f"<div class='kpi'><span class='muted'>{escape(k)}</span><b>{v}</b></div>" for k, v in cards)
+        + "</div>"
+    )
     sentiment = figures["sentiment_over_time"]
     parts.append("<h2>Customer sentiment over time, by channel</h2>")
-    parts.append(line_chart(sentiment["by_channel"], sentiment["periods"], y_min=-1, y_max=1, y_format="{:+.1f}",
-                            title="Mean customer sentiment (-1 to 1)") if sentiment["by_channel"]
-                 else "<p class='muted'>No timestamps: no time series.</p>")
+    parts.append(
+        line_chart(
+            sentiment["by_channel"],
+            sentiment["periods"],
+            y_min=-1,
+            y_max=1,
+            y_format="{:+.1f}",
+            title="Mean customer sentiment (-1 to 1)",
+        )
+        if sentiment["by_channel"]
+        else "<p class='muted'>No timestamps: no time series.</p>"
+    )
     escalation = figures["escalation_over_time"]
     parts.append("<h2>Escalation rate over time</h2>")
-    parts.append(line_chart({"escalate or urgent": escalation["rate"]}, escalation["periods"], y_min=0, y_max=1,
-                            y_format="{:.0%}", title="Share of conversations escalated") if escalation["periods"]
-                 else "<p class='muted'>No timestamps: no time series.</p>")
+    parts.append(
+        line_chart(
+            {"escalate or urgent": escalation["rate"]},
+            escalation["periods"],
+            y_min=0,
+            y_max=1,
+            y_format="{:.0%}",
+            title="Share of conversations escalated",
+        )
+        if escalation["periods"]
+        else "<p class='muted'>No timestamps: no time series.</p>"
+    )
     parts.append("<h2>Emotion mix (customer messages)</h2>")
     parts.append(bar_chart(figures["emotion_mix"], title="Customer messages showing each emotion"))
     parts.append("<h2>Urgency (highest customer urgency per conversation)</h2>")
@@ -311,29 +369,50 @@ def render_html(figures: dict[str, Any], title: str) -> str:
     parts.append("<h2>Topics</h2>")
     topics = figures["topics"]
     if topics is None:
-        parts.append("<p class='muted'>The scored rows carry no topics (score with a topic model configured to see "
-                     "topic volumes and trends).</p>")
+        parts.append(
+            "<p class='muted'>The scored rows carry no topics (score with a topic model configured to see "
+            "topic volumes and trends).</p>"
+        )
     else:
-        parts.append(line_chart({k: [float(v) for v in vs] for k, vs in topics["volumes"].items()}, topics["periods"],
-                                y_min=0, y_max=max([max(v, default=0) for v in topics["volumes"].values()] + [1]),
-                                y_format="{:.0f}", title="Conversations per topic"))
-        rows = "".join(f"<tr><td>{escape(t['topic'])}</td><td>{t['total']:,}</td><td>{t['last_period']:,}</td>"
-                       f"<td>{t['previous_period']:,}</td><td>{_pct(t['growth'])}</td>"
-                       f"<td>{'emerging' if t['emerging'] else ''}</td></tr>" for t in topics["trends"])
-        parts.append("<table><tr><th>topic</th><th>total</th><th>last period</th><th>previous</th><th>growth</th>"
-                     f"<th></th></tr>{rows}</table>")
+        parts.append(
+            line_chart(
+                {k: [float(v) for v in vs] for k, vs in topics["volumes"].items()},
+                topics["periods"],
+                y_min=0,
+                y_max=max([max(v, default=0) for v in topics["volumes"].values()] + [1]),
+                y_format="{:.0f}",
+                title="Conversations per topic",
+            )
+        )
+        rows = "".join(
+            f"<tr><td>{escape(t['topic'])}</td><td>{t['total']:,}</td><td>{t['last_period']:,}</td>"
+            f"<td>{t['previous_period']:,}</td><td>{_pct(t['growth'])}</td>"
+            f"<td>{'emerging' if t['emerging'] else ''}</td></tr>"
+            for t in topics["trends"]
+        )
+        parts.append(
+            "<table><tr><th>topic</th><th>total</th><th>last period</th><th>previous</th><th>growth</th>"
+            f"<th></th></tr>{rows}</table>"
+        )
     parts.append("<h2>Top recurring issues</h2>")
     if figures["recurring_issues"]:
         rows = []
         for issue in figures["recurring_issues"]:
             examples = "<br>".join(
                 f"<q>{escape(e['quote'])}</q> <span class='muted'>({escape(e['conversation_id'] or '')})</span>"
-                if e["quote"] else f"<span class='muted'>{escape(e['conversation_id'] or '')}</span>"
-                for e in issue["examples"])
-            rows.append(f"<tr><td>{escape(issue['kind'])}</td><td>{escape(issue['issue'])}</td>"
-                        f"<td>{issue['conversations']:,} ({_pct(issue['share'])})</td><td>{examples}</td></tr>")
-        parts.append("<table><tr><th>kind</th><th>issue</th><th>conversations</th><th>examples (redacted)</th></tr>"
-                     + "".join(rows) + "</table>")
+                if e["quote"]
+                else f"<span class='muted'>{escape(e['conversation_id'] or '')}</span>"
+                for e in issue["examples"]
+            )
+            rows.append(
+                f"<tr><td>{escape(issue['kind'])}</td><td>{escape(issue['issue'])}</td>"
+                f"<td>{issue['conversations']:,} ({_pct(issue['share'])})</td><td>{examples}</td></tr>"
+            )
+        parts.append(
+            "<table><tr><th>kind</th><th>issue</th><th>conversations</th><th>examples (redacted)</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
     else:
         parts.append("<p class='muted'>No risk cues, escalation rules or topics in these conversations.</p>")
     parts.append("</body></html>")

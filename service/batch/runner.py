@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from tqdm import tqdm
 
+from nlp.archive import FileFormat, RowReader, detect_format
 from service.batch.checkpoint import Checkpoint, CheckpointError, checkpoint_path, input_fingerprint
 from service.batch.engines import Engine
-from nlp.archive import FileFormat, RowReader, detect_format
 from service.batch.records import InputItem, Shape, read_conversations
 from service.batch.scoring import make_chunks
 from service.batch.sinks import OUTPUT_FORMATS, ErrorSink, open_sink
@@ -71,7 +71,9 @@ def _prepare(job: ScoreJob, input_format: FileFormat, output_format: FileFormat)
         if (checkpoint.input_size, checkpoint.input_mtime_ns) != (size, mtime):
             raise ScoreJobError(f"{job.input} changed since the checkpoint was written; start again without --resume")
         if checkpoint.output_format != output_format.value:
-            raise ScoreJobError(f"the checkpoint was written for {checkpoint.output_format} output, not {output_format.value}")
+            raise ScoreJobError(
+                f"the checkpoint was written for {checkpoint.output_format} output, not {output_format.value}"
+            )
         return checkpoint
     existing = [p for p in (job.output, job.checkpoint_path, job.errors_path) if p.exists()]
     if existing and not job.overwrite:
@@ -89,11 +91,23 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
         raise ScoreJobError(f"{job.output}: scored output is .jsonl, .csv or .parquet, not .{output_format.value}")
     resumed = _prepare(job, input_format, output_format)
     if resumed is not None and resumed.complete:
-        return ScoreSummary(resumed.conversations, resumed.messages, resumed.errors, resumed.rows, 0.0,
-                            resumed.rows, already_complete=True)
+        return ScoreSummary(
+            resumed.conversations,
+            resumed.messages,
+            resumed.errors,
+            resumed.rows,
+            0.0,
+            resumed.rows,
+            already_complete=True,
+        )
     size, mtime = input_fingerprint(job.input)
-    checkpoint = resumed or Checkpoint(input=str(job.input), input_size=size, input_mtime_ns=mtime,
-                                       output_format=output_format.value, shape=job.shape.value)
+    checkpoint = resumed or Checkpoint(
+        input=str(job.input),
+        input_size=size,
+        input_mtime_ns=mtime,
+        output_format=output_format.value,
+        shape=job.shape.value,
+    )
     start_row = checkpoint.rows
     reader = RowReader(job.input, input_format)
     sink = open_sink(job.output, output_format, resumed)
@@ -110,8 +124,15 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
         shape = Shape(checkpoint.shape)
         items = _after_row(read_conversations(iter(reader), settings, shape), checkpoint.rows)
         chunks = make_chunks(items, settings.batch_chunk_messages, start_index=checkpoint.chunks)
-        with tqdm(total=reader.total, unit=reader.unit, unit_scale=True, desc="scoring", disable=not job.progress,
-                  dynamic_ncols=True, mininterval=1.0) as bar:
+        with tqdm(
+            total=reader.total,
+            unit=reader.unit,
+            unit_scale=True,
+            desc="scoring",
+            disable=not job.progress,
+            dynamic_ncols=True,
+            mininterval=1.0,
+        ) as bar:
             for scored in engine.score(chunks):
                 chunk = scored.chunk
                 failures = sorted([*chunk.errors, *scored.errors], key=lambda e: e.row)
@@ -128,12 +149,23 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
                 done_messages += sum(len(r["messages"]) for r in scored.records)
                 elapsed = time.perf_counter() - started
                 bar.update(reader.position - bar.n)
-                bar.set_postfix(conversations=checkpoint.conversations, errors=checkpoint.errors,
-                                msg_per_s=f"{done_messages / elapsed:.0f}" if elapsed else "-", refresh=False)
+                bar.set_postfix(
+                    conversations=checkpoint.conversations,
+                    errors=checkpoint.errors,
+                    msg_per_s=f"{done_messages / elapsed:.0f}" if elapsed else "-",
+                    refresh=False,
+                )
         checkpoint.complete = True
         checkpoint.save(job.checkpoint_path)
-        return ScoreSummary(checkpoint.conversations, checkpoint.messages, checkpoint.errors, checkpoint.rows,
-                            time.perf_counter() - started, start_row, done_messages)
+        return ScoreSummary(
+            checkpoint.conversations,
+            checkpoint.messages,
+            checkpoint.errors,
+            checkpoint.rows,
+            time.perf_counter() - started,
+            start_row,
+            done_messages,
+        )
     finally:
         sink.close()
         errors.close()

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nlp.archive import RowReader
 from nlp.schemas import Transcript, TranscriptAnalysis
@@ -73,8 +74,9 @@ def scored_record(conversation: InputConversation, analysis: TranscriptAnalysis)
     }
 
 
-def score_conversations(analyzer: Analyzer, conversations: Sequence[InputConversation]
-                        ) -> tuple[list[dict[str, Any]], list[RowError]]:
+def score_conversations(
+    analyzer: Analyzer, conversations: Sequence[InputConversation]
+) -> tuple[list[dict[str, Any]], list[RowError]]:
     """Score conversations with their messages encoded together. Should the batch fail,
     each conversation is retried alone so that one bad conversation costs only itself."""
     if not conversations:
@@ -90,8 +92,14 @@ def score_conversations(analyzer: Analyzer, conversations: Sequence[InputConvers
         try:
             records.append(scored_record(conversation, analyzer.analyze(conversation.transcript)))
         except Exception as exc:  # noqa: BLE001 - reported in the errors file, the run goes on
-            errors.append(RowError(conversation.first_row, f"analysis failed: {type(exc).__name__}: {exc}",
-                                   conversation.transcript.conversation_id, conversation.last_row))
+            errors.append(
+                RowError(
+                    conversation.first_row,
+                    f"analysis failed: {type(exc).__name__}: {exc}",
+                    conversation.transcript.conversation_id,
+                    conversation.last_row,
+                )
+            )
     return records, errors
 
 
@@ -99,13 +107,19 @@ def score_conversations(analyzer: Analyzer, conversations: Sequence[InputConvers
 
 
 def conversations_to_payload(conversations: Sequence[InputConversation]) -> str:
-    return json.dumps([{"first_row": c.first_row, "last_row": c.last_row,
-                        "transcript": c.transcript.model_dump(mode="json")} for c in conversations])
+    return json.dumps(
+        [
+            {"first_row": c.first_row, "last_row": c.last_row, "transcript": c.transcript.model_dump(mode="json")}
+            for c in conversations
+        ]
+    )
 
 
 def conversations_from_payload(payload: str) -> list[InputConversation]:
-    return [InputConversation(Transcript.model_validate(entry["transcript"]), entry["first_row"], entry["last_row"])
-            for entry in json.loads(payload)]
+    return [
+        InputConversation(Transcript.model_validate(entry["transcript"]), entry["first_row"], entry["last_row"])
+        for entry in json.loads(payload)
+    ]
 
 
 def errors_to_payload(errors: Sequence[RowError]) -> str:
@@ -119,14 +133,30 @@ def errors_from_payload(payload: str) -> list[RowError]:
 # --- flat rows for CSV and Parquet ---------------------------------------------------
 
 FLAT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("conversation_id", "string"), ("first_row", "int64"), ("last_row", "int64"), ("channel", "string"),
-    ("customer_id", "string"), ("started_at", "string"), ("ended_at", "string"),
-    ("model_name", "string"), ("model_version", "string"),
-    ("messages", "int64"), ("customer_messages", "int64"),
-    ("sentiment", "string"), ("sentiment_score", "double"), ("sentiment_trend", "string"),
-    ("highest_urgency", "string"), ("highest_urgency_score", "double"), ("strongest_negative_emotion", "string"),
-    ("escalation_level", "string"), ("escalation_recommended", "bool"), ("route_to", "string"),
-    ("tags_json", "string"), ("warnings_json", "string"), ("messages_json", "string"), ("conversation_json", "string"),
+    ("conversation_id", "string"),
+    ("first_row", "int64"),
+    ("last_row", "int64"),
+    ("channel", "string"),
+    ("customer_id", "string"),
+    ("started_at", "string"),
+    ("ended_at", "string"),
+    ("model_name", "string"),
+    ("model_version", "string"),
+    ("messages", "int64"),
+    ("customer_messages", "int64"),
+    ("sentiment", "string"),
+    ("sentiment_score", "double"),
+    ("sentiment_trend", "string"),
+    ("highest_urgency", "string"),
+    ("highest_urgency_score", "double"),
+    ("strongest_negative_emotion", "string"),
+    ("escalation_level", "string"),
+    ("escalation_recommended", "bool"),
+    ("route_to", "string"),
+    ("tags_json", "string"),
+    ("warnings_json", "string"),
+    ("messages_json", "string"),
+    ("conversation_json", "string"),
 )
 FLAT_NAMES = tuple(name for name, _ in FLAT_COLUMNS)
 

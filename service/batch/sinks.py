@@ -9,11 +9,12 @@ import csv
 import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
-from service.batch.checkpoint import Checkpoint, fsync_dir
 from nlp.archive import FileFormat
+from service.batch.checkpoint import Checkpoint, fsync_dir
 from service.batch.records import RowError
 from service.batch.scoring import FLAT_COLUMNS, FLAT_NAMES, flatten
 
@@ -143,7 +144,7 @@ class ParquetSink:
 def _part_index(name: str) -> int | None:
     stem = name.removesuffix(".tmp")
     if stem.startswith("part-") and stem.endswith(".parquet"):
-        digits = stem[len("part-"):-len(".parquet")]
+        digits = stem[len("part-") : -len(".parquet")]
         return int(digits) if digits.isdigit() else None
     return None
 

@@ -11,30 +11,37 @@ from __future__ import annotations
 import csv
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nlp.paths import project_data_path
 from nlp.timestamps import parse_timestamp
 
-_FALLBACK_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+_FALLBACK_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def synthetic_transcripts(count: int, *, days: int = 90, seed: int = 7,
-                          start: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc),
-                          data_dir: Path | None = None) -> Iterator[dict[str, Any]]:
+def synthetic_transcripts(
+    count: int,
+    *,
+    days: int = 90,
+    seed: int = 7,
+    start: datetime = datetime(2026, 1, 1, tzinfo=UTC),
+    data_dir: Path | None = None,
+) -> Iterator[dict[str, Any]]:
     """`count` transcripts (/v1/analyze bodies) spread evenly over `days` days, made from
     `data_dir` (default: the source checkout's `data/`)."""
     rng = random.Random(seed)
     data = data_dir if data_dir is not None else project_data_path()
     templates = _read_jsonl(data / "escalation" / "conversations.jsonl")
-    customer_texts = [row["text"] for path in sorted((data / "urgency").glob("messages_*.jsonl"))
-                      for row in _read_jsonl(path)]
+    customer_texts = [
+        row["text"] for path in sorted((data / "urgency").glob("messages_*.jsonl")) for row in _read_jsonl(path)
+    ]
     for index in range(count):
         template = templates[rng.randrange(len(templates))]
         times = [parse_timestamp(m.get("timestamp")) for m in template["messages"]]
@@ -50,17 +57,27 @@ def synthetic_transcripts(count: int, *, days: int = 90, seed: int = 7,
             if moment is not None:
                 entry["timestamp"] = (opened + (moment - origin)).isoformat().replace("+00:00", "Z")
             messages.append(entry)
-        yield {"conversation_id": f"conv-{index:07d}", "channel": template.get("channel", "other"),
-               "customer_id": f"cust-{rng.randrange(count // 3 + 1):06d}", "messages": messages}
+        yield {
+            "conversation_id": f"conv-{index:07d}",
+            "channel": template.get("channel", "other"),
+            "customer_id": f"cust-{rng.randrange(count // 3 + 1):06d}",
+            "messages": messages,
+        }
 
 
 def message_rows(transcripts: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """The same conversations as one row per message, grouped by conversation."""
     for transcript in transcripts:
         for message in transcript["messages"]:
-            yield {"conversation_id": transcript["conversation_id"], "message_id": message["id"],
-                   "role": message["role"], "text": message["text"], "timestamp": message.get("timestamp"),
-                   "channel": transcript["channel"], "customer_id": transcript["customer_id"]}
+            yield {
+                "conversation_id": transcript["conversation_id"],
+                "message_id": message["id"],
+                "role": message["role"],
+                "text": message["text"],
+                "timestamp": message.get("timestamp"),
+                "channel": transcript["channel"],
+                "customer_id": transcript["customer_id"],
+            }
 
 
 def write_rows(rows: Iterator[dict[str, Any]], path: Path) -> int:

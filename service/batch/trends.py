@@ -89,15 +89,20 @@ def _read_record(result: ScoredMessages, record: Any, where: str, fallback: date
             result.with_topics += 1
         sentiment = analysis.get("sentiment")
         score = sentiment.get("score") if isinstance(sentiment, dict) else None
-        result.mentions.append(TopicMention(
-            when=when, channel=channel,
-            topic_id=int(best.get("id", -1)) if best else -1,
-            topic=str(best.get("name", "")) if best else "",
-            sentiment=float(score) if isinstance(score, (int, float)) else None,
-        ))
+        result.mentions.append(
+            TopicMention(
+                when=when,
+                channel=channel,
+                topic_id=int(best.get("id", -1)) if best else -1,
+                topic=str(best.get("name", "")) if best else "",
+                sentiment=float(score) if isinstance(score, (int, float)) else None,
+            )
+        )
 
 
-def write_trends(trends: TopicTrends, folder: Path, *, skipped: int = 0, problems: list[str] | None = None) -> list[Path]:
+def write_trends(
+    trends: TopicTrends, folder: Path, *, skipped: int = 0, problems: list[str] | None = None
+) -> list[Path]:
     """Write volume.csv (period, topic, channel, messages; non-zero rows), topics.csv (one
     row per topic), trends.json (everything) and report.html (charts)."""
     from service.batch.topic_report import render_trends_html
@@ -115,16 +120,45 @@ def write_trends(trends: TopicTrends, folder: Path, *, skipped: int = 0, problem
                         writer.writerow([start.isoformat(), topic.id, topic.name, channel, count])
     with topics_path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["topic_id", "topic", "messages", "share", "avg_sentiment", "current", "previous",
-                         "growth", "emerging", *(f"channel:{c}" for c in trends.channels)])
+        writer.writerow(
+            [
+                "topic_id",
+                "topic",
+                "messages",
+                "share",
+                "avg_sentiment",
+                "current",
+                "previous",
+                "growth",
+                "emerging",
+                *(f"channel:{c}" for c in trends.channels),
+            ]
+        )
         for t in trends.topics:
-            writer.writerow([t.id, t.name, t.messages, t.share, _blank(t.avg_sentiment), t.current, t.previous,
-                             _blank(t.growth), t.emerging, *(sum(t.channels.get(c, [])) for c in trends.channels)])
+            writer.writerow(
+                [
+                    t.id,
+                    t.name,
+                    t.messages,
+                    t.share,
+                    _blank(t.avg_sentiment),
+                    t.current,
+                    t.previous,
+                    _blank(t.growth),
+                    t.emerging,
+                    *(sum(t.channels.get(c, [])) for c in trends.channels),
+                ]
+            )
     payload = {
-        "period": trends.period, "periods": [p.isoformat() for p in trends.periods],
-        "messages": trends.messages, "unassigned": trends.unassigned, "skipped": skipped,
-        "channels": trends.channels, "params": trends.params,
-        "emerging": [t.id for t in trends.emerging], "topics": [asdict(t) for t in trends.topics],
+        "period": trends.period,
+        "periods": [p.isoformat() for p in trends.periods],
+        "messages": trends.messages,
+        "unassigned": trends.unassigned,
+        "skipped": skipped,
+        "channels": trends.channels,
+        "params": trends.params,
+        "emerging": [t.id for t in trends.emerging],
+        "topics": [asdict(t) for t in trends.topics],
     }
     json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     html_path.write_text(render_trends_html(trends, skipped=skipped, problems=problems or []), encoding="utf-8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,19 +23,37 @@ from service.settings import get_settings
 @app.command()
 def score(
     source: Annotated[Path, typer.Argument(help="Archive: .jsonl, .json, .csv or .parquet (file or folder of parts)")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Scored output: .jsonl, .csv or .parquet (a folder of parts)")],
-    shape: Annotated[str, typer.Option(help="Rows hold 'transcripts' (/v1/analyze bodies) or 'messages' "
-                                            "(one message with a conversation_id); 'auto' looks at the first row")] = "auto",
-    errors: Annotated[Optional[Path], typer.Option(help="Errors file (JSONL); default: OUTPUT.errors.jsonl")] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Scored output: .jsonl, .csv or .parquet (a folder of parts)")
+    ],
+    shape: Annotated[
+        str,
+        typer.Option(
+            help="Rows hold 'transcripts' (/v1/analyze bodies) or 'messages' "
+            "(one message with a conversation_id); 'auto' looks at the first row"
+        ),
+    ] = "auto",
+    errors: Annotated[Path | None, typer.Option(help="Errors file (JSONL); default: OUTPUT.errors.jsonl")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output")] = False,
-    engine: Annotated[str, typer.Option(help="'local' (this machine: this process, or --workers processes) or 'ray' "
-                                             "(Ray Data)")] = "local",
-    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster address (else CONVINTEL_RAY_ADDRESS or RAY_ADDRESS; "
-                                                            "none: a local Ray)")] = None,
-    num_cpus: Annotated[Optional[int], typer.Option(help="CPUs of the local Ray (default: CONVINTEL_RAY_NUM_CPUS or all)")] = None,
-    workers: Annotated[Optional[int], typer.Option(min=1, help="--engine local: scoring processes, each with an equal share "
-                                                              "of the torch threads (default: CONVINTEL_BATCH_WORKERS, 1)")] = None,
+    engine: Annotated[
+        str, typer.Option(help="'local' (this machine: this process, or --workers processes) or 'ray' (Ray Data)")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (else CONVINTEL_RAY_ADDRESS or RAY_ADDRESS; none: a local Ray)"),
+    ] = None,
+    num_cpus: Annotated[
+        int | None, typer.Option(help="CPUs of the local Ray (default: CONVINTEL_RAY_NUM_CPUS or all)")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="--engine local: scoring processes, each with an equal share "
+            "of the torch threads (default: CONVINTEL_BATCH_WORKERS, 1)",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar")] = True,
 ) -> None:
     """Score an archive of conversations: per-message and per-conversation results, with
@@ -47,8 +65,15 @@ def score(
     if engine not in {"local", "ray"}:
         fail(f"--engine must be local or ray, not {engine!r}")
     settings = get_settings()
-    job = ScoreJob(input=source, output=output, errors=errors, shape=Shape(shape), resume=resume,
-                   overwrite=overwrite, progress=progress)
+    job = ScoreJob(
+        input=source,
+        output=output,
+        errors=errors,
+        shape=Shape(shape),
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+    )
 
     def make_engine():
         if engine == "ray":
@@ -69,23 +94,34 @@ def score(
 
     try:
         summary = run_score(job, settings, make_engine)
-    except (ArchiveError, ScoreJobError, CheckpointError, BundleError, PolicyError, EncoderLoadError,
-            EngineError) as exc:
+    except (
+        ArchiveError,
+        ScoreJobError,
+        CheckpointError,
+        BundleError,
+        PolicyError,
+        EncoderLoadError,
+        EngineError,
+    ) as exc:
         fail(str(exc))
     if summary.already_complete:
         typer.echo(f"{output} is already complete: {summary.conversations} conversations, {summary.errors} errors")
         return
     resumed = f", resumed after input row {summary.resumed_at_row}" if summary.resumed_at_row else ""
-    typer.echo(f"scored {summary.conversations} conversations ({summary.messages} messages) into {output} "
-               f"in {summary.seconds:.1f} s ({summary.messages_per_second:.0f} messages/s{resumed}); "
-               f"{summary.errors} bad rows in {job.errors_path}")
+    typer.echo(
+        f"scored {summary.conversations} conversations ({summary.messages} messages) into {output} "
+        f"in {summary.seconds:.1f} s ({summary.messages_per_second:.0f} messages/s{resumed}); "
+        f"{summary.errors} bad rows in {job.errors_path}"
+    )
 
 
 @app.command()
 def report(
     scored: Annotated[Path, typer.Argument(help="Output of `convintel score` (.jsonl, .json, .csv or .parquet)")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="HTML report to write")] = None,
-    json_output: Annotated[Optional[Path], typer.Option("--json", help="Also write the figures as JSON (- for standard output)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML report to write")] = None,
+    json_output: Annotated[
+        Path | None, typer.Option("--json", help="Also write the figures as JSON (- for standard output)")
+    ] = None,
     period: Annotated[str, typer.Option(help="Time bucket: day, week, month or auto (by the archive's span)")] = "auto",
     top_issues: Annotated[int, typer.Option(help="Recurring issues to list")] = 10,
     title: Annotated[str, typer.Option(help="Report title")] = "Conversation trends",
@@ -109,5 +145,7 @@ def report(
             json_output.write_text(text + "\n", encoding="utf-8")
     if output is not None:
         write_report(figures, output, title)
-        typer.echo(f"wrote {output}: {figures['conversations']} conversations", err=json_output is not None and str(json_output) == "-")
-
+        typer.echo(
+            f"wrote {output}: {figures['conversations']} conversations",
+            err=json_output is not None and str(json_output) == "-",
+        )

@@ -8,8 +8,9 @@ import typer
 
 from nlp import __version__
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="convintel: conversation intelligence for support teams.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="convintel: conversation intelligence for support teams."
+)
 
 
 def _print_version(value: bool) -> None:
@@ -21,8 +22,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                                          help="Print the version and exit")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
 ) -> None:
     """convintel: conversation intelligence for support teams."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,52 +21,86 @@ from training.datasets import DataError
 
 @app.command()
 def train(
-    config_file: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML training config (flags override it)")] = None,
-    recipe: Annotated[Optional[str], typer.Option(help="'default' (public sets + own data) or 'none' (only --data)")] = None,
-    data: Annotated[Optional[list[Path]], typer.Option("--data", "-d", help="Labelled interactions, JSONL or CSV (repeatable)")] = None,
-    skip_invalid: Annotated[Optional[bool], typer.Option("--skip-invalid", help="Skip and count invalid rows instead of stopping")] = None,
-    tasks: Annotated[Optional[str], typer.Option(help="Comma-separated tasks (default: sentiment,emotions,urgency)")] = None,
-    mode: Annotated[Optional[str], typer.Option(help="'heads' (frozen encoder) or 'finetune'")] = None,
-    method: Annotated[Optional[str], typer.Option(help="finetune: 'lora' adapters, 'partial' (top layers) or 'full'")] = None,
-    encoder_path: Annotated[Optional[Path], typer.Option(help="Base encoder directory (default: the package)")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle directory to write")] = None,
-    data_root: Annotated[Optional[Path], typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder")] = None,
-    name: Annotated[Optional[str], typer.Option(help="Bundle name")] = None,
-    version: Annotated[Optional[str], typer.Option(help="Bundle version")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Encoder feature cache (heads mode)")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Learning rate (heads, or encoder/adapter)")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Batch size")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Word pieces read per text while training")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="finetune: stop after this many steps")] = None,
-    hidden_dim: Annotated[Optional[int], typer.Option(help="Head hidden layer width")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Early stopping: dev checks without improvement")] = None,
-    class_weighting: Annotated[Optional[bool], typer.Option("--class-weighting/--no-class-weighting", help="Balance classes in single-label losses")] = None,
-    label_smoothing: Annotated[Optional[float], typer.Option(help="Label smoothing of single-label losses")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same bundle)")] = None,
-    device: Annotated[Optional[str], typer.Option(help="'auto' (GPU when present), 'cpu' or 'cuda'")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (1 is fastest on a busy machine)")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML training config (flags override it)")
+    ] = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="'default' (public sets + own data) or 'none' (only --data)")
+    ] = None,
+    data: Annotated[
+        list[Path] | None, typer.Option("--data", "-d", help="Labelled interactions, JSONL or CSV (repeatable)")
+    ] = None,
+    skip_invalid: Annotated[
+        bool | None, typer.Option("--skip-invalid", help="Skip and count invalid rows instead of stopping")
+    ] = None,
+    tasks: Annotated[
+        str | None, typer.Option(help="Comma-separated tasks (default: sentiment,emotions,urgency)")
+    ] = None,
+    mode: Annotated[str | None, typer.Option(help="'heads' (frozen encoder) or 'finetune'")] = None,
+    method: Annotated[
+        str | None, typer.Option(help="finetune: 'lora' adapters, 'partial' (top layers) or 'full'")
+    ] = None,
+    encoder_path: Annotated[Path | None, typer.Option(help="Base encoder directory (default: the package)")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Bundle directory to write")] = None,
+    data_root: Annotated[
+        Path | None, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Bundle name")] = None,
+    version: Annotated[str | None, typer.Option(help="Bundle version")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Encoder feature cache (heads mode)")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Maximum epochs")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Learning rate (heads, or encoder/adapter)")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Word pieces read per text while training")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="finetune: stop after this many steps")] = None,
+    hidden_dim: Annotated[int | None, typer.Option(help="Head hidden layer width")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping: dev checks without improvement")] = None,
+    class_weighting: Annotated[
+        bool | None,
+        typer.Option("--class-weighting/--no-class-weighting", help="Balance classes in single-label losses"),
+    ] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Label smoothing of single-label losses")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same bundle)")] = None,
+    device: Annotated[str | None, typer.Option(help="'auto' (GPU when present), 'cpu' or 'cuda'")] = None,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (1 is fastest on a busy machine)")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="finetune: continue from the last checkpoint")] = False,
 ) -> None:
     """Train a model bundle: heads on the frozen encoder, or fine-tune the encoder (LoRA,
     partial unfreezing or full) with the heads. Settings come from --config and/or flags.
     The wall time is printed at the end; an interrupted fine-tune continues with --resume."""
+    import torch
+
     from nlp.encoder import Encoder
     from training.checkpoint import CheckpointError
     from training.config import ConfigError, load_train_config
     from training.recipes import build_recipe
     from training.train import finetune_bundle, train_bundle
 
-    import torch
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     overrides = {
-        "recipe": recipe, "data": data, "skip_invalid": skip_invalid, "mode": mode, "finetune.method": method,
+        "recipe": recipe,
+        "data": data,
+        "skip_invalid": skip_invalid,
+        "mode": mode,
+        "finetune.method": method,
         "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
-        "encoder_path": encoder_path, "output": output, "data_root": data_root, "name": name, "version": version,
-        "cache_dir": cache_dir, "epochs": epochs, "learning_rate": learning_rate, "batch_size": batch_size,
-        "max_length": max_length, "finetune.max_steps": max_steps, "hidden_dim": hidden_dim, "patience": patience,
-        "class_weighting": class_weighting, "label_smoothing": label_smoothing, "seed": seed, "device": device,
+        "encoder_path": encoder_path,
+        "output": output,
+        "data_root": data_root,
+        "name": name,
+        "version": version,
+        "cache_dir": cache_dir,
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "finetune.max_steps": max_steps,
+        "hidden_dim": hidden_dim,
+        "patience": patience,
+        "class_weighting": class_weighting,
+        "label_smoothing": label_smoothing,
+        "seed": seed,
+        "device": device,
         "threads": threads,
     }
     try:
@@ -90,16 +124,25 @@ def train(
             torch.set_num_threads(config.threads)
         if config.mode == "heads":
             encoder = Encoder(config.encoder_path, max_seq_length=config.max_length, device=config.resolved_device())
-            manifest, _ = train_bundle(task_data, config.output, name=config.name, version=config.version,
-                                       config=config.head_config(), cache_dir=config.cache_dir, encoder=encoder,
-                                       recipe_name=config.recipe)
+            manifest, _ = train_bundle(
+                task_data,
+                config.output,
+                name=config.name,
+                version=config.version,
+                config=config.head_config(),
+                cache_dir=config.cache_dir,
+                encoder=encoder,
+                recipe_name=config.recipe,
+            )
         else:
             manifest, _ = finetune_bundle(task_data, config, recipe_name=config.recipe, resume=resume)
     except (EncoderLoadError, CheckpointError, BundleError, MissingExtra) as exc:
         fail(str(exc))
     resumed = manifest.training.get("resumed_from_step")
-    typer.echo(f"wrote {config.output} in {manifest.training['seconds']} s of wall time"
-               + (f" (this part, resumed at step {resumed})" if resumed else ""))
+    typer.echo(
+        f"wrote {config.output} in {manifest.training['seconds']} s of wall time"
+        + (f" (this part, resumed at step {resumed})" if resumed else "")
+    )
     for task, entry in manifest.tasks.items():
         typer.echo(f"  {task}: " + ", ".join(f"{k}={v:.3f}" for k, v in entry.metrics.items()))
 
@@ -107,18 +150,33 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Option("--model", "-m", help="Model bundle directory")],
-    data: Annotated[list[str], typer.Option(
-        "--data", "-d",
-        help="Labelled data, repeatable: a JSONL or CSV file of labelled interactions (a quoted glob pools "
-             "files), or shared:SET[:SPLIT] (tweeteval/sentiment, goemotions/original, meld/sentiment, "
-             "goemotions/group-sentiment)")],
-    task: Annotated[Optional[str], typer.Option(help="Only this task: sentiment, urgency or emotions")] = None,
-    split: Annotated[Optional[str], typer.Option(
-        help="Only this split of labelled-interaction files (e.g. heldout); default: every row")] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for metrics.json and report.html")] = Path("var/evaluation"),
-    data_root: Annotated[Path, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder (for shared:)")] = Path("../shared/data"),
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip invalid rows (and count them) instead of stopping")] = False,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Encoder feature cache, e.g. .cache/features; default: none")] = None,
+    data: Annotated[
+        list[str],
+        typer.Option(
+            "--data",
+            "-d",
+            help="Labelled data, repeatable: a JSONL or CSV file of labelled interactions (a quoted glob pools "
+            "files), or shared:SET[:SPLIT] (tweeteval/sentiment, goemotions/original, meld/sentiment, "
+            "goemotions/group-sentiment)",
+        ),
+    ],
+    task: Annotated[str | None, typer.Option(help="Only this task: sentiment, urgency or emotions")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(help="Only this split of labelled-interaction files (e.g. heldout); default: every row"),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for metrics.json and report.html")] = Path(
+        "var/evaluation"
+    ),
+    data_root: Annotated[
+        Path, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder (for shared:)")
+    ] = Path("../shared/data"),
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Skip invalid rows (and count them) instead of stopping")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Encoder feature cache, e.g. .cache/features; default: none")
+    ] = None,
 ) -> None:
     """Evaluate a model bundle on labelled data, beside a VADER baseline for sentiment;
     writes metrics.json and report.html."""
@@ -126,8 +184,9 @@ def evaluate(
     from training.report import render_summary, write_outputs
 
     try:
-        result = evaluate_bundle(model, data, data_root=data_root, task=task, split=split,
-                                 skip_invalid=skip_invalid, cache_dir=cache_dir)
+        result = evaluate_bundle(
+            model, data, data_root=data_root, task=task, split=split, skip_invalid=skip_invalid, cache_dir=cache_dir
+        )
     except (BundleError, DataError, SourceError, EncoderLoadError, MissingExtra) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -142,10 +201,12 @@ def evaluate(
 
 @app.command("evaluate-escalation")
 def evaluate_escalation_command(
-    data: Annotated[Path, typer.Option("--data", "-d", help="Labelled conversations (JSONL, see data/escalation/GUIDELINE.md)")]
-    = Path("data/escalation/conversations.jsonl"),
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for escalation_metrics.json and escalation_report.md")]
-    = Path("var/evaluation"),
+    data: Annotated[
+        Path, typer.Option("--data", "-d", help="Labelled conversations (JSONL, see data/escalation/GUIDELINE.md)")
+    ] = Path("data/escalation/conversations.jsonl"),
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for escalation_metrics.json and escalation_report.md")
+    ] = Path("var/evaluation"),
 ) -> None:
     """Score the escalation advice (configured bundle and policy) against labelled
     conversations: precision/recall of `recommended` and level accuracy, on all of them
@@ -172,5 +233,3 @@ def evaluate_escalation_command(
     (output / "escalation_report.md").write_text(markdown, encoding="utf-8")
     typer.echo(markdown)
     typer.echo(f"wrote {output / 'escalation_metrics.json'} and {output / 'escalation_report.md'}")
-
-

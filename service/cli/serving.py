@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 import uvicorn
@@ -22,8 +22,8 @@ from service.settings import get_settings
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (default: CONVINTEL_HOST)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (default: CONVINTEL_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: CONVINTEL_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: CONVINTEL_PORT)")] = None,
     workers: Annotated[int, typer.Option(help="Server processes (each loads the models)")] = 1,
 ) -> None:
     """Start the HTTP API with the configured model bundle."""
@@ -36,9 +36,17 @@ def serve(
     except StartupError as exc:
         fail(f"cannot start: {exc}")
     # The service writes its own JSON line per request, so uvicorn's access log is off.
-    uvicorn.run("service.api.app:create_app", factory=True, host=host or settings.host, port=port or settings.port,
-                workers=workers, log_level=settings.log_level, log_config=log_config(settings), access_log=False,
-                timeout_graceful_shutdown=settings.shutdown_timeout_s)
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level,
+        log_config=log_config(settings),
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
+    )
 
 
 @app.command()
@@ -56,8 +64,10 @@ def check() -> None:
     except StartupError as exc:
         fail(f"configuration check failed: {exc}")
     typer.echo(f"model bundle: {found.bundle.name} {found.bundle.version} ({found.bundle.path})")
-    typer.echo(f"encoder backend: {settings.encoder_backend}"
-               + (f" (graph {found.onnx_graph.resolve()})" if found.onnx_graph else ""))
+    typer.echo(
+        f"encoder backend: {settings.encoder_backend}"
+        + (f" (graph {found.onnx_graph.resolve()})" if found.onnx_graph else "")
+    )
     typer.echo(f"conversation state: {settings.db_path.resolve()}")
     typer.echo("configuration ok")
 
@@ -85,5 +95,3 @@ def analyze(
         fail(str(exc))
     result = analyzer.analyze(transcript)
     typer.echo(result.model_dump_json(indent=2 if pretty else None))
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -23,21 +23,35 @@ def topics_fit(
     source: Annotated[Path, typer.Argument(help="Messages or transcripts: .jsonl, .json, .csv or .parquet")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the topic model")],
     text_field: Annotated[str, typer.Option(help="Field (or CSV column) holding the message text")] = "text",
-    reduction: Annotated[Optional[str], typer.Option(help="pca (default), umap (needs the topics-umap extra) or none")] = None,
-    n_components: Annotated[Optional[int], typer.Option(help="Dimensions after reduction")] = None,
-    min_cluster_size: Annotated[Optional[int], typer.Option(help="Smallest topic HDBSCAN keeps")] = None,
-    min_samples: Annotated[Optional[int], typer.Option(help="HDBSCAN density smoothing")] = None,
-    selection: Annotated[Optional[str], typer.Option(help="HDBSCAN cluster selection: leaf (fine, default) or eom (broad)")] = None,
-    outlier_threshold: Annotated[Optional[float], typer.Option(
-        help="Cosine similarity to a centroid for a message to join that topic (also the live floor)")] = None,
-    merge_threshold: Annotated[Optional[float], typer.Option(help="Merge topics with centroids at least this similar; 1 disables")] = None,
-    target_topics: Annotated[Optional[int], typer.Option(help="Merge the closest topics down to this many")] = None,
-    refine_iterations: Annotated[Optional[int], typer.Option(help="Rounds of k-means refinement (1: outlier reassignment only)")] = None,
-    previous: Annotated[Optional[Path], typer.Option(help="Previous topic model: topics found again keep their ids")] = None,
-    match_similarity: Annotated[Optional[float], typer.Option(help="Centroid similarity for a refit topic to keep an old id")] = None,
-    examples: Annotated[Optional[int], typer.Option(help="Representative examples per topic")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Embedding cache, e.g. .cache/features; default: none")] = None,
+    reduction: Annotated[
+        str | None, typer.Option(help="pca (default), umap (needs the topics-umap extra) or none")
+    ] = None,
+    n_components: Annotated[int | None, typer.Option(help="Dimensions after reduction")] = None,
+    min_cluster_size: Annotated[int | None, typer.Option(help="Smallest topic HDBSCAN keeps")] = None,
+    min_samples: Annotated[int | None, typer.Option(help="HDBSCAN density smoothing")] = None,
+    selection: Annotated[
+        str | None, typer.Option(help="HDBSCAN cluster selection: leaf (fine, default) or eom (broad)")
+    ] = None,
+    outlier_threshold: Annotated[
+        float | None,
+        typer.Option(help="Cosine similarity to a centroid for a message to join that topic (also the live floor)"),
+    ] = None,
+    merge_threshold: Annotated[
+        float | None, typer.Option(help="Merge topics with centroids at least this similar; 1 disables")
+    ] = None,
+    target_topics: Annotated[int | None, typer.Option(help="Merge the closest topics down to this many")] = None,
+    refine_iterations: Annotated[
+        int | None, typer.Option(help="Rounds of k-means refinement (1: outlier reassignment only)")
+    ] = None,
+    previous: Annotated[
+        Path | None, typer.Option(help="Previous topic model: topics found again keep their ids")
+    ] = None,
+    match_similarity: Annotated[
+        float | None, typer.Option(help="Centroid similarity for a refit topic to keep an old id")
+    ] = None,
+    examples: Annotated[int | None, typer.Option(help="Representative examples per topic")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache, e.g. .cache/features; default: none")] = None,
 ) -> None:
     """Fit a topic model on an archive of customer messages and save it (safetensors +
     manifest.json). Unset options take the defaults listed in the README (TopicFitConfig)."""
@@ -48,10 +62,19 @@ def topics_fit(
     from nlp.topics.reduction import ReductionUnavailable
     from training.topic_fit import fit_topic_file
 
-    given = {"reduction": reduction, "n_components": n_components, "min_cluster_size": min_cluster_size,
-             "min_samples": min_samples, "cluster_selection": selection, "outlier_threshold": outlier_threshold,
-             "merge_threshold": merge_threshold, "target_topics": target_topics,
-             "refine_iterations": refine_iterations, "examples": examples, "seed": seed}
+    given = {
+        "reduction": reduction,
+        "n_components": n_components,
+        "min_cluster_size": min_cluster_size,
+        "min_samples": min_samples,
+        "cluster_selection": selection,
+        "outlier_threshold": outlier_threshold,
+        "merge_threshold": merge_threshold,
+        "target_topics": target_topics,
+        "refine_iterations": refine_iterations,
+        "examples": examples,
+        "seed": seed,
+    }
     options = {name: value for name, value in given.items() if value is not None}
     if options.get("merge_threshold", 0) >= 1:
         options["merge_threshold"] = None
@@ -64,11 +87,19 @@ def topics_fit(
         fail(str(exc))
     settings = get_settings()
     try:
-        encoder = Encoder(settings.encoder_path, batch_size=settings.encode_batch_size,
-                          num_threads=settings.torch_threads)
-        fitted = fit_topic_file(source, output, encoder, config, text_field=text_field, previous=old,
-                                match_similarity=DEFAULT_MIN_SIMILARITY if match_similarity is None else match_similarity,
-                                cache_dir=cache_dir)
+        encoder = Encoder(
+            settings.encoder_path, batch_size=settings.encode_batch_size, num_threads=settings.torch_threads
+        )
+        fitted = fit_topic_file(
+            source,
+            output,
+            encoder,
+            config,
+            text_field=text_field,
+            previous=old,
+            match_similarity=DEFAULT_MIN_SIMILARITY if match_similarity is None else match_similarity,
+            cache_dir=cache_dir,
+        )
     except (ArchiveError, EncoderLoadError, ReductionUnavailable, ValueError) as exc:
         fail(str(exc))
     except OSError as exc:
@@ -76,9 +107,11 @@ def topics_fit(
     report_skipped(fitted.skipped, fitted.problems)
     result = fitted.result
     typer.echo(describe(result.model.manifest))
-    typer.echo(f"{fitted.documents} messages; HDBSCAN clustered {result.clustered_share:.1%}, "
-               f"unassigned after reassignment {result.unassigned_share:.1%}; "
-               + ", ".join(f"{step} {secs:.1f} s" for step, secs in result.seconds.items()))
+    typer.echo(
+        f"{fitted.documents} messages; HDBSCAN clustered {result.clustered_share:.1%}, "
+        f"unassigned after reassignment {result.unassigned_share:.1%}; "
+        + ", ".join(f"{step} {secs:.1f} s" for step, secs in result.seconds.items())
+    )
     if result.match is not None:
         typer.echo(f"refit: {len(result.match.kept)} kept, new {result.match.new}, gone {result.match.gone}")
     typer.echo(f"wrote {output}")
@@ -86,8 +119,13 @@ def topics_fit(
 
 @topics_app.command("trends")
 def topics_trends(
-    scored: Annotated[Path, typer.Argument(help="Scored conversations: `convintel score` output or analyses with "
-                                                "timestamps (.jsonl, .json, .csv or .parquet; see docs/topics.md)")],
+    scored: Annotated[
+        Path,
+        typer.Argument(
+            help="Scored conversations: `convintel score` output or analyses with "
+            "timestamps (.jsonl, .json, .csv or .parquet; see docs/topics.md)"
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for CSV, JSON and report.html")],
     period: Annotated[str, typer.Option(help="day or week")] = "week",
     min_volume: Annotated[int, typer.Option(help="Messages in the last period for a topic to count as emerging")] = 5,
@@ -108,10 +146,16 @@ def topics_trends(
     report_skipped(scored_messages.skipped, scored_messages.problems, "row(s) or message(s)")
     if not scored_messages.with_topics:
         fail(f"{scored} has no customer messages with topics: analyse with CONVINTEL_TOPIC_MODEL set")
-    trends = compute_trends(scored_messages.mentions, period=period, min_volume=min_volume,  # type: ignore[arg-type]
-                            growth_threshold=growth)
+    trends = compute_trends(
+        scored_messages.mentions,
+        period=period,
+        min_volume=min_volume,  # type: ignore[arg-type]
+        growth_threshold=growth,
+    )
     paths = write_trends(trends, output, skipped=scored_messages.skipped, problems=scored_messages.problems)
-    typer.echo(f"{trends.messages} customer messages over {len(trends.periods)} {period}(s), "
-               f"{len(trends.topics)} topics, {len(trends.emerging)} emerging"
-               + (": " + ", ".join(t.name for t in trends.emerging) if trends.emerging else ""))
+    typer.echo(
+        f"{trends.messages} customer messages over {len(trends.periods)} {period}(s), "
+        f"{len(trends.topics)} topics, {len(trends.emerging)} emerging"
+        + (": " + ", ".join(t.name for t in trends.emerging) if trends.emerging else "")
+    )
     typer.echo("wrote " + ", ".join(str(p) for p in paths))

@@ -82,10 +82,16 @@ def test_per_message_path_encodes_only_the_new_message(client: TestClient, analy
     assert [m["id"] for m in state["messages"]] == ["m1", "m2", "m3", "m4"]
     assert state["channel"] == "chat"
     # The stored view is the last reply's view, less the per-message change flag: a GET is not a change.
-    last = {**summaries[-1], "escalation": {k: v for k, v in summaries[-1]["escalation"].items()
-                                             if k not in ("changed", "previous_level")}}
-    view = {**state["conversation"], "escalation": {k: v for k, v in state["conversation"]["escalation"].items()
-                                                     if k not in ("changed", "previous_level")}}
+    last = {
+        **summaries[-1],
+        "escalation": {k: v for k, v in summaries[-1]["escalation"].items() if k not in ("changed", "previous_level")},
+    }
+    view = {
+        **state["conversation"],
+        "escalation": {
+            k: v for k, v in state["conversation"]["escalation"].items() if k not in ("changed", "previous_level")
+        },
+    }
     assert view == last
     assert state["conversation"]["escalation"]["changed"] is False
     # The per-message path agrees with analysing the whole transcript at once.

@@ -31,15 +31,19 @@ def keys_file(tmp_path: Path) -> Path:
     path.write_text(
         "keys:\n"
         f"  - {{name: reporting, key: {FILE_KEY}, scopes: [read]}}\n"
-        f"  - {{name: hashed, sha256: {hashlib.sha256(HASHED_KEY.encode()).hexdigest()}, scopes: [analyze]}}\n")
+        f"  - {{name: hashed, sha256: {hashlib.sha256(HASHED_KEY.encode()).hexdigest()}, scopes: [analyze]}}\n"
+    )
     return path
 
 
 @pytest.fixture
 def secured(tmp_path: Path, analyzer: Analyzer, keys_file: Path):
-    settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3",
-                        api_keys=f"{ANALYST}:analyze,{WEBHOOK}:conversations+read, {ADMIN}",
-                        api_keys_file=keys_file)
+    settings = Settings(
+        _env_file=None,
+        db_path=tmp_path / "db.sqlite3",
+        api_keys=f"{ANALYST}:analyze,{WEBHOOK}:conversations+read, {ADMIN}",
+        api_keys_file=keys_file,
+    )
     with TestClient(create_app(settings, analyzer)) as client:
         yield client
 
@@ -51,10 +55,17 @@ def test_without_keys_configured_every_endpoint_is_open(client: TestClient):
     assert "security" not in client.get("/openapi.json").json()["paths"]["/v1/analyze"]["post"]
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"X-API-Key": "wrong-key-0123456789"}, {"Authorization": f"Basic {ANALYST}"},
-    {"Authorization": "Bearer"}, {"X-API-Key": ANALYST[:-1]}, {"X-API-Key": ANALYST + "x"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-API-Key": "wrong-key-0123456789"},
+        {"Authorization": f"Basic {ANALYST}"},
+        {"Authorization": "Bearer"},
+        {"X-API-Key": ANALYST[:-1]},
+        {"X-API-Key": ANALYST + "x"},
+    ],
+)
 def test_a_missing_or_wrong_key_is_401(secured: TestClient, headers: dict):
     response = secured.post("/v1/analyze", json=TRANSCRIPT, headers=headers)
     assert response.status_code == 401
@@ -70,28 +81,34 @@ def test_401_comes_before_the_body_is_read_or_parsed(secured: TestClient):
 
 def test_a_key_works_in_either_header(secured: TestClient):
     assert secured.post("/v1/analyze", json=TRANSCRIPT, headers={"X-API-Key": ANALYST}).status_code == 200
-    assert secured.post("/v1/analyze", json=TRANSCRIPT,
-                        headers={"Authorization": f"Bearer {ANALYST}"}).status_code == 200
-    assert secured.post("/v1/analyze", json=TRANSCRIPT,
-                        headers={"Authorization": f"bearer   {ANALYST}"}).status_code == 200
+    assert (
+        secured.post("/v1/analyze", json=TRANSCRIPT, headers={"Authorization": f"Bearer {ANALYST}"}).status_code == 200
+    )
+    assert (
+        secured.post("/v1/analyze", json=TRANSCRIPT, headers={"Authorization": f"bearer   {ANALYST}"}).status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize("key,method,path,body,status", [
-    (ANALYST, "POST", "/v1/analyze", TRANSCRIPT, 200),
-    (ANALYST, "POST", "/v1/analyze/batch", {"transcripts": [TRANSCRIPT]}, 200),
-    (ANALYST, "POST", "/v1/conversations/c1/messages", MESSAGE, 403),
-    (ANALYST, "GET", "/v1/models", None, 403),
-    (WEBHOOK, "POST", "/v1/conversations/c1/messages", MESSAGE, 200),
-    (WEBHOOK, "GET", "/v1/conversations/unknown", None, 404),
-    (WEBHOOK, "GET", "/v1/models", None, 200),
-    (WEBHOOK, "POST", "/v1/analyze", TRANSCRIPT, 403),
-    (ADMIN, "POST", "/v1/analyze", TRANSCRIPT, 200),
-    (ADMIN, "POST", "/v1/conversations/c2/messages", MESSAGE, 200),
-    (FILE_KEY, "GET", "/v1/models", None, 200),
-    (FILE_KEY, "POST", "/v1/analyze", TRANSCRIPT, 403),
-    (HASHED_KEY, "POST", "/v1/analyze", TRANSCRIPT, 200),
-    (HASHED_KEY, "GET", "/v1/models", None, 403),
-])
+@pytest.mark.parametrize(
+    "key,method,path,body,status",
+    [
+        (ANALYST, "POST", "/v1/analyze", TRANSCRIPT, 200),
+        (ANALYST, "POST", "/v1/analyze/batch", {"transcripts": [TRANSCRIPT]}, 200),
+        (ANALYST, "POST", "/v1/conversations/c1/messages", MESSAGE, 403),
+        (ANALYST, "GET", "/v1/models", None, 403),
+        (WEBHOOK, "POST", "/v1/conversations/c1/messages", MESSAGE, 200),
+        (WEBHOOK, "GET", "/v1/conversations/unknown", None, 404),
+        (WEBHOOK, "GET", "/v1/models", None, 200),
+        (WEBHOOK, "POST", "/v1/analyze", TRANSCRIPT, 403),
+        (ADMIN, "POST", "/v1/analyze", TRANSCRIPT, 200),
+        (ADMIN, "POST", "/v1/conversations/c2/messages", MESSAGE, 200),
+        (FILE_KEY, "GET", "/v1/models", None, 200),
+        (FILE_KEY, "POST", "/v1/analyze", TRANSCRIPT, 403),
+        (HASHED_KEY, "POST", "/v1/analyze", TRANSCRIPT, 200),
+        (HASHED_KEY, "GET", "/v1/models", None, 403),
+    ],
+)
 def test_scopes(secured: TestClient, key, method, path, body, status):
     response = secured.request(method, path, json=body, headers={"X-API-Key": key})
     assert response.status_code == status, response.text
@@ -111,8 +128,12 @@ def test_health_docs_and_metrics_stay_open(secured: TestClient):
 
 
 def test_metrics_can_be_closed(tmp_path: Path, analyzer: Analyzer):
-    settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", api_keys=f"{ANALYST}:analyze,{ADMIN}:admin",
-                        metrics_public=False)
+    settings = Settings(
+        _env_file=None,
+        db_path=tmp_path / "db.sqlite3",
+        api_keys=f"{ANALYST}:analyze,{ADMIN}:admin",
+        metrics_public=False,
+    )
     with TestClient(create_app(settings, analyzer)) as client:
         assert client.get("/metrics").status_code == 401
         assert client.get("/metrics", headers={"X-API-Key": ANALYST}).status_code == 403
@@ -136,27 +157,33 @@ def test_keys_are_kept_hashed(secured: TestClient):
     assert ANALYST not in repr(secured.app.state.settings)  # the settings hold it as a secret
 
 
-@pytest.mark.parametrize("value,problem", [
-    ("short", "at least 16"),
-    ("clé-assez-longue-0123456789", "printable ASCII"),
-    ("a-long-enough-key-123:analyse", "unknown scopes"),
-    ("a-long-enough-key-123,a-long-enough-key-123", "are the same key"),
-])
+@pytest.mark.parametrize(
+    "value,problem",
+    [
+        ("short", "at least 16"),
+        ("clé-assez-longue-0123456789", "printable ASCII"),
+        ("a-long-enough-key-123:analyse", "unknown scopes"),
+        ("a-long-enough-key-123,a-long-enough-key-123", "are the same key"),
+    ],
+)
 def test_bad_env_keys_stop_start_up(tmp_path: Path, value: str, problem: str):
     with pytest.raises(ApiKeyError, match=problem):
         create_app(Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", api_keys=value))
 
 
-@pytest.mark.parametrize("content,problem", [
-    ("keys: [{name: a, key: a-long-enough-key-123, sha256: '" + "0" * 64 + "'}]", "exactly one of"),
-    ("keys: [{name: a}]", "exactly one of"),
-    ("keys: [{name: a, key: a-long-enough-key-123, scopes: [root]}]", "unknown scopes"),
-    ("keys: [{name: a, sha256: abc}]", "keys.0.sha256"),
-    ("keys: [{name: a, key: a-long-enough-key-123, colour: red}]", "keys.0.colour"),
-    ("{not yaml: [", "not valid YAML"),
-    ("- just a list", "expected a mapping"),
-    (json.dumps({"keys": [{"name": "a", "key": "short"}]}), "at least 16"),
-])
+@pytest.mark.parametrize(
+    "content,problem",
+    [
+        ("keys: [{name: a, key: a-long-enough-key-123, sha256: '" + "0" * 64 + "'}]", "exactly one of"),
+        ("keys: [{name: a}]", "exactly one of"),
+        ("keys: [{name: a, key: a-long-enough-key-123, scopes: [root]}]", "unknown scopes"),
+        ("keys: [{name: a, sha256: abc}]", "keys.0.sha256"),
+        ("keys: [{name: a, key: a-long-enough-key-123, colour: red}]", "keys.0.colour"),
+        ("{not yaml: [", "not valid YAML"),
+        ("- just a list", "expected a mapping"),
+        (json.dumps({"keys": [{"name": "a", "key": "short"}]}), "at least 16"),
+    ],
+)
 def test_bad_keys_file_stops_start_up(tmp_path: Path, content: str, problem: str):
     path = tmp_path / "keys.yaml"
     path.write_text(content)
@@ -172,6 +199,8 @@ def test_missing_keys_file_is_named(tmp_path: Path):
 def test_env_keys_parse_scopes():
     keys = parse_env_keys(f" {ANALYST}:analyze+read ,, {ADMIN} ")
     assert [(k.name, sorted(k.scopes)) for k in keys] == [
-        ("env-1", ["analyze", "read"]), ("env-3", ["admin", "analyze", "conversations", "read"])]
+        ("env-1", ["analyze", "read"]),
+        ("env-3", ["admin", "analyze", "conversations", "read"]),
+    ]
     assert KeyRing(keys).identify(ANALYST).name == "env-1"
     assert KeyRing(keys).identify("nobody-0123456789") is None

@@ -110,8 +110,9 @@ def test_per_message_bad_inputs(client: TestClient):
 
 @pytest.fixture
 def small_limits_client(tmp_path, analyzer):
-    settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", max_body_bytes=4096, max_messages=3,
-                        max_batch_transcripts=2)
+    settings = Settings(
+        _env_file=None, db_path=tmp_path / "db.sqlite3", max_body_bytes=4096, max_messages=3, max_batch_transcripts=2
+    )
     with TestClient(create_app(settings, analyzer)) as test_client:
         yield test_client
 

@@ -15,8 +15,9 @@ from service.microbatch import MicroBatcher
 from service.store import ConversationStore
 
 
-def record_all(analyzer: Analyzer, store: ConversationStore, posts: list[tuple[str, IncomingMessage]],
-               max_messages: int = 100) -> tuple[list[RecordedMessage | Exception], int]:
+def record_all(
+    analyzer: Analyzer, store: ConversationStore, posts: list[tuple[str, IncomingMessage]], max_messages: int = 100
+) -> tuple[list[RecordedMessage | Exception], int]:
     """Record each post in turn with a fresh recorder; the results, and how many messages were encoded."""
 
     async def run() -> tuple[list[RecordedMessage | Exception], int]:
@@ -43,8 +44,11 @@ def customer(text: str, mid: str | None = None) -> IncomingMessage:
 
 def test_a_retry_encodes_and_writes_nothing(analyzer: Analyzer, tmp_path: Path):
     store = ConversationStore(tmp_path / "s.db", cache_messages=100)
-    results, encoded = record_all(analyzer, store, [("c1", customer("my card was charged twice", "a")),
-                                                    ("c1", customer("my card was charged twice", "a"))])
+    results, encoded = record_all(
+        analyzer,
+        store,
+        [("c1", customer("my card was charged twice", "a")), ("c1", customer("my card was charged twice", "a"))],
+    )
     first, retry = results
     assert isinstance(first, RecordedMessage) and isinstance(retry, RecordedMessage)
     assert encoded == 1 and not first.duplicate and retry.duplicate
@@ -65,12 +69,18 @@ def test_a_retry_stored_by_another_process_after_the_check_is_a_duplicate(analyz
 
 
 def test_the_level_is_committed_with_its_message_and_changes_once(analyzer: Analyzer, tmp_path: Path):
-    with_cues = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy,
-                         inspector=build_inspector(InspectionConfig(match_categories=False)))
+    with_cues = Analyzer(
+        analyzer.encoder,
+        analyzer.bundle,
+        analyzer.policy,
+        inspector=build_inspector(InspectionConfig(match_categories=False)),
+    )
     store = ConversationStore(tmp_path / "s.db", cache_messages=0)
-    posts = [("c1", customer("hi, a question about my plan")),
-             ("c1", customer("I want to speak to a manager right now, this is the third time I ask")),
-             ("c1", customer("I want to speak to a manager right now, this is the third time I ask!!"))]
+    posts = [
+        ("c1", customer("hi, a question about my plan")),
+        ("c1", customer("I want to speak to a manager right now, this is the third time I ask")),
+        ("c1", customer("I want to speak to a manager right now, this is the third time I ask!!")),
+    ]
     results, _ = record_all(with_cues, store, posts)
     levels = [r.summary.escalation.level for r in results if isinstance(r, RecordedMessage)]
     changed = [r.summary.escalation.changed for r in results if isinstance(r, RecordedMessage)]
@@ -82,7 +92,8 @@ def test_the_level_is_committed_with_its_message_and_changes_once(analyzer: Anal
 
 def test_a_full_conversation_is_refused_and_nothing_is_written(analyzer: Analyzer, tmp_path: Path):
     store = ConversationStore(tmp_path / "s.db", cache_messages=100)
-    results, _ = record_all(analyzer, store, [("c1", customer("one")), ("c1", customer("two")),
-                                              ("c1", customer("three"))], max_messages=2)
+    results, _ = record_all(
+        analyzer, store, [("c1", customer("one")), ("c1", customer("two")), ("c1", customer("three"))], max_messages=2
+    )
     assert isinstance(results[2], ConversationFull)
     assert len(store.get("c1").messages) == 2

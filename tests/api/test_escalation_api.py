@@ -33,8 +33,9 @@ def full_client(full_settings, full_analyzer):
 
 
 def post(client: TestClient, conversation: str, mid: str, text: str, role: str = "customer") -> dict:
-    response = client.post(f"/v1/conversations/{conversation}/messages",
-                           json={"id": mid, "role": role, "text": text, "channel": "chat"})
+    response = client.post(
+        f"/v1/conversations/{conversation}/messages", json={"id": mid, "role": role, "text": text, "channel": "chat"}
+    )
     assert response.status_code == 200, response.text
     return response.json()["conversation"]["escalation"]
 
@@ -42,15 +43,20 @@ def post(client: TestClient, conversation: str, mid: str, text: str, role: str =
 def test_change_flag_fires_once_per_level_change(full_client):
     first = post(full_client, "c1", "m1", "Hi, what are your opening hours on Saturday?")
     assert first["level"] == "none" and first["changed"] is False
-    second = post(full_client, "c1", "m2", "Someone used my card without permission, this is fraud. "
-                                           "I will report you to the regulator.")
+    second = post(
+        full_client,
+        "c1",
+        "m2",
+        "Someone used my card without permission, this is fraud. I will report you to the regulator.",
+    )
     assert second["level"] in ("escalate", "urgent")
     assert second["changed"] is True and second["previous_level"] == "none"
     third = post(full_client, "c1", "m3", "Also there is another unknown payment on the same card.")
     assert third["level"] == second["level"]
     assert third["changed"] is False and third["previous_level"] == second["level"]
-    retry = full_client.post("/v1/conversations/c1/messages",
-                             json={"id": "m3", "role": "customer", "text": "whatever", "channel": "chat"}).json()
+    retry = full_client.post(
+        "/v1/conversations/c1/messages", json={"id": "m3", "role": "customer", "text": "whatever", "channel": "chat"}
+    ).json()
     assert retry["duplicate"] is True and retry["conversation"]["escalation"]["changed"] is False
 
 
@@ -59,11 +65,15 @@ def test_no_raw_personal_data_in_any_response_or_stored_row(full_client, full_se
         f"My card {CARD} was charged twice and I want a refund. Email me at {EMAIL}.",
         f"This is the third time I write! Call me on {PHONE}, or I will cancel and post a review about you.",
     ]
-    replies = [full_client.post("/v1/conversations/p1/messages", json={"id": f"m{i}", "role": "customer",
-                                                                       "text": text, "channel": "email"})
-               for i, text in enumerate(texts, start=1)]
-    whole = full_client.post("/v1/analyze", json={"channel": "email", "messages": [
-        {"role": "customer", "text": text} for text in texts]})
+    replies = [
+        full_client.post(
+            "/v1/conversations/p1/messages", json={"id": f"m{i}", "role": "customer", "text": text, "channel": "email"}
+        )
+        for i, text in enumerate(texts, start=1)
+    ]
+    whole = full_client.post(
+        "/v1/analyze", json={"channel": "email", "messages": [{"role": "customer", "text": text} for text in texts]}
+    )
     state = full_client.get("/v1/conversations/p1")
     bodies = [r.text for r in (*replies, whole, state)]
     assert all(r.status_code == 200 for r in (*replies, whole, state))

@@ -22,20 +22,32 @@ def customer(text: str) -> dict:
 
 @pytest.fixture
 def limited(tmp_path, analyzer):
-    settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", max_body_bytes=4096, max_messages=3,
-                        max_message_chars=40, max_batch_transcripts=2)
+    settings = Settings(
+        _env_file=None,
+        db_path=tmp_path / "db.sqlite3",
+        max_body_bytes=4096,
+        max_messages=3,
+        max_message_chars=40,
+        max_batch_transcripts=2,
+    )
     with TestClient(create_app(settings, analyzer)) as client:
         yield client
 
 
-@pytest.mark.parametrize("path,body,field", [
-    ("/v1/analyze", {"messages": [customer("x" * 41)]}, "messages.0.text"),
-    ("/v1/analyze", {"messages": [customer("hi")] * 4}, "messages"),
-    ("/v1/analyze/batch", {"transcripts": [{"messages": [customer("hi")]}] * 3}, "transcripts"),
-    ("/v1/analyze/batch", {"transcripts": [{"messages": [customer("hi")]}, {"messages": [customer("y" * 41)]}]},
-     "transcripts.1.messages.0.text"),
-    ("/v1/conversations/c1/messages", customer("z" * 41), "text"),
-])
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/v1/analyze", {"messages": [customer("x" * 41)]}, "messages.0.text"),
+        ("/v1/analyze", {"messages": [customer("hi")] * 4}, "messages"),
+        ("/v1/analyze/batch", {"transcripts": [{"messages": [customer("hi")]}] * 3}, "transcripts"),
+        (
+            "/v1/analyze/batch",
+            {"transcripts": [{"messages": [customer("hi")]}, {"messages": [customer("y" * 41)]}]},
+            "transcripts.1.messages.0.text",
+        ),
+        ("/v1/conversations/c1/messages", customer("z" * 41), "text"),
+    ],
+)
 def test_each_limit_is_413_naming_the_field(limited: TestClient, path: str, body: dict, field: str):
     response = limited.post(path, json=body, headers={"X-Request-ID": "limit-check"})
     assert response.status_code == 413, response.text
@@ -53,7 +65,7 @@ def test_body_over_the_limit_is_413_whether_declared_or_streamed(limited: TestCl
 
     def chunks():  # no content-length: the guard counts what it reads
         for start in range(0, len(body), 512):
-            yield body[start:start + 512]
+            yield body[start : start + 512]
 
     streamed = limited.post("/v1/analyze", content=chunks(), headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.json()["error"]["request_id"]
@@ -61,12 +73,16 @@ def test_body_over_the_limit_is_413_whether_declared_or_streamed(limited: TestCl
 
 def test_within_every_limit_is_200(limited: TestClient):
     assert limited.post("/v1/analyze", json={"messages": [customer("x" * 40)] * 3}).status_code == 200
-    assert limited.post("/v1/analyze/batch", json={"transcripts": [{"messages": [customer("hi")]}] * 2}).status_code == 200
+    assert (
+        limited.post("/v1/analyze/batch", json={"transcripts": [{"messages": [customer("hi")]}] * 2}).status_code == 200
+    )
 
 
 def test_a_request_past_its_time_budget_is_503(tmp_path, analyzer):
     settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", request_timeout_s=0.05)
-    slow = {"messages": [customer(f"message number {i}: my parcel never arrived and nobody answers") for i in range(60)]}
+    slow = {
+        "messages": [customer(f"message number {i}: my parcel never arrived and nobody answers") for i in range(60)]
+    }
     with TestClient(create_app(settings, analyzer)) as client:
         response = client.post("/v1/analyze", json=slow, headers={"X-Request-ID": "slow-1"})
         assert response.status_code == 503, response.text

@@ -42,9 +42,12 @@ def _probabilities(turn) -> np.ndarray:
 async def _gather(batcher: MicroBatcher, groups: list[list[Message]]) -> list:
     await batcher.start()
     try:
-        return await asyncio.gather(*(
-            batcher.analyze_turns(group, [f"req{n}-m{k}" for k in range(len(group))])
-            for n, group in enumerate(groups)))
+        return await asyncio.gather(
+            *(
+                batcher.analyze_turns(group, [f"req{n}-m{k}" for k in range(len(group))])
+                for n, group in enumerate(groups)
+            )
+        )
     finally:
         await batcher.stop()
 
@@ -124,7 +127,8 @@ def test_a_failing_request_fails_alone(analyzer):
                 batcher.analyze_turns([_message(TEXTS[0])], ["good-1"]),
                 batcher.analyze_turns([broken], ["bad"]),
                 batcher.analyze_turns([_message(TEXTS[1])], ["good-2"]),
-                return_exceptions=True)
+                return_exceptions=True,
+            )
         finally:
             await batcher.stop()
 
@@ -138,8 +142,9 @@ def test_http_concurrent_webhooks_are_paired_correctly(client, analyzer):
 
     def post(n: int):
         text = TEXTS[n % len(TEXTS)]
-        response = client.post(f"/v1/conversations/conc-{n}/messages",
-                               json={"id": f"msg-{n}", "role": "customer", "text": text})
+        response = client.post(
+            f"/v1/conversations/conc-{n}/messages", json={"id": f"msg-{n}", "role": "customer", "text": text}
+        )
         return n, text, response
 
     with ThreadPoolExecutor(max_workers=12) as pool:

@@ -9,12 +9,14 @@ import pytest
 
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role, SentimentResult, UrgencyResult
 from service import store as store_module
-from service.store import ConversationStore, ConversationTransaction, MessageExists, StoredConversation
+from service.store import ConversationStore, ConversationTransaction, MessageExists
 
 
 def analysis(label: str = "neutral") -> MessageAnalysis:
     return MessageAnalysis(
-        id="pending", role=Role.customer, emotions=[],
+        id="pending",
+        role=Role.customer,
+        emotions=[],
         sentiment=SentimentResult(label=label, score=0.0, probabilities={label: 1.0}),
         urgency=UrgencyResult(label="low", score=0.0, probabilities={"low": 1.0}),
     )
@@ -29,8 +31,9 @@ def message(text: str, mid: str | None = None, role: Role = Role.customer) -> In
     return IncomingMessage(id=mid, role=role, text=text)
 
 
-def append(store: ConversationStore, conversation_id: str, incoming: IncomingMessage,
-           label: str = "neutral") -> ConversationTransaction:
+def append(
+    store: ConversationStore, conversation_id: str, incoming: IncomingMessage, label: str = "neutral"
+) -> ConversationTransaction:
     """One message in its own transaction; the transaction, committed, comes back."""
     with store.transaction(conversation_id) as transaction:
         transaction.append(incoming, analysis(label), stored_text=incoming.text, model_version="v1")
@@ -86,8 +89,7 @@ def test_escalation_level_is_committed_with_its_message(tmp_path: Path):
     assert first.previous_level is None and first.conversation.escalation_level == "monitor"
     with store.transaction("c1") as second:
         assert second.previous_level == "monitor"
-        second.append(message("my lawyer will call"), analysis(), stored_text="my lawyer will call",
-                      model_version="v1")
+        second.append(message("my lawyer will call"), analysis(), stored_text="my lawyer will call", model_version="v1")
         assert second.conversation.messages[-1].text == "my lawyer will call"  # the level sees the new message
         second.set_escalation_level("urgent")
     assert open_store(tmp_path).get("c1").escalation_level == "urgent"

@@ -4,7 +4,7 @@ configured and none (without error) when not; `convintel topics fit` and `trends
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,8 +14,8 @@ from nlp.analyzer import Analyzer
 from nlp.schemas import Transcript
 from nlp.topics import TopicFitConfig, fit_topics, load_topic_model
 from service.api.app import create_app
-from service.runtime import load_analyzer
 from service.cli import app as cli
+from service.runtime import load_analyzer
 from tests.conftest import FIXTURES
 
 PLANTED = FIXTURES / "topics" / "planted.jsonl"
@@ -26,15 +26,17 @@ runner = CliRunner()
 def topic_model_dir(analyzer, tmp_path_factory):
     rows = [json.loads(line) for line in PLANTED.read_text().splitlines()]
     texts = [r["text"] for r in rows]
-    result = fit_topics(texts, analyzer.encode(texts).embeddings,
-                        TopicFitConfig(min_cluster_size=10, cluster_selection="eom"))
+    result = fit_topics(
+        texts, analyzer.encode(texts).embeddings, TopicFitConfig(min_cluster_size=10, cluster_selection="eom")
+    )
     return result.model.save(tmp_path_factory.mktemp("topics") / "model")
 
 
 @pytest.fixture
 def topic_client(settings, analyzer, topic_model_dir):
-    with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, analyzer.inspector,
-                           topics=load_topic_model(topic_model_dir))
+    with_topics = Analyzer(
+        analyzer.encoder, analyzer.bundle, analyzer.policy, analyzer.inspector, topics=load_topic_model(topic_model_dir)
+    )
     with TestClient(create_app(settings, with_topics)) as test_client:
         yield test_client
 
@@ -75,8 +77,10 @@ def test_topics_reuse_the_one_encoder_pass(analyzer, topic_model_dir, monkeypatc
 
 
 def test_webhook_path_assigns_topics_from_its_one_encoder_pass(topic_client):
-    first = topic_client.post("/v1/conversations/w-1/messages",
-                              json={"id": "m1", "role": "customer", "text": "My parcel never arrived, the tracking is stuck"})
+    first = topic_client.post(
+        "/v1/conversations/w-1/messages",
+        json={"id": "m1", "role": "customer", "text": "My parcel never arrived, the tracking is stuck"},
+    )
     assert first.status_code == 200, first.text
     message_topics = first.json()["message"]["topics"]
     assert len(message_topics) == 1 and "delivery" in message_topics[0]["name"]
@@ -115,20 +119,26 @@ def test_setting_loads_the_topic_model(settings, topic_model_dir):
 
 def test_cli_fit_then_trends(tmp_path, analyzer, topic_model_dir):
     model_dir = tmp_path / "model"
-    fit = runner.invoke(cli, ["topics", "fit", str(PLANTED), "-o", str(model_dir), "--min-cluster-size", "10",
-                              "--selection", "eom"])
+    fit = runner.invoke(
+        cli, ["topics", "fit", str(PLANTED), "-o", str(model_dir), "--min-cluster-size", "10", "--selection", "eom"]
+    )
     assert fit.exit_code == 0, fit.output
     assert "4 topics" in fit.output and load_topic_model(model_dir).manifest.trained_on["documents"] == 120
 
     # Scored conversations: two weeks, the refund topic grows in the second.
     with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(model_dir))
-    start = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)  # a Monday
-    plan = [("My parcel is late again", 0)] * 3 + [("I want a refund for the shoes I returned", 0)] * 2 \
-        + [("Where is my refund for the returned jacket?", 7)] * 8 + [("The parcel has not arrived", 7)] * 3
+    start = datetime(2026, 3, 2, 9, tzinfo=UTC)  # a Monday
+    plan = (
+        [("My parcel is late again", 0)] * 3
+        + [("I want a refund for the shoes I returned", 0)] * 2
+        + [("Where is my refund for the returned jacket?", 7)] * 8
+        + [("The parcel has not arrived", 7)] * 3
+    )
     lines = []
     for index, (text, day) in enumerate(plan):
-        analysis = with_topics.analyze(Transcript(messages=[{"role": "customer", "text": text}],
-                                                  channel="chat" if index % 2 else "email"))
+        analysis = with_topics.analyze(
+            Transcript(messages=[{"role": "customer", "text": text}], channel="chat" if index % 2 else "email")
+        )
         record = json.loads(analysis.model_dump_json())
         record["timestamp"] = (start + timedelta(days=day, hours=index)).isoformat()
         lines.append(json.dumps(record))
@@ -159,8 +169,11 @@ def test_trends_read_scored_output_in_every_format(tmp_path, settings, analyzer,
 
     with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(topic_model_dir))
     for name in ("s.jsonl", "s.csv", "s.parquet"):
-        run_score(ScoreJob(input=FIXTURES / "archive" / "messages.csv", output=tmp_path / name, progress=False),
-                  settings, lambda: LocalEngine(with_topics))
+        run_score(
+            ScoreJob(input=FIXTURES / "archive" / "messages.csv", output=tmp_path / name, progress=False),
+            settings,
+            lambda: LocalEngine(with_topics),
+        )
     records = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     (tmp_path / "s.json").write_text(json.dumps(records))
     read = {name: read_scored(tmp_path / name) for name in ("s.jsonl", "s.json", "s.csv", "s.parquet")}
@@ -170,7 +183,10 @@ def test_trends_read_scored_output_in_every_format(tmp_path, settings, analyzer,
     assert {m.when.isoformat() for m in reference.mentions} >= {"2026-03-04T10:15:00+00:00"}
     for name, scored in read.items():
         assert (scored.mentions, scored.skipped, scored.with_topics) == (
-            reference.mentions, reference.skipped, reference.with_topics), name
+            reference.mentions,
+            reference.skipped,
+            reference.with_topics,
+        ), name
 
 
 def test_cli_errors_are_clear(tmp_path):
@@ -181,8 +197,15 @@ def test_cli_errors_are_clear(tmp_path):
     unsupported = runner.invoke(cli, ["topics", "fit", str(bad_type), "-o", str(tmp_path / "m")])
     assert unsupported.exit_code == 2 and "unsupported file type" in unsupported.output
     no_topics = tmp_path / "scored.jsonl"
-    no_topics.write_text(json.dumps({"timestamp": "2026-03-02T10:00:00", "messages": [
-        {"id": "m1", "role": "customer", "sentiment": {"score": 0.1}, "topics": []}]}) + "\n")
+    no_topics.write_text(
+        json.dumps(
+            {
+                "timestamp": "2026-03-02T10:00:00",
+                "messages": [{"id": "m1", "role": "customer", "sentiment": {"score": 0.1}, "topics": []}],
+            }
+        )
+        + "\n"
+    )
     result = runner.invoke(cli, ["topics", "trends", str(no_topics), "-o", str(tmp_path / "t")])
     assert result.exit_code == 2 and "no customer messages with topics" in result.output
 

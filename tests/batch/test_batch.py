@@ -15,17 +15,17 @@ import pytest
 from typer.testing import CliRunner
 
 from nlp.analyzer import Analyzer
+from nlp.archive import FileFormat, RowReader
+from nlp.inspection import build_inspector
 from nlp.message_ids import assign_message_ids
 from nlp.schemas import Transcript
 from service.batch.checkpoint import Checkpoint, checkpoint_path
 from service.batch.engines import LocalEngine
-from nlp.archive import FileFormat, RowReader
 from service.batch.records import InputConversation, RowError, Shape, read_conversations
 from service.batch.report import build_figures, render_html
 from service.batch.runner import ScoreJob, ScoreJobError, run_score
 from service.batch.scoring import read_scored
 from service.batch.synthetic import message_rows, synthetic_transcripts, write_rows
-from nlp.inspection import build_inspector
 from service.cli import app
 from service.settings import Settings
 from tests.conftest import ROOT
@@ -48,8 +48,9 @@ def batch_settings() -> Settings:
 
 
 def _score(source: Path, output: Path, settings: Settings, analyzer: Analyzer, **job) -> object:
-    return run_score(ScoreJob(input=source, output=output, progress=False, **job), settings,
-                     lambda: LocalEngine(analyzer))
+    return run_score(
+        ScoreJob(input=source, output=output, progress=False, **job), settings, lambda: LocalEngine(analyzer)
+    )
 
 
 def _lines(path: Path) -> list[dict]:
@@ -88,13 +89,13 @@ def test_grouped_message_rows_become_transcripts_and_bad_rows_are_reported(tmp_p
         "conversation_id,message_id,role,text,timestamp,channel\n"
         "a,m1,customer,My card was charged twice,2026-03-01T10:00:00Z,chat\n"
         "a,m2,agent,Sorry! Checking now.,2026-03-01T10:01:00Z,chat\n"
-        "a,m3,robot,I am not a role,2026-03-01T10:02:00Z,chat\n"           # bad role: row 4
-        "b,m1,customer,   ,2026-03-02T10:00:00Z,email\n"                     # blank text: row 5
+        "a,m3,robot,I am not a role,2026-03-01T10:02:00Z,chat\n"  # bad role: row 4
+        "b,m1,customer,   ,2026-03-02T10:00:00Z,email\n"  # blank text: row 5
         "b,m2,customer,Hello? Anyone?,2026-03-02T11:00:00Z,email\n"
-        ",m1,customer,No conversation id,2026-03-02T11:00:00Z,email\n"     # row 7
-        "a,m4,customer,I came back later,2026-03-03T10:00:00Z,chat\n"       # a is not contiguous: row 8
-        "c,m1,customer,only,one,too,many,fields\n"                           # row 9
-        "c,m2,customer,\"Fine, thanks\",not-a-time,chat\n"                   # bad timestamp: row 10
+        ",m1,customer,No conversation id,2026-03-02T11:00:00Z,email\n"  # row 7
+        "a,m4,customer,I came back later,2026-03-03T10:00:00Z,chat\n"  # a is not contiguous: row 8
+        "c,m1,customer,only,one,too,many,fields\n"  # row 9
+        'c,m2,customer,"Fine, thanks",not-a-time,chat\n'  # bad timestamp: row 10
     )
     items = list(read_conversations(iter(RowReader(source, FileFormat.csv)), batch_settings))
     conversations = [i for i in items if isinstance(i, InputConversation)]
@@ -118,11 +119,14 @@ def test_transcript_rows_auto_detected_in_every_format(tmp_path, batch_settings)
     bodies = list(synthetic_transcripts(5))
     for name in ("t.jsonl", "t.csv", "t.parquet"):
         write_rows(iter(bodies), tmp_path / name)
-        items = list(read_conversations(iter(RowReader(tmp_path / name, FileFormat(name.split(".")[1]))), batch_settings))
+        items = list(
+            read_conversations(iter(RowReader(tmp_path / name, FileFormat(name.split(".")[1]))), batch_settings)
+        )
         assert [i.transcript for i in items] == [Transcript.model_validate(b) for b in bodies], name
     write_rows(message_rows(iter(bodies)), tmp_path / "m.parquet")
-    grouped = list(read_conversations(iter(RowReader(tmp_path / "m.parquet", FileFormat.parquet)), batch_settings,
-                                      Shape.messages))
+    grouped = list(
+        read_conversations(iter(RowReader(tmp_path / "m.parquet", FileFormat.parquet)), batch_settings, Shape.messages)
+    )
     assert [g.transcript.messages for g in grouped] == [Transcript.model_validate(b).messages for b in bodies]
 
 
@@ -131,9 +135,18 @@ def test_transcript_rows_auto_detected_in_every_format(tmp_path, batch_settings)
 
 def test_bad_rows_land_in_the_errors_file_and_the_run_goes_on(tmp_path, batch_settings, full_analyzer):
     good = list(synthetic_transcripts(6))
-    lines = [json.dumps(good[0]), "{not json", json.dumps(good[1]), json.dumps({"messages": []}),
-             json.dumps(good[2]), json.dumps({**good[3], "messages": [{"role": "customer", "text": "x" * 30_000}]}),
-             json.dumps(good[4]), "[1, 2]", json.dumps(good[1]), json.dumps(good[5])]
+    lines = [
+        json.dumps(good[0]),
+        "{not json",
+        json.dumps(good[1]),
+        json.dumps({"messages": []}),
+        json.dumps(good[2]),
+        json.dumps({**good[3], "messages": [{"role": "customer", "text": "x" * 30_000}]}),
+        json.dumps(good[4]),
+        "[1, 2]",
+        json.dumps(good[1]),
+        json.dumps(good[5]),
+    ]
     source = tmp_path / "archive.jsonl"
     source.write_text("\n".join(lines) + "\n")
     summary = _score(source, tmp_path / "scored.jsonl", batch_settings, full_analyzer)
@@ -160,10 +173,14 @@ def test_batch_analyses_equal_the_per_transcript_api(tmp_path, batch_settings, f
     # the per-message path parses every turn (it stores redacted text); the batch path only customer turns
     for record, transcript in zip(single, transcripts):
         ids = assign_message_ids([m.id for m in transcript.messages])
-        record["messages"] = [a.model_dump(mode="json") for a in full_analyzer.analyze_messages(transcript.messages, ids)]
+        record["messages"] = [
+            a.model_dump(mode="json") for a in full_analyzer.analyze_messages(transcript.messages, ids)
+        ]
     scored = _lines(tmp_path / "s.jsonl")
-    assert_same_records([{k: s[k] for k in ("conversation_id", "messages", "conversation")} for s in scored],
-                        [{k: s[k] for k in ("conversation_id", "messages", "conversation")} for s in single])
+    assert_same_records(
+        [{k: s[k] for k in ("conversation_id", "messages", "conversation")} for s in scored],
+        [{k: s[k] for k in ("conversation_id", "messages", "conversation")} for s in single],
+    )
     assert any(m["cues"] for s in scored for m in s["messages"])  # cues still found on the batch path
 
 
@@ -193,15 +210,19 @@ def test_every_command_reads_the_archive_fixture_in_every_format(tmp_path, batch
     same archive as .jsonl, .json, .csv and .parquet, and find the same conversations in each."""
     from training.topic_fit import customer_texts
 
-    transcripts = [json.loads((ROOT / "fixtures" / "transcripts" / name).read_text())
-                   for name in ("double_charge.json", "fraud_in_progress.json", "happy_resolution.json")]
+    transcripts = [
+        json.loads((ROOT / "fixtures" / "transcripts" / name).read_text())
+        for name in ("double_charge.json", "fraud_in_progress.json", "happy_resolution.json")
+    ]
     customer = [m["text"] for t in transcripts for m in t["messages"] if m["role"] == "customer"]
     scored: dict[str, list[dict]] = {}
     for fmt in ("jsonl", "json", "csv", "parquet"):
         source = ARCHIVE / f"{shape}.{fmt}"
         summary = _score(source, tmp_path / f"{fmt}.jsonl", batch_settings, full_analyzer)
         assert (summary.conversations, summary.errors) == (3, 0), fmt
-        scored[fmt] = [{k: v for k, v in r.items() if k != "source_rows"} for r in read_scored(tmp_path / f"{fmt}.jsonl")]
+        scored[fmt] = [
+            {k: v for k, v in r.items() if k != "source_rows"} for r in read_scored(tmp_path / f"{fmt}.jsonl")
+        ]
         corpus = customer_texts(source)
         assert corpus.texts == customer and corpus.skipped == 0, fmt
     assert [r["conversation_id"] for r in scored["jsonl"]] == [t["conversation_id"] for t in transcripts]
@@ -250,8 +271,11 @@ def test_resume_cuts_uncommitted_writes(tmp_path, batch_settings, full_analyzer,
     write_rows(synthetic_transcripts(16), tmp_path / "a.jsonl")
     output = tmp_path / f"s{suffix}"
     with pytest.raises(KeyboardInterrupt):
-        run_score(ScoreJob(input=tmp_path / "a.jsonl", output=output, progress=False), batch_settings,
-                  lambda: _CrashAfter(full_analyzer, 2))
+        run_score(
+            ScoreJob(input=tmp_path / "a.jsonl", output=output, progress=False),
+            batch_settings,
+            lambda: _CrashAfter(full_analyzer, 2),
+        )
     committed = Checkpoint.load(checkpoint_path(output))
     assert 0 < committed.conversations < 16 and not committed.complete
     # half-written data after the last commit, as a crash mid-write leaves it
@@ -271,14 +295,23 @@ def test_resume_cuts_uncommitted_writes(tmp_path, batch_settings, full_analyzer,
 
 
 @pytest.mark.parametrize("workers", [1, pytest.param(2, marks=pytest.mark.slow)])
-def test_resume_after_sigkill_gives_exactly_one_row_per_conversation(tmp_path, batch_settings, full_analyzer,
-                                                                      workers):
+def test_resume_after_sigkill_gives_exactly_one_row_per_conversation(tmp_path, batch_settings, full_analyzer, workers):
     count = 40
     write_rows(message_rows(synthetic_transcripts(count)), tmp_path / "archive.csv")
     output = tmp_path / "scored.jsonl"
     env = {**os.environ, "CONVINTEL_BATCH_CHUNK_MESSAGES": "12"}
-    command = [sys.executable, "-m", "service.cli", "score", str(tmp_path / "archive.csv"), "-o", str(output),
-               "--no-progress", "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "service.cli",
+        "score",
+        str(tmp_path / "archive.csv"),
+        "-o",
+        str(output),
+        "--no-progress",
+        "--workers",
+        str(workers),
+    ]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     checkpoint_file = checkpoint_path(output)
     deadline = time.monotonic() + 600
@@ -314,8 +347,9 @@ def test_resume_after_sigkill_gives_exactly_one_row_per_conversation(tmp_path, b
     assert [r["conversation_id"] for r in records] == [f"conv-{i:07d}" for i in range(count)]
     # and the same records as an uninterrupted run
     clean = tmp_path / "clean.jsonl"
-    _score(tmp_path / "archive.csv", clean, batch_settings.model_copy(update={"batch_chunk_messages": 12}),
-           full_analyzer)
+    _score(
+        tmp_path / "archive.csv", clean, batch_settings.model_copy(update={"batch_chunk_messages": 12}), full_analyzer
+    )
     assert_same_records(records, _lines(clean))
 
 
@@ -342,16 +376,31 @@ def scored_archive(tmp_path_factory, full_analyzer) -> Path:
 
 
 def test_report_renders_with_charts_and_kpis(tmp_path, scored_archive):
-    result = runner.invoke(app, ["report", str(scored_archive), "-o", str(tmp_path / "r.html"),
-                                 "--json", str(tmp_path / "r.json"), "--period", "week"])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            str(scored_archive),
+            "-o",
+            str(tmp_path / "r.html"),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--period",
+            "week",
+        ],
+    )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text()
     figures = json.loads((tmp_path / "r.json").read_text())
     records = _lines(scored_archive)
     # self-contained: inline SVG charts, no scripts, nothing fetched
     assert page.count("<svg") >= 4 and "<script" not in page and "src=" not in page and "<link" not in page
-    for title in ("Mean customer sentiment", "Share of conversations escalated", "Customer messages showing each emotion",
-                  "Conversations by highest urgency"):
+    for title in (
+        "Mean customer sentiment",
+        "Share of conversations escalated",
+        "Customer messages showing each emotion",
+        "Conversations by highest urgency",
+    ):
         assert f"<title>{title}" in page
     assert "<polyline" in page and "<rect" in page
     assert "carry no topics" in page and figures["topics"] is None
@@ -402,8 +451,11 @@ def test_worker_processes_agree_with_the_local_engine_row_for_row(tmp_path, batc
     rows = list(message_rows(synthetic_transcripts(24)))
     rows.insert(8, {**rows[7], "message_id": "bad-1", "role": "wizard"})  # a bad row inside a conversation
     write_rows(rows, tmp_path / "archive.jsonl")
-    summary = run_score(ScoreJob(input=tmp_path / "archive.jsonl", output=tmp_path / "workers.jsonl", progress=False),
-                        batch_settings, lambda: WorkerPoolEngine(batch_settings, workers=2))
+    summary = run_score(
+        ScoreJob(input=tmp_path / "archive.jsonl", output=tmp_path / "workers.jsonl", progress=False),
+        batch_settings,
+        lambda: WorkerPoolEngine(batch_settings, workers=2),
+    )
     _score(tmp_path / "archive.jsonl", tmp_path / "local.jsonl", batch_settings, full_analyzer)
     from_workers, local = _lines(tmp_path / "workers.jsonl"), _lines(tmp_path / "local.jsonl")
     assert summary.conversations == len(local) == 24 and summary.errors == 1
@@ -422,7 +474,9 @@ def test_worker_engine_refuses_a_bad_bundle_before_starting_workers(tmp_path, ba
 
 def test_a_worker_ends_when_its_driver_is_gone():
     # A parent pid that is not this child's parent: the watch sees "parent gone" and exits 1.
-    code = "from service.batch.engines import _exit_with_parent; import time; _exit_with_parent(-1, 0.05); time.sleep(60)"
+    code = (
+        "from service.batch.engines import _exit_with_parent; import time; _exit_with_parent(-1, 0.05); time.sleep(60)"
+    )
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
     assert result.returncode == 1 and time.monotonic() - started < 30
@@ -435,8 +489,11 @@ def test_ray_engine_agrees_with_the_local_engine_row_for_row(tmp_path, batch_set
     write_rows(message_rows(synthetic_transcripts(24)), tmp_path / "archive.parquet")
     # Windows of 3 chunks: several Ray datasets in one run, committed chunk by chunk.
     settings = batch_settings.model_copy(update={"ray_num_cpus": 2, "ray_window_chunks": 3})
-    ray_summary = run_score(ScoreJob(input=tmp_path / "archive.parquet", output=tmp_path / "ray.jsonl", progress=False),
-                            settings, lambda: RayEngine(settings))
+    ray_summary = run_score(
+        ScoreJob(input=tmp_path / "archive.parquet", output=tmp_path / "ray.jsonl", progress=False),
+        settings,
+        lambda: RayEngine(settings),
+    )
     _score(tmp_path / "archive.parquet", tmp_path / "local.jsonl", settings, full_analyzer)
     from_ray, local = _lines(tmp_path / "ray.jsonl"), _lines(tmp_path / "local.jsonl")
     assert ray_summary.conversations == len(local) == 24

@@ -29,8 +29,9 @@ def test_merge_equals_peft_merge_and_unload():
             torch.nn.init.normal_(parameter, std=0.02)
     tensors = {k: v.detach().clone() for k, v in peft.get_peft_model_state_dict(wrapped).items()}
     reference = wrapped.merge_and_unload().state_dict()
-    merged = apply_adapter(Encoder(max_seq_length=32).transformer,
-                           BundleAdapter(lora_entry(), tensors, Path("adapter_model.safetensors"))).state_dict()
+    merged = apply_adapter(
+        Encoder(max_seq_length=32).transformer, BundleAdapter(lora_entry(), tensors, Path("adapter_model.safetensors"))
+    ).state_dict()
     assert merged.keys() == reference.keys()
     assert all(torch.equal(merged[key], reference[key]) for key in reference)
 
@@ -45,8 +46,10 @@ def test_target_matching_follows_peft():
 def test_an_adapter_for_other_layers_is_refused():
     model = Encoder(max_seq_length=32).transformer
     name = "encoder.layer.0.attention.self.query"
-    tensors = {f"{PEFT_PREFIX}{name}.lora_A.weight": torch.zeros(4, 384),
-               f"{PEFT_PREFIX}{name}.lora_B.weight": torch.zeros(384, 4)}
+    tensors = {
+        f"{PEFT_PREFIX}{name}.lora_A.weight": torch.zeros(4, 384),
+        f"{PEFT_PREFIX}{name}.lora_B.weight": torch.zeros(384, 4),
+    }
     with pytest.raises(BundleError, match=r"does not fit the base encoder \(missing .*key"):
         apply_adapter(model, BundleAdapter(lora_entry(targets=["query", "key"]), tensors, Path("a")))
     with pytest.raises(BundleError, match="no linear layer matches"):

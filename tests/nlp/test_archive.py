@@ -13,8 +13,10 @@ from tests.conftest import FIXTURES
 
 ARCHIVE = FIXTURES / "archive"
 FORMATS = ("jsonl", "json", "csv", "parquet")
-TRANSCRIPTS = [json.loads((FIXTURES / "transcripts" / name).read_text())
-               for name in ("double_charge.json", "fraud_in_progress.json", "happy_resolution.json")]
+TRANSCRIPTS = [
+    json.loads((FIXTURES / "transcripts" / name).read_text())
+    for name in ("double_charge.json", "fraud_in_progress.json", "happy_resolution.json")
+]
 
 
 def rows(path, **kwargs):
@@ -37,11 +39,19 @@ def test_the_fixture_reads_as_the_same_transcripts_in_every_format(fmt):
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_the_fixture_reads_as_the_same_message_rows_in_every_format(fmt):
-    expected = [{"conversation_id": t["conversation_id"], "role": m["role"], "text": m["text"], "channel": t["channel"],
-                 **({"message_id": m["id"]} if "id" in m else {}),
-                 **({"timestamp": m["timestamp"]} if "timestamp" in m else {}),
-                 **{k: t[k] for k in ("customer_id", "language") if k in t}}
-                for t in TRANSCRIPTS for m in t["messages"]]
+    expected = [
+        {
+            "conversation_id": t["conversation_id"],
+            "role": m["role"],
+            "text": m["text"],
+            "channel": t["channel"],
+            **({"message_id": m["id"]} if "id" in m else {}),
+            **({"timestamp": m["timestamp"]} if "timestamp" in m else {}),
+            **{k: t[k] for k in ("customer_id", "language") if k in t},
+        }
+        for t in TRANSCRIPTS
+        for m in t["messages"]
+    ]
     assert rows(ARCHIVE / f"messages.{fmt}") == expected
 
 
@@ -55,8 +65,11 @@ def test_row_numbers_and_places():
 
 
 def test_a_json_array_streams_across_block_boundaries(tmp_path, monkeypatch):
-    values = [{"n": 12345678901234567890, "text": "naïve café ✓ " * 3, "ok": True, "x": None, "f": -1.5e-3},
-              *TRANSCRIPTS, {"empty": {}}]
+    values = [
+        {"n": 12345678901234567890, "text": "naïve café ✓ " * 3, "ok": True, "x": None, "f": -1.5e-3},
+        *TRANSCRIPTS,
+        {"empty": {}},
+    ]
     path = tmp_path / "a.json"
     path.write_text(json.dumps(values, ensure_ascii=False, indent=1), encoding="utf-8")
     for block in (1, 2, 3, 7, 64, 1 << 20):  # values, numbers and multi-byte characters cut anywhere
@@ -66,18 +79,21 @@ def test_a_json_array_streams_across_block_boundaries(tmp_path, monkeypatch):
         assert list(reader) and reader.position == reader.total
 
 
-@pytest.mark.parametrize("text, expected", [
-    ('[{"a": 1}, {"a": 2}]', [(1, {"a": 1}), (2, {"a": 2})]),
-    ('{"results": []}', [(1, {"results": []})]),                       # one object: one row
-    ("[]", []),
-    ("", []),
-    ('[{"a": 1}, [1, 2], {"a": 3}]', [(1, {"a": 1}), (2, "JSON object"), (3, {"a": 3})]),
-    ('[{"a": 1}, {"a": oops}, {"a": 3}]', [(1, {"a": 1}), (2, "rest of the file")]),
-    ('[{"a": 1} {"a": 2}]', [(1, {"a": 1}), (2, "expected ','")]),
-    ('[{"a": 1},', [(1, {"a": 1}), (2, "not closed")]),
-    ('[{"a": 1}] trailing', [(1, {"a": 1}), (2, "after the closing")]),
-    ('{"a": 1} {"a": 2}', [(1, {"a": 1}), (2, "after the first value")]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ('[{"a": 1}, {"a": 2}]', [(1, {"a": 1}), (2, {"a": 2})]),
+        ('{"results": []}', [(1, {"results": []})]),  # one object: one row
+        ("[]", []),
+        ("", []),
+        ('[{"a": 1}, [1, 2], {"a": 3}]', [(1, {"a": 1}), (2, "JSON object"), (3, {"a": 3})]),
+        ('[{"a": 1}, {"a": oops}, {"a": 3}]', [(1, {"a": 1}), (2, "rest of the file")]),
+        ('[{"a": 1} {"a": 2}]', [(1, {"a": 1}), (2, "expected ','")]),
+        ('[{"a": 1},', [(1, {"a": 1}), (2, "not closed")]),
+        ('[{"a": 1}] trailing', [(1, {"a": 1}), (2, "after the closing")]),
+        ('{"a": 1} {"a": 2}', [(1, {"a": 1}), (2, "after the first value")]),
+    ],
+)
 def test_json_rows_and_errors(tmp_path, text, expected):
     path = tmp_path / "a.json"
     path.write_text(text)
@@ -99,8 +115,9 @@ def test_jsonl_bad_lines_are_rows_with_reasons_and_a_bom_is_ignored(tmp_path):
 
 def test_nested_fields_given_as_json_text_are_decoded(tmp_path):
     path = tmp_path / "a.csv"
-    path.write_text('messages,metadata,note\n"[{""role"": ""customer"", ""text"": ""hi""}]","{""k"": 1}","[1]"\n'
-                    '"not json",,\n')
+    path.write_text(
+        'messages,metadata,note\n"[{""role"": ""customer"", ""text"": ""hi""}]","{""k"": 1}","[1]"\n"not json",,\n'
+    )
     first, second = rows(path)
     assert first == {"messages": [{"role": "customer", "text": "hi"}], "metadata": {"k": 1}, "note": "[1]"}
     assert second == {"messages": "not json"}  # left as text for the caller's validation; empty cells left out
@@ -120,5 +137,6 @@ def test_files_that_cannot_be_read_at_all(tmp_path):
     (tmp_path / "bad.parquet").write_text("not parquet")
     with pytest.raises(ArchiveError, match="not a readable Parquet file"):
         RowReader(tmp_path / "bad.parquet")
-    assert {detect_format(tmp_path / f"a.{s}") for s in ("jsonl", "ndjson", "json", "csv", "parquet", "pq", "JSON")} \
-        == set(FileFormat)
+    assert {
+        detect_format(tmp_path / f"a.{s}") for s in ("jsonl", "ndjson", "json", "csv", "parquet", "pq", "JSON")
+    } == set(FileFormat)

@@ -18,8 +18,14 @@ from tests.nlp.test_cues import NEGATIVE, POSITIVE
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 # Texts that reach the ruler's two-token and exception rules.
-EXCEPTIONS = ["y'all gonna love it", "there's gotta be a way, let's go, c'mon", "it ain't  over  \n\n ok",
-              "Y' all ain't got it", "There are two of them and here is the third", "I'm gonna cancel, ain't I?"]
+EXCEPTIONS = [
+    "y'all gonna love it",
+    "there's gotta be a way, let's go, c'mon",
+    "it ain't  over  \n\n ok",
+    "Y' all ain't got it",
+    "There are two of them and here is the third",
+    "I'm gonna cancel, ain't I?",
+]
 
 
 def _texts() -> list[str]:
@@ -51,8 +57,12 @@ def test_same_annotations_as_spacys_ruler(reference) -> None:
     indexed = load_term_pipeline()  # tagger, parser, ruler and lemmatizer: every attribute the ruler feeds
     texts = _texts()
     assert len(texts) > 1000
-    differences = [(text, a, b) for text, ref_doc, doc in zip(texts, reference.pipe(texts), indexed.pipe(texts))
-                   for a, b in zip(_annotations(ref_doc), _annotations(doc)) if a != b]
+    differences = [
+        (text, a, b)
+        for text, ref_doc, doc in zip(texts, reference.pipe(texts), indexed.pipe(texts))
+        for a, b in zip(_annotations(ref_doc), _annotations(doc))
+        if a != b
+    ]
     assert differences == []
 
 
@@ -67,13 +77,15 @@ def _blank_doc(words: list[str], tags: list[str]) -> Doc:
 def test_later_rules_win_and_index_picks_the_token() -> None:
     doc = _blank_doc(["we", "are", "gon", "na", "go"], ["PRP", "VBP", "VBG", "TO", "VB"])
     ruler = IndexedAttributeRuler(doc.vocab)
-    ruler.add_patterns([
-        {"patterns": [[{"TAG": "VBP"}]], "attrs": {"POS": "VERB"}},
-        {"patterns": [[{"TAG": "VBP", "LOWER": {"IN": ["are", "is"]}}]], "attrs": {"POS": "AUX"}},  # later: wins
-        {"patterns": [[{"LOWER": "gon"}, {"LOWER": "na"}]], "attrs": {"LEMMA": "to"}, "index": -1},
-        {"patterns": [[{"LOWER": {"REGEX": "^g"}}]], "attrs": {"LEMMA": "g-word"}},
-        {"patterns": [[{"TAG": {"NOT_IN": ["PRP", "VBP", "VBG", "TO"]}}]], "attrs": {"POS": "VERB"}},
-    ])
+    ruler.add_patterns(
+        [
+            {"patterns": [[{"TAG": "VBP"}]], "attrs": {"POS": "VERB"}},
+            {"patterns": [[{"TAG": "VBP", "LOWER": {"IN": ["are", "is"]}}]], "attrs": {"POS": "AUX"}},  # later: wins
+            {"patterns": [[{"LOWER": "gon"}, {"LOWER": "na"}]], "attrs": {"LEMMA": "to"}, "index": -1},
+            {"patterns": [[{"LOWER": {"REGEX": "^g"}}]], "attrs": {"LEMMA": "g-word"}},
+            {"patterns": [[{"TAG": {"NOT_IN": ["PRP", "VBP", "VBG", "TO"]}}]], "attrs": {"POS": "VERB"}},
+        ]
+    )
     ruler(doc)
     assert [t.pos_ for t in doc] == ["", "AUX", "", "", "VERB"]
     assert [t.lemma_ for t in doc] == ["", "", "g-word", "to", "g-word"]
@@ -82,10 +94,12 @@ def test_later_rules_win_and_index_picks_the_token() -> None:
 def test_matches_read_the_tokens_before_any_rule_changes_them() -> None:
     doc = _blank_doc(["x", "y"], ["A", "B"])
     ruler = IndexedAttributeRuler(doc.vocab)
-    ruler.add_patterns([
-        {"patterns": [[{"TAG": "A"}]], "attrs": {"TAG": "B"}},
-        {"patterns": [[{"TAG": "B"}]], "attrs": {"POS": "NOUN"}},  # must not see x's new tag
-    ])
+    ruler.add_patterns(
+        [
+            {"patterns": [[{"TAG": "A"}]], "attrs": {"TAG": "B"}},
+            {"patterns": [[{"TAG": "B"}]], "attrs": {"POS": "NOUN"}},  # must not see x's new tag
+        ]
+    )
     ruler(doc)
     assert [(t.tag_, t.pos_) for t in doc] == [("B", ""), ("B", "NOUN")]
 

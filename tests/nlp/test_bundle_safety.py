@@ -22,10 +22,26 @@ def models_dir(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("name", [
-    "../models", "..", "./good", "good/../../etc", "/etc", "/", "~", "~root", "good\n", "good\x00", "good/",
-    "..\\good", "C:\\bundle", "%2e%2e", " good",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../models",
+        "..",
+        "./good",
+        "good/../../etc",
+        "/etc",
+        "/",
+        "~",
+        "~root",
+        "good\n",
+        "good\x00",
+        "good/",
+        "..\\good",
+        "C:\\bundle",
+        "%2e%2e",
+        " good",
+    ],
+)
 def test_names_with_paths_or_odd_characters_are_refused(models_dir: Path, name: str):
     with pytest.raises(BundleError):
         resolve_bundle_name(name, models_dir)
@@ -45,7 +61,7 @@ def test_a_symlink_out_of_the_models_directory_is_refused(models_dir: Path, tmp_
     # The same through the settings: a bundle *name* is confined as well.
     settings = Settings(_env_file=None, models_dir=models_dir, model="escape")
     with pytest.raises(BundleError, match="outside the models directory"):
-        settings.model_path
+        _ = settings.model_path
 
 
 def test_a_symlink_to_a_sibling_inside_the_models_directory_is_allowed(models_dir: Path):

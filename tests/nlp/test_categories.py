@@ -40,16 +40,19 @@ def matcher(tmp_path_factory) -> CategoryMatcher:
 
 
 def found(matcher: CategoryMatcher, text: str, role: Role = Role.customer) -> dict[str, str]:
-    return {s.name: text[s.start:s.end] for s in matcher.match_doc(load_pipeline()(text), role)}
+    return {s.name: text[s.start : s.end] for s in matcher.match_doc(load_pipeline()(text), role)}
 
 
-@pytest.mark.parametrize("text, name, quote", [
-    ("I want a REFUND today", "refund", "REFUND"),
-    ("You charged twice for one order", "double_charge", "charged twice"),
-    ("Where is order #1234567?", "order_number", "order #1234567"),
-    ("My account was locked overnight", "locked", "account was locked"),
-    ("my account locked again", "locked", "account locked"),
-])
+@pytest.mark.parametrize(
+    "text, name, quote",
+    [
+        ("I want a REFUND today", "refund", "REFUND"),
+        ("You charged twice for one order", "double_charge", "charged twice"),
+        ("Where is order #1234567?", "order_number", "order #1234567"),
+        ("My account was locked overnight", "locked", "account was locked"),
+        ("my account locked again", "locked", "account locked"),
+    ],
+)
 def test_each_kind_of_match(matcher, text, name, quote):
     assert found(matcher, text).get(name) == quote
 
@@ -70,23 +73,39 @@ def test_channel_and_sentiment_conditions_hold_at_conversation_level(matcher, tm
     config = load_categories(path)
     from nlp.schemas import CategoryHit
 
-    negative = message("m1", -0.8).model_copy(update={"categories": [CategoryHit(name="angry_email", quote="unacceptable")]})
-    positive = message("m1", 0.8).model_copy(update={"categories": [CategoryHit(name="angry_email", quote="unacceptable")]})
+    negative = message("m1", -0.8).model_copy(
+        update={"categories": [CategoryHit(name="angry_email", quote="unacceptable")]}
+    )
+    positive = message("m1", 0.8).model_copy(
+        update={"categories": [CategoryHit(name="angry_email", quote="unacceptable")]}
+    )
     assert [c.name for c in conversation_categories([negative], config, Channel.email)] == ["angry_email"]
     assert conversation_categories([negative], config, Channel.chat) == []
     assert conversation_categories([positive], config, Channel.email) == []
 
 
-@pytest.mark.parametrize("text, named", [
-    ("version: 1\ncategories:\n  - name: x\n    match: {keywrds: [a]}\n", "categories.0.match.keywrds"),
-    ("version: 1\ncategories:\n  - name: x\n    match: {}\n", "at least one keyword"),
-    ("version: 1\ncategories:\n  - name: x\n    match: {regexes: ['(unclosed']}\n", "does not compile"),
-    ("version: 1\ncategories:\n  - name: x\n    sentiment: [furious]\n    match: {keywords: [a]}\n", "categories.0.sentiment"),
-    ("version: 1\ncategories:\n  - name: x\n    roles: [robot]\n    match: {keywords: [a]}\n", "categories.0.roles.0"),
-    ("version: 1\ncategories:\n  - name: Bad Name\n    match: {keywords: [a]}\n", "categories.0.name"),
-    ("version: 1\ncategories:\n  - {name: x, match: {keywords: [a]}}\n  - {name: x, match: {keywords: [b]}}\n", "repeated"),
-    ("[not, a, mapping]\n", "expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("version: 1\ncategories:\n  - name: x\n    match: {keywrds: [a]}\n", "categories.0.match.keywrds"),
+        ("version: 1\ncategories:\n  - name: x\n    match: {}\n", "at least one keyword"),
+        ("version: 1\ncategories:\n  - name: x\n    match: {regexes: ['(unclosed']}\n", "does not compile"),
+        (
+            "version: 1\ncategories:\n  - name: x\n    sentiment: [furious]\n    match: {keywords: [a]}\n",
+            "categories.0.sentiment",
+        ),
+        (
+            "version: 1\ncategories:\n  - name: x\n    roles: [robot]\n    match: {keywords: [a]}\n",
+            "categories.0.roles.0",
+        ),
+        ("version: 1\ncategories:\n  - name: Bad Name\n    match: {keywords: [a]}\n", "categories.0.name"),
+        (
+            "version: 1\ncategories:\n  - {name: x, match: {keywords: [a]}}\n  - {name: x, match: {keywords: [b]}}\n",
+            "repeated",
+        ),
+        ("[not, a, mapping]\n", "expected a mapping"),
+    ],
+)
 def test_validation_errors_name_the_bad_key(tmp_path, text, named):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
@@ -111,14 +130,27 @@ def test_shipped_categories_reach_tags_with_redacted_quotes(analyzer):
     saved = analyzer.inspector
     analyzer.inspector = inspector
     try:
-        result = analyzer.analyze(Transcript.model_validate({"channel": "chat", "messages": [
-            {"id": "a", "role": "customer", "text": "You charged twice my card 4111 1111 1111 1111, I want a refund."},
-            {"id": "b", "role": "agent", "text": "I'm sorry about that, let me check."},
-        ]}))
+        result = analyzer.analyze(
+            Transcript.model_validate(
+                {
+                    "channel": "chat",
+                    "messages": [
+                        {
+                            "id": "a",
+                            "role": "customer",
+                            "text": "You charged twice my card 4111 1111 1111 1111, I want a refund.",
+                        },
+                        {"id": "b", "role": "agent", "text": "I'm sorry about that, let me check."},
+                    ],
+                }
+            )
+        )
     finally:
         analyzer.inspector = saved
     names = [c.name for c in result.conversation.categories]
     assert names[:2] == ["billing_dispute", "refund_request"] and "agent_apology" in names
-    assert {"category:billing_dispute", "category:refund_request", "category:agent_apology"} <= set(result.conversation.tags)
+    assert {"category:billing_dispute", "category:refund_request", "category:agent_apology"} <= set(
+        result.conversation.tags
+    )
     assert [c.name for c in result.messages[0].categories] == ["billing_dispute", "refund_request"]
     assert "4111" not in result.model_dump_json()

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,19 +13,25 @@ from nlp.schemas import CueHit, EmotionScore, MessageAnalysis, Role, SentimentRe
 from nlp.signals import Turn, word_overlap
 
 POLICY = load_policy()
-T0 = datetime(2026, 3, 4, 10, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
 
 
-def message(mid: str, score: float = 0.0, *, role=Role.customer, urgency="low", p_high=0.0, p_critical=0.0,
-            emotions=(), cues=()) -> MessageAnalysis:
+def message(
+    mid: str, score: float = 0.0, *, role=Role.customer, urgency="low", p_high=0.0, p_critical=0.0, emotions=(), cues=()
+) -> MessageAnalysis:
     negative, positive = max(-score, 0.0), max(score, 0.0)
     label = "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral"
     probs = {"low": 1.0 - p_high - p_critical, "medium": 0.0, "high": p_high, "critical": p_critical}
     return MessageAnalysis(
-        id=mid, role=role,
-        sentiment=SentimentResult(label=label, score=score, probabilities={
-            "negative": negative, "neutral": 1 - negative - positive, "positive": positive}),
-        emotions=[EmotionScore(label=l, score=s) for l, s in emotions] or [EmotionScore(label="neutral", score=0.9)],
+        id=mid,
+        role=role,
+        sentiment=SentimentResult(
+            label=label,
+            score=score,
+            probabilities={"negative": negative, "neutral": 1 - negative - positive, "positive": positive},
+        ),
+        emotions=[EmotionScore(label=label, score=s) for label, s in emotions]
+        or [EmotionScore(label="neutral", score=0.9)],
         urgency=UrgencyResult(label=urgency, score=0.0, probabilities=probs),
         cues=[CueHit(family=f, quote=q) for f, q in cues],
     )
@@ -33,8 +39,15 @@ def message(mid: str, score: float = 0.0, *, role=Role.customer, urgency="low", 
 
 def summarize(*analyses: MessageAnalysis, texts: dict[str, str] | None = None, minutes: dict[str, int] | None = None):
     texts, minutes = texts or {}, minutes or {}
-    turns = [Turn(id=a.id, role=a.role, text=texts.get(a.id, "some text"),
-                  timestamp=T0 + timedelta(minutes=minutes[a.id]) if a.id in minutes else None) for a in analyses]
+    turns = [
+        Turn(
+            id=a.id,
+            role=a.role,
+            text=texts.get(a.id, "some text"),
+            timestamp=T0 + timedelta(minutes=minutes[a.id]) if a.id in minutes else None,
+        )
+        for a in analyses
+    ]
     return summarize_conversation(list(analyses), turns, POLICY)
 
 
@@ -48,14 +61,17 @@ def test_calm_conversation_needs_nothing():
     assert summary.tags == ["sentiment:neutral", "trend:improving", "urgency:low"]
 
 
-@pytest.mark.parametrize("family,level,route", [
-    ("safety", "urgent", "supervisor"),
-    ("security", "urgent", "security"),
-    ("legal", "escalate", "supervisor"),
-    ("cancellation", "escalate", "retention"),
-    ("public_complaint", "escalate", "supervisor"),
-    ("human_request", "escalate", "supervisor"),
-])
+@pytest.mark.parametrize(
+    "family,level,route",
+    [
+        ("safety", "urgent", "supervisor"),
+        ("security", "urgent", "security"),
+        ("legal", "escalate", "supervisor"),
+        ("cancellation", "escalate", "retention"),
+        ("public_complaint", "escalate", "supervisor"),
+        ("human_request", "escalate", "supervisor"),
+    ],
+)
 def test_each_cue_family_sets_level_route_and_quotes_evidence(family, level, route):
     summary = summarize(message("a", -0.1), message("b", -0.2, cues=[(family, "the quoted phrase")]))
     escalation = summary.escalation
@@ -102,9 +118,15 @@ def test_anger_escalates_only_when_customer_is_negative_overall():
     assert summarize(message("a", 0.6, emotions=angry), message("b", 0.7)).escalation.level != "escalate"
 
 
-@pytest.mark.parametrize("emotion,style", [("frustration", "calm and validating"), ("anxiety", "reassuring and clear"),
-                                           ("disappointment", "supportive and proactive"),
-                                           ("confusion", "clear step-by-step")])
+@pytest.mark.parametrize(
+    "emotion,style",
+    [
+        ("frustration", "calm and validating"),
+        ("anxiety", "reassuring and clear"),
+        ("disappointment", "supportive and proactive"),
+        ("confusion", "clear step-by-step"),
+    ],
+)
 def test_response_style_follows_the_emotion_map(emotion, style):
     summary = summarize(message("a", -0.1, emotions=[(emotion, 0.55)]))
     assert summary.escalation.response_style.style == style
@@ -114,8 +136,9 @@ def test_response_style_follows_the_emotion_map(emotion, style):
 def test_timing_cues_and_long_wait():
     a, b = message("a", -0.1), message("b", 0.0, role=Role.agent)
     c, d = message("c", -0.2), message("d", 0.0, role=Role.agent)
-    summary = summarize(a, b, c, d, minutes={"a": 0, "b": 3, "c": 4, "d": 24},
-                        texts={"d": "So sorry for the wait, I understand."})
+    summary = summarize(
+        a, b, c, d, minutes={"a": 0, "b": 3, "c": 4, "d": 24}, texts={"d": "So sorry for the wait, I understand."}
+    )
     timing = summary.timing
     assert timing.first_response_seconds == 180
     assert timing.longest_wait_seconds == 20 * 60 and timing.longest_wait_message_id == "c"
@@ -126,10 +149,20 @@ def test_timing_cues_and_long_wait():
 
 
 def test_customer_repeating_to_a_bot():
-    turns = [message("a", -0.1), message("b", 0, role=Role.bot), message("c", -0.3), message("d", 0, role=Role.bot),
-             message("e", -0.4)]
-    texts = {"a": "I want to talk to an agent", "b": "I can help with billing.", "c": "agent please",
-             "d": "Sorry, I didn't get that.", "e": "AGENT"}
+    turns = [
+        message("a", -0.1),
+        message("b", 0, role=Role.bot),
+        message("c", -0.3),
+        message("d", 0, role=Role.bot),
+        message("e", -0.4),
+    ]
+    texts = {
+        "a": "I want to talk to an agent",
+        "b": "I can help with billing.",
+        "c": "agent please",
+        "d": "Sorry, I didn't get that.",
+        "e": "AGENT",
+    }
     summary = summarize(*turns, texts=texts)
     assert summary.repeated_to_bot == ["c", "e"]
     assert summary.escalation.level == "escalate" and "bot:repeated" in summary.tags
@@ -141,8 +174,9 @@ def test_customer_repeating_to_a_bot():
 
 
 def test_agent_messages_do_not_drive_customer_signals():
-    summary = summarize(message("a", -0.9, role=Role.agent, urgency="critical", p_critical=1.0,
-                                cues=[("legal", "lawyer")]))
+    summary = summarize(
+        message("a", -0.9, role=Role.agent, urgency="critical", p_critical=1.0, cues=[("legal", "lawyer")])
+    )
     assert summary.customer_messages == 0
     assert summary.sentiment is None and summary.highest_urgency is None and summary.risk_cues == []
     assert summary.escalation.level == "none"
@@ -150,12 +184,20 @@ def test_agent_messages_do_not_drive_customer_signals():
 
 
 def test_resolution_and_experience_score():
-    resolved = summarize(message("a", -0.4), message("b", 0.1, role=Role.agent), message("c", 0.8),
-                         texts={"c": "That worked, thank you!"})
+    resolved = summarize(
+        message("a", -0.4),
+        message("b", 0.1, role=Role.agent),
+        message("c", 0.8),
+        texts={"c": "That worked, thank you!"},
+    )
     assert resolved.insights.resolution.label == "resolved" and resolved.insights.resolution.message_id == "c"
     assert resolved.insights.experience_score == round(50 + 35 * 0.8 + 15)
-    unresolved = summarize(message("a", -0.4), message("b", 0.1, role=Role.agent), message("c", -0.6),
-                           texts={"c": "It's still not working."})
+    unresolved = summarize(
+        message("a", -0.4),
+        message("b", 0.1, role=Role.agent),
+        message("c", -0.6),
+        texts={"c": "It's still not working."},
+    )
     assert unresolved.insights.resolution.label == "unresolved"
     assert unresolved.insights.experience_score == round(50 - 35 * 0.6 - 15)
     assert summarize(message("a", 0.0)).insights.resolution.label == "unknown"

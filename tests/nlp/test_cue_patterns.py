@@ -48,21 +48,32 @@ def test_shipped_file_validates_with_every_family_and_compiles(nlp):
             matcher.add(family, [pattern])
 
 
-@pytest.mark.parametrize("edit, where", [
-    (lambda raw: raw.update(familes=raw.pop("families")), "familes"),
-    (lambda raw: raw["families"]["legal"].update(phrasez=["lawyer"]), "families.legal.phrasez"),
-    (lambda raw: raw["families"].update(lawsuit={"phrases": ["lawyer"]}), "families.lawsuit"),
-    (lambda raw: raw["families"]["cancellation"]["patterns"].insert(0, [{"LOWER": {"IN": "cancel"}}]),
-     "families.cancellation.patterns.0: Value error, not a spaCy token pattern: token 0: LOWER.IN"),
-    (lambda raw: raw["families"]["safety"]["negated_patterns"].append([{"LOWR": "gas"}]),
-     "families.safety.negated_patterns.2: Value error, not a spaCy token pattern: token 0: LOWR"),
-    (lambda raw: raw["families"]["legal"]["patterns"].append([]), "families.legal.patterns.6"),
-    (lambda raw: raw["families"]["security"]["regexes"].append("(unclosed"), "families.security.regexes.2"),
-    (lambda raw: raw["families"]["safety"]["not_followed_by"].update(Smoke=["test"]),
-     "families.safety.not_followed_by.Smoke"),
-    (lambda raw: raw["families"]["human_request"]["bare_clause"].update(words=[]),
-     "families.human_request.bare_clause.words"),
-])
+@pytest.mark.parametrize(
+    "edit, where",
+    [
+        (lambda raw: raw.update(familes=raw.pop("families")), "familes"),
+        (lambda raw: raw["families"]["legal"].update(phrasez=["lawyer"]), "families.legal.phrasez"),
+        (lambda raw: raw["families"].update(lawsuit={"phrases": ["lawyer"]}), "families.lawsuit"),
+        (
+            lambda raw: raw["families"]["cancellation"]["patterns"].insert(0, [{"LOWER": {"IN": "cancel"}}]),
+            "families.cancellation.patterns.0: Value error, not a spaCy token pattern: token 0: LOWER.IN",
+        ),
+        (
+            lambda raw: raw["families"]["safety"]["negated_patterns"].append([{"LOWR": "gas"}]),
+            "families.safety.negated_patterns.2: Value error, not a spaCy token pattern: token 0: LOWR",
+        ),
+        (lambda raw: raw["families"]["legal"]["patterns"].append([]), "families.legal.patterns.6"),
+        (lambda raw: raw["families"]["security"]["regexes"].append("(unclosed"), "families.security.regexes.2"),
+        (
+            lambda raw: raw["families"]["safety"]["not_followed_by"].update(Smoke=["test"]),
+            "families.safety.not_followed_by.Smoke",
+        ),
+        (
+            lambda raw: raw["families"]["human_request"]["bare_clause"].update(words=[]),
+            "families.human_request.bare_clause.words",
+        ),
+    ],
+)
 def test_a_bad_file_fails_with_one_line_naming_the_path(tmp_path, edit, where):
     raw = shipped()
     edit(raw)
@@ -120,11 +131,17 @@ def test_a_copy_with_fewer_families_detects_only_those(nlp):
 
 
 def test_screening_drops_only_what_the_parse_sets():
-    assert _screening([{"LOWER": "to"}, {"POS": "PROPN", "OP": "?"}, {"IS_ALPHA": True, "POS": {"IN": ["NOUN"]}}]) \
-        == [{"LOWER": "to"}, {"OP": "?"}, {"IS_ALPHA": True}]
+    assert _screening([{"LOWER": "to"}, {"POS": "PROPN", "OP": "?"}, {"IS_ALPHA": True, "POS": {"IN": ["NOUN"]}}]) == [
+        {"LOWER": "to"},
+        {"OP": "?"},
+        {"IS_ALPHA": True},
+    ]
     # A negated token with a parse condition would match fewer tokens without it: any token instead.
-    assert _screening([{"LOWER": "a"}, {"POS": "VERB", "OP": "!"}, {"LOWER": "b", "OP": "!"}]) \
-        == [{"LOWER": "a"}, {}, {"LOWER": "b", "OP": "!"}]
+    assert _screening([{"LOWER": "a"}, {"POS": "VERB", "OP": "!"}, {"LOWER": "b", "OP": "!"}]) == [
+        {"LOWER": "a"},
+        {},
+        {"LOWER": "b", "OP": "!"},
+    ]
 
 
 def test_anchor_is_a_required_word_list():

@@ -130,8 +130,15 @@ NEGATIVE = [
 
 
 def test_families_are_the_documented_ones():
-    assert FAMILIES == ("cancellation", "legal", "safety", "security", "public_complaint", "repeat_contact",
-                        "human_request")
+    assert FAMILIES == (
+        "cancellation",
+        "legal",
+        "safety",
+        "security",
+        "public_complaint",
+        "repeat_contact",
+        "human_request",
+    )
     assert {family for family, _ in POSITIVE} == set(FAMILIES)
 
 
@@ -149,16 +156,16 @@ def test_negated_hypothetical_and_procedural_mentions_do_not_fire(detector, fami
 def test_offsets_point_into_the_original_text(detector, family, text):
     for cue in detector.detect(text):
         assert 0 <= cue.start < cue.end <= len(text)
-        assert cue.text == text[cue.start:cue.end]
+        assert cue.text == text[cue.start : cue.end]
         assert cue.text == cue.text.strip()
 
 
 def test_offsets_survive_emoji_accents_and_lone_surrogates(detector):
     text = "🙃🙃 Grüße \ud800 — honestly, I'm cancelling my account. My card was stolen too."
     cues = {cue.family: cue for cue in detector.detect(text)}
-    assert cues["cancellation"].text == text[cues["cancellation"].start:cues["cancellation"].end]
+    assert cues["cancellation"].text == text[cues["cancellation"].start : cues["cancellation"].end]
     assert "cancelling my account" in cues["cancellation"].text
-    assert text[cues["security"].start:cues["security"].end] == cues["security"].text
+    assert text[cues["security"].start : cues["security"].end] == cues["security"].text
     assert "stolen" in cues["security"].text
 
 
@@ -210,14 +217,24 @@ def test_cue_is_frozen(detector):
         cue.family = "legal"  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("text", [
-    "", "   ", "\n\t", "🤬🤬🤬", "\x00\x01\x7f", "\ud800\udfff", "ⓘ ℌ 𝔄 ﷽ " * 50, "a" * 20000,
-    ("I've called 5 times. My account was hacked. I want a manager. " * 400)[:20000],
-    "".join(chr(c) for c in range(0x20, 0x3000, 7)),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "\n\t",
+        "🤬🤬🤬",
+        "\x00\x01\x7f",
+        "\ud800\udfff",
+        "ⓘ ℌ 𝔄 ﷽ " * 50,
+        "a" * 20000,
+        ("I've called 5 times. My account was hacked. I want a manager. " * 400)[:20000],
+        "".join(chr(c) for c in range(0x20, 0x3000, 7)),
+    ],
+)
 def test_never_raises_on_odd_input(detector, text):
     for cue in detector.detect(text):
-        assert cue.family in FAMILIES and text[cue.start:cue.end] == cue.text
+        assert cue.family in FAMILIES and text[cue.start : cue.end] == cue.text
 
 
 def _customer_turns(conversation: dict) -> list[str]:
@@ -240,15 +257,18 @@ def test_labelled_conversations_sanity(detector):
     assert rate["escalate"] > 0.7
 
 
-@pytest.mark.parametrize(("text", "literal"), [
-    ("I'm cancelling my account today", True),
-    ("i will sue you", True),
-    ("i want a real person", True),
-    ("I'm switching to Verizon", False),  # a name the pattern's NAME slot took
-    ("this is the 3rd time I call", False),  # a regex quote with a number
-    ("CANCEL MY MEMBERSHIP. NOW.", False),  # capitals inside the quote
-    ("I want to speak to Will the manager", False),
-])
+@pytest.mark.parametrize(
+    ("text", "literal"),
+    [
+        ("I'm cancelling my account today", True),
+        ("i will sue you", True),
+        ("i want a real person", True),
+        ("I'm switching to Verizon", False),  # a name the pattern's NAME slot took
+        ("this is the 3rd time I call", False),  # a regex quote with a number
+        ("CANCEL MY MEMBERSHIP. NOW.", False),  # capitals inside the quote
+        ("I want to speak to Will the manager", False),
+    ],
+)
 def test_literal_quotes_are_the_detectors_own_lower_case_words(detector, text, literal):
     doc = detector.nlp(text)
     [cue] = detector.detect_doc(doc)

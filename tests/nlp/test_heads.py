@@ -14,8 +14,9 @@ from tests.conftest import BUNDLE
 def test_stacked_shipped_heads_match_each_head(analyzer):
     bundle = load_bundle(BUNDLE)
     heads = [bundle.heads[task] for task in ("sentiment", "emotions", "urgency")]
-    features = analyzer.encode(["My card was charged twice and nobody answers.", "thanks, all sorted",
-                                "URGENT: our whole site is down"]).features
+    features = analyzer.encode(
+        ["My card was charged twice and nobody answers.", "thanks, all sorted", "URGENT: our whole site is down"]
+    ).features
     for rows in (features[:1], features):
         stacked = HeadStack(heads).predict_proba(rows)
         for head, probabilities in zip(heads, stacked):
@@ -24,10 +25,12 @@ def test_stacked_shipped_heads_match_each_head(analyzer):
 
 def test_temperature_and_norm_affine_are_folded_in():
     torch.manual_seed(0)
-    heads = [TaskHead(HeadSpec(task="a", kind="multiclass", labels=["x", "y", "z"], input_dim=8, hidden_dim=4,
-                               temperature=2.5)),
-             TaskHead(HeadSpec(task="b", kind="multilabel", labels=["p", "q"], input_dim=8, hidden_dim=6,
-                               temperature=0.7))]
+    heads = [
+        TaskHead(
+            HeadSpec(task="a", kind="multiclass", labels=["x", "y", "z"], input_dim=8, hidden_dim=4, temperature=2.5)
+        ),
+        TaskHead(HeadSpec(task="b", kind="multilabel", labels=["p", "q"], input_dim=8, hidden_dim=6, temperature=0.7)),
+    ]
     for head in heads:  # a LayerNorm that is not the identity
         with torch.no_grad():
             head.network.norm.weight.uniform_(0.5, 2.0)
@@ -40,7 +43,9 @@ def test_temperature_and_norm_affine_are_folded_in():
 
 
 def test_heads_over_different_features_cannot_stack():
-    heads = [TaskHead(HeadSpec(task=t, kind="multiclass", labels=["x", "y"], input_dim=dim, hidden_dim=4))
-             for t, dim in (("a", 8), ("b", 16))]
+    heads = [
+        TaskHead(HeadSpec(task=t, kind="multiclass", labels=["x", "y"], input_dim=dim, hidden_dim=4))
+        for t, dim in (("a", 8), ("b", 16))
+    ]
     with pytest.raises(ValueError, match="same features"):
         HeadStack(heads)

@@ -31,10 +31,14 @@ def _corpus() -> list[tuple[str, Role]]:
 
 
 CORPUS = _corpus()
-POS_CATEGORY = CategoryConfig.model_validate({"categories": [
-    {"name": "named_rival", "match": {"patterns": [[{"LOWER": {"IN": ["to", "with"]}}, {"POS": "PROPN"}]]}},
-    {"name": "refund", "match": {"keywords": ["refund"]}, "roles": ["customer", "agent"]},
-]})
+POS_CATEGORY = CategoryConfig.model_validate(
+    {
+        "categories": [
+            {"name": "named_rival", "match": {"patterns": [[{"LOWER": {"IN": ["to", "with"]}}, {"POS": "PROPN"}]]}},
+            {"name": "refund", "match": {"keywords": ["refund"]}, "roles": ["customer", "agent"]},
+        ]
+    }
+)
 
 
 def _inspectors(categories: CategoryConfig) -> tuple[TextInspector, TextInspector]:
@@ -127,9 +131,11 @@ def test_pattern_quotes_are_redacted_and_keyword_quotes_kept_without_ner(shipped
     assert ran(runs, "ner") == 1  # for the regex quote only
 
 
-_WORDS = sorted({w for words in _SETS.values() for w in words.split()} |
-                {w for phrases in _PHRASES.values() for p in phrases.split(",") for w in p.split()} |
-                {"not", "if", "never", "Sue", "John", "London", "?", "!", ".", ",", "lol", "how", "do", "can", "you"})
+_WORDS = sorted(
+    {w for words in _SETS.values() for w in words.split()}
+    | {w for phrases in _PHRASES.values() for p in phrases.split(",") for w in p.split()}
+    | {"not", "if", "never", "Sue", "John", "London", "?", "!", ".", ",", "lol", "how", "do", "can", "you"}
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

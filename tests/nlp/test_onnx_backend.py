@@ -71,8 +71,7 @@ def test_fp32_matches_pytorch(analyzer, onnx_fp32):
     np.testing.assert_array_equal(got.truncated, reference.truncated)
     assert got.truncated.any()  # the long text is flagged by both
     for head in analyzer.bundle.heads.values():
-        np.testing.assert_allclose(head.predict_proba(got.features), head.predict_proba(reference.features),
-                                   atol=1e-4)
+        np.testing.assert_allclose(head.predict_proba(got.features), head.predict_proba(reference.features), atol=1e-4)
 
 
 def test_int8_stays_close_to_pytorch(analyzer, onnx_int8):
@@ -101,8 +100,9 @@ def test_the_finetuned_bundle_exports_its_own_graph(onnx_fp32):
     """The shipped bundle is fine-tuned: its graph is cached under its own key, and it
     computes the fine-tuned encoder, not the packaged base weights."""
     assert ADAPTER is not None, "the shipped bundle carries a fine-tuned encoder"
-    assert cached_graph_path(packaged_model_path(), Path("c"), "fp32", ADAPTER) != \
-        cached_graph_path(packaged_model_path(), Path("c"), "fp32")
+    assert cached_graph_path(packaged_model_path(), Path("c"), "fp32", ADAPTER) != cached_graph_path(
+        packaged_model_path(), Path("c"), "fp32"
+    )
     base = Encoder().encode(TEXTS[:5]).features
     assert not np.allclose(onnx_fp32.encode(TEXTS[:5]).features, base, atol=1e-3)
 
@@ -161,20 +161,32 @@ def test_service_refuses_to_start_on_a_broken_backend(tmp_path):
     graph = cached_graph_path(packaged_model_path(), tmp_path / "cache", "int8", ADAPTER)
     graph.parent.mkdir()
     graph.write_bytes(b"garbage")
-    settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", models_dir=BUNDLE.parent,
-                        encoder_backend="onnx-int8", encoder_cache_dir=tmp_path / "cache")
+    settings = Settings(
+        _env_file=None,
+        db_path=tmp_path / "db.sqlite3",
+        models_dir=BUNDLE.parent,
+        encoder_backend="onnx-int8",
+        encoder_cache_dir=tmp_path / "cache",
+    )
     with pytest.raises(EncoderLoadError, match="ONNX int8 encoder"):
         with TestClient(create_app(settings)):
             pass
 
 
 def test_service_serves_with_the_onnx_backend(tmp_path, onnx_cache):
-    settings = Settings(_env_file=None, db_path=tmp_path / "db.sqlite3", models_dir=BUNDLE.parent,
-                        encoder_backend="onnx-int8", encoder_cache_dir=onnx_cache, detect_cues=False,
-                        redact_pii=False)
+    settings = Settings(
+        _env_file=None,
+        db_path=tmp_path / "db.sqlite3",
+        models_dir=BUNDLE.parent,
+        encoder_backend="onnx-int8",
+        encoder_cache_dir=onnx_cache,
+        detect_cues=False,
+        redact_pii=False,
+    )
     with TestClient(create_app(settings)) as client:
-        response = client.post("/v1/conversations/onnx-1/messages",
-                               json={"role": "customer", "text": "I was charged twice, fix it now!"})
+        response = client.post(
+            "/v1/conversations/onnx-1/messages", json={"role": "customer", "text": "I was charged twice, fix it now!"}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["message"]["sentiment"]["label"] == "negative"
         assert isinstance(client.app.state.analyzer.encoder.wrapped, OnnxEncoder)  # inside the metrics timer

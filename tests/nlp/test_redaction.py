@@ -19,7 +19,7 @@ def rebuilt(text: str, redaction: Redaction, placeholder: str = "[{kind}]") -> s
     """The redacted text as the spans say it should be: checks the offsets against the original."""
     pieces, cursor = [], 0
     for span in redaction.spans:
-        pieces += [text[cursor:span.start], placeholder.format(kind=span.kind)]
+        pieces += [text[cursor : span.start], placeholder.format(kind=span.kind)]
         cursor = span.end
     return "".join(pieces) + text[cursor:]
 
@@ -65,10 +65,14 @@ def test_each_kind_is_found_and_removed(redactor: Redactor, kind: str, text: str
 
 
 def test_full_street_address_is_one_placeholder(redactor: Redactor) -> None:
-    assert redactor.redact("Please send it to 12 Baker Street, London NW1 6XE instead.").text == \
-        "Please send it to [address] instead."
-    assert redactor.redact("The parcel went to 7 Oak Lane instead of 9 Oak Lane.").text == \
-        "The parcel went to [address] instead of [address]."
+    assert (
+        redactor.redact("Please send it to 12 Baker Street, London NW1 6XE instead.").text
+        == "Please send it to [address] instead."
+    )
+    assert (
+        redactor.redact("The parcel went to 7 Oak Lane instead of 9 Oak Lane.").text
+        == "The parcel went to [address] instead of [address]."
+    )
     # The city and region spaCy tags after a street go with it; the same city alone stays.
     assert redactor.redact("I moved to 88 Sunset Boulevard, Los Angeles.").text == "I moved to [address]."
     assert redactor.redact("Deliver to 350 Fifth Ave, New York, NY 10118 please").text == "Deliver to [address] please"
@@ -102,9 +106,11 @@ def test_phone_followed_by_a_count_keeps_the_count(redactor: Redactor) -> None:
 
 
 def test_no_raw_card_or_email_survives_in_a_long_message(redactor: Redactor) -> None:
-    text = ("Hi, I'm Sarah Johnson. You charged my Visa 4111 1111 1111 1111 twice and my other card "
-            "5500-0000-0000-0004 once. Email me at sarah.j@example.com or call +44 7700 900123. "
-            "Refund to GB82 WEST 1234 5698 7654 32. I live at 12 Baker Street, London.")
+    text = (
+        "Hi, I'm Sarah Johnson. You charged my Visa 4111 1111 1111 1111 twice and my other card "
+        "5500-0000-0000-0004 once. Email me at sarah.j@example.com or call +44 7700 900123. "
+        "Refund to GB82 WEST 1234 5698 7654 32. I live at 12 Baker Street, London."
+    )
     out = redactor.redact(text).text
     for secret in ("4111", "5500", "0004", "sarah.j@example.com", "@", "7700", "GB82", "WEST", "Baker", "Johnson"):
         assert secret not in out
@@ -115,8 +121,12 @@ def test_no_raw_card_or_email_survives_in_a_long_message(redactor: Redactor) -> 
 def test_spans_are_sorted_disjoint_offsets_into_the_original(redactor: Redactor) -> None:
     text = "Sarah Johnson (jane.doe@example.com, 555-123-4567) lives at 45 Elm Road."
     result = redactor.redact(text)
-    assert [text[s.start:s.end] for s in result.spans] == [
-        "Sarah Johnson", "jane.doe@example.com", "555-123-4567", "45 Elm Road"]
+    assert [text[s.start : s.end] for s in result.spans] == [
+        "Sarah Johnson",
+        "jane.doe@example.com",
+        "555-123-4567",
+        "45 Elm Road",
+    ]
     assert [s.kind for s in result.spans] == ["person", "email", "phone", "address"]
     assert all(a.end <= b.start for a, b in zip(result.spans, result.spans[1:]))
 
@@ -141,14 +151,17 @@ def test_redact_many_equals_redact_one_by_one(redactor: Redactor) -> None:
     assert redactor.redact_many([]) == []
 
 
-@pytest.mark.parametrize(("switch", "text", "kept"), [
-    ("payment_cards", "My card 4111 1111 1111 1111 was charged twice.", "4111 1111 1111 1111"),
-    ("ibans", "My IBAN is DE89370400440532013000.", "DE89370400440532013000"),
-    ("emails", "Reach me at jane.doe@example.com please.", "jane.doe@example.com"),
-    ("phones", "Call me on +44 7700 900123 after 6pm.", "+44 7700 900123"),
-    ("person_names", "Please ask David Miller to call me back.", "David Miller"),
-    ("addresses", "Please send it to 45 Elm Road instead.", "45 Elm Road"),
-])
+@pytest.mark.parametrize(
+    ("switch", "text", "kept"),
+    [
+        ("payment_cards", "My card 4111 1111 1111 1111 was charged twice.", "4111 1111 1111 1111"),
+        ("ibans", "My IBAN is DE89370400440532013000.", "DE89370400440532013000"),
+        ("emails", "Reach me at jane.doe@example.com please.", "jane.doe@example.com"),
+        ("phones", "Call me on +44 7700 900123 after 6pm.", "+44 7700 900123"),
+        ("person_names", "Please ask David Miller to call me back.", "David Miller"),
+        ("addresses", "Please send it to 45 Elm Road instead.", "45 Elm Road"),
+    ],
+)
 def test_config_switches_turn_kinds_off(redactor: Redactor, switch: str, text: str, kept: str) -> None:
     assert kept not in redactor.redact(text).text
     off = Redactor(RedactionConfig(**{switch: False}), nlp=redactor.nlp)
@@ -170,11 +183,24 @@ def test_placeholder_format_is_configurable(redactor: Redactor) -> None:
         Redactor(RedactionConfig(placeholder_format="[{type}]"), nlp=redactor.nlp)
 
 
-@pytest.mark.parametrize("text", [
-    "", " ", "\n\t", "🙂" * 50, "\x00\x01\x7f", "\ud800 lone surrogate \udfff",
-    "ＴＥＬ０７７００ ９００１２３", "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦",
-    "1 " * 10000, "x" * 20000, "@." * 10000, "GB82 " * 4000, "12 Baker " * 2000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        " ",
+        "\n\t",
+        "🙂" * 50,
+        "\x00\x01\x7f",
+        "\ud800 lone surrogate \udfff",
+        "ＴＥＬ０７７００ ９００１２３",
+        "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦",
+        "1 " * 10000,
+        "x" * 20000,
+        "@." * 10000,
+        "GB82 " * 4000,
+        "12 Baker " * 2000,
+    ],
+)
 def test_odd_input_never_raises_and_keeps_offsets(redactor: Redactor, text: str) -> None:
     result = redactor.redact(text)
     assert result.text == rebuilt(text, result)

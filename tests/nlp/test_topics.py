@@ -70,7 +70,9 @@ def test_saved_model_loads_and_assigns_new_messages(analyzer, fitted, planted, t
         "delivery": "My parcel hasn't been delivered and the tracking is stuck",
         "subscription": "Cancel my subscription before it renews next month",
     }
-    assignment = model.assign(analyzer.encode(list(new.values()) + ["What a lovely sunny afternoon at the beach"]).embeddings)
+    assignment = model.assign(
+        analyzer.encode(list(new.values()) + ["What a lovely sunny afternoon at the beach"]).embeddings
+    )
     for row, name in enumerate(new):
         assert assignment.topic[row] == topic_of_planted(fitted, truth, name), name
         assert 0.5 < assignment.confidence[row] <= 1.0
@@ -89,8 +91,10 @@ def test_refit_keeps_ids_of_unchanged_topics(analyzer, planted, fitted):
     old_ids = {name: fitted.model.topics[topic_of_planted(fitted, truth, name)].id for name in EXPECTED_TERMS}
     new_truth = [t for t, k in zip(truth, keep) if k] + ["app_crash"] * len(crash)
     new_truth = [new_truth[i] for i in order]
-    new_ids = {name: refit.model.topics[topic_of_planted(refit, new_truth, name)].id
-               for name in ("password", "refund", "delivery", "app_crash")}
+    new_ids = {
+        name: refit.model.topics[topic_of_planted(refit, new_truth, name)].id
+        for name in ("password", "refund", "delivery", "app_crash")
+    }
     for name in ("password", "refund", "delivery"):
         assert new_ids[name] == old_ids[name], name
     assert refit.match is not None
@@ -110,8 +114,13 @@ def test_merge_down_to_a_target_count(planted):
 def test_outlier_threshold_controls_the_unassigned_share():
     rng = np.random.default_rng(0)
     centre = np.eye(8, dtype=np.float32)[:2]
-    points = np.concatenate([centre[0] + 0.05 * rng.standard_normal((20, 8)), centre[1] + 0.05 * rng.standard_normal((20, 8)),
-                             rng.standard_normal((10, 8))]).astype(np.float32)
+    points = np.concatenate(
+        [
+            centre[0] + 0.05 * rng.standard_normal((20, 8)),
+            centre[1] + 0.05 * rng.standard_normal((20, 8)),
+            rng.standard_normal((10, 8)),
+        ]
+    ).astype(np.float32)
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     seeds = np.array([0] * 20 + [1] * 20 + [-1] * 10)
     strict, loose = refine_topics(points, seeds, 0.9, 5), refine_topics(points, seeds, -1.0, 5)
@@ -148,10 +157,17 @@ def test_archives_in_every_format_give_the_customer_texts(tmp_path):
 
     from training.topic_fit import customer_texts
 
-    transcripts = [{"channel": "chat", "messages": [{"role": "customer", "text": "Where is my parcel?"},
-                                                    {"role": "agent", "text": "Let me check."},
-                                                    {"role": "customer", "text": "It is a week late."}]},
-                   {"text": "Cancel my plan", "role": "customer"}]
+    transcripts = [
+        {
+            "channel": "chat",
+            "messages": [
+                {"role": "customer", "text": "Where is my parcel?"},
+                {"role": "agent", "text": "Let me check."},
+                {"role": "customer", "text": "It is a week late."},
+            ],
+        },
+        {"text": "Cancel my plan", "role": "customer"},
+    ]
     jsonl = tmp_path / "a.jsonl"
     jsonl.write_text("\n".join(json.dumps(t) for t in transcripts) + "\n{broken\n")
     from_jsonl = customer_texts(jsonl)

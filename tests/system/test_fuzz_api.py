@@ -22,7 +22,6 @@ from service.settings import Settings
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "8"))
 
 
-
 def fuzz_settings(db_path: Path) -> Settings:
     return Settings(_env_file=None, db_path=db_path)
 

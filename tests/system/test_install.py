@@ -46,8 +46,11 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under `folder` with its size and modification time."""
-    return {str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
-            for path in folder.rglob("*") if path.is_file() or path.is_symlink()}
+    return {
+        str(path.relative_to(folder)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in folder.rglob("*")
+        if path.is_file() or path.is_symlink()
+    }
 
 
 def _free_port() -> int:
@@ -89,8 +92,22 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
             (source / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, source / name)
     wheels = tmp_path / "wheels"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-          "--wheel-dir", str(wheels), str(source)], cwd=tmp_path, env=dict(os.environ))
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(wheels),
+            str(source),
+        ],
+        cwd=tmp_path,
+        env=dict(os.environ),
+    )
     (wheel,) = wheels.glob("convintel-*.whl")
     assert wheel.name.startswith(f"convintel-{nlp.__version__}-")
     lap("build wheel")
@@ -102,10 +119,27 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path, env=env)
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--quiet",
-          str(wheel)], cwd=tmp_path, env=env)
-    purelib = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                        cwd=tmp_path, env=env).stdout.strip())
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
+    purelib = Path(
+        _run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path, env=env
+        ).stdout.strip()
+    )
     (purelib / "_borrowed_dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     convintel = venv / "bin" / "convintel"
     assert convintel.is_file()
@@ -117,9 +151,18 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
     env.update({"CONVINTEL_TORCH_THREADS": "1", "CONVINTEL_ONNX_THREADS": "1", "HF_HUB_OFFLINE": "1"})
     before = _snapshot(venv)
 
-    where = json.loads(_run([str(python), "-c", "import json, nlp, service, nlp.paths as p; print(json.dumps("
-                             "[nlp.__file__, service.__file__, str(p.source_root()), str(p.shipped_models_dir())]))"],
-                            cwd=work, env=env).stdout)
+    where = json.loads(
+        _run(
+            [
+                str(python),
+                "-c",
+                "import json, nlp, service, nlp.paths as p; print(json.dumps("
+                "[nlp.__file__, service.__file__, str(p.source_root()), str(p.shipped_models_dir())]))",
+            ],
+            cwd=work,
+            env=env,
+        ).stdout
+    )
     assert all(path.startswith(str(purelib)) for path in (where[0], where[1], where[3])), where
     assert where[2] == "None", "an installed convintel must not think it runs from a checkout"
 
@@ -143,14 +186,18 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path: Path) -> None
     port = _free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as handle:
-        server = subprocess.Popen([str(convintel), "serve", "--port", str(port)], cwd=work, env=env, stdout=handle,
-                                  stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [str(convintel), "serve", "--port", str(port)], cwd=work, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, server, log)
         lap("serve: ready")
-        reply = httpx.post(f"{url}/v1/conversations/install-check/messages", timeout=60,
-                           json={"id": "m1", "role": "customer", "text": "I was charged twice, refund me today!"})
+        reply = httpx.post(
+            f"{url}/v1/conversations/install-check/messages",
+            timeout=60,
+            json={"id": "m1", "role": "customer", "text": "I was charged twice, refund me today!"},
+        )
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert body["conversation_id"] == "install-check" and body["message"]["id"] == "m1" and not body["duplicate"]

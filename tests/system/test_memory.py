@@ -7,8 +7,8 @@ import psutil
 import pytest
 
 from nlp.analyzer import Analyzer
-from service.memory import HeapTrimmer, trim_heap
 from nlp.schemas import Message
+from service.memory import HeapTrimmer, trim_heap
 
 MIB = 2**20
 
@@ -25,7 +25,7 @@ def test_trims_at_most_once_per_interval(monkeypatch):
     monkeypatch.setattr("service.memory.trim_heap", lambda: True)
     clock = FakeClock()
     trimmer = HeapTrimmer(2.0, clock=clock)
-    for step in range(10):  # 0.5 s apart: 5 s in all
+    for _ in range(10):  # 0.5 s apart: 5 s in all
         clock.now += 0.5
         trimmer.maybe_trim()
     assert trimmer.trims == 2

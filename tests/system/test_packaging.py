@@ -39,8 +39,11 @@ def test_version_has_one_source_and_the_cli_prints_it():
 def test_every_python_package_is_listed_and_models_ship_as_package_data():
     """The package list is explicit (models/ maps into nlp/), so a new subpackage must be added."""
     setuptools = PYPROJECT["tool"]["setuptools"]
-    on_disk = {".".join(init.parent.relative_to(ROOT).parts)
-               for top in ("nlp", "service", "training") for init in (ROOT / top).rglob("__init__.py")}
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for top in ("nlp", "service", "training")
+        for init in (ROOT / top).rglob("__init__.py")
+    }
     assert set(setuptools["packages"]) == on_disk | {"nlp.bundled_models"}
     assert setuptools["package-dir"] == {"nlp.bundled_models": "models"}
     assert paths.BUNDLED_MODELS == "bundled_models"
@@ -52,8 +55,15 @@ def test_every_python_package_is_listed_and_models_ship_as_package_data():
 def test_core_dependencies_leave_training_and_benchmarks_to_extras():
     core = {re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0].lower() for dep in PYPROJECT["project"]["dependencies"]}
     extras = PYPROJECT["project"]["optional-dependencies"]
-    for package, extra in {"peft": "train", "vadersentiment": "train", "onnx": "onnx", "onnxruntime": "onnx",
-                           "ray": "ray", "umap-learn": "topics-umap", "bertopic": "bench"}.items():
+    for package, extra in {
+        "peft": "train",
+        "vadersentiment": "train",
+        "onnx": "onnx",
+        "onnxruntime": "onnx",
+        "ray": "ray",
+        "umap-learn": "topics-umap",
+        "bertopic": "bench",
+    }.items():
         assert package not in core, f"{package} belongs in the {extra!r} extra"
         assert any(dep.lower().startswith(package) for dep in extras[extra])
     assert "torch==2.13.0" in PYPROJECT["project"]["dependencies"]  # exact: a looser pin pulls CUDA builds
@@ -77,10 +87,16 @@ create_app(Settings(_env_file=None, db_path={str(tmp_path / "db.sqlite3")!r}))
 from service.cli import app
 app()
 """
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CONVINTEL_")}, "PYTHONPATH": str(ROOT),
-           "CONVINTEL_TORCH_THREADS": "1", "CONVINTEL_DETECT_CUES": "false", "CONVINTEL_MATCH_CATEGORIES": "false"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONVINTEL_")},
+        "PYTHONPATH": str(ROOT),
+        "CONVINTEL_TORCH_THREADS": "1",
+        "CONVINTEL_DETECT_CUES": "false",
+        "CONVINTEL_MATCH_CATEGORIES": "false",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["conversation_id"] == "demo-1042"
     assert not (tmp_path / "var").exists(), "analyze writes no state"

@@ -19,8 +19,12 @@ from bench.server import ServerProcess as Server
 
 # No spaCy (cue detection and redaction off): faster start-up, and durability does not
 # depend on it. One torch thread: the machine is shared with the test process.
-SERVER_ENV = {"CONVINTEL_DETECT_CUES": "false", "CONVINTEL_REDACT_PII": "false", "CONVINTEL_TORCH_THREADS": "1",
-              "CONVINTEL_LOG_LEVEL": "info"}
+SERVER_ENV = {
+    "CONVINTEL_DETECT_CUES": "false",
+    "CONVINTEL_REDACT_PII": "false",
+    "CONVINTEL_TORCH_THREADS": "1",
+    "CONVINTEL_LOG_LEVEL": "info",
+}
 
 
 def start_server(tmp_path: Path, db_path: Path, name: str) -> Server:
@@ -45,14 +49,18 @@ def in_flight(server: Server) -> float:
 def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path, servers: list[Server]):
     server = start_server(tmp_path, tmp_path / "db.sqlite3", "sigterm")
     servers.append(server)
-    slow = {"messages": [{"role": "customer", "text": f"Order {i} never arrived and I want a refund now."}
-                         for i in range(400)]}
+    slow = {
+        "messages": [
+            {"role": "customer", "text": f"Order {i} never arrived and I want a refund now."} for i in range(400)
+        ]
+    }
     outcome: dict = {}
 
     def post_slow():
         try:
-            outcome["response"] = httpx.post(f"{server.url}/v1/analyze", json=slow, timeout=120,
-                                             headers={"X-Request-ID": "in-flight-1"})
+            outcome["response"] = httpx.post(
+                f"{server.url}/v1/analyze", json=slow, timeout=120, headers={"X-Request-ID": "in-flight-1"}
+            )
         except httpx.HTTPError as exc:  # pragma: no cover - reported below
             outcome["error"] = exc
 
@@ -94,9 +102,14 @@ class Writer:
                 message_id = f"m{i}"
                 self.sent.append(message_id)
                 try:
-                    response = client.post(f"{self.url}/v1/conversations/{self.conversation}/messages",
-                                           json={"id": message_id, "role": "customer",
-                                                 "text": f"Message {i}: still waiting for my refund."})
+                    response = client.post(
+                        f"{self.url}/v1/conversations/{self.conversation}/messages",
+                        json={
+                            "id": message_id,
+                            "role": "customer",
+                            "text": f"Message {i}: still waiting for my refund.",
+                        },
+                    )
                 except httpx.TransportError:
                     return  # the server is gone
                 if response.status_code == 200:
@@ -134,13 +147,19 @@ def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, ser
         stored = [m["id"] for m in response.json()["messages"]]
         assert set(writer.acked) <= set(stored), "every acknowledged message is stored"
         assert set(stored) <= set(writer.sent), "nothing is stored that was not sent"
-        assert stored == writer.sent[:len(stored)], "stored in the order sent, without gaps"
+        assert stored == writer.sent[: len(stored)], "stored in the order sent, without gaps"
         assert len(stored) == len(set(stored))
     # The store takes new writes after the restart, and a retry of a stored id is a duplicate.
     writer = writers[0]
-    again = httpx.post(f"{restarted.url}/v1/conversations/{writer.conversation}/messages", timeout=30,
-                       json={"id": writer.acked[-1], "role": "customer", "text": "retry"})
+    again = httpx.post(
+        f"{restarted.url}/v1/conversations/{writer.conversation}/messages",
+        timeout=30,
+        json={"id": writer.acked[-1], "role": "customer", "text": "retry"},
+    )
     assert again.status_code == 200 and again.json()["duplicate"] is True
-    new = httpx.post(f"{restarted.url}/v1/conversations/{writer.conversation}/messages", timeout=30,
-                     json={"id": "after-restart", "role": "customer", "text": "Any news?"})
+    new = httpx.post(
+        f"{restarted.url}/v1/conversations/{writer.conversation}/messages",
+        timeout=30,
+        json={"id": "after-restart", "role": "customer", "text": "Any news?"},
+    )
     assert new.status_code == 200 and new.json()["duplicate"] is False

@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -18,8 +18,25 @@ from nlp.schemas import NOT_BLANK_PATTERN, Message, Transcript
 from service.runtime import load_analyzer
 from service.settings import Settings
 
-SCRIPTS = ["hello there", "Привет, мир", "مرحبا بالعالم", "你好世界", "नमस्ते दुनिया", "こんにちは", "😡🙏🔥",
-           "e\u0301", "\u202eevil\u202c", "שלום", "ﷺ", "𝕳𝖊𝖑𝖑𝖔", "\u200b", "\ufeff", "\x00", "\x1b[31m", "\t\n"]
+SCRIPTS = [
+    "hello there",
+    "Привет, мир",
+    "مرحبا بالعالم",
+    "你好世界",
+    "नमस्ते दुनिया",
+    "こんにちは",
+    "😡🙏🔥",
+    "e\u0301",
+    "\u202eevil\u202c",
+    "שלום",
+    "ﷺ",
+    "𝕳𝖊𝖑𝖑𝖔",
+    "\u200b",
+    "\ufeff",
+    "\x00",
+    "\x1b[31m",
+    "\t\n",
+]
 # Any code point, surrogate halves included (JSON can carry them).
 ANY_CHAR = st.one_of(st.characters(), st.characters(categories=["Cs"]), st.sampled_from(["\x00", "\x1c", "\x85"]))
 ANY_TEXT = st.one_of(
@@ -29,8 +46,9 @@ ANY_TEXT = st.one_of(
 )
 ROLES = st.sampled_from(["customer", "agent", "bot", "system"])
 QUICK = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-MODEL = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
+MODEL = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 
 def valid_text(text: str) -> bool:
@@ -38,6 +56,7 @@ def valid_text(text: str) -> bool:
 
 
 # --- schemas ---------------------------------------------------------------------------
+
 
 @QUICK
 @given(text=ANY_TEXT, role=ROLES)
@@ -57,20 +76,28 @@ def test_message_validation_accepts_exactly_the_non_blank_texts(text: str, role:
 
 
 @QUICK
-@given(texts=st.lists(ANY_TEXT.filter(valid_text), min_size=1, max_size=4),
-       metadata=st.dictionaries(st.text(ANY_CHAR, max_size=5), st.one_of(st.text(ANY_CHAR, max_size=5),
-                                                                         st.integers(), st.none()), max_size=3))
+@given(
+    texts=st.lists(ANY_TEXT.filter(valid_text), min_size=1, max_size=4),
+    metadata=st.dictionaries(
+        st.text(ANY_CHAR, max_size=5), st.one_of(st.text(ANY_CHAR, max_size=5), st.integers(), st.none()), max_size=3
+    ),
+)
 def test_a_valid_transcript_survives_a_json_round_trip(texts: list[str], metadata: dict):
     transcript = Transcript.model_validate(
-        {"messages": [{"role": "customer", "text": t} for t in texts], "metadata": metadata})
+        {"messages": [{"role": "customer", "text": t} for t in texts], "metadata": metadata}
+    )
     again = Transcript.model_validate_json(transcript.model_dump_json())
     assert again == transcript
 
 
 @QUICK
-@given(body=st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(ANY_CHAR),
-                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                      max_size=3), max_leaves=12))
+@given(
+    body=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(ANY_CHAR),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=12,
+    )
+)
 def test_arbitrary_json_is_a_validation_error_or_a_transcript(body):
     try:
         Transcript.model_validate(body)
@@ -80,6 +107,7 @@ def test_arbitrary_json_is_a_validation_error_or_a_transcript(body):
 
 # --- the analyzer ----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def full_analyzer() -> Analyzer:
     """The analyzer as served: policy, encoder, heads, cue detection and redaction."""
@@ -87,15 +115,17 @@ def full_analyzer() -> Analyzer:
 
 
 @MODEL
-@given(texts=st.lists(ANY_TEXT.filter(valid_text), min_size=1, max_size=3), roles=st.lists(ROLES, min_size=3,
-                                                                                           max_size=3))
+@given(
+    texts=st.lists(ANY_TEXT.filter(valid_text), min_size=1, max_size=3), roles=st.lists(ROLES, min_size=3, max_size=3)
+)
 @example(texts=["a" * 20_000, "word " * 4000], roles=["customer"] * 3)
 @example(texts=["\u200b", "\x00\x01", "\ufeff"], roles=["customer"] * 3)
 @example(texts=["I'll cancel \ud83d and sue you, call +1 555 123 4567"], roles=["customer"] * 3)
 @example(texts=[" ".join(SCRIPTS)], roles=["customer"] * 3)
 def test_the_analyzer_answers_every_valid_transcript(full_analyzer: Analyzer, texts: list[str], roles: list[str]):
     transcript = Transcript.model_validate(
-        {"messages": [{"role": role, "text": text} for text, role in zip(texts, roles)]})
+        {"messages": [{"role": role, "text": text} for text, role in zip(texts, roles)]}
+    )
     result = full_analyzer.analyze(transcript)
     assert [m.id for m in result.messages] == [f"m{i}" for i in range(1, len(texts) + 1)]
     for message, text in zip(result.messages, transcript.messages):
@@ -112,9 +142,15 @@ def test_the_analyzer_answers_every_valid_transcript(full_analyzer: Analyzer, te
 
 
 def test_huge_and_emoji_only_texts_are_documented_partial_results(full_analyzer: Analyzer):
-    transcript = Transcript.model_validate({"messages": [
-        {"role": "customer", "text": "refund " * 3000}, {"role": "customer", "text": "😡" * 500},
-        {"role": "customer", "text": "x" * 20_000}]})
+    transcript = Transcript.model_validate(
+        {
+            "messages": [
+                {"role": "customer", "text": "refund " * 3000},
+                {"role": "customer", "text": "😡" * 500},
+                {"role": "customer", "text": "x" * 20_000},
+            ]
+        }
+    )
     many_words, emoji, one_huge_word = full_analyzer.analyze(transcript).messages
     assert "truncated" in many_words.warnings
     assert "no_words" in emoji.warnings

@@ -9,7 +9,14 @@ import pytest
 
 from service.settings import Settings
 from service.settings_docs import (
-    CONFIGURATION_DOC, END_MARKER, START_MARKER, documented_table, env_var, main, settings_table, write_table,
+    CONFIGURATION_DOC,
+    END_MARKER,
+    START_MARKER,
+    documented_table,
+    env_var,
+    main,
+    settings_table,
+    write_table,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -49,7 +49,9 @@ def test_cli_writes_metrics_for_every_labelled_task(fixture_run):
     for task, evaluation in evaluations.items():
         assert evaluation["n"] == sum(task in row for row in ROWS) == 24
         assert evaluation["metrics"]["n"] == 24 and evaluation["split"] == "all"
-        assert {"macro_f1", "macro_recall", "accuracy", "per_class", "confusion_matrix", "ece"} <= set(evaluation["metrics"])
+        assert {"macro_f1", "macro_recall", "accuracy", "per_class", "confusion_matrix", "ece"} <= set(
+            evaluation["metrics"]
+        )
         assert sum(map(sum, evaluation["metrics"]["confusion_matrix"])) == 24
     vader = evaluations["sentiment"]["baselines"]["vader"]
     assert vader["n"] == 24 and vader["ece"] is None and set(vader["per_class"]) == {"negative", "neutral", "positive"}
@@ -64,13 +66,19 @@ def test_vader_baseline_matches_its_labels(fixture_run):
     accuracy = sum(p == t for p, t in zip(predicted, truth)) / len(truth)
     assert by_task(metrics)["sentiment"]["baselines"]["vader"]["accuracy"] == pytest.approx(accuracy)
     assert vader_labels(["I love it, thank you!", "This is terrible and broken.", "The box is blue."]) == [
-        "positive", "negative", "neutral"]
+        "positive",
+        "negative",
+        "neutral",
+    ]
 
 
 def test_report_has_svg_confusion_matrices_and_the_vader_row(fixture_run):
     metrics, html, _ = fixture_run
-    assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert (
+        html.startswith("<!doctype html>")
+        and "<script" not in html
+        and "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
     # sentiment: model and VADER; urgency: model only
     assert html.count("<svg") == 3
     assert "<td>VADER</td>" in html and "macro-recall" in html
@@ -135,20 +143,23 @@ def test_csv_errors_name_file_line_and_field(tmp_path):
 
 
 def test_split_and_task_select_rows(tmp_path):
-    result = run_evaluate("--data", str(INTERACTIONS), "--split", "heldout", "--task", "urgency",
-                          "-o", str(tmp_path / "out"))
+    result = run_evaluate(
+        "--data", str(INTERACTIONS), "--split", "heldout", "--task", "urgency", "-o", str(tmp_path / "out")
+    )
     assert result.exit_code == 0, result.output
     evaluations = json.loads((tmp_path / "out" / "metrics.json").read_text())["evaluations"]
     assert [(e["task"], e["split"], e["n"]) for e in evaluations] == [
-        ("urgency", "heldout", sum(row["split"] == "heldout" for row in ROWS))]
+        ("urgency", "heldout", sum(row["split"] == "heldout" for row in ROWS))
+    ]
     missing = run_evaluate("--data", str(INTERACTIONS), "--task", "emotions")
     assert missing.exit_code == 2 and "no emotions labels" in missing.output
 
 
 def test_shared_sets_resolve_against_the_data_root(tmp_path):
     # fixtures/ has a GoEmotions-shaped folder, so `shared:` works here without ../shared/data
-    result = evaluate_bundle(BUNDLE, ["shared:goemotions/original:dev", str(INTERACTIONS)], data_root=FIXTURES,
-                             task=None, split="heldout")
+    result = evaluate_bundle(
+        BUNDLE, ["shared:goemotions/original:dev", str(INTERACTIONS)], data_root=FIXTURES, task=None, split="heldout"
+    )
     emotions = result.evaluations[0]
     assert (emotions.task, emotions.kind, emotions.n) == ("emotions", "multilabel", 8)
     assert set(emotions.derived) == {"ekman", "group", "support"} and "micro_f1" in emotions.metrics

@@ -18,27 +18,41 @@ import yaml
 from typer.testing import CliRunner
 
 from nlp.analyzer import Analyzer
-from nlp.config import AnalyzerConfig
 from nlp.bundle import (
-    ADAPTER_FILE, LORA_DIR, MANIFEST_FILE, MODEL_CARD_FILE, PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE, BundleError,
+    ADAPTER_FILE,
+    LORA_DIR,
+    MANIFEST_FILE,
+    MODEL_CARD_FILE,
+    PEFT_CONFIG_FILE,
+    PEFT_WEIGHTS_FILE,
+    BundleError,
     load_bundle,
 )
+from nlp.config import AnalyzerConfig
 from nlp.encoder import Encoder
 from nlp.heads import TaskHead
 from nlp.vocabulary import GOEMOTIONS_LABELS
-from service.runtime import load_analyzer
 from service.cli import app
+from service.runtime import load_analyzer
 from service.settings import Settings
+from tests.conftest import FIXTURES, NO_INSPECTION
 from training.config import ConfigError, load_train_config
 from training.datasets import DataError, read_labelled_files
 from training.finetune import finetune
 from training.recipes import build_recipe
-from tests.conftest import FIXTURES, NO_INSPECTION
 
 runner = CliRunner()
 TINY = {
-    "recipe": "none", "mode": "finetune", "max_length": 16, "window": 32, "batch_size": 8, "epochs": 1,
-    "hidden_dim": 16, "learning_rate": 5e-3, "seed": 5, "threads": 1,
+    "recipe": "none",
+    "mode": "finetune",
+    "max_length": 16,
+    "window": 32,
+    "batch_size": 8,
+    "epochs": 1,
+    "hidden_dim": 16,
+    "learning_rate": 5e-3,
+    "seed": 5,
+    "threads": 1,
     "finetune": {"rank": 4, "head_learning_rate": 5e-3, "max_steps": 6, "eval_every": 3},
 }
 
@@ -46,13 +60,22 @@ TINY = {
 def fixture_rows() -> list[dict]:
     """The labelled interaction fixture plus the GoEmotions fixture as `emotions` rows
     (train rows for training, dev rows as the dev split)."""
-    rows = [json.loads(line) for line in (FIXTURES / "labelled" / "interactions.jsonl").read_text().splitlines()
-            if line.strip()]
+    rows = [
+        json.loads(line)
+        for line in (FIXTURES / "labelled" / "interactions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     for split in ("train", "dev"):
         for line in (FIXTURES / "goemotions" / "original" / f"{split}.tsv").read_text().splitlines():
             text, ids, identifier = line.split("\t")
-            rows.append({"id": identifier, "text": text, "split": split,
-                         "emotions": [GOEMOTIONS_LABELS[int(i)] for i in ids.split(",")]})
+            rows.append(
+                {
+                    "id": identifier,
+                    "text": text,
+                    "split": split,
+                    "emotions": [GOEMOTIONS_LABELS[int(i)] for i in ids.split(",")],
+                }
+            )
     return rows
 
 
@@ -118,8 +141,9 @@ def test_model_card_has_hub_metadata_front_matter(tiny_finetuned: Path):
     results = metadata["model-index"][0]["results"]
     tasks = {result["task"]["name"].split(" ")[0] for result in results}
     assert tasks == {"sentiment", "emotions", "urgency"}
-    assert all(metric["type"] == "f1" and 0 <= metric["value"] <= 1 for result in results
-               for metric in result["metrics"][:1])
+    assert all(
+        metric["type"] == "f1" and 0 <= metric["value"] <= 1 for result in results for metric in result["metrics"][:1]
+    )
     assert "# tiny-ft" in card
 
 
@@ -132,7 +156,9 @@ def test_finetuned_bundle_loads_and_its_encoder_and_heads_changed(tiny_finetuned
     assert not np.allclose(tuned_features, base_features, atol=1e-4), "the adapter was merged into the encoder"
     for task, head in tuned.bundle.heads.items():
         untrained = TaskHead(head.spec)
-        assert not np.allclose(head.predict_proba(tuned_features), untrained.predict_proba(tuned_features), atol=1e-3), task
+        assert not np.allclose(
+            head.predict_proba(tuned_features), untrained.predict_proba(tuned_features), atol=1e-3
+        ), task
     # the merged encoder is a plain BERT again: no LoRA layers left at inference
     assert not any("lora" in name for name, _ in tuned.encoder.module.named_modules())
     message = type("M", (), {"text": texts[1], "role": "customer"})()
@@ -172,8 +198,12 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path):
 
 def test_checkpoint_of_another_configuration_is_refused(tmp_path: Path):
     data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
-    config = write_config(tmp_path / "a.yaml", data=[str(data)], output=str(tmp_path / "out"),
-                          finetune={**TINY["finetune"], "max_steps": 2})
+    config = write_config(
+        tmp_path / "a.yaml",
+        data=[str(data)],
+        output=str(tmp_path / "out"),
+        finetune={**TINY["finetune"], "max_steps": 2},
+    )
     first = runner.invoke(app, ["train", "--config", str(config)])
     assert first.exit_code == 0, first.output
     result = runner.invoke(app, ["train", "--config", str(config), "--resume", "--learning-rate", "0.01"])
@@ -199,18 +229,23 @@ def test_csv_emotions_are_split_on_semicolons(tmp_path: Path):
     path.write_text("text,emotions,urgency\nso cross,anger;annoyance,high\nhmm,,low\nbad,rage,low\n")
     rows, problems = read_labelled_files([path], skip_invalid=True, tasks=("urgency", "emotions"))
     assert rows[0].multilabels == {"emotions": ("anger", "annoyance")} and rows[0].labels == {"urgency": "high"}
-    assert rows[1].multilabels == {} and problems == [f"{path}:4: field 'emotions': 'rage' is not one of the 28 emotions labels"]
+    assert rows[1].multilabels == {} and problems == [
+        f"{path}:4: field 'emotions': 'rage' is not one of the 28 emotions labels"
+    ]
     with pytest.raises(DataError, match=r"mine.csv:4: field 'emotions'"):
         read_labelled_files([path], tasks=("urgency", "emotions"))
 
 
-@pytest.mark.parametrize(("document", "message"), [
-    ({"finetune": {"rank": 0}}, r"train.yaml: finetune.rank: Input should be greater than 0"),
-    ({"learning_rat": 0.1}, r"train.yaml: learning_rat: Extra inputs are not permitted"),
-    ({"mode": "freeze"}, r"train.yaml: mode: Input should be 'heads' or 'finetune'"),
-    ({"tasks": ["sentiment", "urgency"]}, r"train.yaml: tasks: Value error, a bundle needs a head for each"),
-    ({"finetune": {"method": "lora", "rnk": 4}}, r"train.yaml: finetune.rnk: Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"finetune": {"rank": 0}}, r"train.yaml: finetune.rank: Input should be greater than 0"),
+        ({"learning_rat": 0.1}, r"train.yaml: learning_rat: Extra inputs are not permitted"),
+        ({"mode": "freeze"}, r"train.yaml: mode: Input should be 'heads' or 'finetune'"),
+        ({"tasks": ["sentiment", "urgency"]}, r"train.yaml: tasks: Value error, a bundle needs a head for each"),
+        ({"finetune": {"method": "lora", "rnk": 4}}, r"train.yaml: finetune.rnk: Extra inputs are not permitted"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path: Path, document: dict, message: str):
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(document))
@@ -275,8 +310,26 @@ def test_adapter_that_does_not_fit_the_encoder_fails_at_start_up(finetuned_copy:
 def test_heads_mode_trains_on_user_data_from_the_cli(tmp_path: Path):
     data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
     out = tmp_path / "heads"
-    result = runner.invoke(app, ["train", "--recipe", "none", "--data", str(data), "-o", str(out), "--epochs", "5",
-                                 "--batch-size", "8", "--hidden-dim", "16", "--cache-dir", str(tmp_path / "cache")])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--recipe",
+            "none",
+            "--data",
+            str(data),
+            "-o",
+            str(out),
+            "--epochs",
+            "5",
+            "--batch-size",
+            "8",
+            "--hidden-dim",
+            "16",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     bundle = load_bundle(out)
     assert bundle.manifest.mode == "heads" and bundle.adapter is None
@@ -290,18 +343,26 @@ def test_partial_unfreezing_stores_only_the_top_layers(tmp_path: Path):
     """method `partial`: the bottom layers stay the base encoder's, the bundle holds the
     trained top layers alone, and loading puts them back over the packaged weights."""
     data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
-    config = write_config(tmp_path / "train.yaml", data=[str(data)], output=str(tmp_path / "bundle"),
-                          finetune={**TINY["finetune"], "method": "partial", "trainable_layers": 2})
+    config = write_config(
+        tmp_path / "train.yaml",
+        data=[str(data)],
+        output=str(tmp_path / "bundle"),
+        finetune={**TINY["finetune"], "method": "partial", "trainable_layers": 2},
+    )
     result = runner.invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 0, result.output
     bundle = load_bundle(tmp_path / "bundle")
     assert bundle.manifest.adapter.method == "partial" and bundle.manifest.adapter.layers == [4, 5]
-    assert bundle.adapter.tensors and all(key.startswith(("encoder.layer.4.", "encoder.layer.5."))
-                                          for key in bundle.adapter.tensors)
+    assert bundle.adapter.tensors and all(
+        key.startswith(("encoder.layer.4.", "encoder.layer.5.")) for key in bundle.adapter.tensors
+    )
     base, tuned = Encoder(max_seq_length=32), Encoder(max_seq_length=32, adapter=bundle.adapter)
     base_state, tuned_state = base.transformer.state_dict(), tuned.transformer.state_dict()
-    assert all(torch.equal(base_state[k], tuned_state[k]) for k in base_state if not k.startswith(
-        ("encoder.layer.4.", "encoder.layer.5."))), "frozen layers must stay the base encoder's"
+    assert all(
+        torch.equal(base_state[k], tuned_state[k])
+        for k in base_state
+        if not k.startswith(("encoder.layer.4.", "encoder.layer.5."))
+    ), "frozen layers must stay the base encoder's"
     assert any(not torch.equal(base_state[k], tuned_state[k]) for k in bundle.adapter.tensors)
     # A layer missing from the file is refused at load, naming it.
     shutil.copytree(tmp_path / "bundle", tmp_path / "broken")
@@ -319,9 +380,17 @@ def test_embedding_anchor_keeps_sentence_embeddings_near_the_base(tmp_path: Path
     base = Encoder(max_seq_length=32).encode(texts).embeddings
     drift = {}
     for anchor in (0.0, 5.0):
-        config = load_train_config(None, {**TINY, "data": [data], "output": tmp_path / f"out{anchor}", "cache_dir": None,
-                                          "learning_rate": 2e-2, "finetune": {**TINY["finetune"],
-                                                                               "embedding_anchor": anchor}})
+        config = load_train_config(
+            None,
+            {
+                **TINY,
+                "data": [data],
+                "output": tmp_path / f"out{anchor}",
+                "cache_dir": None,
+                "learning_rate": 2e-2,
+                "finetune": {**TINY["finetune"], "embedding_anchor": anchor},
+            },
+        )
         recipe, _ = build_recipe(config)
         result = finetune(recipe, config, show_progress=False)
         result.encoder.set_window(32)
@@ -339,23 +408,28 @@ def test_task_sampling_and_length_buckets_shape_each_epoch():
         texts = ["x" * (1 + (i * 37) % 97) for i in range(n)]
         return LabelledSet(name, texts, np.zeros(n, dtype=np.int64), ["a", "b"], "multiclass")
 
-    recipe = {"big": TaskData(labelled("big", 1000), labelled("big-dev", 10)),
-              "small": TaskData(labelled("small", 50), labelled("small-dev", 10))}
+    recipe = {
+        "big": TaskData(labelled("big", 1000), labelled("big-dev", 10)),
+        "small": TaskData(labelled("small", 50), labelled("small-dev", 10)),
+    }
     caps = {"big": 200}
     first = epoch_batches(recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=5)
     assert len(first) == steps_per_epoch(recipe, 10, caps) == 20 + 5
     rows = {task: np.concatenate([r for t, r in first if t == task]) for task in recipe}
     assert len(rows["big"]) == len(set(rows["big"].tolist())) == 200 and len(rows["small"]) == 50
     second = epoch_batches(recipe, 10, seed=3, epoch=1, rows_per_epoch=caps, bucket_batches=5)
-    assert set(np.concatenate([r for t, r in second if t == "big"]).tolist()) != set(rows["big"].tolist()), \
+    assert set(np.concatenate([r for t, r in second if t == "big"]).tolist()) != set(rows["big"].tolist()), (
         "each epoch draws a fresh sample of a capped task"
-    assert [(t, r.tolist()) for t, r in first] == [(t, r.tolist()) for t, r in epoch_batches(
-        recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=5)], "a pure function of (seed, epoch)"
+    )
+    assert [(t, r.tolist()) for t, r in first] == [
+        (t, r.tolist()) for t, r in epoch_batches(recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=5)
+    ], "a pure function of (seed, epoch)"
     texts = recipe["big"].train.texts
 
     def spread(batches) -> float:
-        return float(np.mean([max(len(texts[i]) for i in r) - min(len(texts[i]) for i in r)
-                              for t, r in batches if t == "big"]))
+        return float(
+            np.mean([max(len(texts[i]) for i in r) - min(len(texts[i]) for i in r) for t, r in batches if t == "big"])
+        )
 
     unbucketed = epoch_batches(recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=1)
     assert spread(first) < spread(unbucketed) / 2, "bucketed batches hold texts of similar length"

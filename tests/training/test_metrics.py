@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from training.metrics import (
-    best_threshold, collapse_labels, expected_calibration_error, multiclass_metrics, multilabel_metrics,
+    best_threshold,
+    collapse_labels,
+    expected_calibration_error,
+    multiclass_metrics,
+    multilabel_metrics,
 )
 
 
@@ -64,7 +68,9 @@ def test_dev_score_tunes_multilabel_thresholds_before_scoring():
     logits = torch.tensor([[0.0, 0.0], [-0.4, 1.0], [-0.5, 0.5], [-2.0, -1.0]])
     assert dev_score("multilabel", ["x", "y"], logits, y) == pytest.approx(1.0)
     # at a fixed 0.5 threshold x would only get F1 2/3 (one of two positives)
-    assert multilabel_metrics(y, torch.sigmoid(logits).numpy(), [0.5, 0.5], ["x", "y"])["per_class"]["x"]["f1"] == pytest.approx(2 / 3)
+    assert multilabel_metrics(y, torch.sigmoid(logits).numpy(), [0.5, 0.5], ["x", "y"])["per_class"]["x"][
+        "f1"
+    ] == pytest.approx(2 / 3)
     # multi-class: the macro-F1 of the argmax (as in test_multiclass_metrics_by_hand)
     truth = np.array([0, 0, 0, 1, 1, 2])
     scores = torch.eye(3)[[0, 0, 1, 1, 2, 2]] * 5

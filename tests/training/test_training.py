@@ -11,11 +11,11 @@ import pytest
 from nlp.analyzer import Analyzer
 from nlp.bundle import load_bundle
 from nlp.heads import TaskHead
+from tests.conftest import FIXTURES
 from training.datasets import DataError, interactions_for_task, load_goemotions, read_interactions
 from training.head_trainer import HeadTrainingConfig
 from training.recipes import TaskData
 from training.train import train_bundle
-from tests.conftest import FIXTURES
 
 TINY = HeadTrainingConfig(hidden_dim=32, max_epochs=30, patience=30, batch_size=8, learning_rate=5e-3, seed=7)
 
@@ -37,8 +37,16 @@ def tiny_recipe() -> dict[str, TaskData]:
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory, analyzer):
     out = tmp_path_factory.mktemp("bundle") / "tiny"
-    manifest, metrics = train_bundle(tiny_recipe(), out, name="tiny", version="0.0.1", config=TINY,
-                                     cache_dir=None, encoder=analyzer.encoder, recipe_name="fixtures")
+    manifest, metrics = train_bundle(
+        tiny_recipe(),
+        out,
+        name="tiny",
+        version="0.0.1",
+        config=TINY,
+        cache_dir=None,
+        encoder=analyzer.encoder,
+        recipe_name="fixtures",
+    )
     return out, manifest, metrics
 
 
@@ -51,7 +59,8 @@ def test_tiny_training_writes_a_loadable_bundle(tiny_bundle, analyzer):
     assert "goemotions/ekman:dev" in metrics["emotions"]
     tiny_analyzer = Analyzer(analyzer.encoder, bundle)
     result = tiny_analyzer.analyze_messages(
-        [type("M", (), {"text": "Thanks so much, great help!", "role": "customer"})()], ["x"])[0]
+        [type("M", (), {"text": "Thanks so much, great help!", "role": "customer"})()], ["x"]
+    )[0]
     assert result.model_dump()["sentiment"]["label"] in {"negative", "neutral", "positive"}
 
 
@@ -73,8 +82,15 @@ def test_training_is_deterministic_for_a_seed(tmp_path, analyzer):
     recipe = {"sentiment": recipe["sentiment"], "urgency": recipe["urgency"], "emotions": recipe["emotions"]}
     config = HeadTrainingConfig(hidden_dim=16, max_epochs=3, patience=3, batch_size=8, seed=3)
     for name in ("a", "b"):
-        train_bundle(recipe, tmp_path / name, name=name, version="0", config=config, cache_dir=tmp_path / "cache",
-                     encoder=analyzer.encoder)
+        train_bundle(
+            recipe,
+            tmp_path / name,
+            name=name,
+            version="0",
+            config=config,
+            cache_dir=tmp_path / "cache",
+            encoder=analyzer.encoder,
+        )
     a, b = (tmp_path / "a" / "heads.safetensors").read_bytes(), (tmp_path / "b" / "heads.safetensors").read_bytes()
     from safetensors.torch import load
 
@@ -85,12 +101,17 @@ def test_training_is_deterministic_for_a_seed(tmp_path, analyzer):
 
 def test_invalid_rows_name_file_line_and_field(tmp_path: Path):
     path = tmp_path / "mine.jsonl"
-    path.write_text("\n".join([
-        json.dumps({"text": "fine", "urgency": "low"}),
-        json.dumps({"text": "bad label", "urgency": "extreme"}),
-        "{not json",
-        json.dumps({"urgency": "low"}),
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "fine", "urgency": "low"}),
+                json.dumps({"text": "bad label", "urgency": "extreme"}),
+                "{not json",
+                json.dumps({"urgency": "low"}),
+            ]
+        )
+        + "\n"
+    )
     with pytest.raises(DataError, match=r"mine.jsonl:2: field 'urgency': 'extreme' is not one of"):
         read_interactions([path])
     rows, problems = read_interactions([path], skip_invalid=True)
