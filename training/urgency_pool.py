@@ -1,0 +1,173 @@
+"""The urgency labelling pool: customer messages drawn from the public sets, kept in the
+repository as references only (`source:split:key`), never as text: the sets stay where
+they are (`../shared/data`) and are read by path when the text is needed.
+
+`draw_pool` chooses the messages (deterministic for a seed); `resolve_texts` reads their
+texts back; `python -m training.urgency_pool draw|sheet` writes the pool file, or an
+annotation sheet with texts to a folder outside the repository for the annotators."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import random
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+POOL_SIZES = {"xci": 1000, "banking77": 700, "stc3": 500, "tweeteval": 200, "meld": 100}
+"""How many messages each public set gives the pool (2,500 in all)."""
+
+# A tweet or a TV line reads like a message to a company when it names a company handle
+# or talks about a product, an account, an order or a service.
+_SUPPORT_WORDS = re.compile(
+    r"\b(account|order|delivery|deliver|refund|charged?|bill|payment|card|bank|flight|ticket|service|customer|"
+    r"support|internet|phone|app|broken|cancel|complain\w*|waiting|package|parcel|store|manager|help)\b",
+    re.I,
+)
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    """One message of the pool: where it is, and what kind of set it comes from."""
+
+    ref: str
+    """`source:split:key`, e.g. `xci:train:123` (the set's own id) or `stc3:train:<dialogue>:<turn>`."""
+    source: str
+    channel: str
+
+
+def draw_pool(data_root: Path, seed: int = 2026) -> list[PoolItem]:
+    """The pool, in a shuffled order (so annotators see the sets mixed)."""
+    rng = random.Random(seed)
+    items: list[PoolItem] = []
+    items += _xci(data_root, rng, POOL_SIZES["xci"])
+    items += _banking77(data_root, rng, POOL_SIZES["banking77"])
+    items += _stc3(data_root, rng, POOL_SIZES["stc3"])
+    items += _filtered_lines(data_root, rng, POOL_SIZES["tweeteval"], "tweeteval")
+    items += _filtered_lines(data_root, rng, POOL_SIZES["meld"], "meld")
+    rng.shuffle(items)
+    return items
+
+
+def resolve_texts(refs: list[str], data_root: Path) -> dict[str, str]:
+    """The text of each reference, read from the public sets under `data_root`."""
+    wanted = set(refs)
+    texts = {ref: text for ref, text in _all_texts(data_root) if ref in wanted}
+    missing = wanted - texts.keys()
+    if missing:
+        raise KeyError(f"{len(missing)} references not found under {data_root}, e.g. {sorted(missing)[0]}")
+    return texts
+
+
+def is_heldout(ref: str) -> bool:
+    """About a quarter of the pool, fixed by a hash of the reference: never trained or tuned on."""
+    return hashlib.sha256(ref.encode()).digest()[0] < 64
+
+
+def _all_texts(data_root: Path) -> Iterator[tuple[str, str]]:
+    for row in _csv(data_root / "xci" / "train.csv"):
+        yield f"xci:train:{row['id']}", row["tweet"]
+    for index, row in enumerate(_csv(data_root / "banking77" / "train.csv")):
+        yield f"banking77:train:{index}", row["text"]
+    for dialogue in _jsonl(data_root / "stc3" / "train.jsonl"):
+        for turn_index, turn in enumerate(dialogue["turns"]):
+            if turn["sender"] == "customer":
+                yield f"stc3:train:{dialogue['id']}:{turn_index}", " ".join(turn["utterances"])
+    lines = (data_root / "tweeteval" / "sentiment" / "train_text.txt").read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        yield f"tweeteval:train:{index}", line
+    for row in _csv(data_root / "meld" / "train_sent_emo.csv"):
+        yield f"meld:train:{row['Sr No.']}", row["Utterance"]
+
+
+def _xci(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
+    """Complaints over-sampled (700 of the 1,000) and spread over severities; the rest non-complaints."""
+    rows = _csv(data_root / "xci" / "train.csv")
+    complaints = [r for r in rows if r["label"] == "1"]
+    others = [r for r in rows if r["label"] == "0"]
+    chosen = rng.sample(complaints, min(len(complaints), size * 7 // 10))
+    chosen += rng.sample(others, size - len(chosen))
+    return [PoolItem(f"xci:train:{r['id']}", "xci", "social") for r in chosen]
+
+
+def _banking77(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
+    """The same number from each of the 77 intents (urgency differs most between intents)."""
+    by_intent: dict[str, list[int]] = defaultdict(list)
+    for index, row in enumerate(_csv(data_root / "banking77" / "train.csv")):
+        by_intent[row["category"]].append(index)
+    per_intent, chosen = size // len(by_intent), []
+    for intent in sorted(by_intent):
+        chosen += rng.sample(by_intent[intent], per_intent)
+    rest = sorted({i for indices in by_intent.values() for i in indices} - set(chosen))
+    chosen += rng.sample(rest, size - len(chosen))
+    return [PoolItem(f"banking77:train:{i}", "banking77", "chat") for i in chosen]
+
+
+def _stc3(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
+    """Customer turns: every dialogue's first one first (the complaint), then later ones."""
+    first, later = [], []
+    for dialogue in _jsonl(data_root / "stc3" / "train.jsonl"):
+        customer = [i for i, turn in enumerate(dialogue["turns"]) if turn["sender"] == "customer"]
+        if customer:
+            first.append(f"stc3:train:{dialogue['id']}:{customer[0]}")
+            later += [f"stc3:train:{dialogue['id']}:{i}" for i in customer[1:]]
+    chosen = rng.sample(first, min(len(first), size * 4 // 5))
+    chosen += rng.sample(later, size - len(chosen))
+    return [PoolItem(ref, "stc3", "social") for ref in chosen]
+
+
+def _filtered_lines(data_root: Path, rng: random.Random, size: int, source: str) -> list[PoolItem]:
+    """Support-like lines only: ones that talk about a product, an account or a service."""
+    texts = [(ref, text) for ref, text in _all_texts(data_root) if ref.startswith(f"{source}:")]
+    support_like = [ref for ref, text in texts if _SUPPORT_WORDS.search(text) and len(text.split()) >= 5]
+    channel = "social" if source == "tweeteval" else "voice"
+    return [PoolItem(ref, source, channel) for ref in rng.sample(support_like, size)]
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _jsonl(path: Path) -> Iterator[dict]:
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=("draw", "sheet"))
+    parser.add_argument("--data-root", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--pool", type=Path, default=Path("data/urgency/pool.jsonl"))
+    parser.add_argument("--out", type=Path, help="sheet: a folder outside the repository")
+    parser.add_argument("--chunk", type=int, default=250, help="sheet: messages per file")
+    args = parser.parse_args()
+    if args.command == "draw":
+        items = draw_pool(args.data_root)
+        args.pool.write_text("".join(json.dumps(asdict(item)) + "\n" for item in items), encoding="utf-8")
+        print(f"wrote {len(items)} references to {args.pool}")
+        return
+    refs = [json.loads(line)["ref"] for line in args.pool.read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts = resolve_texts(refs, args.data_root)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for start in range(0, len(refs), args.chunk):
+        part = args.out / f"sheet_{start // args.chunk + 1:02d}.jsonl"
+        part.write_text(
+            "".join(
+                json.dumps({"ref": ref, "text": texts[ref]}, ensure_ascii=False) + "\n"
+                for ref in refs[start : start + args.chunk]
+            ),
+            encoding="utf-8",
+        )
+    print(f"wrote {len(refs)} messages in {(len(refs) + args.chunk - 1) // args.chunk} files to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
