@@ -28,6 +28,7 @@ from typing import Any
 from nlp.message_ids import assign_message_ids
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role
 from nlp.signals import Turn
+from nlp.timestamps import parse_timestamp
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -74,7 +75,7 @@ class StoredMessage:
             id=self.id,
             role=Role(self.role),
             text=self.text,
-            timestamp=datetime.fromisoformat(self.timestamp) if self.timestamp else None,
+            timestamp=parse_timestamp(self.timestamp),
         )
 
 

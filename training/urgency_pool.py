@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import random
 import re
@@ -62,11 +61,6 @@ def resolve_texts(refs: list[str], data_root: Path) -> dict[str, str]:
     if missing:
         raise KeyError(f"{len(missing)} references not found under {data_root}, e.g. {sorted(missing)[0]}")
     return texts
-
-
-def is_heldout(ref: str) -> bool:
-    """About a quarter of the pool, fixed by a hash of the reference: never trained or tuned on."""
-    return hashlib.sha256(ref.encode()).digest()[0] < 64
 
 
 def _all_texts(data_root: Path) -> Iterator[tuple[str, str]]:
