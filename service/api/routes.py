@@ -6,7 +6,7 @@ blocks the event loop."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
@@ -42,11 +42,16 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_analyzer(request: Request) -> Analyzer:
-    analyzer = getattr(request.app.state, "analyzer", None)
-    if analyzer is None:
+def _loaded(request: Request, name: str) -> Any:
+    """What the lifespan puts on the app's state once the models are loaded (503 before)."""
+    value = getattr(request.app.state, name, None)
+    if value is None:
         raise ApiError(503, "not_ready", "models are not loaded yet")
-    return analyzer
+    return value
+
+
+async def get_analyzer(request: Request) -> Analyzer:
+    return _loaded(request, "analyzer")
 
 
 async def get_store(request: Request) -> ConversationStore:
@@ -54,17 +59,11 @@ async def get_store(request: Request) -> ConversationStore:
 
 
 async def get_batcher(request: Request) -> MicroBatcher:
-    batcher = getattr(request.app.state, "batcher", None)
-    if batcher is None:
-        raise ApiError(503, "not_ready", "models are not loaded yet")
-    return batcher
+    return _loaded(request, "batcher")
 
 
 async def get_recorder(request: Request) -> ConversationRecorder:
-    recorder = getattr(request.app.state, "recorder", None)
-    if recorder is None:
-        raise ApiError(503, "not_ready", "models are not loaded yet")
-    return recorder
+    return _loaded(request, "recorder")
 
 
 # The dependencies are `async` only so that FastAPI calls them on the event loop: a plain
