@@ -18,6 +18,12 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from training.agreement import Label, final_labels, read_labels
+from training.datasets import Interaction, heldout_split
+
+LABELS_DIR = Path("data") / "urgency" / "labels"
+"""Where the labelling passes and adjudications live, relative to the source checkout."""
+
 POOL_SIZES = {"xci": 1000, "banking77": 700, "stc3": 500, "tweeteval": 200, "meld": 100}
 """How many messages each public set gives the pool (2,500 in all)."""
 
@@ -61,6 +67,35 @@ def resolve_texts(refs: list[str], data_root: Path) -> dict[str, str]:
     if missing:
         raise KeyError(f"{len(missing)} references not found under {data_root}, e.g. {sorted(missing)[0]}")
     return texts
+
+
+def final_pool_labels(labels_dir: Path) -> dict[str, Label]:
+    """The pool's final labels: the two passes where they agree, the adjudication where not."""
+    return final_labels(
+        read_labels(labels_dir / "pass_a.jsonl"),
+        read_labels(labels_dir / "pass_b.jsonl"),
+        read_labels(labels_dir / "adjudicated.jsonl"),
+    )
+
+
+def final_written_labels(labels_dir: Path) -> dict[str, Label]:
+    """The written messages' (`messages_c.jsonl`) final labels, from their own two blind passes."""
+    return final_labels(
+        read_labels(labels_dir / "written_pass_a.jsonl"),
+        read_labels(labels_dir / "written_pass_b.jsonl"),
+        read_labels(labels_dir / "written_adjudicated.jsonl"),
+    )
+
+
+def pool_interactions(data_root: Path, labels_dir: Path) -> list[Interaction]:
+    """The labelled pool as training rows: texts read from the public sets, the final
+    urgency label, and the held-out quarter by the usual id rule."""
+    labels = final_pool_labels(labels_dir)
+    texts = resolve_texts(list(labels), data_root)
+    return [
+        Interaction(id=ref, text=texts[ref], labels={"urgency": label.urgency}, split=heldout_split(ref))
+        for ref, label in labels.items()
+    ]
 
 
 def _all_texts(data_root: Path) -> Iterator[tuple[str, str]]:
