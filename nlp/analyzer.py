@@ -225,11 +225,17 @@ class Analyzer:
     # --- conversations ----------------------------------------------------------------
 
     def summarize(
-        self, analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], channel: Channel | None = None
+        self,
+        analyses: Sequence[MessageAnalysis],
+        turns: Sequence[Turn],
+        channel: Channel | None = None,
+        *,
+        policy: Policy | None = None,
     ) -> ConversationSummary:
-        """Conversation-level summary from message analyses and turns (no encoding)."""
+        """Conversation-level summary from message analyses and turns (no encoding), under
+        this analyzer's policy or another one (`convintel policy backtest` compares two)."""
         categories = self.inspector.categories.config if self.inspector and self.inspector.categories else None
-        return summarize_conversation(analyses, turns, self.policy, channel, categories)
+        return summarize_conversation(analyses, turns, policy or self.policy, channel, categories)
 
     def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
         """Analyse one whole transcript."""

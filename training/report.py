@@ -10,7 +10,7 @@ from html import escape
 from pathlib import Path
 
 from service.batch.charts import confusion_matrix
-from service.batch.pages import PAGE_STYLE, table
+from service.batch.pages import page, table
 from training.evaluate import Evaluation, EvaluationResult
 from training.metrics import ECE_BINS
 
@@ -174,25 +174,16 @@ def render_report(result: EvaluationResult) -> str:
         skipped = (
             f"<details><summary>{len(result.skipped_rows)} invalid rows skipped</summary><ul>{items}</ul></details>"
         )
-    return (
-        "\n".join(
-            [
-                "<!doctype html>",
-                '<html lang="en"><head><meta charset="utf-8">',
-                f"<title>{escape(title)}</title>",
-                f"<style>{PAGE_STYLE}</style></head><body>",
-                f"<h1>{escape(title)}</h1>",
-                f'<p class="muted">bundle <code>{escape(result.model_path)}</code>, '
-                f"evaluated {escape(result.created)}</p>",
-                "<h2>Summary</h2>",
-                overview,
-                skipped,
-                "<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>",
-                *(_section(e) for e in result.evaluations),
-                "</body></html>",
-            ]
-        )
-        + "\n"
+    return page(
+        title,
+        [
+            f'<p class="muted">bundle <code>{escape(result.model_path)}</code>, evaluated {escape(result.created)}</p>',
+            "<h2>Summary</h2>",
+            overview,
+            skipped,
+            "<ul>" + "".join(f"<li>{escape(note)}</li>" for note in notes) + "</ul>",
+            *(_section(e) for e in result.evaluations),
+        ],
     )
 
 

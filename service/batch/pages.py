@@ -1,5 +1,5 @@
-"""What the evaluation and topic-trends pages share besides charts: their style sheet and
-tables. Kept next to the charts so that neither report imports the other (training/ draws
+"""What the evaluation, policy-backtest and topic-trends pages share besides charts: their
+style sheet, page frame and tables. Kept next to the charts so that neither report imports the other (training/ draws
 its evaluation report with these; service/batch imports nothing from training/)."""
 
 from __future__ import annotations
@@ -31,3 +31,22 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Seq
         css = f' class="{row_classes[i]}"' if i < len(row_classes) and row_classes[i] else ""
         body.append(f"<tr{css}>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def page(title: str, body: Sequence[str]) -> str:
+    """A whole page: the shared style sheet inline, `title` as its title and heading, then
+    the `body` parts (HTML) one per line."""
+    return (
+        "\n".join(
+            [
+                "<!doctype html>",
+                '<html lang="en"><head><meta charset="utf-8">',
+                f"<title>{escape(title)}</title>",
+                f"<style>{PAGE_STYLE}</style></head><body>",
+                f"<h1>{escape(title)}</h1>",
+                *body,
+                "</body></html>",
+            ]
+        )
+        + "\n"
+    )

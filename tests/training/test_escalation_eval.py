@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from service.cli import app
 from tests.conftest import FIXTURES
-from training.escalation_eval import EscalationDataError, read_labelled, score
+from training.escalation_eval import EscalationDataError, read_labelled, route_score, score
 
 LABELLED = FIXTURES / "escalation" / "labelled.jsonl"
 
@@ -32,6 +32,7 @@ def test_score_matches_hand_computed_figures():
 def test_reader_names_file_line_and_field(tmp_path):
     rows = read_labelled(LABELLED)
     assert [r.level for r in rows] == ["none", "urgent", "escalate", "monitor"]
+    assert [r.route for r in rows] == ["none", "security", "supervisor", "none"]
     bad = tmp_path / "bad.jsonl"
     good_line = LABELLED.read_text().splitlines()[0]
     record = json.loads(good_line)
@@ -44,6 +45,24 @@ def test_reader_names_file_line_and_field(tmp_path):
     bad.write_text(json.dumps(record) + "\n")
     with pytest.raises(EscalationDataError, match=r"bad.jsonl:1: label.level 'panic'"):
         read_labelled(bad)
+    record = json.loads(good_line)
+    record["label"]["route_to"] = ["billing"]
+    bad.write_text(json.dumps(record) + "\n")
+    with pytest.raises(EscalationDataError, match=r"bad.jsonl:1: label.route_to must be a route name"):
+        read_labelled(bad)
+
+
+def test_route_accuracy_counts_labels_that_name_a_route():
+    truth = ["none", "billing", "security", None, "billing"]
+    predicted = ["senior_agent", "billing", "none", "security", "retention"]
+    # Rows 2, 3 and 5 name a route; only row 2 is right. Row 4's label names none at all.
+    assert route_score(truth, predicted) == {
+        "n": 3,
+        "accuracy": 0.3333,
+        "labelled": {"billing": 2, "none": 1, "security": 1},
+        "predicted": {"billing": 1, "none": 1, "retention": 1, "security": 1, "senior_agent": 1},
+    }
+    assert route_score(["none", None], ["none", "billing"])["accuracy"] is None
 
 
 def test_cli_writes_metrics_consistent_with_its_mistakes(tmp_path):
@@ -54,6 +73,7 @@ def test_cli_writes_metrics_consistent_with_its_mistakes(tmp_path):
     wrong = len(report["mistakes"])
     assert report["all"]["level_accuracy"] == pytest.approx((4 - wrong) / 4, abs=1e-4)
     assert "| heldout |" in (tmp_path / "escalation_report.md").read_text()
+    assert report["all"]["routes"]["n"] == 2  # fx-esc-2 (security) and fx-esc-3 (supervisor)
     # The live-fraud conversation must be escalated: the advice is useless if it is not.
     assert "fx-esc-2" not in {m["conversation_id"] for m in report["mistakes"] if m["predicted"] in ("none", "monitor")}
 
