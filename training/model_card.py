@@ -30,6 +30,13 @@ LIMITS = """\
 - Scores inform a human decision (routing, prioritising); they are not a basis for
   automated action against a customer."""
 
+COMPLAINT_LIMITS = """\
+- Complaints are learned from X-CI: tweets to and about brands and their support handles.
+  Its published test quarter is withheld, so the held-out figures are on a quarter of the
+  published file, split off by id hash and never tuned on. Chat, email and call
+  transcripts read differently from tweets; check the head on your own labelled messages
+  (`convintel evaluate`, a `complaint` column of yes/no)."""
+
 
 def render_model_card(
     name: str,
@@ -41,6 +48,7 @@ def render_model_card(
     training: dict,
 ) -> str:
     """Markdown model card from what training produced, with its metadata front matter."""
+    signals = ["sentiment", "emotions", "urgency"] + (["complaints"] if "complaint" in heads else [])
     lines = [
         front_matter(name, heads, task_data, metrics),
         f"# {name} {version}",
@@ -50,7 +58,7 @@ def render_model_card(
         "## Intended use",
         "",
         "Triage of customer-service conversations (chat, email, call transcripts, social, SMS): "
-        "per-message sentiment, emotions and urgency, aggregated per conversation to drive "
+        f"per-message {', '.join(signals[:-1])} and {signals[-1]}, aggregated per conversation to drive "
         "escalation advice in the convintel service.",
         "",
         "## Tasks and data",
@@ -79,6 +87,8 @@ def render_model_card(
                 f"{'' if recall is None else f'{recall:.3f}'} | {'' if ece is None else f'{ece:.3f}'} |"
             )
         lines.append("")
+        if task == "complaint":
+            lines += complaint_table(metrics[task])
     timing = f"{training['seconds']} s on {training['machine']}"
     if "encode_seconds" in training:
         timing += f" (encoding {training['encode_seconds']} s, cached across runs)"
@@ -95,9 +105,33 @@ def render_model_card(
         "## Limits",
         "",
         LIMITS,
+        *([COMPLAINT_LIMITS] if "complaint" in heads else []),
         "",
     ]
     return "\n".join(lines)
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def complaint_table(reports: dict[str, dict]) -> list[str]:
+    """The complaint head's usual figures: F1, precision and recall of "yes" (a complaint
+    is P(yes) >= 0.5), and Spearman's rank correlation of P(yes) with X-CI's severity."""
+    lines = [
+        'Complaint ("yes") figures; Spearman of P(complaint) against X-CI severity (0-4) over '
+        "every row, and over the complaints alone (severity 1-4):",
+        "",
+        "| report set | F1 | precision | recall | Spearman, all | Spearman, complaints |",
+        "|---|---|---|---|---|---|",
+    ]
+    for report, figures in reports.items():
+        yes = figures["per_class"]["yes"]
+        lines.append(
+            f"| {report} | {yes['f1']:.3f} | {yes['precision']:.3f} | {yes['recall']:.3f} | "
+            f"{_figure(figures.get('severity_spearman'))} | {_figure(figures.get('severity_spearman_complaints'))} |"
+        )
+    return lines + [""]
 
 
 def front_matter(
@@ -119,6 +153,20 @@ def front_matter(
                 values.append({"type": "recall", "name": "macro-recall", "value": round(figures["macro_recall"], 4)})
             if figures.get("ece") is not None:
                 values.append({"type": "ece", "name": "expected calibration error", "value": round(figures["ece"], 4)})
+            if task == "complaint":
+                yes = figures["per_class"]["yes"]
+                values += [
+                    {"type": kind, "name": f"{kind} (complaint)", "value": round(yes[kind], 4)}
+                    for kind in ("f1", "precision", "recall")
+                ]
+                if figures.get("severity_spearman") is not None:
+                    values.append(
+                        {
+                            "type": "spearmanr",
+                            "name": "Spearman, P(complaint) vs severity",
+                            "value": round(figures["severity_spearman"], 4),
+                        }
+                    )
             results.append(
                 {
                     "task": {"type": "text-classification", "name": f"{task} ({kind})"},
@@ -132,9 +180,11 @@ def front_matter(
         "library_name": "convintel",
         "base_model": ENCODER_NAME,
         "pipeline_tag": "text-classification",
-        "tags": ["customer-service", "sentiment", "emotion", "urgency", "safetensors"],
+        "tags": ["customer-service", "sentiment", "emotion", "urgency"]
+        + (["complaint"] if "complaint" in heads else [])
+        + ["safetensors"],
         "datasets": datasets,
-        "metrics": ["f1", "recall"],
+        "metrics": ["f1", "recall"] + (["precision", "spearmanr"] if "complaint" in heads else []),
         "model-index": [{"name": name, "results": results}],
     }
     return "---\n" + yaml.safe_dump(document, sort_keys=False, allow_unicode=True) + "---\n"

@@ -157,10 +157,10 @@ def evaluate(
             "-d",
             help="Labelled data, repeatable: a JSONL or CSV file of labelled interactions (a quoted glob pools "
             "files), or shared:SET[:SPLIT] (tweeteval/sentiment, goemotions/original, meld/sentiment, "
-            "goemotions/group-sentiment)",
+            "goemotions/group-sentiment, xci/complaint)",
         ),
     ],
-    task: Annotated[str | None, typer.Option(help="Only this task: sentiment, urgency or emotions")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task: sentiment, urgency, emotions or complaint")] = None,
     split: Annotated[
         str | None,
         typer.Option(help="Only this split of labelled-interaction files (e.g. heldout); default: every row"),
