@@ -4,6 +4,8 @@ be published as it is."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import yaml
 
 from nlp.encoder import ENCODER_NAME
@@ -46,11 +48,16 @@ def render_model_card(
     task_data: dict[str, dict[str, list[str]]],
     metrics: dict[str, dict[str, dict]],
     training: dict,
+    kept_results: Sequence[dict] = (),
 ) -> str:
-    """Markdown model card from what training produced, with its metadata front matter."""
+    """Markdown model card from what training produced, with its metadata front matter.
+
+    A head without an entry in `metrics` was kept from a base bundle (heads refit on a
+    bundle, training.refit): its card section quotes the figures its manifest records, and
+    `kept_results` are the base card's hub results for it."""
     signals = ["sentiment", "emotions", "urgency"] + (["complaints"] if "complaint" in heads else [])
     lines = [
-        front_matter(name, heads, task_data, metrics),
+        front_matter(name, heads, task_data, metrics, kept_results),
         f"# {name} {version}",
         "",
         description,
@@ -64,6 +71,7 @@ def render_model_card(
         "## Tasks and data",
         "",
     ]
+    base = training.get("base")
     for task, head in heads.items():
         lines += [
             f"### {task} ({head.spec.kind}, {len(head.spec.labels)} labels)",
@@ -76,9 +84,15 @@ def render_model_card(
             + (" and thresholds" if head.spec.kind == "multilabel" else "")
             + f" on: {task_data[task]['dev'][0]}",
             "",
-            "| report set | n | macro-F1 | macro-recall | ECE |",
-            "|---|---|---|---|---|",
         ]
+        if task not in metrics:
+            origin = f"{base['name']} {base['version']}" if base else "the base bundle"
+            lines += [f"Kept unchanged from {origin}; the figures its manifest records:", ""]
+            lines += ["| figure | value |", "|---|---|"]
+            lines += [f"| {key} | {value:.3f} |" for key, value in head.spec.metrics.items()]
+            lines.append("")
+            continue
+        lines += ["| report set | n | macro-F1 | macro-recall | ECE |", "|---|---|---|---|---|"]
         for report, figures in metrics[task].items():
             recall = figures.get("macro_recall")
             ece = figures.get("ece")
@@ -89,19 +103,16 @@ def render_model_card(
         lines.append("")
         if task == "complaint":
             lines += complaint_table(metrics[task])
-    timing = f"{training['seconds']} s on {training['machine']}"
-    if "encode_seconds" in training:
-        timing += f" (encoding {training['encode_seconds']} s, cached across runs)"
-    if "steps" in training:
-        timing += (
-            f"; {training['steps']} of {training['planned_steps']} planned steps, best dev at step "
-            f"{training['best_step']}{', stopped early' if training['stopped_early'] else ''}"
-        )
+    lines += ["## Training", "", training_line(training), ""]
+    if base:
+        kept = [task for task in heads if task not in metrics]
+        lines += [
+            f"The encoder (its adapter copied unchanged) and the {', '.join(kept) or 'no other'} heads come from "
+            f"{base['name']} {base['version']}, recorded in the manifest under `training.base_training`: "
+            + training_line(training.get("base_training", {})),
+            "",
+        ]
     lines += [
-        "## Training",
-        "",
-        f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}.",
-        "",
         "## Limits",
         "",
         LIMITS,
@@ -109,6 +120,38 @@ def render_model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def training_line(training: dict) -> str:
+    """One sentence on how a bundle (or its base) was trained, from its training record."""
+    if "recipe" not in training or "mode" not in training:
+        return "no training record."
+    timing = f"{training['seconds']} s on {training['machine']}" if "seconds" in training else "time not recorded"
+    if "encode_seconds" in training:
+        timing += f" (encoding {training['encode_seconds']} s, cached across runs)"
+    if "steps" in training:
+        timing += (
+            f"; {training['steps']} of {training['planned_steps']} planned steps, best dev at step "
+            f"{training['best_step']}{', stopped early' if training['stopped_early'] else ''}"
+        )
+    return f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}."
+
+
+def card_results(card: str, tasks: Sequence[str]) -> list[dict]:
+    """The hub results (`model-index`) of a model card's front matter that belong to
+    `tasks`; none when the card has no readable front matter."""
+    if not card.startswith("---\n"):
+        return []
+    try:
+        document = yaml.safe_load(card[4:].split("\n---\n", 1)[0])
+        results = document["model-index"][0]["results"]
+    except (yaml.YAMLError, KeyError, IndexError, TypeError):
+        return []
+    return [
+        result
+        for result in results
+        if isinstance(result, dict) and str(result.get("task", {}).get("name", "")).split(" (")[0] in tasks
+    ]
 
 
 def _figure(value: float | None) -> str:
@@ -139,12 +182,14 @@ def front_matter(
     heads: dict[str, TaskHead],
     task_data: dict[str, dict[str, list[str]]],
     metrics: dict[str, dict[str, dict]],
+    kept_results: Sequence[dict] = (),
 ) -> str:
     """The YAML block the Hugging Face Hub reads from a model card: licence, base model,
-    datasets and the reported figures (`model-index`)."""
+    datasets and the reported figures (`model-index`; `kept_results` first: those of heads
+    kept from a base bundle)."""
     names = [entry for task in task_data.values() for part in task.values() for entry in part]
     datasets = sorted({hub for prefix, hub in DATASET_IDS.items() for entry in names if entry.startswith(prefix)})
-    results = []
+    results = list(kept_results)
     for task, reports in metrics.items():
         kind = "multi_label_classification" if heads[task].spec.kind == "multilabel" else "text-classification"
         for report, figures in reports.items():
