@@ -106,10 +106,12 @@ def render_model_card(
     lines += ["## Training", "", training_line(training), ""]
     if base:
         kept = [task for task in heads if task not in metrics]
+        listed = " and ".join([", ".join(kept[:-1]), kept[-1]] if len(kept) > 1 else kept) or "no other"
+        base_line = training_line(training.get("base_training", {}))
         lines += [
-            f"The encoder (its adapter copied unchanged) and the {', '.join(kept) or 'no other'} heads come from "
-            f"{base['name']} {base['version']}, recorded in the manifest under `training.base_training`: "
-            + training_line(training.get("base_training", {})),
+            f"The encoder (its adapter copied unchanged) and the {listed} heads come from "
+            f"{base['name']} {base['version']}, whose training record the manifest keeps under "
+            f"`training.base_training`: {base_line[0].lower()}{base_line[1:]}",
             "",
         ]
     lines += [
