@@ -20,11 +20,13 @@ from nlp.message_ids import assign_message_ids
 from nlp.policy import Policy, load_policy
 from nlp.schemas import (
     Channel,
+    ComplaintResult,
     ConversationSummary,
     EmotionScore,
     Message,
     MessageAnalysis,
     ModelInfo,
+    Role,
     SentimentResult,
     Timing,
     TopicScore,
@@ -34,7 +36,7 @@ from nlp.schemas import (
 )
 from nlp.signals import Turn
 from nlp.text import has_words
-from nlp.vocabulary import SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
+from nlp.vocabulary import COMPLAINT_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
 
 if TYPE_CHECKING:
     from nlp.inspection import Inspection, TextInspector
@@ -110,12 +112,18 @@ class Analyzer:
             raise ValueError(f"sentiment head labels {self._sentiment.spec.labels} != {list(SENTIMENT_LABELS)}")
         if self._urgency.spec.labels != list(URGENCY_LABELS):
             raise ValueError(f"urgency head labels {self._urgency.spec.labels} != {list(URGENCY_LABELS)}")
+        # Optional: bundles before convintel-base 0.3.0 have no complaint head.
+        self._complaint = bundle.heads.get("complaint")
+        if self._complaint is not None and self._complaint.spec.labels != list(COMPLAINT_LABELS):
+            raise ValueError(f"complaint head labels {self._complaint.spec.labels} != {list(COMPLAINT_LABELS)}")
         for head in bundle.heads.values():
             if head.spec.input_dim != encoder.feature_dim:
                 raise ValueError(
                     f"head {head.spec.task!r} reads {head.spec.input_dim} features; encoder gives {encoder.feature_dim}"
                 )
-        self._heads = HeadStack([self._sentiment, self._emotions, self._urgency])
+        # Every head reads the one encoder pass, run together as one network.
+        stacked = [self._sentiment, self._emotions, self._urgency]
+        self._heads = HeadStack(stacked + ([self._complaint] if self._complaint is not None else []))
         self._support = SupportEmotionMap(self._emotions.spec.labels, self._emotions.spec.thresholds or [])
         self._urgency_levels = np.arange(len(URGENCY_LABELS), dtype=np.float32) / (len(URGENCY_LABELS) - 1)
         self.model_info = ModelInfo(name=bundle.name, version=bundle.version)
@@ -167,7 +175,8 @@ class Analyzer:
         `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
         `stored_text` is the original text: it must not be stored."""
         inspections = self._inspect(messages, keep_text)
-        sentiment, emotions, urgency = self._heads.predict_proba(encoded.features)
+        sentiment, emotions, urgency, *optional = self._heads.predict_proba(encoded.features)
+        complaint = optional[0][:, COMPLAINT_LABELS.index("yes")] if optional else None
         emotion_scores, emotion_present = self._support.project(emotions)
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
@@ -200,6 +209,9 @@ class Analyzer:
                     score=round(float(np.clip(urgency_score[row], 0.0, 1.0)), _ROUND),
                     probabilities=_rounded(URGENCY_LABELS, urgency[row]),
                 ),
+                complaint=_complaint(complaint[row])
+                if complaint is not None and message.role == Role.customer
+                else None,
                 cues=inspections[row].cues if inspections else [],
                 categories=inspections[row].categories if inspections else [],
                 warnings=warnings,
@@ -285,6 +297,11 @@ def transcript_warnings(transcript: Transcript) -> list[str]:
     if not any(m.role.value == "customer" for m in transcript.messages):
         warnings.append("no customer messages: conversation-level customer signals are empty")
     return warnings
+
+
+def _complaint(probability: float) -> ComplaintResult:
+    """A customer message's complaint result from P(yes); the label is the head's argmax."""
+    return ComplaintResult(label="yes" if probability > 0.5 else "no", score=round(float(probability), _ROUND))
 
 
 def _rounded(labels: Sequence[str], values: np.ndarray) -> dict[str, float]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -263,19 +264,20 @@ def save_bundle(
     training: dict[str, Any],
     description: str,
     model_card: str,
-    adapter: tuple[AdapterManifest, dict] | None = None,
+    adapter: tuple[AdapterManifest, dict] | BundleAdapter | None = None,
 ) -> BundleManifest:
     """Write a bundle directory: manifest, safetensors weights and model card, and for a
-    fine-tuned encoder its adapter (`adapter`: the manifest entry, sha256 filled in here,
-    and the tensors)."""
+    fine-tuned encoder its adapter: `(manifest entry, tensors)` to write (sha256 filled in
+    here), or another bundle's `BundleAdapter`, whose files are copied byte for byte (same
+    sha256; heads refit on that bundle's encoder need exactly that encoder)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     adapter_manifest = None
-    # No stale adapter beside new heads.
-    (path / ADAPTER_FILE).unlink(missing_ok=True)
-    for stale in (PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE):
-        (path / LORA_DIR / stale).unlink(missing_ok=True)
-    if adapter is not None:
+    if isinstance(adapter, BundleAdapter):
+        adapter_manifest = _copy_adapter(adapter, path)
+    else:
+        _remove_adapter_files(path)  # no stale adapter beside new heads
+    if isinstance(adapter, tuple):
         entry, adapter_tensors = adapter
         if entry.method == "lora":
             entry = entry.model_copy(update={"file": f"{LORA_DIR}/{PEFT_WEIGHTS_FILE}"})
@@ -320,6 +322,32 @@ def save_bundle(
     (path / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
     (path / MODEL_CARD_FILE).write_text(model_card, encoding="utf-8")
     return manifest
+
+
+def _remove_adapter_files(path: Path, keep: frozenset[Path] = frozenset()) -> None:
+    """Remove the adapter files a bundle directory may hold, except those in `keep`."""
+    for stale in (path / ADAPTER_FILE, path / LORA_DIR / PEFT_CONFIG_FILE, path / LORA_DIR / PEFT_WEIGHTS_FILE):
+        if stale.resolve() not in keep:
+            stale.unlink(missing_ok=True)
+
+
+def _copy_adapter(adapter: BundleAdapter, path: Path) -> AdapterManifest:
+    """Copy a loaded bundle's adapter files into the bundle at `path` unchanged (nothing
+    to copy when `path` is that bundle: heads refit in place) and check the sha256."""
+    entry = adapter.manifest
+    source, target = adapter.path.resolve(), (path / entry.file).resolve()
+    # PEFT reads its config beside the LoRA weights.
+    files = [(source, target)] + (
+        [(source.parent / PEFT_CONFIG_FILE, target.parent / PEFT_CONFIG_FILE)] if entry.method == "lora" else []
+    )
+    _remove_adapter_files(path, keep=frozenset(source for source, _ in files))
+    for origin, copy in files:
+        if origin != copy:
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(origin, copy)
+    if file_sha256(target) != entry.sha256:
+        raise BundleError(f"{target}: the copied adapter does not match the sha256 of {adapter.path}")
+    return entry
 
 
 def _write_peft_config(folder: Path, entry: AdapterManifest) -> None:

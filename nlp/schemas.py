@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nlp.text import replace_lone_surrogates
-from nlp.vocabulary import NO_ROUTE, CueFamily, EscalationLevel, RuleLevel
+from nlp.vocabulary import NO_ROUTE, ComplaintLabel, CueFamily, EscalationLevel, RuleLevel
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
 # "Some character that str.isspace() does not call space", spelled out so every regex
@@ -156,6 +156,14 @@ class UrgencyResult(BaseModel):
     probabilities: dict[str, float]
 
 
+class ComplaintResult(BaseModel):
+    """Whether a customer message is a complaint: it reports a problem with, or reproaches,
+    the company, its product or service (X-CI's definition)."""
+
+    label: ComplaintLabel = Field(description="yes | no: yes when P(complaint) is above 0.5")
+    score: float = Field(ge=0.0, le=1.0, description="P(complaint): the calibrated probability of yes")
+
+
 class CueHit(BaseModel):
     family: CueFamily
     quote: str = Field(description="The phrase that triggered it (personal data redacted)")
@@ -200,6 +208,11 @@ class MessageAnalysis(BaseModel):
     sentiment: SentimentResult
     emotions: list[EmotionScore] = Field(description="Emotions present, strongest first")
     urgency: UrgencyResult
+    complaint: ComplaintResult | None = Field(
+        default=None,
+        description="Customer messages, when the model bundle has a complaint head (convintel-base 0.3.0 on); "
+        "null for agent, bot and system messages and with bundles without that head",
+    )
     cues: list[CueHit] = Field(default_factory=list, description="Risk cues in a customer message")
     categories: list[CategoryHit] = Field(default_factory=list, description="Configured tag categories matched")
     warnings: list[str] = Field(

@@ -54,6 +54,8 @@ class ConversationSignals:
     risk_cues: list[RiskCue] = field(default_factory=list)
     timing: TimingCues = field(default_factory=TimingCues)
     repeated_to_bot: list[str] = field(default_factory=list)
+    complaints: list[str] = field(default_factory=list)
+    """Customer messages the complaint head calls complaints (empty without that head)."""
 
 
 def overall_sentiment(customer: Sequence[MessageAnalysis]) -> SentimentResult | None:
@@ -188,4 +190,5 @@ def compute_signals(
         risk_cues=[RiskCue(family=c.family, message_id=m.id, quote=c.quote) for m in customer for c in m.cues],
         timing=timing_cues(turns, thresholds),
         repeated_to_bot=repeated_to_bot(turns, thresholds),
+        complaints=[m.id for m in customer if m.complaint is not None and m.complaint.label == "yes"],
     )

@@ -15,8 +15,9 @@ def derive_tags(
     categories: Sequence[ConversationCategory] = (),
     topics: Sequence[ConversationTopic] = (),
 ) -> list[str]:
-    """Short machine-friendly tags, e.g. `sentiment:negative`, `risk:cancellation`,
-    `category:billing_dispute`, `topic:card-arrive`."""
+    """Short machine-friendly tags, e.g. `sentiment:negative`, `complaint` (a customer
+    message is a complaint), `risk:cancellation`, `category:billing_dispute`,
+    `topic:card-arrive`."""
     tags: list[str] = []
     if signals.sentiment is not None:
         tags.append(f"sentiment:{signals.sentiment.label}")
@@ -26,6 +27,8 @@ def derive_tags(
         tags.append(f"emotion:{signals.strongest_negative_emotion.label}")
     if signals.highest_urgency is not None:
         tags.append(f"urgency:{signals.highest_urgency.label}")
+    if signals.complaints:
+        tags.append("complaint")
     tags.extend(f"risk:{family}" for family in dict.fromkeys(c.family for c in signals.risk_cues))
     tags.extend(f"category:{category.name}" for category in categories)
     if signals.repeated_to_bot:

@@ -18,6 +18,11 @@ UrgencyLevel = Literal["low", "medium", "high", "critical"]
 URGENCY_LABELS: tuple[UrgencyLevel, ...] = get_args(UrgencyLevel)
 """Urgency levels, lowest first (the urgency head's labels, in this order)."""
 
+ComplaintLabel = Literal["no", "yes"]
+COMPLAINT_LABELS: tuple[ComplaintLabel, ...] = get_args(ComplaintLabel)
+"""The complaint head's labels, in this order: a customer message is a complaint ("yes")
+or not. "yes" last, so P(complaint) is the second column of the head's probabilities."""
+
 EscalationLevel = Literal["none", "monitor", "escalate", "urgent"]
 ESCALATION_LEVELS: tuple[EscalationLevel, ...] = get_args(EscalationLevel)
 """Escalation levels, lowest first: a conversation's level is the highest any fired rule asks for."""

@@ -4,6 +4,7 @@ command-line flags (flags win). A bad key or value stops with one line naming it
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,6 +104,11 @@ class TrainConfig(BaseModel):
     skip_invalid: bool = Field(False, description="skip (and count) invalid rows instead of stopping")
     data_root: Path = Field(Path("../shared/data"), description="the public data sets folder")
     encoder_path: Path | None = Field(None, description="base encoder directory; default: the packaged MiniLM")
+    base_bundle: Path | None = Field(
+        None,
+        description="heads mode: a bundle directory whose encoder (adapter merged, its window) the `tasks` heads "
+        "are trained on; its other heads, adapter and records are kept as they are",
+    )
     mode: TrainMode = "heads"
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
     # None: the mode's default (MODE_DEFAULTS), filled in by validation.
@@ -136,10 +142,34 @@ class TrainConfig(BaseModel):
         unknown = [t for t in tasks if t not in INTERACTION_TASKS]
         if unknown:
             raise ValueError(f"unknown task {unknown[0]!r}; choose from {list(INTERACTION_TASKS)}")
-        missing = [t for t in REQUIRED_TASKS if t not in tasks]
-        if missing:  # the service reads every head of a bundle
-            raise ValueError(f"a bundle needs a head for each of {list(REQUIRED_TASKS)}; {missing[0]!r} is missing")
         return list(dict.fromkeys(tasks))
+
+    @model_validator(mode="after")
+    def _complete_bundle(self) -> TrainConfig:
+        if self.base_bundle is not None:
+            return self  # the base bundle gives the heads not trained here
+        missing = [t for t in REQUIRED_TASKS if t not in self.tasks]
+        if missing:  # the service reads every head of a bundle
+            raise ValueError(
+                f"tasks: a bundle needs a head for each of {list(REQUIRED_TASKS)}; {missing[0]!r} is missing "
+                "(or refit some heads on an existing bundle with base_bundle)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _base_bundle(self) -> TrainConfig:
+        base = self.base_bundle
+        if base is None:
+            return self
+        if self.mode != "heads":
+            raise ValueError(f"base_bundle: heads are refit in mode 'heads', not {self.mode!r}")
+        if self.encoder_path is not None:
+            raise ValueError("base_bundle: the encoder is the base bundle's, so encoder_path cannot be set too")
+        if not base.is_dir():
+            raise ValueError(f"base_bundle: {base} does not exist or is not a directory")
+        if not (base / "manifest.json").is_file():
+            raise ValueError(f"base_bundle: {base} has no manifest.json, so it is not a model bundle")
+        return self
 
     @model_validator(mode="after")
     def _finetune_tasks(self) -> TrainConfig:
@@ -189,11 +219,21 @@ class TrainConfig(BaseModel):
         return self.checkpoint_dir or self.output.with_name(self.output.name + ".checkpoint")
 
 
+_VALUE_ERROR = "Value error, "
+_KEY = re.compile(r"^[a-z_][a-z0-9_.]*$")
+
+
 def _format_error(source: str, exc: ValidationError) -> str:
     first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    key = ".".join(str(part) for part in first["loc"])
+    message = first["msg"]
+    # A check across settings (a model validator) has no location; its message starts
+    # with the key it is about ("base_bundle: ..."), which then reads like a field's error.
+    named, colon, rest = message.removeprefix(_VALUE_ERROR).partition(": ")
+    if not key and colon and message.startswith(_VALUE_ERROR) and _KEY.match(named):
+        key, message = named, _VALUE_ERROR + rest
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{source}: {key}: {first['msg']}{more}"
+    return f"{source}: {key or '(top level)'}: {message}{more}"
 
 
 def load_train_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from nlp.paths import source_root
-from nlp.vocabulary import GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
+from nlp.vocabulary import COMPLAINT_LABELS, GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
 
 Kind = Literal["multiclass", "multilabel"]
 # Beside the source checkout; installed (no checkout), `../shared/data` from the working directory.
@@ -39,6 +39,9 @@ class LabelledSet:
     labels: np.ndarray  # multiclass: (n,) int64 label index; multilabel: (n, L) float32 0/1
     label_names: list[str]
     kind: Kind
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-row side information that is not a label, aligned with `texts` (X-CI's
+    `severity`): reported beside a head's figures, never trained on."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -50,17 +53,26 @@ class LabelledSet:
         for part in parts[1:]:
             if part.label_names != first.label_names or part.kind != first.kind:
                 raise ValueError(f"cannot join {part.name} with {first.name}: labels differ")
+        # Side information survives a join only where every part has it (rows stay aligned).
+        shared = [key for key in first.aux if all(key in p.aux for p in parts)]
         return LabelledSet(
             name=name,
             texts=[t for p in parts for t in p.texts],
             labels=np.concatenate([p.labels for p in parts]),
             label_names=first.label_names,
             kind=first.kind,
+            aux={key: np.concatenate([p.aux[key] for p in parts]) for key in shared},
         )
 
     def subset(self, mask: np.ndarray, name: str) -> LabelledSet:
+        """The rows where `mask` is true, with their side information."""
         return LabelledSet(
-            name, [t for t, keep in zip(self.texts, mask) if keep], self.labels[mask], self.label_names, self.kind
+            name,
+            [t for t, keep in zip(self.texts, mask) if keep],
+            self.labels[mask],
+            self.label_names,
+            self.kind,
+            {key: values[mask] for key, values in self.aux.items()},
         )
 
 
@@ -136,9 +148,54 @@ def load_meld_sentiment(root: Path, split: str) -> LabelledSet:
     )
 
 
+# --- X-CI (complaints) -------------------------------------------------------------------
+
+XCI_PARTS = ("train", "heldout")
+XCI_SEVERITY_MAX = 4  # 0 no complaint, 1 no explicit reproach ... 4 blame (see the data README)
+
+
+def load_xci_complaint(root: Path, part: str) -> LabelledSet:
+    """X-CI tweets with their complaint label ("no" / "yes" from `label` 0/1) and their
+    `Severity` (0-4) as side information (`aux["severity"]`).
+
+    X-CI publishes one labelled file here (its test quarter is withheld), so `part` picks
+    the project's own split of it by the held-out rule of labelled interactions
+    (`heldout_split("xci:<id>")`): `train` (about three quarters) or `heldout` (the rest,
+    only reported, never tuned on)."""
+    if part not in XCI_PARTS:
+        raise ValueError(f"X-CI part must be one of {list(XCI_PARTS)} (its test split is withheld), not {part!r}")
+    path = root / "xci" / "train.csv"
+    texts, labels, severity = [], [], []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                label, level = int(row["label"]), int(row["Severity"])
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"{path}:{line}: fields 'label' and 'Severity' must be integers") from None
+            if label not in (0, 1) or not 0 <= level <= XCI_SEVERITY_MAX:
+                raise DataError(f"{path}:{line}: label {label} / Severity {level} out of range")
+            if heldout_split(f"xci:{row['id']}") != part:
+                continue
+            texts.append(row["tweet"])
+            labels.append(label)
+            severity.append(level)
+    return LabelledSet(
+        f"xci/complaint:{part}",
+        texts,
+        np.array(labels, dtype=np.int64),
+        list(COMPLAINT_LABELS),
+        "multiclass",
+        aux={"severity": np.array(severity, dtype=np.int64)},
+    )
+
+
 # --- labelled interactions (the project's own and users') --------------------------------
 
-TASK_LABELS: dict[str, tuple[str, ...]] = {"sentiment": SENTIMENT_LABELS, "urgency": URGENCY_LABELS}
+TASK_LABELS: dict[str, tuple[str, ...]] = {
+    "sentiment": SENTIMENT_LABELS,
+    "urgency": URGENCY_LABELS,
+    "complaint": COMPLAINT_LABELS,
+}
 """Single-label tasks of labelled interactions."""
 MULTILABEL_TASKS: dict[str, tuple[str, ...]] = {"emotions": GOEMOTIONS_LABELS}
 """Multi-label tasks: a list of labels (JSONL) or labels joined by ';' or ',' (CSV)."""
@@ -170,8 +227,8 @@ def read_interactions(
 ) -> tuple[list[Interaction], list[str]]:
     """Read labelled interactions from JSONL files. Returns (rows, problems).
 
-    Each row needs `text` and may carry labels for `tasks` (`sentiment`, `urgency`, and
-    `emotions`, a list of GoEmotions labels), an `id` and a `split`; labels are checked
+    Each row needs `text` and may carry labels for `tasks` (`sentiment`, `urgency`,
+    `complaint` yes/no, and `emotions`, a list of GoEmotions labels), an `id` and a `split`; labels are checked
     against the task's label set, other fields are ignored. A bad row raises DataError
     naming file, line and field, unless `skip_invalid`, where it is listed in problems."""
     rows: list[Interaction] = []

@@ -13,7 +13,9 @@ from torch import nn
 from tqdm import trange
 
 from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead
-from training.metrics import best_threshold, multiclass_metrics, multilabel_metrics
+from nlp.vocabulary import COMPLAINT_LABELS
+from training.datasets import LabelledSet
+from training.metrics import best_threshold, multiclass_metrics, multilabel_metrics, severity_figures
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +192,20 @@ def dev_score(kind: HeadKind, labels: list[str], logits: torch.Tensor, y: np.nda
 
 def evaluate_head(head: TaskHead, features: np.ndarray, y: np.ndarray) -> dict:
     """Metrics of `head` on labelled features (thresholds as tuned for multi-label)."""
+    return _metrics(head, head.predict_proba(features), y)
+
+
+def evaluate_report(head: TaskHead, features: np.ndarray, data: LabelledSet) -> dict:
+    """`evaluate_head` on a labelled set, plus, for the complaint head on a set that
+    carries X-CI's severity, how P(complaint) ranks it (training.metrics.severity_figures)."""
     probabilities = head.predict_proba(features)
+    metrics = _metrics(head, probabilities, data.labels)
+    if "severity" in data.aux and head.spec.labels == list(COMPLAINT_LABELS):
+        metrics.update(severity_figures(probabilities[:, COMPLAINT_LABELS.index("yes")], data.aux["severity"]))
+    return metrics
+
+
+def _metrics(head: TaskHead, probabilities: np.ndarray, y: np.ndarray) -> dict:
     if head.spec.kind == "multiclass":
         return multiclass_metrics(y, probabilities, head.spec.labels)
     return multilabel_metrics(y, probabilities, head.spec.thresholds or [0.5] * len(head.spec.labels), head.spec.labels)

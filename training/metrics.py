@@ -100,3 +100,27 @@ def best_threshold(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarr
     tp = (predicted & y_true[None, :]).sum(axis=1)
     f1 = 2 * tp / np.maximum(predicted.sum(axis=1) + positives, 1)
     return float(grid[int(np.argmax(f1))])
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation (ties averaged); None when either side is constant or
+    there are fewer than three rows, where it is undefined."""
+    from scipy.stats import spearmanr
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.size < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def severity_figures(p_positive: np.ndarray, severity: np.ndarray) -> dict[str, float | int | None]:
+    """How P(complaint) ranks X-CI's severity (0 no complaint ... 4 blame): Spearman over
+    every row, which mostly restates complaint versus not, and over the complaints alone
+    (severity 1-4), which asks whether a higher score also means a more severe complaint."""
+    severity = np.asarray(severity)
+    complaints = severity > 0
+    return {
+        "severity_spearman": spearman(p_positive, severity),
+        "severity_spearman_complaints": spearman(p_positive[complaints], severity[complaints]),
+        "severity_complaints_n": int(complaints.sum()),
+    }

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nlp.bundle import REQUIRED_TASKS
 from nlp.paths import source_root
 from training.datasets import (
     INTERACTION_TASKS,
@@ -18,6 +19,7 @@ from training.datasets import (
     load_goemotions_sentiment,
     load_meld_sentiment,
     load_tweeteval_sentiment,
+    load_xci_complaint,
     read_interactions,
     read_labelled_files,
 )
@@ -56,15 +58,24 @@ def public_sets(data_root: Path) -> dict[str, LabelledSet]:
     return {s.name: s for s in sets}
 
 
-def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict[str, TaskData]:
-    """The shipped bundle's recipe.
+def default_recipe(
+    data_root: Path, own_files: list[Path] | None = None, tasks: Sequence[str] = REQUIRED_TASKS
+) -> dict[str, TaskData]:
+    """The shipped bundle's recipe. The public sets are read only for the tasks asked for:
+    complaint (X-CI) on its own, the other three together.
 
     - emotions: GoEmotions (28 labels) train; dev for thresholds and reporting.
     - sentiment: TweetEval train + GoEmotions sentiment groups + MELD + own labelled
       messages (train part); early stopping and calibration on TweetEval val, GoEmotions
       groups dev and MELD dev together (the test splits stay withheld).
     - urgency: own labelled messages; the held-out quarter is only reported, never tuned on
-      (early stopping and calibration use a slice of the training part)."""
+      (early stopping and calibration use a slice of the training part).
+    - complaint: X-CI, split the same way (`complaint_recipe`)."""
+    recipe: dict[str, TaskData] = {}
+    if "complaint" in tasks:
+        recipe["complaint"] = complaint_recipe(data_root)
+    if not {"sentiment", "emotions", "urgency"} & set(tasks):
+        return recipe
     if own_files is None and not OWN_DATA_FILES:
         raise DataError(
             "the default recipe also trains on data/urgency/messages_*.jsonl of convintel's source "
@@ -80,7 +91,7 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
     urgency_train = interactions_for_task(rows, "urgency", "train", "own")
     urgency_heldout = interactions_for_task(rows, "urgency", "heldout", "own")
     urgency_fit, urgency_stop = split_for_early_stopping(urgency_train)
-    return {
+    recipe |= {
         "emotions": TaskData(
             train=public["goemotions/original:train"],
             dev=public["goemotions/original:dev"],
@@ -113,6 +124,16 @@ def default_recipe(data_root: Path, own_files: list[Path] | None = None) -> dict
         ),
         "urgency": TaskData(train=urgency_fit, dev=urgency_stop, reports=[urgency_heldout]),
     }
+    return recipe
+
+
+def complaint_recipe(data_root: Path) -> TaskData:
+    """Complaint detection from X-CI: its `train` part is cut into a fitting slice and an
+    early-stopping / calibration slice (every fifth row); the `heldout` part (a quarter of
+    the published file, by id hash) is only reported, never tuned on. The held-out report
+    carries X-CI's severity (0-4), so the bundle records how P(complaint) ranks it."""
+    fit, stop = split_for_early_stopping(load_xci_complaint(data_root, "train"))
+    return TaskData(train=fit, dev=stop, reports=[load_xci_complaint(data_root, "heldout")])
 
 
 def split_for_early_stopping(data: LabelledSet, share: int = 5) -> tuple[LabelledSet, LabelledSet]:
@@ -159,7 +180,9 @@ def build_recipe(config: TrainConfig) -> tuple[dict[str, TaskData], list[str]]:
     labelled files, restricted to `config.tasks`. Returns (recipe, skipped-row problems).
 
     Raises DataError for a bad row (file:line: field) or a task left without data."""
-    recipe: dict[str, TaskData] = default_recipe(config.data_root) if config.recipe == "default" else {}
+    recipe: dict[str, TaskData] = (
+        default_recipe(config.data_root, tasks=config.tasks) if config.recipe == "default" else {}
+    )
     problems: list[str] = []
     if config.data:
         rows, problems = read_labelled_files(config.data, skip_invalid=config.skip_invalid, tasks=config.tasks)

@@ -19,7 +19,7 @@ from training.config import TrainConfig
 from training.datasets import LabelledSet
 from training.features import encode_sets
 from training.finetune import FinetuneResult, finetune
-from training.head_trainer import HeadTrainingConfig, evaluate_head, train_head
+from training.head_trainer import HeadTrainingConfig, evaluate_report, train_head
 from training.metrics import collapse_labels, multilabel_metrics_from_predictions
 from training.model_card import render_model_card
 from training.recipes import TaskData
@@ -58,17 +58,27 @@ GOEMOTIONS_GROUP_SOURCES = {
         "relief",
     ),
 }
-TASK_ORDER = ("sentiment", "emotions", "urgency")
+TASK_ORDER = ("sentiment", "emotions", "urgency", "complaint")
+# How each task reads in a bundle's description ("Sentiment, emotion and urgency heads").
+TASK_WORDS = {"emotions": "emotion"}
 # How each fine-tuning method reads in a bundle's description.
 FINETUNE_METHOD_WORDS = {"lora": "LoRA adapters", "partial": "its top layers unfrozen", "full": "every weight"}
 
 
 def headline_metrics(task: str, report_name: str, metrics: dict) -> dict[str, float]:
-    """The figures quoted in manifests: macro-F1 everywhere, macro-recall for TweetEval."""
+    """The figures quoted in manifests: macro-F1 everywhere, macro-recall for single-label
+    tasks; for complaint also F1, precision and recall of "yes" (the usual complaint
+    figures) and, where the set has X-CI's severity, its Spearman correlations."""
     key = report_name.replace("/", "_").replace(":", "_").replace("-", "_")
     figures = {f"{key}.macro_f1": round(metrics["macro_f1"], 4)}
     if "macro_recall" in metrics:
         figures[f"{key}.macro_recall"] = round(metrics["macro_recall"], 4)
+    if task == "complaint":
+        positive = metrics["per_class"]["yes"]
+        figures |= {f"{key}.{name}": round(positive[name], 4) for name in ("f1", "precision", "recall")}
+        for name in ("severity_spearman", "severity_spearman_complaints"):
+            if metrics.get(name) is not None:
+                figures[f"{key}.{name}"] = round(metrics[name], 4)
     return figures
 
 
@@ -132,9 +142,7 @@ def train_bundle(
         "encode_seconds": round(encode_seconds, 1),
         "machine": machine_description(),
     }
-    description = (
-        "Sentiment, emotion and urgency heads over a frozen all-MiniLM-L6-v2 encoder, for customer-service messages."
-    )
+    description = f"{heads_phrase(list(recipe))} over a frozen all-MiniLM-L6-v2 encoder, for customer-service messages."
     return write_bundle(
         recipe,
         heads,
@@ -183,7 +191,7 @@ def finetune_bundle(
         "machine": machine_description(),
     }
     description = (
-        "Sentiment, emotion and urgency heads over all-MiniLM-L6-v2 fine-tuned with "
+        f"{heads_phrase(list(recipe))} over all-MiniLM-L6-v2 fine-tuned with "
         f"{FINETUNE_METHOD_WORDS[adapter_entry.method]}, for customer-service messages."
     )
     return write_bundle(
@@ -220,8 +228,16 @@ def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: Finetu
         )
 
 
-def ordered_tasks(recipe: dict[str, TaskData]) -> list[str]:
+def ordered_tasks(recipe: dict[str, TaskData] | list[str]) -> list[str]:
+    """Tasks in the usual order (TASK_ORDER), others after them."""
     return [t for t in TASK_ORDER if t in recipe] + [t for t in recipe if t not in TASK_ORDER]
+
+
+def heads_phrase(tasks: list[str]) -> str:
+    """'Sentiment, emotion and urgency heads', for a bundle's description."""
+    words = [TASK_WORDS.get(task, task) for task in ordered_tasks(tasks)]
+    listed = words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+    return f"{listed.capitalize()} head{'s' if len(words) > 1 else ''}"
 
 
 def machine_description() -> str:
@@ -248,19 +264,7 @@ def write_bundle(
 ) -> tuple[BundleManifest, dict[str, dict[str, dict]]]:
     """Report every head on its task's report sets (dev figures into the manifest), then
     write the bundle with its model card."""
-    full_metrics, task_data = {}, {}
-    for task in ordered_tasks(recipe):
-        data, head = recipe[task], heads[task]
-        reports = {s.name: evaluate_head(head, features[s.name], s.labels) for s in data.reports if len(s)}
-        if task == "emotions":
-            reports.update(derived_emotion_reports(head, features[data.dev.name], data.dev))
-        for report_name, metrics in reports.items():
-            head.spec.metrics.update(headline_metrics(task, report_name, metrics))
-        full_metrics[task] = reports
-        task_data[task] = {
-            "train": [f"{data.train.name} ({len(data.train)})"],
-            "dev": [f"{data.dev.name} ({len(data.dev)})"] + [f"{s.name} ({len(s)})" for s in data.reports],
-        }
+    full_metrics, task_data = report_heads(recipe, heads, features)
     encoder_manifest = EncoderManifest(
         name=ENCODER_NAME,
         package=ENCODER_PACKAGE,
@@ -282,3 +286,26 @@ def write_bundle(
         adapter=adapter,
     )
     return manifest, full_metrics
+
+
+def report_heads(
+    recipe: dict[str, TaskData], heads: dict[str, TaskHead], features: dict[str, np.ndarray]
+) -> tuple[dict[str, dict[str, dict]], dict[str, dict[str, list[str]]]]:
+    """Score the head of each task in `recipe` on its report sets, put the headline
+    figures into the head's spec (the manifest's metrics), and name the data it saw.
+
+    Returns (task -> report set -> metrics, task -> {"train": [...], "dev": [...]})."""
+    full_metrics, task_data = {}, {}
+    for task in ordered_tasks(recipe):
+        data, head = recipe[task], heads[task]
+        reports = {s.name: evaluate_report(head, features[s.name], s) for s in data.reports if len(s)}
+        if task == "emotions":
+            reports.update(derived_emotion_reports(head, features[data.dev.name], data.dev))
+        for report_name, metrics in reports.items():
+            head.spec.metrics.update(headline_metrics(task, report_name, metrics))
+        full_metrics[task] = reports
+        task_data[task] = {
+            "train": [f"{data.train.name} ({len(data.train)})"],
+            "dev": [f"{data.dev.name} ({len(data.dev)})"] + [f"{s.name} ({len(s)})" for s in data.reports],
+        }
+    return full_metrics, task_data

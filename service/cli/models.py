@@ -41,6 +41,13 @@ def train(
         str | None, typer.Option(help="finetune: 'lora' adapters, 'partial' (top layers) or 'full'")
     ] = None,
     encoder_path: Annotated[Path | None, typer.Option(help="Base encoder directory (default: the package)")] = None,
+    base_bundle: Annotated[
+        Path | None,
+        typer.Option(
+            help="heads mode: refit the --tasks heads on this bundle's encoder and keep its other heads "
+            "(e.g. --tasks complaint)"
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Bundle directory to write")] = None,
     data_root: Annotated[
         Path | None, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder")
@@ -66,14 +73,16 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="finetune: continue from the last checkpoint")] = False,
 ) -> None:
     """Train a model bundle: heads on the frozen encoder, or fine-tune the encoder (LoRA,
-    partial unfreezing or full) with the heads. Settings come from --config and/or flags.
-    The wall time is printed at the end; an interrupted fine-tune continues with --resume."""
+    partial unfreezing or full) with the heads, or refit some heads on an existing bundle
+    (--base-bundle). Settings come from --config and/or flags. The wall time is printed at
+    the end; an interrupted fine-tune continues with --resume."""
     import torch
 
     from nlp.encoder import Encoder
     from training.checkpoint import CheckpointError
     from training.config import ConfigError, load_train_config
     from training.recipes import build_recipe
+    from training.refit import RefitError, refit_bundle
     from training.train import finetune_bundle, train_bundle
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -85,6 +94,7 @@ def train(
         "finetune.method": method,
         "tasks": [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
         "encoder_path": encoder_path,
+        "base_bundle": base_bundle,
         "output": output,
         "data_root": data_root,
         "name": name,
@@ -122,7 +132,19 @@ def train(
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
-        if config.mode == "heads":
+        if config.base_bundle is not None:
+            manifest, _ = refit_bundle(
+                config.base_bundle,
+                task_data,
+                config.output,
+                name=config.name,
+                version=config.version,
+                config=config.head_config(),
+                cache_dir=config.cache_dir,
+                device=config.resolved_device(),
+                recipe_name=config.recipe,
+            )
+        elif config.mode == "heads":
             encoder = Encoder(config.encoder_path, max_seq_length=config.max_length, device=config.resolved_device())
             manifest, _ = train_bundle(
                 task_data,
@@ -136,15 +158,17 @@ def train(
             )
         else:
             manifest, _ = finetune_bundle(task_data, config, recipe_name=config.recipe, resume=resume)
-    except (EncoderLoadError, CheckpointError, BundleError, MissingExtra) as exc:
+    except (EncoderLoadError, CheckpointError, BundleError, RefitError, MissingExtra) as exc:
         fail(str(exc))
     resumed = manifest.training.get("resumed_from_step")
     typer.echo(
         f"wrote {config.output} in {manifest.training['seconds']} s of wall time"
         + (f" (this part, resumed at step {resumed})" if resumed else "")
     )
+    refit = manifest.training.get("refit_tasks")
     for task, entry in manifest.tasks.items():
-        typer.echo(f"  {task}: " + ", ".join(f"{k}={v:.3f}" for k, v in entry.metrics.items()))
+        kept = " (kept from the base bundle)" if refit is not None and task not in refit else ""
+        typer.echo(f"  {task}{kept}: " + ", ".join(f"{k}={v:.3f}" for k, v in entry.metrics.items()))
 
 
 @app.command()
@@ -157,10 +181,10 @@ def evaluate(
             "-d",
             help="Labelled data, repeatable: a JSONL or CSV file of labelled interactions (a quoted glob pools "
             "files), or shared:SET[:SPLIT] (tweeteval/sentiment, goemotions/original, meld/sentiment, "
-            "goemotions/group-sentiment)",
+            "goemotions/group-sentiment, xci/complaint)",
         ),
     ],
-    task: Annotated[str | None, typer.Option(help="Only this task: sentiment, urgency or emotions")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task: sentiment, urgency, emotions or complaint")] = None,
     split: Annotated[
         str | None,
         typer.Option(help="Only this split of labelled-interaction files (e.g. heldout); default: every row"),

@@ -34,6 +34,20 @@ def test_analyze_returns_message_and_conversation_analysis(client: TestClient):
     assert result["timing"]["total_ms"] >= result["timing"]["encode_ms"] > 0
 
 
+def test_customer_messages_carry_a_complaint_result(client: TestClient):
+    """The shipped bundle has a complaint head: customer messages get {label, score}, the
+    agent's message null, and the angry transcript is tagged a complaint."""
+    result = client.post("/v1/analyze", json=load_fixture("double_charge.json")).json()
+    by_role = {m["id"]: m for m in result["messages"]}
+    assert by_role["m2"]["complaint"] is None, "agent message"
+    for message_id in ("m1", "m3", "m4"):
+        complaint = by_role[message_id]["complaint"]
+        assert complaint["label"] in {"yes", "no"} and 0 <= complaint["score"] <= 1
+        assert (complaint["label"] == "yes") == (complaint["score"] > 0.5)
+    assert by_role["m4"]["complaint"]["label"] == "yes"
+    assert "complaint" in result["conversation"]["tags"]
+
+
 def test_happy_conversation_is_not_escalated(client: TestClient):
     result = client.post("/v1/analyze", json=load_fixture("happy_resolution.json")).json()
     assert result["messages"][-1]["sentiment"]["label"] == "positive"

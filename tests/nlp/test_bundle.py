@@ -35,6 +35,21 @@ def test_shipped_bundle_loads_with_its_manifest():
     assert size <= 30 * 2**20, f"the shipped bundle stays small in git: {size / 2**20:.1f} MiB"
 
 
+def test_shipped_bundle_has_a_complaint_head_refit_on_its_encoder():
+    """0.3.0 added the complaint head by a heads refit on 0.2.0 (docs/models.md#complaints):
+    held-out X-CI figures in the manifest, and the base's training record kept."""
+    manifest = load_bundle(BUNDLE).manifest
+    complaint = manifest.tasks["complaint"]
+    assert complaint.kind == "multiclass" and complaint.labels == ["no", "yes"]
+    figures = {key.removeprefix("xci_complaint_heldout."): value for key, value in complaint.metrics.items()}
+    assert {"f1", "precision", "recall", "macro_f1", "severity_spearman"} <= set(figures)
+    assert complaint.dev_data[-1].startswith("xci/complaint:heldout ")
+    assert manifest.training["mode"].startswith("heads refit on convintel-base ")
+    assert manifest.training["refit_tasks"] == ["complaint"]
+    assert manifest.training["base_training"]["mode"] == "finetune (partial)"
+    assert manifest.adapter is not None and manifest.mode == "finetune"
+
+
 def test_missing_directory(tmp_path: Path):
     with pytest.raises(BundleError, match="does not exist"):
         load_bundle(tmp_path / "nothing-here")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,26 @@ def test_shared_sets_resolve_against_the_data_root(tmp_path):
 def test_a_missing_bundle_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["evaluate", "--model", str(tmp_path / "nope"), "--data", str(INTERACTIONS)])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_complaint_is_scored_on_xci_held_out_with_its_severity_figures(tmp_path):
+    result = evaluate_bundle(BUNDLE, ["shared:xci/complaint"], data_root=FIXTURES)
+    (complaint,) = result.evaluations
+    assert (complaint.task, complaint.split, complaint.set_name) == ("complaint", "heldout", "xci/complaint:heldout")
+    assert complaint.labels == ["no", "yes"] and set(complaint.metrics["per_class"]) == {"no", "yes"}
+    assert {"severity_spearman", "severity_spearman_complaints"} <= set(complaint.metrics)
+    # A file's complaint labels, for a bundle without the head: left out, and said so.
+    stripped = tmp_path / "no-complaint"
+    shutil.copytree(BUNDLE, stripped)
+    manifest = json.loads((stripped / "manifest.json").read_text())
+    manifest["tasks"].pop("complaint", None)
+    (stripped / "manifest.json").write_text(json.dumps(manifest))
+    labelled = tmp_path / "mixed.jsonl"
+    labelled.write_text(
+        "\n".join(json.dumps({**row, "complaint": "yes" if row["sentiment"] == "negative" else "no"}) for row in ROWS)
+    )
+    mixed = evaluate_bundle(stripped, [str(labelled)])
+    assert [e.task for e in mixed.evaluations] == ["sentiment", "urgency"]
+    assert any("complaint labels not scored" in note for note in mixed.notes)
+    with_head = evaluate_bundle(BUNDLE, [str(labelled)])
+    assert [e.task for e in with_head.evaluations] == ["sentiment", "urgency", "complaint"]

@@ -433,3 +433,22 @@ def test_task_sampling_and_length_buckets_shape_each_epoch():
 
     unbucketed = epoch_batches(recipe, 10, seed=3, epoch=0, rows_per_epoch=caps, bucket_batches=1)
     assert spread(first) < spread(unbucketed) / 2, "bucketed batches hold texts of similar length"
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_heads_refit_on_a_lora_bundle_keeps_peft_layout(tiny_finetuned: Path, tmp_path: Path, in_place: bool):
+    """A LoRA base: both PEFT files are carried over unchanged (copied, or left in place)."""
+    base = tmp_path / "base"
+    shutil.copytree(tiny_finetuned, base)
+    output = base if in_place else tmp_path / "refit"
+    before = {name: (base / LORA_DIR / name).read_bytes() for name in (PEFT_CONFIG_FILE, PEFT_WEIGHTS_FILE)}
+    result = runner.invoke(
+        app,
+        ["train", "--base-bundle", str(base), "--tasks", "complaint", "--data-root", str(FIXTURES)]
+        + ["--output", str(output), "--epochs", "2", "--hidden-dim", "16", "--cache-dir", str(tmp_path / "cache")],
+    )
+    assert result.exit_code == 0, result.output
+    assert {name: (output / LORA_DIR / name).read_bytes() for name in before} == before
+    bundle = load_bundle(output)
+    assert bundle.manifest.adapter.method == "lora" and bundle.manifest.encoder.max_seq_length == 32
+    assert set(bundle.heads) == {"sentiment", "emotions", "urgency", "complaint"}
