@@ -23,6 +23,7 @@ from training.datasets import (
     read_interactions,
     read_labelled_files,
 )
+from training.urgency_pool import LABELS_DIR, final_written_labels, pool_interactions, with_final_urgency
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -31,6 +32,8 @@ _CHECKOUT = source_root()
 # The project's own labelled messages: part of the source checkout only (data/ is not
 # installed), so an installed convintel has none and the default recipe says so.
 OWN_DATA_FILES = sorted((_CHECKOUT / "data" / "urgency").glob("messages_*.jsonl")) if _CHECKOUT else []
+# The labelling passes over the public pool and the written messages (data/urgency/GUIDELINE.md).
+URGENCY_LABELS_DIR = _CHECKOUT / LABELS_DIR if _CHECKOUT else None
 
 
 @dataclass
@@ -68,8 +71,10 @@ def default_recipe(
     - sentiment: TweetEval train + GoEmotions sentiment groups + MELD + own labelled
       messages (train part); early stopping and calibration on TweetEval val, GoEmotions
       groups dev and MELD dev together (the test splits stay withheld).
-    - urgency: own labelled messages; the held-out quarter is only reported, never tuned on
-      (early stopping and calibration use a slice of the training part).
+    - urgency: own labelled messages (the written ones with their blind passes' final
+      labels) and the labelled public pool (texts read from `data_root`); each one's
+      held-out quarter is only reported, never tuned on (early stopping and calibration use
+      a slice of the training part).
     - complaint: X-CI, split the same way (`complaint_recipe`)."""
     recipe: dict[str, TaskData] = {}
     if "complaint" in tasks:
@@ -88,9 +93,16 @@ def default_recipe(
     rows, _ = read_interactions(own_files if own_files is not None else OWN_DATA_FILES, tasks=("sentiment", "urgency"))
     own_sentiment_train = interactions_for_task(rows, "sentiment", "train", "own")
     own_sentiment_heldout = interactions_for_task(rows, "sentiment", "heldout", "own")
-    urgency_train = interactions_for_task(rows, "urgency", "train", "own")
+    pool: list[Interaction] = []
+    if own_files is None and URGENCY_LABELS_DIR is not None:  # the shipped recipe: the labelled pool joins
+        rows = with_final_urgency(rows, final_written_labels(URGENCY_LABELS_DIR))
+        pool = pool_interactions(data_root, URGENCY_LABELS_DIR)
+    urgency_train = interactions_for_task(rows + pool, "urgency", "train", "own+pool")
     urgency_heldout = interactions_for_task(rows, "urgency", "heldout", "own")
     urgency_fit, urgency_stop = split_for_early_stopping(urgency_train)
+    urgency_reports = [urgency_heldout]
+    if pool:
+        urgency_reports.append(interactions_for_task(pool, "urgency", "heldout", "pool"))
     recipe |= {
         "emotions": TaskData(
             train=public["goemotions/original:train"],
@@ -122,7 +134,7 @@ def default_recipe(
                 own_sentiment_heldout,
             ],
         ),
-        "urgency": TaskData(train=urgency_fit, dev=urgency_stop, reports=[urgency_heldout]),
+        "urgency": TaskData(train=urgency_fit, dev=urgency_stop, reports=urgency_reports),
     }
     return recipe
 

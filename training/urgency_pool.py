@@ -15,7 +15,7 @@ import random
 import re
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from training.agreement import Label, final_labels, read_labels
@@ -95,6 +95,17 @@ def pool_interactions(data_root: Path, labels_dir: Path) -> list[Interaction]:
     return [
         Interaction(id=ref, text=texts[ref], labels={"urgency": label.urgency}, split=heldout_split(ref))
         for ref, label in labels.items()
+    ]
+
+
+def with_final_urgency(rows: list[Interaction], final: dict[str, Label]) -> list[Interaction]:
+    """`rows` with the urgency label of every row `final` knows replaced by the final one
+    (the written messages carry their writer's label; the blind passes decide)."""
+    return [
+        replace(row, labels={**row.labels, "urgency": final[row.id].urgency})
+        if row.id in final and "urgency" in row.labels
+        else row
+        for row in rows
     ]
 
 
