@@ -40,6 +40,6 @@ def summarize_conversation(
         repeated_to_bot=signals.repeated_to_bot,
         tags=derive_tags(signals, escalation, categories=matched, topics=topics),
         escalation=escalation,
-        insights=derive_insights(signals, escalation),
+        insights=derive_insights(signals, escalation, policy.experience),
         topics=topics,
     )

@@ -1,17 +1,14 @@
 """Interaction insights a support lead reads at a glance: the kind of interaction, how
 well it suits automation, a predicted experience score, and whether it was resolved.
 
-experience_score (0-100) is a documented formula, not a trained model:
-    50 + 35 * (last customer sentiment score, in [-1, 1])
-       + 15 if resolved, - 15 if unresolved
-       - 5 for each effort cue (repeat-contact cue, repeated-to-bot turn), at most - 15
-       - 10 if the longest wait was over 15 minutes, - 5 if over 5 minutes
-then clipped to [0, 100]. With no customer turns it is 50."""
+experience_score (0-100) and its per-signal breakdown come from nlp/experience.py: the
+policy's fitted formula when it has an `experience:` section, else the hand-set one."""
 
 from __future__ import annotations
 
 import re
 
+from nlp.experience import ExperienceModel, experience
 from nlp.schemas import Escalation, Insights, Resolution, Role
 from nlp.signals import ConversationSignals
 
@@ -36,8 +33,6 @@ ADVISORY = re.compile(
     re.IGNORECASE,
 )
 HIGH_EMOTION_CUES = frozenset({"legal", "safety", "security", "cancellation", "public_complaint"})
-EFFORT_PENALTY, EFFORT_CAP = 5, 15
-LONG_WAIT_SECONDS, MEDIUM_WAIT_SECONDS = 15 * 60, 5 * 60
 
 
 def resolution(signals: ConversationSignals) -> Resolution:
@@ -66,17 +61,9 @@ def resolution(signals: ConversationSignals) -> Resolution:
     return Resolution(label="unknown")
 
 
-def experience_score(signals: ConversationSignals, resolved: Resolution) -> int:
-    """Predicted satisfaction, 0-100 (formula in the module docstring)."""
-    if not signals.customer:
-        return 50
-    score = 50 + 35 * signals.customer[-1].sentiment.score
-    score += {"resolved": 15, "unresolved": -15}.get(resolved.label, 0)
-    effort = sum(1 for c in signals.risk_cues if c.family == "repeat_contact") + len(signals.repeated_to_bot)
-    score -= min(EFFORT_PENALTY * effort, EFFORT_CAP)
-    wait = signals.timing.longest_wait_seconds or 0
-    score -= 10 if wait > LONG_WAIT_SECONDS else 5 if wait > MEDIUM_WAIT_SECONDS else 0
-    return int(round(min(max(score, 0), 100)))
+def experience_score(signals: ConversationSignals, resolved: Resolution, model: ExperienceModel | None = None) -> int:
+    """Predicted satisfaction, 0-100: the fitted formula of `model`, or the hand-set one."""
+    return experience(signals, resolved, model)[0]
 
 
 def interaction_type(signals: ConversationSignals, escalation: Escalation) -> str:
@@ -111,12 +98,17 @@ def automation_fit(signals: ConversationSignals, kind: str) -> str:
     return "medium"
 
 
-def derive_insights(signals: ConversationSignals, escalation: Escalation) -> Insights:
+def derive_insights(
+    signals: ConversationSignals, escalation: Escalation, experience_model: ExperienceModel | None = None
+) -> Insights:
+    """Insights; `experience_model` is the policy's `experience:` section (None: hand-set score)."""
     resolved = resolution(signals)
     kind = interaction_type(signals, escalation)
+    score, breakdown = experience(signals, resolved, experience_model)
     return Insights(
         interaction_type=kind,
         automation_fit=automation_fit(signals, kind),
-        experience_score=experience_score(signals, resolved),
+        experience_score=score,
+        experience_breakdown=breakdown,
         resolution=resolved,
     )

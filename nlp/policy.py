@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from nlp.experience import ExperienceModel
 from nlp.vocabulary import CUE_FAMILIES, DEFAULT_ROUTES, NO_ROUTE, RuleLevel, UrgencyLevel
 from nlp.yaml_config import ConfigFileError, StrictModel, check_unique, read_validated
 
@@ -98,6 +99,9 @@ class Policy(StrictModel):
     rules: list[Rule] = Field(default_factory=list)
     response_styles: dict[str, str] = Field(default_factory=dict, description="negative emotion -> response style")
     default_response_style: str = "friendly and efficient"
+    experience: ExperienceModel | None = Field(
+        None, description="fitted experience-score weights (nlp/experience.py); absent: the hand-set formula"
+    )
 
     @model_validator(mode="after")
     def _rules_consistent(self) -> Policy:

@@ -308,7 +308,11 @@ class Resolution(BaseModel):
 class Insights(BaseModel):
     interaction_type: str = Field(description="routine | advisory | high_emotion | proactive | assisted_support")
     automation_fit: str = Field(description="high | medium | low")
-    experience_score: int = Field(ge=0, le=100, description="Predicted satisfaction; formula in nlp/insights.py")
+    experience_score: int = Field(ge=0, le=100, description="Predicted satisfaction; formula in nlp/experience.py")
+    experience_breakdown: dict[str, float] = Field(
+        default_factory=dict,
+        description="Score points per signal ('base' and each feature); before rounding and clipping they add up to it",
+    )
     resolution: Resolution
 
 
