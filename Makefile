@@ -57,7 +57,7 @@ models: install
 	@start=$$(date +%s); \
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --config training/finetune.yaml --resume && \
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --mode heads --base-bundle models/convintel-base \
-		--tasks complaint --output models/convintel-base --version 0.3.0 && \
+		--tasks complaint,urgency --output models/convintel-base --version 0.4.0 && \
 	echo "make models: $$(( $$(date +%s) - start )) s of wall time"
 
 bench: install

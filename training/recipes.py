@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,15 @@ from training.datasets import (
     read_interactions,
     read_labelled_files,
 )
-from training.urgency_pool import LABELS_DIR, final_written_labels, pool_interactions, with_final_urgency
+from training.urgency_pool import (
+    LABELS_DIR,
+    final_written_labels,
+    missing_pool_sources,
+    pool_interactions,
+    with_final_urgency,
+)
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from training.config import TrainConfig
@@ -96,7 +105,11 @@ def default_recipe(
     pool: list[Interaction] = []
     if own_files is None and URGENCY_LABELS_DIR is not None:  # the shipped recipe: the labelled pool joins
         rows = with_final_urgency(rows, final_written_labels(URGENCY_LABELS_DIR))
-        pool = pool_interactions(data_root, URGENCY_LABELS_DIR)
+        missing = missing_pool_sources(data_root)
+        if missing:
+            log.warning("urgency trains without the labelled public pool: %s is missing", missing[0])
+        else:
+            pool = pool_interactions(data_root, URGENCY_LABELS_DIR)
     urgency_train = interactions_for_task(rows + pool, "urgency", "train", "own+pool")
     urgency_heldout = interactions_for_task(rows, "urgency", "heldout", "own")
     urgency_fit, urgency_stop = split_for_early_stopping(urgency_train)

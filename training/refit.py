@@ -89,6 +89,7 @@ def refit_bundle(
         "kept_tasks": kept,
         "base": {"name": base.name, "version": base.version, "created": base.manifest.created},
         "base_training": base.manifest.training,
+        "encoder_training": encoder_training(base.manifest.training),
         "config": config.to_dict(),
         "seconds": round(time.perf_counter() - started, 1),
         "encode_seconds": round(encode_seconds, 1),
@@ -147,3 +148,11 @@ def refit_description(base: ModelBundle, tasks: list[str]) -> str:
     return (
         f"{base.manifest.description.rstrip('.')}; {phrase[0].lower()}{phrase[1:]} trained on that encoder's features."
     )
+
+
+def encoder_training(record: dict) -> dict:
+    """How the encoder of a bundle with this training record was trained: a refit never
+    changes the encoder, so the record is followed back through any number of refits."""
+    while "encoder_training" not in record and "base_training" in record:
+        record = record["base_training"]
+    return record.get("encoder_training", record)

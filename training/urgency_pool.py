@@ -69,6 +69,21 @@ def resolve_texts(refs: list[str], data_root: Path) -> dict[str, str]:
     return texts
 
 
+POOL_SOURCES = (
+    Path("xci") / "train.csv",
+    Path("banking77") / "train.csv",
+    Path("stc3") / "train.jsonl",
+    Path("tweeteval") / "sentiment" / "train_text.txt",
+    Path("meld") / "train_sent_emo.csv",
+)
+"""The public files the pool's texts are read from, under the data root."""
+
+
+def missing_pool_sources(data_root: Path) -> list[Path]:
+    """The pool's source files that `data_root` lacks (none: the pool can be read)."""
+    return [data_root / source for source in POOL_SOURCES if not (data_root / source).is_file()]
+
+
 def final_pool_labels(labels_dir: Path) -> dict[str, Label]:
     """The pool's final labels: the two passes where they agree, the adjudication where not."""
     return final_labels(

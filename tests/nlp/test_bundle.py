@@ -36,8 +36,9 @@ def test_shipped_bundle_loads_with_its_manifest():
 
 
 def test_shipped_bundle_has_a_complaint_head_refit_on_its_encoder():
-    """0.3.0 added the complaint head by a heads refit on 0.2.0 (docs/models.md#complaints):
-    held-out X-CI figures in the manifest, and the base's training record kept."""
+    """0.3.0 added the complaint head by a heads refit on 0.2.0 (docs/models.md#complaints),
+    0.4.0 refit urgency on the labelled pool the same way: held-out X-CI figures in the
+    manifest, and the base's training record kept."""
     manifest = load_bundle(BUNDLE).manifest
     complaint = manifest.tasks["complaint"]
     assert complaint.kind == "multiclass" and complaint.labels == ["no", "yes"]
@@ -45,8 +46,11 @@ def test_shipped_bundle_has_a_complaint_head_refit_on_its_encoder():
     assert {"f1", "precision", "recall", "macro_f1", "severity_spearman"} <= set(figures)
     assert complaint.dev_data[-1].startswith("xci/complaint:heldout ")
     assert manifest.training["mode"].startswith("heads refit on convintel-base ")
-    assert manifest.training["refit_tasks"] == ["complaint"]
-    assert manifest.training["base_training"]["mode"] == "finetune (partial)"
+    assert set(manifest.training["refit_tasks"]) == {"complaint", "urgency"}
+    urgency_reports = manifest.tasks["urgency"].dev_data
+    assert any(name.startswith("pool/urgency:heldout ") for name in urgency_reports), "the pool's held-out part"
+    assert manifest.training["base_training"]["refit_tasks"] == ["complaint"]  # 0.3.0, itself a refit
+    assert manifest.training["encoder_training"]["mode"] == "finetune (partial)"
     assert manifest.adapter is not None and manifest.mode == "finetune"
 
 
