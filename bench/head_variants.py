@@ -24,9 +24,9 @@ import torch  # noqa: E402
 
 from nlp.encoder import Encoder  # noqa: E402
 from training.features import encode_sets  # noqa: E402
-from training.head_trainer import HeadTrainingConfig, evaluate_head, train_head  # noqa: E402
+from training.head_trainer import HeadTrainingConfig, evaluate_head  # noqa: E402
 from training.recipes import default_recipe  # noqa: E402
-from training.train import derived_emotion_reports  # noqa: E402
+from training.train import derived_emotion_reports, fit_task_head  # noqa: E402
 
 
 def main(variants: dict[str, dict], tasks: list[str], data_root: Path = ROOT.parent / "shared" / "data") -> None:
@@ -40,16 +40,7 @@ def main(variants: dict[str, dict], tasks: list[str], data_root: Path = ROOT.par
         row: dict[str, object] = {"variant": name}
         for task in tasks:
             data = recipe[task]
-            head = train_head(
-                task,
-                data.train.kind,
-                data.train.label_names,
-                features[data.train.name],
-                data.train.labels,
-                features[data.dev.name],
-                data.dev.labels,
-                config,
-            )
+            head = fit_task_head(task, data, features, config)
             for report in data.reports:
                 metrics = evaluate_head(head, features[report.name], report.labels)
                 key = "macro_recall" if report.name.startswith("tweeteval") else "macro_f1"

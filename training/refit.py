@@ -16,10 +16,10 @@ from nlp.encoder import Encoder, packaged_model_version
 from nlp.heads import TaskHead
 from training.evaluate import load_encoder
 from training.features import encode_sets
-from training.head_trainer import HeadTrainingConfig, train_head
+from training.head_trainer import HeadTrainingConfig
 from training.model_card import card_results, render_model_card
 from training.recipes import TaskData
-from training.train import heads_phrase, machine_description, ordered_tasks, report_heads
+from training.train import fit_task_head, heads_phrase, machine_description, ordered_tasks, report_heads
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,7 @@ def refit_bundle(
     refit: dict[str, TaskHead] = {}
     for task in ordered_tasks(recipe):
         data = recipe[task]
-        refit[task] = train_head(
-            task,
-            data.train.kind,
-            data.train.label_names,
-            features[data.train.name],
-            data.train.labels,
-            features[data.dev.name],
-            data.dev.labels,
-            config,
-        )
+        refit[task] = fit_task_head(task, data, features, config)
     full_metrics, refit_data = report_heads(recipe, refit, features)
     # The base's order first (a refit head keeps its place), new tasks after it.
     heads = {task: refit.get(task, head) for task, head in base.heads.items()}

@@ -124,16 +124,7 @@ def train_bundle(
     heads = {}
     for task in ordered_tasks(recipe):
         data = recipe[task]
-        heads[task] = train_head(
-            task,
-            data.train.kind,
-            data.train.label_names,
-            features[data.train.name],
-            data.train.labels,
-            features[data.dev.name],
-            data.dev.labels,
-            config,
-        )
+        heads[task] = fit_task_head(task, data, features, config)
     training = {
         "recipe": recipe_name,
         "mode": "heads (frozen encoder)",
@@ -216,16 +207,21 @@ def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: Finetu
     for task in config.finetune.refit_heads:
         data = recipe[task]
         features = encode_sets(result.encoder, [data.train, data.dev], None, label=f"refit {task}")
-        result.heads[task] = train_head(
-            task,
-            data.train.kind,
-            data.train.label_names,
-            features[data.train.name],
-            data.train.labels,
-            features[data.dev.name],
-            data.dev.labels,
-            config.head_config(),
-        )
+        result.heads[task] = fit_task_head(task, data, features, config.head_config())
+
+
+def fit_task_head(task: str, data: TaskData, features: dict[str, np.ndarray], config: HeadTrainingConfig) -> TaskHead:
+    """Train `task`'s head on its train set's features, stopping early on its dev set's."""
+    return train_head(
+        task,
+        data.train.kind,
+        data.train.label_names,
+        features[data.train.name],
+        data.train.labels,
+        features[data.dev.name],
+        data.dev.labels,
+        config,
+    )
 
 
 def ordered_tasks(recipe: dict[str, TaskData] | list[str]) -> list[str]:

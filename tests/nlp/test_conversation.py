@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from nlp.conversation import summarize_conversation
-from nlp.policy import PolicyError, load_policy
+from nlp.policy import Policy, PolicyError, load_policy
 from nlp.schemas import CueHit, EmotionScore, MessageAnalysis, Role, SentimentResult, UrgencyResult
 from nlp.signals import Turn, word_overlap
 
@@ -39,7 +39,13 @@ def message(
     )
 
 
-def summarize(*analyses: MessageAnalysis, texts: dict[str, str] | None = None, minutes: dict[str, int] | None = None):
+def summarize(
+    *analyses: MessageAnalysis,
+    texts: dict[str, str] | None = None,
+    minutes: dict[str, int] | None = None,
+    policy: Policy = POLICY,
+):
+    """The conversation of `analyses` (texts and minutes after T0 by message id), summarised under `policy`."""
     texts, minutes = texts or {}, minutes or {}
     turns = [
         Turn(
@@ -50,7 +56,7 @@ def summarize(*analyses: MessageAnalysis, texts: dict[str, str] | None = None, m
         )
         for a in analyses
     ]
-    return summarize_conversation(list(analyses), turns, POLICY)
+    return summarize_conversation(list(analyses), turns, policy)
 
 
 def test_calm_conversation_needs_nothing():

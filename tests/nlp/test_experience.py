@@ -4,17 +4,13 @@ built message analyses, no model."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 
-from nlp.conversation import summarize_conversation
 from nlp.experience import FEATURES, ExperienceModel
 from nlp.policy import PolicyError, load_policy
-from nlp.schemas import CueHit, MessageAnalysis, Role, SentimentResult, UrgencyResult
-from nlp.signals import Turn
-
-T0 = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
+from nlp.schemas import MessageAnalysis, Role
+from tests.nlp.test_conversation import message
+from tests.nlp.test_conversation import summarize as summarize_under
 
 FITTED_POLICY = """\
 version: 1
@@ -30,37 +26,9 @@ experience:
 """
 
 
-def message(mid: str, score: float = 0.0, *, role=Role.customer, cues=()) -> MessageAnalysis:
-    negative, positive = max(-score, 0.0), max(score, 0.0)
-    label = "negative" if score < -0.2 else "positive" if score > 0.2 else "neutral"
-    return MessageAnalysis(
-        id=mid,
-        role=role,
-        sentiment=SentimentResult(
-            label=label,
-            score=score,
-            probabilities={"negative": negative, "neutral": 1 - negative - positive, "positive": positive},
-        ),
-        emotions=[],
-        urgency=UrgencyResult(
-            label="low", score=0.0, probabilities={"low": 1.0, "medium": 0.0, "high": 0.0, "critical": 0.0}
-        ),
-        cues=[CueHit(family=f, quote=q) for f, q in cues],
-    )
-
-
 def summarize(policy, *analyses: MessageAnalysis, texts=None, minutes=None):
-    texts, minutes = texts or {}, minutes or {}
-    turns = [
-        Turn(
-            id=a.id,
-            role=a.role,
-            text=texts.get(a.id, "some text"),
-            timestamp=T0 + timedelta(minutes=minutes[a.id]) if a.id in minutes else None,
-        )
-        for a in analyses
-    ]
-    return summarize_conversation(list(analyses), turns, policy).insights
+    """The insights of the conversation of `analyses` under `policy`."""
+    return summarize_under(*analyses, texts=texts, minutes=minutes, policy=policy).insights
 
 
 @pytest.fixture
