@@ -208,7 +208,9 @@ class Analyzer:
                     label=URGENCY_LABELS[int(np.argmax(urgency[row]))],
                     score=round(float(np.clip(urgency_score[row], 0.0, 1.0)), _ROUND),
                     probabilities=_rounded(URGENCY_LABELS, urgency[row]),
-                ),
+                )
+                if message.role == Role.customer
+                else None,
                 complaint=_complaint(complaint[row])
                 if complaint is not None and message.role == Role.customer
                 else None,

@@ -31,7 +31,9 @@ class ConditionResult:
 
 
 def urgency_at_least(message: MessageAnalysis, level: str) -> float:
-    """P(urgency >= level) for one message."""
+    """P(urgency >= level) for one message (0 for a message without urgency: not the customer's)."""
+    if message.urgency is None:
+        return 0.0
     start = URGENCY_LABELS.index(level)
     return float(sum(message.urgency.probabilities.get(label, 0.0) for label in URGENCY_LABELS[start:]))
 
@@ -60,7 +62,7 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
             matching = [
                 (m, urgency_at_least(m, level))
                 for m in customer
-                if URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)
+                if m.urgency is not None and URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)
             ]
         if not matching:
             return None

@@ -207,7 +207,11 @@ class MessageAnalysis(BaseModel):
     role: Role
     sentiment: SentimentResult
     emotions: list[EmotionScore] = Field(description="Emotions present, strongest first")
-    urgency: UrgencyResult
+    urgency: UrgencyResult | None = Field(
+        None,
+        description="Customer messages only: how soon a person should look at what the customer asks for. "
+        "null for agent, bot and system messages (urgency is a property of the customer's message).",
+    )
     complaint: ComplaintResult | None = Field(
         default=None,
         description="Customer messages, when the model bundle has a complaint head (convintel-base 0.3.0 on); "

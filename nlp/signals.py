@@ -105,10 +105,12 @@ def strongest_negative_emotion(customer: Sequence[MessageAnalysis], thresholds: 
 
 
 def highest_urgency(customer: Sequence[MessageAnalysis]) -> UrgencyHighlight | None:
-    if not customer:
+    """The customer's most urgent message (None when no message carries an urgency)."""
+    rated = [(m, m.urgency) for m in customer if m.urgency is not None]
+    if not rated:
         return None
-    top = max(customer, key=lambda m: (URGENCY_LABELS.index(m.urgency.label), m.urgency.score))
-    return UrgencyHighlight(label=top.urgency.label, score=top.urgency.score, message_id=top.id)
+    top, urgency = max(rated, key=lambda pair: (URGENCY_LABELS.index(pair[1].label), pair[1].score))
+    return UrgencyHighlight(label=urgency.label, score=urgency.score, message_id=top.id)
 
 
 def timing_cues(turns: Sequence[Turn], thresholds: Thresholds) -> TimingCues:

@@ -36,7 +36,8 @@ def _message(text: str, role: Role = Role.customer) -> Message:
 
 def _probabilities(turn) -> np.ndarray:
     a = turn.analysis
-    return np.array(list(a.sentiment.probabilities.values()) + list(a.urgency.probabilities.values()))
+    urgency = list(a.urgency.probabilities.values()) if a.urgency is not None else []  # customers' only
+    return np.array(list(a.sentiment.probabilities.values()) + urgency)
 
 
 async def _gather(batcher: MicroBatcher, groups: list[list[Message]]) -> list:

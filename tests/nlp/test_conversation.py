@@ -243,3 +243,23 @@ def test_policy_validation_names_the_bad_key(tmp_path, text, named):
 def test_missing_policy_file(tmp_path):
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_agent_messages_carry_no_urgency_and_are_not_counted(analyzer):
+    """Urgency is a property of the customer's messages: an agent's routine verification
+    question gets none, and the conversation's highest urgency reads only the customer's."""
+    from nlp.schemas import Transcript
+
+    transcript = Transcript.model_validate(
+        {
+            "messages": [
+                {"role": "customer", "text": "How do I change my delivery address?"},
+                {"role": "agent", "text": "URGENT: please confirm your date of birth right now to verify the account"},
+                {"role": "bot", "text": "Your request is being processed."},
+            ]
+        }
+    )
+    result = analyzer.analyze(transcript)
+    customer, agent, bot = result.messages
+    assert customer.urgency is not None and agent.urgency is None and bot.urgency is None
+    assert result.conversation.highest_urgency.message_id == customer.id
