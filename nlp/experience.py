@@ -101,7 +101,7 @@ def experience_features(signals: ConversationSignals, resolved: Resolution) -> d
     if not signals.customer:
         return dict.fromkeys(FEATURES, 0.0)
     scores = [m.sentiment.score for m in signals.customer]
-    effort = sum(1 for c in signals.risk_cues if c.family == "repeat_contact") + len(signals.repeated_to_bot)
+    effort = _effort(signals)
     wait = signals.timing.longest_wait_seconds or 0.0
     emotion, urgency = signals.strongest_negative_emotion, signals.highest_urgency
     return {
@@ -131,7 +131,7 @@ def fitted_experience(model: ExperienceModel, features: dict[str, float]) -> tup
 
 def handset_experience(signals: ConversationSignals, resolved: Resolution) -> tuple[int, dict[str, float]]:
     """(score, breakdown) of the hand-set formula (module docstring)."""
-    effort = sum(1 for c in signals.risk_cues if c.family == "repeat_contact") + len(signals.repeated_to_bot)
+    effort = _effort(signals)
     wait = signals.timing.longest_wait_seconds or 0
     breakdown = {
         "base": float(NEUTRAL_SCORE),
@@ -153,6 +153,11 @@ def experience(
     if model is None:
         return handset_experience(signals, resolved)
     return fitted_experience(model, experience_features(signals, resolved))
+
+
+def _effort(signals: ConversationSignals) -> int:
+    """Effort the customer had to spend: repeat-contact cues plus turns repeated to a bot."""
+    return sum(1 for c in signals.risk_cues if c.family == "repeat_contact") + len(signals.repeated_to_bot)
 
 
 def _clipped(score: float) -> int:

@@ -61,11 +61,6 @@ def resolution(signals: ConversationSignals) -> Resolution:
     return Resolution(label="unknown")
 
 
-def experience_score(signals: ConversationSignals, resolved: Resolution, model: ExperienceModel | None = None) -> int:
-    """Predicted satisfaction, 0-100: the fitted formula of `model`, or the hand-set one."""
-    return experience(signals, resolved, model)[0]
-
-
 def interaction_type(signals: ConversationSignals, escalation: Escalation) -> str:
     families = {c.family for c in signals.risk_cues}
     emotion = signals.strongest_negative_emotion

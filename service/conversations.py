@@ -89,10 +89,11 @@ class ConversationRecorder:
                 conversation = transaction.conversation
                 summary = self._summary(conversation, transaction.previous_level, duplicate=False)
                 transaction.set_escalation_level(summary.escalation.level)
+                conversation.escalation_level = summary.escalation.level  # the snapshot, as committed
         except MessageExists:  # stored by another request since the retry check
             assert message.id is not None
             return self._replay(conversation_id, message.id, encode_ms)
-        return RecordedMessage(transaction.conversation, stored, summary, duplicate=False, encode_ms=encode_ms)
+        return RecordedMessage(conversation, stored, summary, duplicate=False, encode_ms=encode_ms)
 
     def _replay(self, conversation_id: str, message_id: str | None, encode_ms: float = 0.0) -> RecordedMessage:
         """A retry's answer: the stored message and the conversation as it stands."""

@@ -69,19 +69,19 @@ def resolve_texts(refs: list[str], data_root: Path) -> dict[str, str]:
     return texts
 
 
-POOL_SOURCES = (
-    Path("xci") / "train.csv",
-    Path("banking77") / "train.csv",
-    Path("stc3") / "train.jsonl",
-    Path("tweeteval") / "sentiment" / "train_text.txt",
-    Path("meld") / "train_sent_emo.csv",
-)
+POOL_SOURCES: dict[str, Path] = {
+    "xci": Path("xci") / "train.csv",
+    "banking77": Path("banking77") / "train.csv",
+    "stc3": Path("stc3") / "train.jsonl",
+    "tweeteval": Path("tweeteval") / "sentiment" / "train_text.txt",
+    "meld": Path("meld") / "train_sent_emo.csv",
+}
 """The public files the pool's texts are read from, under the data root."""
 
 
 def missing_pool_sources(data_root: Path) -> list[Path]:
     """The pool's source files that `data_root` lacks (none: the pool can be read)."""
-    return [data_root / source for source in POOL_SOURCES if not (data_root / source).is_file()]
+    return [data_root / path for path in POOL_SOURCES.values() if not (data_root / path).is_file()]
 
 
 def final_pool_labels(labels_dir: Path) -> dict[str, Label]:
@@ -125,24 +125,35 @@ def with_final_urgency(rows: list[Interaction], final: dict[str, Label]) -> list
 
 
 def _all_texts(data_root: Path) -> Iterator[tuple[str, str]]:
-    for row in _csv(data_root / "xci" / "train.csv"):
-        yield f"xci:train:{row['id']}", row["tweet"]
-    for index, row in enumerate(_csv(data_root / "banking77" / "train.csv")):
-        yield f"banking77:train:{index}", row["text"]
-    for dialogue in _jsonl(data_root / "stc3" / "train.jsonl"):
-        for turn_index, turn in enumerate(dialogue["turns"]):
-            if turn["sender"] == "customer":
-                yield f"stc3:train:{dialogue['id']}:{turn_index}", " ".join(turn["utterances"])
-    lines = (data_root / "tweeteval" / "sentiment" / "train_text.txt").read_text(encoding="utf-8").splitlines()
-    for index, line in enumerate(lines):
-        yield f"tweeteval:train:{index}", line
-    for row in _csv(data_root / "meld" / "train_sent_emo.csv"):
-        yield f"meld:train:{row['Sr No.']}", row["Utterance"]
+    for source in POOL_SOURCES:
+        yield from _source_texts(data_root, source)
+
+
+def _source_texts(data_root: Path, source: str) -> Iterator[tuple[str, str]]:
+    """(reference, text) of every customer message of one public set."""
+    path = data_root / POOL_SOURCES[source]
+    if source == "xci":
+        for row in _csv(path):
+            yield f"xci:train:{row['id']}", row["tweet"]
+    elif source == "banking77":
+        for index, row in enumerate(_csv(path)):
+            yield f"banking77:train:{index}", row["text"]
+    elif source == "stc3":
+        for dialogue in _jsonl(path):
+            for turn_index, turn in enumerate(dialogue["turns"]):
+                if turn["sender"] == "customer":
+                    yield f"stc3:train:{dialogue['id']}:{turn_index}", " ".join(turn["utterances"])
+    elif source == "tweeteval":
+        for index, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
+            yield f"tweeteval:train:{index}", line
+    else:
+        for row in _csv(path):
+            yield f"meld:train:{row['Sr No.']}", row["Utterance"]
 
 
 def _xci(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
     """Complaints over-sampled (700 of the 1,000) and spread over severities; the rest non-complaints."""
-    rows = _csv(data_root / "xci" / "train.csv")
+    rows = _csv(data_root / POOL_SOURCES["xci"])
     complaints = [r for r in rows if r["label"] == "1"]
     others = [r for r in rows if r["label"] == "0"]
     chosen = rng.sample(complaints, min(len(complaints), size * 7 // 10))
@@ -153,7 +164,7 @@ def _xci(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
 def _banking77(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
     """The same number from each of the 77 intents (urgency differs most between intents)."""
     by_intent: dict[str, list[int]] = defaultdict(list)
-    for index, row in enumerate(_csv(data_root / "banking77" / "train.csv")):
+    for index, row in enumerate(_csv(data_root / POOL_SOURCES["banking77"])):
         by_intent[row["category"]].append(index)
     per_intent, chosen = size // len(by_intent), []
     for intent in sorted(by_intent):
@@ -166,7 +177,7 @@ def _banking77(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]
 def _stc3(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
     """Customer turns: every dialogue's first one first (the complaint), then later ones."""
     first, later = [], []
-    for dialogue in _jsonl(data_root / "stc3" / "train.jsonl"):
+    for dialogue in _jsonl(data_root / POOL_SOURCES["stc3"]):
         customer = [i for i, turn in enumerate(dialogue["turns"]) if turn["sender"] == "customer"]
         if customer:
             first.append(f"stc3:train:{dialogue['id']}:{customer[0]}")
@@ -178,7 +189,7 @@ def _stc3(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:
 
 def _filtered_lines(data_root: Path, rng: random.Random, size: int, source: str) -> list[PoolItem]:
     """Support-like lines only: ones that talk about a product, an account or a service."""
-    texts = [(ref, text) for ref, text in _all_texts(data_root) if ref.startswith(f"{source}:")]
+    texts = list(_source_texts(data_root, source))
     support_like = [ref for ref, text in texts if _SUPPORT_WORDS.search(text) and len(text.split()) >= 5]
     channel = "social" if source == "tweeteval" else "voice"
     return [PoolItem(ref, source, channel) for ref in rng.sample(support_like, size)]
