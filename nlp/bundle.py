@@ -74,6 +74,9 @@ class AdapterManifest(BaseModel):
     layers: list[int] = Field(
         default_factory=list, description="partial: the transformer layers whose weights it holds"
     )
+    dtype: Literal["float32", "float16"] = Field(
+        "float32", description="precision the weights are stored in; they load into the encoder's float32"
+    )
 
 
 class BundleManifest(BaseModel):
@@ -240,6 +243,9 @@ def _load_adapter(path: Path, manifest: BundleManifest) -> BundleAdapter | None:
         tensors = load_file(str(adapter_path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise BundleError(f"{adapter_path} is not a readable safetensors file: {exc}") from exc
+    stored = {str(v.dtype).removeprefix("torch.") for v in tensors.values() if v.is_floating_point()}
+    if stored - {entry.dtype}:
+        raise BundleError(f"{adapter_path}: weights stored as {sorted(stored)}, the manifest says {entry.dtype}")
     if entry.method == "lora":
         if entry.rank is None or entry.alpha is None or not entry.target_modules:
             raise BundleError(f"{path / MANIFEST_FILE}: a lora adapter needs rank, alpha and target_modules")

@@ -75,6 +75,11 @@ class FinetuneConfig(BaseModel):
         description="tasks whose head is trained again, on the fine-tuned encoder's "
         "frozen features, after fine-tuning (small tasks that the shared steps barely reach)",
     )
+    adapter_dtype: Literal["float32", "float16"] = Field(
+        "float32",
+        description="precision a partial or full adapter is stored in; float16 halves the bundle, serving "
+        "loads it into float32, and the heads are calibrated on the rounded encoder (LoRA: always float32)",
+    )
     bucket_batches: int = Field(
         50,
         ge=1,

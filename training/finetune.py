@@ -412,5 +412,11 @@ def _export_adapter(encoder: Encoder, ft) -> tuple[AdapterManifest, dict[str, to
     else:
         tensors = {k: v.detach().cpu().clone() for k, v in encoder.transformer.state_dict().items()}
         entry = AdapterManifest(method="full", sha256=PLACEHOLDER_SHA)
+    if entry.method != "lora" and ft.adapter_dtype == "float16":
+        # Store half the bytes, and leave the encoder with exactly the weights serving will
+        # load (float16 rounded back to float32), so the heads are calibrated on them.
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        encoder.transformer.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+        entry = entry.model_copy(update={"dtype": "float16"})
     encoder.module.eval()
     return entry, tensors

@@ -19,7 +19,7 @@ from training.config import TrainConfig
 from training.datasets import LabelledSet
 from training.features import encode_sets
 from training.finetune import FinetuneResult, finetune
-from training.head_trainer import HeadTrainingConfig, evaluate_report, train_head
+from training.head_trainer import HeadTrainingConfig, evaluate_head, evaluate_report, train_head
 from training.metrics import collapse_labels, multilabel_metrics_from_predictions
 from training.model_card import render_model_card
 from training.recipes import TaskData
@@ -163,7 +163,7 @@ def finetune_bundle(
     if result is None:
         return None
     started = time.perf_counter()
-    refit_heads(recipe, config, result)
+    refit_choices = refit_heads(recipe, config, result)
     report_sets = {s.name: s for data in recipe.values() for s in (data.dev, *data.reports)}
     features = encode_sets(result.encoder, list(report_sets.values()), None, label="reports")
     adapter_entry, _ = result.adapter
@@ -177,7 +177,7 @@ def finetune_bundle(
         "stopped_early": result.state.stopped_early,
         "dev_history": result.state.history,
         "resumed_from_step": result.resumed_from_step,
-        "refit_heads": list(config.finetune.refit_heads),
+        "refit_heads": refit_choices,
         "seconds": round(result.seconds + time.perf_counter() - started, 1),
         "machine": machine_description(),
     }
@@ -199,15 +199,27 @@ def finetune_bundle(
     )
 
 
-def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: FinetuneResult) -> None:
+def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: FinetuneResult) -> dict[str, dict]:
     """Train the heads named in `finetune.refit_heads` again on the fine-tuned encoder's
-    frozen features (heads-mode settings). A task with a few hundred rows gets a few
+    frozen features (heads-mode settings), and keep whichever of the jointly trained and
+    the refit head scores higher on dev. A task with a few hundred rows gets a few
     batches in a shared epoch, too few for its head; on fixed features it trains to
-    convergence in seconds."""
+    convergence in seconds. Returns, per task, both dev figures and which head was kept."""
+    choices = {}
     for task in config.finetune.refit_heads:
         data = recipe[task]
         features = encode_sets(result.encoder, [data.train, data.dev], None, label=f"refit {task}")
-        result.heads[task] = fit_task_head(task, data, features, config.head_config())
+        refit = fit_task_head(task, data, features, config.head_config())
+        dev = features[data.dev.name]
+        joint_score = evaluate_head(result.heads[task], dev, data.dev.labels)["macro_f1"]
+        refit_score = evaluate_head(refit, dev, data.dev.labels)["macro_f1"]
+        kept = "refit" if refit_score >= joint_score else "joint"
+        if kept == "refit":
+            result.heads[task] = refit
+        choices[task] = {"joint_dev_macro_f1": round(joint_score, 4), "refit_dev_macro_f1": round(refit_score, 4)}
+        choices[task]["kept"] = kept
+        log.info("refit %s: joint %.4f, refit %.4f on dev: kept the %s head", task, joint_score, refit_score, kept)
+    return choices
 
 
 def fit_task_head(task: str, data: TaskData, features: dict[str, np.ndarray], config: HeadTrainingConfig) -> TaskHead:

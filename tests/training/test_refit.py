@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from nlp.analyzer import Analyzer
-from nlp.bundle import file_sha256, load_bundle
+from nlp.bundle import AdapterManifest, file_sha256, load_bundle
 from nlp.config import AnalyzerConfig
 from service.cli import app
 from tests.conftest import BUNDLE, FIXTURES, NO_INSPECTION
@@ -71,7 +71,8 @@ def test_refit_keeps_every_other_head_and_the_adapter_byte_for_byte(refit_urgenc
     assert new["tasks"]["urgency"]["training_data"] == ["fixture/urgency:train (18)"]
     assert "fixture_urgency_heldout.macro_f1" in new["tasks"]["urgency"]["metrics"]
     # The adapter is the base's file, unchanged.
-    assert new["adapter"] == base["adapter"] and new["mode"] == base["mode"] == "finetune"
+    assert AdapterManifest(**new["adapter"]) == AdapterManifest(**base["adapter"])
+    assert new["mode"] == base["mode"] == "finetune"
     adapter = base["adapter"]["file"]
     assert file_sha256(refit_urgency / adapter) == base["adapter"]["sha256"] == file_sha256(BUNDLE / adapter)
     assert new["encoder"] == base["encoder"]
