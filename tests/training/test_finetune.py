@@ -452,3 +452,56 @@ def test_heads_refit_on_a_lora_bundle_keeps_peft_layout(tiny_finetuned: Path, tm
     bundle = load_bundle(output)
     assert bundle.manifest.adapter.method == "lora" and bundle.manifest.encoder.max_seq_length == 32
     assert set(bundle.heads) == {"sentiment", "emotions", "urgency", "complaint"}
+
+
+def test_float16_adapter_halves_the_file_and_loads_into_float32(tmp_path: Path):
+    """`adapter_dtype: float16`: the trained layers are stored in half the bytes, the
+    manifest says so, serving loads them into the float32 encoder, and a file whose
+    precision differs from its manifest is refused."""
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    sizes = {}
+    for dtype in ("float32", "float16"):
+        config = write_config(
+            tmp_path / f"{dtype}.yaml",
+            data=[str(data)],
+            output=str(tmp_path / dtype),
+            finetune={**TINY["finetune"], "method": "partial", "trainable_layers": 1, "adapter_dtype": dtype},
+        )
+        result = runner.invoke(app, ["train", "--config", str(config)])
+        assert result.exit_code == 0, result.output
+        sizes[dtype] = (tmp_path / dtype / "adapter.safetensors").stat().st_size
+    bundle = load_bundle(tmp_path / "float16")
+    assert bundle.manifest.adapter.dtype == "float16"
+    assert {v.dtype for v in bundle.adapter.tensors.values()} == {torch.float16}
+    assert sizes["float16"] < 0.55 * sizes["float32"]
+    tuned = Encoder(max_seq_length=32, adapter=bundle.adapter).transformer.state_dict()
+    assert all(
+        tuned[k].dtype == torch.float32 and torch.equal(tuned[k], v.float()) for k, v in bundle.adapter.tensors.items()
+    )
+    # The float32 file described as float16 is refused, naming both.
+    manifest = json.loads((tmp_path / "float32" / "manifest.json").read_text())
+    manifest["adapter"]["dtype"] = "float16"
+    (tmp_path / "float32" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="stored as \\['float32'\\], the manifest says float16"):
+        load_bundle(tmp_path / "float32")
+
+
+def test_refit_heads_keep_whichever_head_is_better_on_dev(tmp_path: Path):
+    """`refit_heads`: each named head is trained again on the frozen tuned encoder, and the
+    bundle keeps the one with the higher dev macro-F1; the record shows both figures."""
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    config = write_config(
+        tmp_path / "train.yaml",
+        data=[str(data)],
+        output=str(tmp_path / "bundle"),
+        finetune={**TINY["finetune"], "refit_heads": ["urgency", "emotions"]},
+    )
+    result = runner.invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    choices = manifest["training"]["refit_heads"]
+    assert set(choices) == {"urgency", "emotions"}
+    for task, choice in choices.items():
+        joint, refit = choice["joint_dev_macro_f1"], choice["refit_dev_macro_f1"]
+        assert choice["kept"] == ("refit" if refit >= joint else "joint")
+        assert 0.0 <= min(joint, refit) and max(joint, refit) <= 1.0, task
