@@ -129,6 +129,8 @@ starting with a letter or digit, at most 64 characters (numbers are read as text
 
 OptionalId = Annotated[VendorId | None, BeforeValidator(_blank_is_none)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_is_none), BeforeValidator(_number_as_text)]
+OptionalFlag = Annotated[bool | None, BeforeValidator(_blank_is_none)]
+"""true or false (also as the strings a placeholder renders)."""
 OptionalTime = Annotated[datetime | None, BeforeValidator(_blank_is_none)]
 """An ISO-8601 time; naive times are UTC."""
 

@@ -26,6 +26,7 @@ from nlp.schemas import Role
 from service.ingest.delivery import (
     Delivery,
     Ignored,
+    OptionalFlag,
     OptionalId,
     OptionalText,
     OptionalTime,
@@ -74,7 +75,7 @@ class ZendeskTicketEvent(BaseModel):
         BeforeValidator(_role_name),
     ] = Field(description="{{current_user.role}}: End-user is the customer; Agent and Admin are agents")
     body: str = Field(description="{{ticket.latest_comment.value}}: the comment as plain text (HTML is stripped)")
-    comment_public: bool | None = Field(
+    comment_public: OptionalFlag = Field(
         None, description="{{ticket.latest_comment.is_public}}: a private comment (internal note) is ignored"
     )
     requester_id: OptionalId = Field(None, description="{{ticket.requester.id}}: the customer id")

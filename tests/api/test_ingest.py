@@ -201,6 +201,18 @@ def test_deliveries_without_a_message_are_ignored_with_success(signed: TestClien
     assert f'convintel_ingest_deliveries_total{{helpdesk="{helpdesk}",outcome="ignored"}}' in metrics
 
 
+def test_empty_placeholders_are_fields_not_given(signed: TestClient):
+    # A Zendesk placeholder with nothing to render arrives as "".
+    payload = json.loads(fixture_body("zendesk/customer_comment.json"))
+    payload.update(comment_public="", requester_id="", via="", priority="", status="", updated_at="", tags="")
+    response = signed_post(signed, "zendesk", json.dumps(payload).encode())
+    assert response.status_code == 200, response.text
+    conversation = stored(signed, "zendesk:35436")
+    assert conversation["customer_id"] is None and conversation["channel"] == "other"
+    assert conversation["messages"][0]["timestamp"]  # when it was received
+    assert set(conversation["metadata"]) == {"organization", "tier", "helpdesk"}
+
+
 def test_a_reply_with_only_a_note_or_an_attachment_is_ignored(signed: TestClient):
     payload = json.loads(fixture_body("intercom/user_replied.json"))
     part = payload["data"]["item"]["conversation_parts"]["conversation_parts"][0]
