@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from nlp.schemas import ConversationSummary, Timing
 from service.api.errors import ApiError, ErrorResponse
@@ -180,7 +181,9 @@ async def ingest(read: Reader, body: bytes, recorder: ConversationRecorder, sett
     POST /v1/conversations/{id}/messages (400, 413, 422 as it does)."""
     started = time.perf_counter()
     try:
-        outcome = read(body, received_at=datetime.now(UTC))
+        # In a worker thread: reading a large HTML body takes a while (about 0.7 s for the
+        # 2 MiB body limit), and the event loop serves every other request meanwhile.
+        outcome = await run_in_threadpool(read, body, received_at=datetime.now(UTC))
     except PayloadNotJson as exc:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
     except PayloadError as exc:

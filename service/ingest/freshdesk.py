@@ -9,10 +9,10 @@ names the author itself: one rule for requester replies (`"author_role": "custom
 for agent replies (`"agent"`), and one on ticket creation that sends the description.
 
 Freshdesk has no placeholder for a comment's id or time. Without a `message_id` in the
-body, the message id is a digest of the ticket, the author's role and the body: a
-redelivery is recognised, and so, alas, is the same words sent twice by the same side of
-one ticket (the second is taken for a redelivery). The message time is when convintel
-received it, unless the body gives a `timestamp`."""
+body, the message id is a digest of the ticket, the author's role and the body, so a
+redelivery is recognised; the cost is that the same words sent twice by the same side of
+one ticket are taken for a redelivery and recorded once. The message time is when
+convintel received it, unless the body gives a `timestamp`."""
 
 from __future__ import annotations
 
