@@ -62,6 +62,12 @@ ESCALATIONS = Counter(
     "`path=message` counts a conversation's level changing on the per-message path",
     ["level", "path"],
 )
+INGEST_DELIVERIES = Counter(
+    "convintel_ingest_deliveries_total",
+    "Helpdesk webhook deliveries answered with success, by helpdesk and outcome: `recorded` (a new message), "
+    "`duplicate` (a redelivery: nothing new) or `ignored` (no message to record, e.g. an internal note)",
+    ["helpdesk", "outcome"],
+)
 # A gauge set to 1, not an Info metric: prometheus-client drops Info metrics in
 # multiprocess mode (`serve --workers N`), gauges it aggregates.
 MODEL_INFO = Gauge(

@@ -86,6 +86,31 @@ class Settings(BaseSettings):
     )
     metrics_public: bool = Field(True, description="Serve /metrics without an API key")
 
+    # Helpdesk webhooks (service/ingest/, docs/ingest.md). A helpdesk's secret, once set,
+    # is what its endpoint checks instead of an API key; unset, the endpoint is like any
+    # other: open without API keys, else it needs a key with the `ingest` scope.
+    zendesk_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Signing secret of the Zendesk webhook: /v1/ingest/zendesk then needs a valid "
+        "X-Zendesk-Webhook-Signature instead of an API key",
+    )
+    zendesk_signature_max_age_s: float = Field(
+        300.0,
+        gt=0,
+        description="How far, in seconds, Zendesk's signature timestamp may be from the server's clock (either way) "
+        "before the delivery is refused as a replay",
+    )
+    intercom_client_secret: SecretStr | None = Field(
+        None,
+        description="Client secret of the Intercom app: /v1/ingest/intercom then needs a valid X-Hub-Signature "
+        "instead of an API key",
+    )
+    freshdesk_webhook_token: SecretStr | None = Field(
+        None,
+        description="Shared token the Freshdesk rules send in X-Convintel-Ingest-Token (at least 16 printable ASCII "
+        "characters): /v1/ingest/freshdesk then needs it instead of an API key",
+    )
+
     # Logs and metrics (service/logs.py, service/metrics.py)
     log_json: bool = Field(True, description="One JSON object per log line")
     log_redacted_text: bool = Field(
@@ -150,6 +175,23 @@ class Settings(BaseSettings):
     topic_min_similarity: float | None = Field(
         None, ge=-1.0, le=1.0, description="Live assignment floor (cosine); default: the model's outlier threshold"
     )
+
+    @field_validator("zendesk_webhook_secret", "intercom_client_secret", "freshdesk_webhook_token")
+    @classmethod
+    def _secret_not_blank(cls, secret: SecretStr | None) -> SecretStr | None:
+        """A blank secret would let anyone sign (an HMAC key of nothing is still a key)."""
+        if secret is not None and not secret.get_secret_value().strip():
+            raise ValueError("must not be blank: set the helpdesk's secret, or leave the variable unset")
+        return secret
+
+    @field_validator("freshdesk_webhook_token")
+    @classmethod
+    def _token_is_a_header_value(cls, token: SecretStr | None) -> SecretStr | None:
+        # It travels in an HTTP header, which arrives as latin-1: other characters never match.
+        value = token.get_secret_value() if token is not None else ""
+        if token is not None and (len(value) < 16 or not value.isascii() or not value.isprintable() or " " in value):
+            raise ValueError("must be at least 16 printable ASCII characters, without spaces")
+        return token
 
     @field_validator("db_path", "encoder_cache_dir")
     @classmethod

@@ -12,6 +12,8 @@ from nlp import __version__
 from nlp.analyzer import Analyzer
 from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
+from service.api.ingest_routes import router as ingest_router
+from service.api.ingest_routes import signed_paths
 from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import router
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     """Build the app. `analyzer` lets tests share one loaded model between app instances."""
     settings = settings or get_settings()
     keyring = load_keyring(settings)  # before anything loads: bad keys fail fast
+    signed = signed_paths(settings)  # helpdesk webhooks that check a signature instead of a key
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -76,12 +79,13 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.state.recorder = None
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TimeBudgetMiddleware, budget_s=settings.request_timeout_s)
-    app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public)
+    app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public, signed_paths=signed)
     app.add_middleware(RequestContextMiddleware, settings=settings)
     install_error_handlers(app)
     app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(topic_router, responses=ERROR_RESPONSES)
+    app.include_router(ingest_router, responses=ERROR_RESPONSES)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if keyring.enabled:
-        document_api_keys(app)
+        document_api_keys(app, signed)
     return app

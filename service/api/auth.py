@@ -8,8 +8,13 @@ is ASGI middleware that runs before the body is read: a caller without a key can
 the service read or parse anything.
 
 Scopes: `analyze` (the /v1/analyze endpoints), `conversations` (the conversation
-endpoints), `read` (/v1/models) and `admin` (everything, and any endpoint not mapped
-below). A key configured without scopes has them all."""
+endpoints), `ingest` (the helpdesk webhooks, /v1/ingest/...), `read` (/v1/models) and
+`admin` (everything, and any endpoint not mapped below). A key configured without scopes
+has them all.
+
+A helpdesk webhook whose helpdesk secret is configured needs no key: the helpdesk proves
+itself with its signature, which the endpoint checks against the body it signs
+(`service/api/ingest_routes.py`); most helpdesks cannot send our key anyway."""
 
 from __future__ import annotations
 
@@ -30,10 +35,10 @@ from service.api.request_id import header_value
 from service.settings import Settings
 
 ADMIN = "admin"
-SCOPES = ("analyze", "conversations", "read", ADMIN)
+SCOPES = ("analyze", "conversations", "ingest", "read", ADMIN)
 # Route tag -> scope it needs. A route with none of these tags needs `admin`: a new
 # endpoint is closed until someone decides who may call it.
-SCOPE_BY_TAG = {"analysis": "analyze", "conversations": "conversations", "models": "read"}
+SCOPE_BY_TAG = {"analysis": "analyze", "conversations": "conversations", "ingest": "ingest", "models": "read"}
 OPEN_TAGS = frozenset({"health"})
 MIN_KEY_LENGTH = 16
 API_KEY_HEADER = "X-API-Key"
@@ -170,8 +175,9 @@ def presented_key(scope: Scope) -> str | None:
     return token.strip() or None
 
 
-def required_scope(scope: Scope, metrics_public: bool) -> str | None:
-    """The scope the request needs, or None for an open endpoint."""
+def required_scope(scope: Scope, metrics_public: bool, signed_paths: frozenset[str] = frozenset()) -> str | None:
+    """The scope the request needs, or None for an open endpoint or one whose caller
+    proves itself with a signature (`signed_paths`: route templates)."""
     app = scope.get("app")
     path = scope["path"]
     open_paths = {
@@ -180,6 +186,8 @@ def required_scope(scope: Scope, metrics_public: bool) -> str | None:
     if path in open_paths or (metrics_public and path == "/metrics"):
         return None
     route = matched_route(scope)
+    if route is not None and route.template in signed_paths:
+        return None
     tags = route.tags if route is not None else ()
     if OPEN_TAGS.intersection(tags):
         return None
@@ -187,18 +195,22 @@ def required_scope(scope: Scope, metrics_public: bool) -> str | None:
 
 
 class ApiKeyMiddleware:
-    """401 without a valid key, 403 for a key without the endpoint's scope."""
+    """401 without a valid key, 403 for a key without the endpoint's scope. Routes in
+    `signed_paths` are passed through: their handlers check the caller's signature."""
 
-    def __init__(self, app: ASGIApp, keyring: KeyRing, metrics_public: bool = True) -> None:
+    def __init__(
+        self, app: ASGIApp, keyring: KeyRing, metrics_public: bool = True, signed_paths: frozenset[str] = frozenset()
+    ) -> None:
         self.app = app
         self.keyring = keyring
         self.metrics_public = metrics_public
+        self.signed_paths = signed_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.keyring.enabled:
             await self.app(scope, receive, send)
             return
-        needed = required_scope(scope, self.metrics_public)
+        needed = required_scope(scope, self.metrics_public, self.signed_paths)
         if needed is None:
             await self.app(scope, receive, send)
             return
@@ -221,9 +233,9 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def document_api_keys(app: FastAPI) -> None:
+def document_api_keys(app: FastAPI, signed_paths: frozenset[str] = frozenset()) -> None:
     """Declare the key schemes, and 401/403 answers, in the OpenAPI spec of protected
-    operations (call only when keys are configured)."""
+    operations (call only when keys are configured); `signed_paths` take no key."""
     build = app.openapi
 
     def openapi() -> dict:
@@ -240,7 +252,7 @@ def document_api_keys(app: FastAPI) -> None:
         error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
         for route in route_table(app):
             operations = spec.get("paths", {}).get(route.template, {})
-            if OPEN_TAGS.intersection(route.tags) or not operations:
+            if OPEN_TAGS.intersection(route.tags) or route.template in signed_paths or not operations:
                 continue
             for method in route.methods:
                 operation = operations.get(method.lower())

@@ -74,3 +74,23 @@ class ModelsResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     model: ModelInfo | None = None
+
+
+class IngestResponse(MessageAppendResponse):
+    """A helpdesk delivery recorded: the reply of POST /v1/conversations/{id}/messages for
+    its last message, plus which helpdesk and every message id it carried."""
+
+    helpdesk: str = Field(description="zendesk, intercom or freshdesk")
+    message_ids: list[str] = Field(
+        description="Every message the delivery carried, in order (an Intercom notification may carry several); "
+        "`message` is the analysis of the last. `duplicate` is true when all of them were stored already, and "
+        "`conversation.escalation.changed` compares the level after the last with the level before the first"
+    )
+
+
+class IngestIgnored(BaseModel):
+    """A well-formed helpdesk delivery with no message to record, answered 200 so the
+    helpdesk does not redeliver it."""
+
+    helpdesk: str = Field(description="zendesk, intercom or freshdesk")
+    ignored: str = Field(description="Why nothing was recorded, e.g. 'private comment (internal note)'")

@@ -200,7 +200,7 @@ def test_env_keys_parse_scopes():
     keys = parse_env_keys(f" {ANALYST}:analyze+read ,, {ADMIN} ")
     assert [(k.name, sorted(k.scopes)) for k in keys] == [
         ("env-1", ["analyze", "read"]),
-        ("env-3", ["admin", "analyze", "conversations", "read"]),
+        ("env-3", ["admin", "analyze", "conversations", "ingest", "read"]),
     ]
     assert KeyRing(keys).identify(ANALYST).name == "env-1"
     assert KeyRing(keys).identify("nobody-0123456789") is None

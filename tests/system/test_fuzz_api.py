@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from nlp.analyzer import Analyzer
 from service.api.app import create_app
@@ -52,6 +52,13 @@ def test_api_never_fails_and_matches_its_spec(case, fuzz_app):
     # transcript): a schema-valid body may break it and get its 422. Only then is the
     # "valid data must be accepted" check skipped; every other check still runs.
     excluded = [positive_data_acceptance] if _breaks_cross_field_rule(response) else []
+    # The helpdesk webhooks read their payloads leniently, by design (docs/ingest.md): an
+    # id as a number, "" for a placeholder with nothing to render, a role in any case. So
+    # some bodies outside their documented schema are accepted, and only for them is the
+    # "invalid data must be rejected" check skipped; schema-valid bodies must still be
+    # accepted, and every other check runs.
+    if case.operation.path.startswith("/v1/ingest/"):
+        excluded.append(negative_data_rejection)
     case.validate_response(response, excluded_checks=excluded, transport_kwargs={"app": fuzz_app})
     assert response.status_code < 500 or response.status_code == 503, response.text
     assert response.headers.get("x-request-id")
