@@ -218,7 +218,7 @@ class Outbox:
 
     # --- the API ------------------------------------------------------------------------
 
-    def list(self, status: AlertStatus | None, limit: int) -> list[OutboxEntry]:
+    def entries(self, status: AlertStatus | None, limit: int) -> list[OutboxEntry]:
         """Up to `limit` entries, newest first, of one status or all."""
         where, params = ("WHERE status = ?", (status,)) if status else ("", ())
         with self._lock:

@@ -9,7 +9,7 @@ never shown)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from urllib.parse import urlsplit
 
@@ -37,7 +37,7 @@ def level_rank(level: str) -> int:
 
 @dataclass(frozen=True)
 class WebhookTarget:
-    url: str
+    url: str = field(repr=False)  # may be a secret (Slack's are): never in a log line or traceback
     format: AlertFormat = AlertFormat.json
     min_level: EscalationLevel = "none"
     name: str = ""
@@ -55,7 +55,7 @@ class AlertConfig:
     """Everything the publisher and the delivery worker need. No targets: alerts are off."""
 
     targets: tuple[WebhookTarget, ...]
-    secret: bytes
+    secret: bytes = field(repr=False)
     max_attempts: int
     backoff_base_s: float
     backoff_cap_s: float

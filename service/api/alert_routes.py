@@ -85,7 +85,7 @@ def list_alerts(
 ) -> AlertList:
     """Alert events (one per webhook and level change), newest first: `pending` (waiting
     for an attempt), `delivered` or `failed` (given up; see `retry`)."""
-    return AlertList(alerts=[AlertView.of(entry) for entry in outbox.list(status, limit)])
+    return AlertList(alerts=[AlertView.of(entry) for entry in outbox.entries(status, limit)])
 
 
 @router.post(

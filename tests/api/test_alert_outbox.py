@@ -64,7 +64,7 @@ def test_events_commit_with_their_message_or_not_at_all(parts, tmp_path):
         )
         assert publisher.publish(transaction, stored.id, change("none", "urgent"), MODEL) == 2
         raise RuntimeError("the process fails before the commit")
-    assert store.get("c1") is None and outbox.list(None, 10) == []
+    assert store.get("c1") is None and outbox.entries(None, 10) == []
 
     commit(store, publisher, "c1", "none", "urgent")
     # What another process sees in the file: the message, its level and both events.
@@ -81,7 +81,7 @@ def test_min_level_reaches_a_webhook_on_the_way_up_and_down(parts):
     commit(store, publisher, "c1", "none", "escalate")  # below urgent: the first webhook only
     commit(store, publisher, "c1", "escalate", "urgent")
     commit(store, publisher, "c1", "urgent", "monitor")  # leaving urgent is news to the second
-    sent = [(e.target_url, e.conversation_id) for e in reversed(outbox.list(None, 10))]
+    sent = [(e.target_url, e.conversation_id) for e in reversed(outbox.entries(None, 10))]
     assert sent == [(HOOK, "c1"), (HOOK, "c1"), (OTHER_HOOK, "c1"), (HOOK, "c1"), (OTHER_HOOK, "c1")]
 
 
@@ -92,7 +92,7 @@ def test_claims_keep_each_conversations_order_per_webhook(tmp_path):
     commit(store, publisher, "c1", "none", "escalate")
     commit(store, publisher, "c1", "escalate", "urgent")
     commit(store, publisher, "c2", "none", "urgent")
-    first_c1, second_c1, first_c2 = reversed(outbox.list(None, 10))
+    first_c1, second_c1, first_c2 = reversed(outbox.entries(None, 10))
     now, lease = 1e10, 20.0
 
     claimed = outbox.claim_next(now, lease)
@@ -126,9 +126,9 @@ def test_a_claim_holds_the_event_from_other_processes_for_its_lease(parts, tmp_p
 def test_the_last_failed_attempt_fails_the_event_and_retry_makes_it_due(parts):
     store, outbox, publisher = parts
     commit(store, publisher, "c1", "none", "escalate")
-    (entry,) = outbox.list("pending", 10)
+    (entry,) = outbox.entries("pending", 10)
     outbox.mark_attempt_failed(entry.seq, "HTTP 500", retry_at=None)
-    (failed,) = outbox.list("failed", 10)
+    (failed,) = outbox.entries("failed", 10)
     assert failed.attempts == 1 and failed.last_error == "HTTP 500" and failed.next_attempt_at is None
     retried = outbox.retry(entry.id)
     assert retried.status == "pending" and retried.attempts == 0 and retried.last_error == "HTTP 500"
@@ -189,4 +189,5 @@ def test_webhooks_need_a_secret_and_backoff_bounds_in_order():
         load_alert_config(Settings(_env_file=None, alert_backoff_base_s=10, alert_backoff_cap_s=1))
     config = load_alert_config(Settings(_env_file=None, alert_webhook_urls=HOOK, alert_webhook_secret="s3cret"))
     assert config.enabled and config.secret == b"s3cret" and config.target(HOOK) is not None
+    assert "s3cret" not in repr(config) and HOOK not in repr(config), "secrets stay out of logs and tracebacks"
     assert not load_alert_config(Settings(_env_file=None)).enabled
