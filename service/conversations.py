@@ -4,8 +4,9 @@ the conversation's new escalation level in one transaction, and returns the mess
 conversation's summary and whether the level changed.
 
 Guarantees: the level is committed in the same transaction as its message, so it never
-lags behind; a retry (a message id the conversation already holds) encodes nothing and
-writes nothing; only the redacted text is written."""
+lags behind; so are the alert events a level change queues (service/alerts/); a retry (a
+message id the conversation already holds) encodes nothing and writes nothing; only the
+redacted text is written."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from anyio.to_thread import run_sync as run_in_threadpool  # the same thread poo
 from nlp.analyzer import AnalyzedTurn, Analyzer
 from nlp.message_ids import PENDING_ID
 from nlp.schemas import ConversationSummary, IncomingMessage
+from service.alerts.publisher import AlertPublisher
 from service.metrics import record_escalations
 from service.microbatch import MicroBatcher
 from service.store import ConversationStore, MessageExists, StoredConversation, StoredMessage
@@ -44,12 +46,20 @@ class ConversationRecorder:
     """Records posted messages; one per service, shared by every request."""
 
     def __init__(
-        self, analyzer: Analyzer, store: ConversationStore, batcher: MicroBatcher, *, max_messages: int
+        self,
+        analyzer: Analyzer,
+        store: ConversationStore,
+        batcher: MicroBatcher,
+        *,
+        max_messages: int,
+        alerts: AlertPublisher | None = None,
     ) -> None:
+        """`alerts`: where level changes are queued as webhook events (None: alerts are off)."""
         self.analyzer = analyzer
         self.store = store
         self.batcher = batcher
         self.max_messages = max_messages
+        self.alerts = alerts
 
     async def record(self, conversation_id: str, message: IncomingMessage) -> RecordedMessage:
         """Analyse and commit `message`, or find it stored already (a retry). Raises
@@ -76,7 +86,9 @@ class ConversationRecorder:
     def _commit(
         self, conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn, encode_ms: float
     ) -> RecordedMessage:
-        """One transaction: the message, and the level of the conversation it completes."""
+        """One transaction: the message, the level of the conversation it completes and,
+        when the level changed, its alert events."""
+        queued = 0
         try:
             with self.store.transaction(conversation_id) as transaction:
                 if len(transaction.messages) >= self.max_messages:
@@ -90,9 +102,13 @@ class ConversationRecorder:
                 summary = self._summary(conversation, transaction.previous_level, duplicate=False)
                 transaction.set_escalation_level(summary.escalation.level)
                 conversation.escalation_level = summary.escalation.level  # the snapshot, as committed
+                if self.alerts is not None and summary.escalation.changed:
+                    queued = self.alerts.publish(transaction, stored.id, summary.escalation, self.analyzer.model_info)
         except MessageExists:  # stored by another request since the retry check
             assert message.id is not None
             return self._replay(conversation_id, message.id, encode_ms)
+        if queued and self.alerts is not None:
+            self.alerts.wake()  # committed: the worker may send them now
         return RecordedMessage(conversation, stored, summary, duplicate=False, encode_ms=encode_ms)
 
     def _replay(self, conversation_id: str, message_id: str | None, encode_ms: float = 0.0) -> RecordedMessage:

@@ -68,6 +68,21 @@ INGEST_DELIVERIES = Counter(
     "`duplicate` (a redelivery: nothing new) or `ignored` (no message to record, e.g. an internal note)",
     ["helpdesk", "outcome"],
 )
+ALERT_DELIVERIES = Counter(
+    "convintel_alert_deliveries_total",
+    "Alert events settled, by outcome: `delivered` (a 2xx answer) or `failed` (given up after "
+    "CONVINTEL_ALERT_MAX_ATTEMPTS attempts, or its webhook is no longer configured)",
+    ["outcome"],
+)
+ALERT_ATTEMPT_ERRORS = Counter(
+    "convintel_alert_attempt_errors_total",
+    "Delivery attempts that failed (a transport error or a non-2xx answer), retried or not",
+)
+ALERTS_PENDING = Gauge(
+    "convintel_alerts_pending",
+    "Alert events waiting to be delivered (from the outbox, after each pass of the delivery worker)",
+    multiprocess_mode="livemax",  # every process reads the same outbox
+)
 # A gauge set to 1, not an Info metric: prometheus-client drops Info metrics in
 # multiprocess mode (`serve --workers N`), gauges it aggregates.
 MODEL_INFO = Gauge(

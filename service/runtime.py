@@ -16,10 +16,11 @@ from nlp.encoder import EncoderLoadError
 from nlp.policy import load_policy
 from nlp.topics.model import TopicModelError, load_topic_model
 from nlp.yaml_config import ConfigFileError
+from service.alerts.webhooks import AlertConfigError, load_alert_config
 from service.memory import HeapTrimmer
 from service.settings import Settings
 
-STARTUP_ERRORS = (BundleError, ConfigFileError, EncoderLoadError, TopicModelError)
+STARTUP_ERRORS = (BundleError, ConfigFileError, EncoderLoadError, TopicModelError, AlertConfigError)
 """What a bad configuration raises at start-up (an API-key file error is a ConfigFileError)."""
 
 
@@ -55,6 +56,7 @@ def check_startup(settings: Settings) -> StartupCheck:
         load_cues(settings.cues_file)
         bundle = load_bundle(settings.model_path)
         load_keyring(settings)
+        load_alert_config(settings)
         if settings.topic_model is not None:
             load_topic_model(settings.topic_model)
         graph = prepare_encoder(

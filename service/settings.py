@@ -120,6 +120,30 @@ class Settings(BaseSettings):
         30.0, gt=0, description="On SIGTERM, how long in-flight requests may take to finish"
     )
 
+    # Outbound alerts (service/alerts/, docs/alerts.md): off until webhook URLs are configured
+    alert_webhook_urls: SecretStr | None = Field(
+        None,
+        description="Comma-separated webhooks that receive `escalation.changed` events, each `URL` or "
+        "`URL|option=value|...` with the options format (`json` or `slack`), min_level and name, e.g. "
+        "`https://hooks.example.com/x|format=slack|min_level=urgent` (docs/alerts.md)",
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Key of the HMAC-SHA256 signature every delivery carries (X-Convintel-Signature); required "
+        "with webhook URLs",
+    )
+    alert_max_attempts: int = Field(
+        8, ge=1, description="Delivery attempts per event before it is marked failed (POST /v1/alerts/{id}/retry)"
+    )
+    alert_backoff_base_s: float = Field(
+        2.0, gt=0, description="Wait after the first failed attempt, in seconds; doubled after each further one"
+    )
+    alert_backoff_cap_s: float = Field(300.0, gt=0, description="Longest wait between two attempts, in seconds")
+    alert_poll_interval_s: float = Field(
+        1.0, gt=0, description="How often the delivery worker looks for due events (new events wake it at once)"
+    )
+    alert_timeout_s: float = Field(5.0, gt=0, description="HTTP timeout of one delivery attempt, in seconds")
+
     # Archive scoring (`convintel score`)
     batch_chunk_messages: int = Field(
         512, ge=1, description="Messages per scoring chunk: encoded together, committed together"

@@ -350,6 +350,12 @@ class ConversationTransaction:
         self._header = (*self._header[:7], level)
 
     @property
+    def connection(self) -> sqlite3.Connection:
+        """The transaction's connection, for writes to other tables that must commit or roll
+        back with this conversation's (the alert outbox: service/alerts/outbox.py)."""
+        return self._db
+
+    @property
     def conversation(self) -> StoredConversation:
         """The conversation as it will be committed (it exists once a message is added)."""
         assert self._header is not None, "the conversation does not exist yet: add a message first"

@@ -6,10 +6,16 @@ from __future__ import annotations
 import logging
 from contextlib import asynccontextmanager
 
+from anyio.to_thread import run_sync as run_in_threadpool
 from fastapi import FastAPI
 
 from nlp import __version__
 from nlp.analyzer import Analyzer
+from service.alerts.delivery import DeliveryWorker
+from service.alerts.outbox import Outbox
+from service.alerts.publisher import AlertPublisher
+from service.alerts.webhooks import load_alert_config
+from service.api.alert_routes import router as alert_router
 from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.ingest_routes import router as ingest_router
@@ -33,6 +39,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     settings = settings or get_settings()
     keyring = load_keyring(settings)  # before anything loads: bad keys fail fast
     signed = signed_paths(settings)  # helpdesk webhooks that check a signature instead of a key
+    alert_config = load_alert_config(settings)  # and bad webhook settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -45,9 +52,19 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
             max_wait_ms=settings.microbatch_max_wait_ms,
         )
         await app.state.batcher.start()
+        app.state.outbox = Outbox(settings.db_path)  # always: GET /v1/alerts lists what earlier runs queued
+        publisher = AlertPublisher(alert_config.targets, app.state.outbox) if alert_config.enabled else None
         app.state.recorder = ConversationRecorder(
-            app.state.analyzer, app.state.store, app.state.batcher, max_messages=settings.max_messages
+            app.state.analyzer,
+            app.state.store,
+            app.state.batcher,
+            max_messages=settings.max_messages,
+            alerts=publisher,
         )
+        # Without webhooks nothing is delivered: pending events wait for them to be configured.
+        worker = DeliveryWorker(app.state.outbox, alert_config) if alert_config.enabled else None
+        if worker is not None:
+            worker.start()
         log.info(
             "ready: model %s %s, store %s",
             app.state.analyzer.model_info.name,
@@ -58,6 +75,10 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
             yield
         finally:
             app.state.recorder = None
+            if worker is not None:
+                await run_in_threadpool(worker.stop)  # waits for an attempt in flight
+            app.state.outbox.close()
+            app.state.outbox = None
             await app.state.batcher.stop()
             app.state.batcher = None
             app.state.store.close()
@@ -77,6 +98,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     # budget (it covers reading the body), then the body guard.
     app.state.batcher = None
     app.state.recorder = None
+    app.state.outbox = None
+    app.state.alert_config = alert_config
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(TimeBudgetMiddleware, budget_s=settings.request_timeout_s)
     app.add_middleware(ApiKeyMiddleware, keyring=keyring, metrics_public=settings.metrics_public, signed_paths=signed)
@@ -85,6 +108,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(topic_router, responses=ERROR_RESPONSES)
     app.include_router(ingest_router, responses=ERROR_RESPONSES)
+    app.include_router(alert_router, responses=ERROR_RESPONSES)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if keyring.enabled:
         document_api_keys(app, signed)

@@ -8,8 +8,9 @@ is ASGI middleware that runs before the body is read: a caller without a key can
 the service read or parse anything.
 
 Scopes: `analyze` (the /v1/analyze endpoints), `conversations` (the conversation
-endpoints), `ingest` (the helpdesk webhooks, /v1/ingest/...), `read` (/v1/models) and
-`admin` (everything, and any endpoint not mapped below). A key configured without scopes
+endpoints), `ingest` (the helpdesk webhooks, /v1/ingest/...), `read` (/v1/models), `alerts`
+(the alert outbox: listing events, which quote conversations, and re-driving failed
+deliveries) and `admin` (everything, and any endpoint not mapped below). A key configured without scopes
 has them all.
 
 A helpdesk webhook whose helpdesk secret is configured needs no key: the helpdesk proves
@@ -35,10 +36,16 @@ from service.api.request_id import header_value
 from service.settings import Settings
 
 ADMIN = "admin"
-SCOPES = ("analyze", "conversations", "ingest", "read", ADMIN)
+SCOPES = ("analyze", "conversations", "ingest", "read", "alerts", ADMIN)
 # Route tag -> scope it needs. A route with none of these tags needs `admin`: a new
 # endpoint is closed until someone decides who may call it.
-SCOPE_BY_TAG = {"analysis": "analyze", "conversations": "conversations", "ingest": "ingest", "models": "read"}
+SCOPE_BY_TAG = {
+    "analysis": "analyze",
+    "conversations": "conversations",
+    "ingest": "ingest",
+    "models": "read",
+    "alerts": "alerts",
+}
 OPEN_TAGS = frozenset({"health"})
 MIN_KEY_LENGTH = 16
 API_KEY_HEADER = "X-API-Key"

@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 
 class RequestGuardMiddleware:
     """Rejects bodies over `max_body_bytes` (413) and non-JSON bodies on POST (415)
-    before the app reads them, so an oversized upload never reaches the parser."""
+    before the app reads them, so an oversized upload never reaches the parser. A POST
+    without a body (`POST /v1/alerts/{id}/retry` takes none) has no media type to check;
+    an endpoint that needs a body answers its absence with 422."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -42,7 +44,9 @@ class RequestGuardMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type not in JSON_TYPES and not media_type.endswith("+json"):
+        # No body at all (a length of 0, or neither a length nor chunks): no type to be wrong.
+        no_body = headers.get("content-length") == "0" or not {"content-length", "transfer-encoding"} & headers.keys()
+        if not no_body and media_type not in JSON_TYPES and not media_type.endswith("+json"):
             await send_error(
                 scope,
                 send,

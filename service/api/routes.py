@@ -42,8 +42,9 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _loaded(request: Request, name: str) -> Any:
-    """What the lifespan puts on the app's state once the models are loaded (503 before)."""
+def loaded_state(request: Request, name: str) -> Any:
+    """What the lifespan puts on the app's state once the models are loaded (503 before);
+    for every router's dependencies."""
     value = getattr(request.app.state, name, None)
     if value is None:
         raise ApiError(503, "not_ready", "models are not loaded yet")
@@ -51,7 +52,7 @@ def _loaded(request: Request, name: str) -> Any:
 
 
 async def get_analyzer(request: Request) -> Analyzer:
-    return _loaded(request, "analyzer")
+    return loaded_state(request, "analyzer")
 
 
 async def get_store(request: Request) -> ConversationStore:
@@ -59,11 +60,11 @@ async def get_store(request: Request) -> ConversationStore:
 
 
 async def get_batcher(request: Request) -> MicroBatcher:
-    return _loaded(request, "batcher")
+    return loaded_state(request, "batcher")
 
 
 async def get_recorder(request: Request) -> ConversationRecorder:
-    return _loaded(request, "recorder")
+    return loaded_state(request, "recorder")
 
 
 # The dependencies are `async` only so that FastAPI calls them on the event loop: a plain

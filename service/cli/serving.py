@@ -53,7 +53,7 @@ def serve(
 def check() -> None:
     """Check the configuration as `serve` does, and prepare what its start-up would.
 
-    Checks the bundle, policy, categories, API keys and topic model, and exports the ONNX
+    Checks the bundle, policy, categories, API keys, alert webhooks and topic model, and exports the ONNX
     graph of an ONNX encoder backend into CONVINTEL_ENCODER_CACHE_DIR (the Docker image runs
     this at build time to bake the graph in)."""
     from service.runtime import StartupError, check_startup

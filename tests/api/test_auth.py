@@ -107,6 +107,8 @@ def test_a_key_works_in_either_header(secured: TestClient):
         (FILE_KEY, "POST", "/v1/analyze", TRANSCRIPT, 403),
         (HASHED_KEY, "POST", "/v1/analyze", TRANSCRIPT, 200),
         (HASHED_KEY, "GET", "/v1/models", None, 403),
+        (WEBHOOK, "GET", "/v1/alerts", None, 403),
+        (ADMIN, "GET", "/v1/alerts", None, 200),
     ],
 )
 def test_scopes(secured: TestClient, key, method, path, body, status):
@@ -200,7 +202,7 @@ def test_env_keys_parse_scopes():
     keys = parse_env_keys(f" {ANALYST}:analyze+read ,, {ADMIN} ")
     assert [(k.name, sorted(k.scopes)) for k in keys] == [
         ("env-1", ["analyze", "read"]),
-        ("env-3", ["admin", "analyze", "conversations", "ingest", "read"]),
+        ("env-3", ["admin", "alerts", "analyze", "conversations", "ingest", "read"]),
     ]
     assert KeyRing(keys).identify(ANALYST).name == "env-1"
     assert KeyRing(keys).identify("nobody-0123456789") is None

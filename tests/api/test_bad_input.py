@@ -55,6 +55,12 @@ def test_invalid_json_is_400(client: TestClient):
     assert response.json()["error"]["code"] == "invalid_json"
 
 
+def test_a_post_without_a_body_is_422_not_415(client: TestClient):
+    response = client.post("/v1/analyze")
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "body"
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_wrong_content_type_is_415(client: TestClient, content_type):
     headers = {"content-type": content_type} if content_type else {}

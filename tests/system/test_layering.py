@@ -1,5 +1,6 @@
 """Import layering: `nlp/` imports no web code or service; `service/batch/` (archive
-scoring and reports) imports nothing from `service/api/` (HTTP) or `training/`; `training/`
+scoring and reports) imports nothing from `service/api/` (HTTP) or `training/`, nor does
+`service/alerts/` (the outbox and webhook delivery); `training/`
 needs no HTTP code (it draws its report with `service/batch/charts.py`)."""
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ for module in pkgutil.iter_modules(service.batch.__path__):
 assert not loaded(("service.api", "training", "fastapi", "starlette")), loaded(("service.api", "training", "fastapi"))
 import training.report, training.topic_fit
 assert not loaded(("service.api", "fastapi", "starlette")), loaded(("service.api", "fastapi", "starlette"))
+import service.alerts
+for module in pkgutil.iter_modules(service.alerts.__path__):
+    importlib.import_module(f"service.alerts.{module.name}")
+assert not loaded(("service.api",)), loaded(("service.api",))
 """
 
 
