@@ -62,6 +62,12 @@ ESCALATIONS = Counter(
     "`path=message` counts a conversation's level changing on the per-message path",
     ["level", "path"],
 )
+CONVERSATIONS_DELETED = Counter(
+    "convintel_conversations_deleted_total",
+    "Conversations deleted, by reason: `delete` (DELETE /v1/conversations/{id}), `erase` (a customer's "
+    "erasure), `retention` (the service's retention purge)",
+    ["reason"],
+)
 # A gauge set to 1, not an Info metric: prometheus-client drops Info metrics in
 # multiprocess mode (`serve --workers N`), gauges it aggregates.
 MODEL_INFO = Gauge(
@@ -102,6 +108,12 @@ def record_escalations(levels: Iterable[str], path: str) -> None:
     """Count escalation advice given on `path` ('analyze' or 'message')."""
     for level in levels:
         ESCALATIONS.labels(level=level, path=path).inc()
+
+
+def record_deletions(count: int, reason: str) -> None:
+    """Count `count` conversations deleted for `reason` ('delete', 'erase' or 'retention')."""
+    if count:
+        CONVERSATIONS_DELETED.labels(reason=reason).inc(count)
 
 
 def _registry() -> CollectorRegistry:

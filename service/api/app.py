@@ -12,6 +12,7 @@ from nlp import __version__
 from nlp.analyzer import Analyzer
 from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
+from service.api.lifecycle_routes import router as lifecycle_router
 from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import router
@@ -19,6 +20,7 @@ from service.api.topic_routes import router as topic_router
 from service.conversations import ConversationRecorder
 from service.metrics import instrument_analyzer, metrics_endpoint
 from service.microbatch import MicroBatcher
+from service.retention import RetentionPurger
 from service.runtime import load_analyzer
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -45,6 +47,12 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         app.state.recorder = ConversationRecorder(
             app.state.analyzer, app.state.store, app.state.batcher, max_messages=settings.max_messages
         )
+        purger = None
+        if settings.retention_days:  # unset or 0: conversations are kept forever
+            purger = RetentionPurger(
+                app.state.store, days=settings.retention_days, interval_s=settings.retention_interval_s
+            )
+            await purger.start()
         log.info(
             "ready: model %s %s, store %s",
             app.state.analyzer.model_info.name,
@@ -54,6 +62,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         try:
             yield
         finally:
+            if purger is not None:
+                await purger.stop()  # before the store closes under it
             app.state.recorder = None
             await app.state.batcher.stop()
             app.state.batcher = None
@@ -81,6 +91,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     install_error_handlers(app)
     app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(topic_router, responses=ERROR_RESPONSES)
+    app.include_router(lifecycle_router, responses=ERROR_RESPONSES)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if keyring.enabled:
         document_api_keys(app)

@@ -8,8 +8,9 @@ is ASGI middleware that runs before the body is read: a caller without a key can
 the service read or parse anything.
 
 Scopes: `analyze` (the /v1/analyze endpoints), `conversations` (the conversation
-endpoints), `read` (/v1/models) and `admin` (everything, and any endpoint not mapped
-below). A key configured without scopes has them all."""
+endpoints: post, read, list, delete one), `read` (/v1/models) and `admin` (everything, any
+endpoint not mapped below, and erasing a customer's conversations, which reaches across
+conversations by a person's identity). A key configured without scopes has them all."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ ADMIN = "admin"
 SCOPES = ("analyze", "conversations", "read", ADMIN)
 # Route tag -> scope it needs. A route with none of these tags needs `admin`: a new
 # endpoint is closed until someone decides who may call it.
-SCOPE_BY_TAG = {"analysis": "analyze", "conversations": "conversations", "models": "read"}
+SCOPE_BY_TAG = {"analysis": "analyze", "conversations": "conversations", "models": "read", "erasure": ADMIN}
 OPEN_TAGS = frozenset({"health"})
 MIN_KEY_LENGTH = 16
 API_KEY_HEADER = "X-API-Key"

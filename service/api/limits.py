@@ -36,8 +36,10 @@ class RequestGuardMiddleware:
             or scope["method"] not in {"POST", "PUT", "PATCH"}
             or route is None
             or scope["method"] not in route.methods
+            or not route.takes_body
         ):
-            # Not a body this app takes: the router answers (404, 405) without reading it.
+            # Not a body this app takes: the router answers (404, 405), or the endpoint
+            # acts without reading one (erasure), so its type and size do not matter.
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

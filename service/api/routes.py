@@ -55,7 +55,7 @@ async def get_analyzer(request: Request) -> Analyzer:
 
 
 async def get_store(request: Request) -> ConversationStore:
-    return request.app.state.store
+    return _loaded(request, "store")
 
 
 async def get_batcher(request: Request) -> MicroBatcher:
