@@ -331,7 +331,8 @@ class ConversationStore:
         """Up to `limit` conversations matching `where`, newest change first (ties: id,
         descending), starting after `after`; and the position to ask the next page from
         (None on the last page). One index walk: no message is read."""
-        conditions, params = [], []
+        conditions: list[str] = []
+        params: list[Any] = []
         if where.min_level is not None and where.min_level != ESCALATION_LEVELS[0]:
             levels = ESCALATION_LEVELS[ESCALATION_LEVELS.index(where.min_level) :]
             conditions.append(f"COALESCE(escalation_level, '{ESCALATION_LEVELS[0]}') IN ({_marks(levels)})")

@@ -132,6 +132,7 @@ def test_bad_list_parameters_are_a_clear_422(seeded_client: TestClient, params: 
 
 def test_delete_removes_the_conversation_and_its_text_from_the_files(client: TestClient, settings: Settings):
     post(client, "doomed", f"my code word is {SECRET}", customer_id="cust-1")
+    post(client, "doomed", "filler " * 800 + SECRET)  # longer than a page: kept on overflow pages
     post(client, "kept", "nothing to hide here")
     assert SECRET.encode() in file_bytes(settings.db_path)  # the check below can fail
     response = client.delete("/v1/conversations/doomed")
