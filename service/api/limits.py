@@ -36,13 +36,19 @@ class RequestGuardMiddleware:
             or scope["method"] not in {"POST", "PUT", "PATCH"}
             or route is None
             or scope["method"] not in route.methods
-            or not route.takes_body
         ):
-            # Not a body this app takes: the router answers (404, 405), or the endpoint
-            # acts without reading one (erasure), so its type and size do not matter.
+            # Not a body this app takes: the router answers (404, 405) without reading it.
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if headers.get("content-length", "").strip() == "0" or (
+            "content-length" not in headers and "transfer-encoding" not in headers
+        ):
+            # No body at all (HTTP/1.1 has one only with a length or chunks): nothing to
+            # type or measure. An endpoint that acts without one (erasure) runs; one that
+            # needs one answers its own 422 (or 400).
+            await self.app(scope, receive, send)
+            return
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type not in JSON_TYPES and not media_type.endswith("+json"):
             await send_error(

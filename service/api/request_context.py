@@ -46,8 +46,6 @@ class RouteInfo:
     pattern: re.Pattern[str]
     methods: frozenset[str]
     tags: tuple[str, ...]
-    takes_body: bool = True
-    """False for an endpoint that reads no request body (e.g. a POST that only acts)."""
 
 
 def route_table(app: Any) -> list[RouteInfo]:
@@ -69,8 +67,6 @@ def route_table(app: Any) -> list[RouteInfo]:
                     pattern,
                     frozenset(getattr(route, "methods", None) or ()),
                     tuple(getattr(route, "tags", None) or ()),
-                    # FastAPI routes say whether they declare a body; assume any other one reads it.
-                    getattr(route, "body_field", True) is not None,
                 )
             )
         app.state.route_table = table

@@ -200,3 +200,11 @@ def test_an_empty_or_overlong_customer_id_is_a_422(client: TestClient):
     for customer in ("", "x" * 257):
         response = client.post(f"/v1/customers/{customer}/erase")
         assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "customer_id"
+
+
+def test_a_post_without_a_body_needs_no_content_type(client: TestClient):
+    assert client.post("/v1/customers/c1/erase").status_code == 200
+    missing = client.post("/v1/analyze")  # a body is required: the endpoint says so, not the type check
+    assert missing.status_code == 422 and missing.json()["error"]["details"][0]["field"] == "body"
+    typed = client.post("/v1/analyze", content=b"{}", headers={"content-type": "text/plain"})
+    assert typed.status_code == 415
