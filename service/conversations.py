@@ -70,7 +70,10 @@ class ConversationRecorder:
                 turn = (await arrival.analyze_turns([message], [message.id or PENDING_ID]))[0]
                 encode_ms = (time.perf_counter() - started) * 1000
                 return await run_in_threadpool(self._commit, conversation_id, message, turn, encode_ms)
-        return await run_in_threadpool(self._replay, conversation_id, message.id)
+        replayed = await run_in_threadpool(self._replay, conversation_id, message.id)
+        if replayed is None:  # the cache remembered a conversation deleted since: a new message
+            return await self.record(conversation_id, message)
+        return replayed
 
     async def _is_retry(self, conversation_id: str, message_id: str | None) -> bool:
         """Whether the conversation already holds `message_id`: from memory when the
@@ -100,22 +103,32 @@ class ConversationRecorder:
                 )
                 conversation = transaction.conversation
                 summary = self._summary(conversation, transaction.previous_level, duplicate=False)
-                transaction.set_escalation_level(summary.escalation.level)
+                escalation = summary.escalation
+                transaction.set_escalation_level(
+                    escalation.level, route=escalation.route_to, rules=[r.rule for r in escalation.reasons]
+                )
                 conversation.escalation_level = summary.escalation.level  # the snapshot, as committed
                 if self.alerts is not None and summary.escalation.changed:
                     queued = self.alerts.publish(transaction, stored.id, summary.escalation, self.analyzer.model_info)
         except MessageExists:  # stored by another request since the retry check
             assert message.id is not None
-            return self._replay(conversation_id, message.id, encode_ms)
+            replayed = self._replay(conversation_id, message.id, encode_ms)
+            if replayed is None:  # and deleted by another process in the moment since
+                raise
+            return replayed
         if queued and self.alerts is not None:
             self.alerts.wake()  # committed: the worker may send them now
         return RecordedMessage(conversation, stored, summary, duplicate=False, encode_ms=encode_ms)
 
-    def _replay(self, conversation_id: str, message_id: str | None, encode_ms: float = 0.0) -> RecordedMessage:
-        """A retry's answer: the stored message and the conversation as it stands."""
+    def _replay(self, conversation_id: str, message_id: str | None, encode_ms: float = 0.0) -> RecordedMessage | None:
+        """A retry's answer: the stored message and the conversation as it stands; None when
+        the message is no longer stored (its conversation was deleted, and the store has
+        dropped what it remembered of it)."""
+        assert message_id is not None
         conversation = self.store.get(conversation_id)
-        assert conversation is not None and message_id is not None
-        stored = next(m for m in conversation.messages if m.id == message_id)
+        stored = next((m for m in conversation.messages if m.id == message_id), None) if conversation else None
+        if conversation is None or stored is None:
+            return None
         summary = self._summary(conversation, conversation.escalation_level, duplicate=True)
         return RecordedMessage(conversation, stored, summary, duplicate=True, encode_ms=encode_ms)
 

@@ -83,6 +83,12 @@ ALERTS_PENDING = Gauge(
     "Alert events waiting to be delivered (from the outbox, after each pass of the delivery worker)",
     multiprocess_mode="livemax",  # every process reads the same outbox
 )
+CONVERSATIONS_DELETED = Counter(
+    "convintel_conversations_deleted_total",
+    "Conversations deleted, by reason: `delete` (DELETE /v1/conversations/{id}), `erase` (a customer's "
+    "erasure), `retention` (the service's retention purge)",
+    ["reason"],
+)
 # A gauge set to 1, not an Info metric: prometheus-client drops Info metrics in
 # multiprocess mode (`serve --workers N`), gauges it aggregates.
 MODEL_INFO = Gauge(
@@ -123,6 +129,12 @@ def record_escalations(levels: Iterable[str], path: str) -> None:
     """Count escalation advice given on `path` ('analyze' or 'message')."""
     for level in levels:
         ESCALATIONS.labels(level=level, path=path).inc()
+
+
+def record_deletions(count: int, reason: str) -> None:
+    """Count `count` conversations deleted for `reason` ('delete', 'erase' or 'retention')."""
+    if count:
+        CONVERSATIONS_DELETED.labels(reason=reason).inc(count)
 
 
 def _registry() -> CollectorRegistry:

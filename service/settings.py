@@ -62,6 +62,18 @@ class Settings(BaseSettings):
         description="Stored messages kept in memory with their analyses, so a new message does not "
         "re-read its conversation (least recently used conversations go first; 0: none)",
     )
+    retention_days: int | None = Field(
+        None,
+        ge=0,
+        description="Delete conversations not changed for this many days: the service checks every "
+        "CONVINTEL_RETENTION_INTERVAL_S, and `convintel purge` on demand (unset or 0: keep them forever)",
+    )
+    retention_interval_s: float = Field(
+        3600.0,
+        gt=0,
+        description="With CONVINTEL_RETENTION_DAYS set, how often the service deletes expired conversations, "
+        "in seconds (also once at start-up)",
+    )
 
     # HTTP server
     host: str = Field("127.0.0.1", description="Address `convintel serve` listens on")

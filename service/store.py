@@ -10,15 +10,21 @@ The memory cache holds recent conversations' stored messages with their parsed a
 bounded by a total number of messages (least recently used conversations go first). It
 is never trusted blindly: every read and write first asks SQLite for the conversation's
 last sequence number (one index lookup) and reads only messages the cache has not seen,
-so another process writing to the same file is picked up."""
+so another process writing to the same file is picked up.
+
+Deleted conversations leave no text behind in the database files: the connection runs with
+`secure_delete` (freed content is overwritten with zeros), and every deleting transaction
+ends with a TRUNCATE checkpoint, which copies the zeroed pages into the main file and empties
+the WAL, whose older frames still hold the text."""
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +35,9 @@ from nlp.message_ids import assign_message_ids
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role
 from nlp.signals import Turn
 from nlp.timestamps import parse_timestamp
+from nlp.vocabulary import ESCALATION_LEVELS, EscalationLevel
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -39,7 +48,9 @@ CREATE TABLE IF NOT EXISTS conversations (
     metadata TEXT NOT NULL DEFAULT '{}',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    escalation_level TEXT
+    escalation_level TEXT,
+    escalation_route TEXT,
+    escalation_rules TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     conversation_id TEXT NOT NULL REFERENCES conversations(id),
@@ -55,6 +66,18 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE (conversation_id, message_id)
 );
 """
+
+# Columns added after files were first written: added to older files when they are opened.
+_ADDED_COLUMNS = {"escalation_level": "TEXT", "escalation_route": "TEXT", "escalation_rules": "TEXT"}
+# The list endpoint walks conversations newest change first (keyset on updated_at, id),
+# retention deletes the oldest, and erasure finds a customer's: each is an index walk.
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS conversations_by_update ON conversations (updated_at, id);
+CREATE INDEX IF NOT EXISTS conversations_by_customer ON conversations (customer_id, updated_at, id);
+"""
+DELETE_BATCH = 500
+"""Conversations deleted per transaction by purge and erasure: each batch is one short write
+transaction, so other writers (the webhook, other processes) wait for one batch at most."""
 
 _HEADER_COLUMNS = "id, channel, customer_id, language, metadata, created_at, updated_at, escalation_level"
 
@@ -100,6 +123,45 @@ class StoredConversation:
         return [m.turn for m in self.messages]
 
 
+@dataclass(frozen=True)
+class ConversationFilter:
+    """Which conversations a listing holds; a field left None does not filter."""
+
+    min_level: EscalationLevel | None = None
+    """Escalation level at least this (a conversation without a level counts as `none`)."""
+    channel: str | None = None
+    customer_id: str | None = None
+    updated_since: datetime | None = None
+    """Changed at or after this moment (millisecond resolution, as stored)."""
+
+
+@dataclass(frozen=True)
+class ListPosition:
+    """Where a listing stopped: the last item's change time (as stored) and id. The next
+    page starts after it, so conversations inserted meanwhile never shift a page."""
+
+    updated_at: str
+    id: str
+
+
+@dataclass
+class ConversationListing:
+    """One conversation as a listing shows it: its header, level, route and message count,
+    read without its messages."""
+
+    id: str
+    channel: str
+    customer_id: str | None
+    language: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    escalation_level: str | None
+    escalation_route: str | None
+    escalation_rules: list[str]
+    message_count: int
+
+
 class MessageExists(Exception):
     """The conversation already holds a message with this id (ids are unique per conversation)."""
 
@@ -108,14 +170,34 @@ class MessageExists(Exception):
 class _CachedMessages:
     messages: list[StoredMessage]
     ids: set[str]
+    created_at: str
+    """The conversation's creation time: a conversation deleted and created again (by another
+    process) under the same id has another, so its old messages are not taken for its own."""
 
     @property
     def last_seq(self) -> int:
         return self.messages[-1].seq if self.messages else 0
 
 
+def _marks(values: Iterable[Any]) -> str:
+    """`?, ?, ?`: one placeholder per value, for an `IN (...)` list."""
+    return ", ".join("?" for _ in values)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def stored_time(moment: datetime) -> str:
+    """`moment` as the store writes times (UTC, milliseconds), so that stored times compare
+    with it as strings; naive means UTC. A moment that has no UTC time (within a day of
+    year 1 or 9999) becomes the earliest or latest time there is."""
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        moment = (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds")
 
 
 class MessageCache:
@@ -145,19 +227,28 @@ class MessageCache:
             entry = self._entries.get(conversation_id)
             return None if entry is None else message_id in entry.ids
 
-    def put(self, conversation_id: str, messages: list[StoredMessage]) -> None:
-        """Remember `messages` (the whole conversation, in order) for `conversation_id`."""
+    def put(self, conversation_id: str, messages: list[StoredMessage], created_at: str) -> None:
+        """Remember `messages` (the whole conversation, in order) for `conversation_id`,
+        created at `created_at`."""
         with self._lock:
             old = self._entries.pop(conversation_id, None)
             if old is not None:
                 self._size -= len(old.messages)
             if len(messages) > self.max_messages:
                 return  # larger than the whole cache: read from disk each time
-            self._entries[conversation_id] = _CachedMessages(messages, {m.id for m in messages})
+            self._entries[conversation_id] = _CachedMessages(messages, {m.id for m in messages}, created_at)
             self._size += len(messages)
             while self._size > self.max_messages:
                 _, evicted = self._entries.popitem(last=False)
                 self._size -= len(evicted.messages)
+
+    def discard(self, conversation_ids: Iterable[str]) -> None:
+        """Forget these conversations (deleted: their text must not outlive them in memory)."""
+        with self._lock:
+            for conversation_id in conversation_ids:
+                old = self._entries.pop(conversation_id, None)
+                if old is not None:
+                    self._size -= len(old.messages)
 
 
 class ConversationStore:
@@ -174,10 +265,15 @@ class ConversationStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, freed pages too: erased text is gone
+        # from the file, not merely unlinked (it costs writes on deletion only).
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.executescript(SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(conversations)")}
-        if "escalation_level" not in columns:  # files written before the column existed
-            self._db.execute("ALTER TABLE conversations ADD COLUMN escalation_level TEXT")
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in columns:  # files written before the column existed
+                self._db.execute(f"ALTER TABLE conversations ADD COLUMN {column} {kind}")
+        self._db.executescript(_INDEXES)  # older files get them here too
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -203,8 +299,9 @@ class ConversationStore:
         with self._lock:
             header = self._header(conversation_id)
             if header is None:
+                self.cache.discard([conversation_id])  # deleted, perhaps by another process
                 return None
-            return self._conversation(header, self._messages(conversation_id))
+            return self._conversation(header, self._messages(conversation_id, header[5]))
 
     @contextmanager
     def transaction(self, conversation_id: str) -> Iterator[ConversationTransaction]:
@@ -215,7 +312,7 @@ class ConversationStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 header = self._header(conversation_id)
-                messages = self._messages(conversation_id) if header else []
+                messages = self._messages(conversation_id, header[5]) if header else []
                 transaction = ConversationTransaction(self, conversation_id, header, messages)
                 yield transaction
                 self._db.execute("COMMIT")
@@ -223,8 +320,123 @@ class ConversationStore:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 raise
-            if transaction.added:
-                self.cache.put(conversation_id, transaction.messages)  # only once committed
+            if transaction.added:  # only once committed
+                self.cache.put(conversation_id, transaction.messages, transaction.created_at)
+
+    # --- listing and deletion -----------------------------------------------------------
+
+    def list_conversations(
+        self, where: ConversationFilter, *, limit: int, after: ListPosition | None = None
+    ) -> tuple[list[ConversationListing], ListPosition | None]:
+        """Up to `limit` conversations matching `where`, newest change first (ties: id,
+        descending), starting after `after`; and the position to ask the next page from
+        (None on the last page). One index walk: no message is read."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if where.min_level is not None and where.min_level != ESCALATION_LEVELS[0]:
+            levels = ESCALATION_LEVELS[ESCALATION_LEVELS.index(where.min_level) :]
+            conditions.append(f"COALESCE(escalation_level, '{ESCALATION_LEVELS[0]}') IN ({_marks(levels)})")
+            params += levels
+        for column in ("channel", "customer_id"):
+            if getattr(where, column) is not None:
+                conditions.append(f"{column} = ?")
+                params.append(getattr(where, column))
+        if where.updated_since is not None:
+            conditions.append("updated_at >= ?")
+            params.append(stored_time(where.updated_since))
+        if after is not None:
+            conditions.append("(updated_at, id) < (?, ?)")
+            params += [after.updated_at, after.id]
+        # Message count: sequence numbers run 1..n and messages are only ever removed with
+        # their conversation, so the last one (an index lookup) is the count.
+        query = (
+            "SELECT id, channel, customer_id, language, metadata, created_at, updated_at, escalation_level,"
+            " escalation_route, escalation_rules,"
+            " (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = conversations.id)"
+            " FROM conversations"
+            + (" WHERE " + " AND ".join(conditions) if conditions else "")
+            + " ORDER BY updated_at DESC, id DESC LIMIT ?"
+        )
+        with self._lock:
+            rows = self._db.execute(query, (*params, limit + 1)).fetchall()
+        listings = [
+            ConversationListing(*row[:4], json.loads(row[4]), *row[5:9], json.loads(row[9]) if row[9] else [], row[10])
+            for row in rows[:limit]
+        ]
+        if len(rows) <= limit:
+            return listings, None
+        return listings, ListPosition(listings[-1].updated_at, listings[-1].id)
+
+    def delete(self, conversation_id: str) -> bool:
+        """Delete the conversation and its messages; False when there is none."""
+        return bool(self._delete_batch("id = ?", (conversation_id,), limit=1))
+
+    def delete_customer(self, customer_id: str) -> int:
+        """Delete every conversation whose customer is `customer_id`; how many there were."""
+        deleted = 0
+        while batch := self._delete_batch("customer_id = ?", (customer_id,), limit=DELETE_BATCH):
+            deleted += batch
+        return deleted
+
+    def delete_updated_before(self, cutoff: datetime, *, limit: int = DELETE_BATCH) -> int:
+        """Delete up to `limit` conversations last changed before `cutoff`, oldest first, in
+        one transaction; how many. Call again until it returns less than `limit`."""
+        return self._delete_batch("updated_at < ?", (stored_time(cutoff),), limit=limit)
+
+    def count_updated_before(self, cutoff: datetime) -> int:
+        """How many conversations were last changed before `cutoff`."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT COUNT(*) FROM conversations WHERE updated_at < ?", (stored_time(cutoff),)
+            ).fetchone()[0]
+
+    def _conversation_tables(self) -> list[str]:
+        """Every table whose rows belong to a conversation (a `conversation_id` column): the
+        messages, and tables other modules keep in this file, such as the alert outbox,
+        whose events quote the conversation. Deleting a conversation deletes their rows too,
+        so no copy of its text outlives it."""
+        tables = [row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return [
+            table
+            for table in tables
+            if any(column[1] == "conversation_id" for column in self._db.execute(f'PRAGMA table_info("{table}")'))
+        ]
+
+    def _delete_batch(self, where: str, params: tuple, *, limit: int) -> int:
+        """Delete up to `limit` conversations matching `where`, with their messages, in one
+        IMMEDIATE transaction (so a message committed meanwhile by another writer either
+        lands before and goes with its conversation, or after, in a new one); then empty
+        the WAL, whose older frames hold the deleted text."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [
+                    row[0]
+                    for row in self._db.execute(
+                        f"SELECT id FROM conversations WHERE {where} ORDER BY updated_at, id LIMIT ?", (*params, limit)
+                    )
+                ]
+                if ids:
+                    for table in self._conversation_tables():
+                        self._db.execute(f'DELETE FROM "{table}" WHERE conversation_id IN ({_marks(ids)})', ids)
+                    self._db.execute(f"DELETE FROM conversations WHERE id IN ({_marks(ids)})", ids)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self.cache.discard(ids)
+            if ids:
+                self._empty_wal()
+        return len(ids)
+
+    def _empty_wal(self) -> None:
+        """Copy every WAL frame into the main file and truncate the WAL to zero bytes. It
+        waits (up to the busy timeout) for other connections' reads; if one still holds an
+        old snapshot, the WAL is emptied by a later checkpoint instead."""
+        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning("WAL not emptied after a deletion: another connection is reading; a later checkpoint will")
 
     # --- internals (called with the lock held) ------------------------------------------
 
@@ -238,10 +450,13 @@ class ConversationStore:
         """A snapshot: its message list is its own, so later appends do not change it."""
         return StoredConversation(*header[:4], json.loads(header[4]), *header[5:8], messages=list(messages))
 
-    def _messages(self, conversation_id: str) -> list[StoredMessage]:
+    def _messages(self, conversation_id: str, created_at: str) -> list[StoredMessage]:
         """The conversation's messages in order: the cached ones, plus any stored since
-        (by this or another process), read and parsed once."""
+        (by this or another process), read and parsed once. `created_at` is the stored
+        conversation's: cached messages of an earlier conversation under its id are dropped."""
         cached = self.cache.get(conversation_id)
+        if cached is not None and cached.created_at != created_at:
+            cached = None
         last_seq = self._db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = ?", (conversation_id,)
         ).fetchone()[0]
@@ -257,7 +472,7 @@ class ConversationStore:
                 (conversation_id, after),
             )
         ]
-        self.cache.put(conversation_id, messages)
+        self.cache.put(conversation_id, messages, created_at)
         return messages
 
     def _upsert_conversation(
@@ -343,9 +558,14 @@ class ConversationTransaction:
         self.added = True
         return message
 
-    def set_escalation_level(self, level: str) -> None:
-        """Record the conversation's escalation level; it commits with the messages added."""
-        self._db.execute("UPDATE conversations SET escalation_level = ? WHERE id = ?", (level, self.conversation_id))
+    def set_escalation_level(self, level: str, *, route: str | None = None, rules: Iterable[str] = ()) -> None:
+        """Record the conversation's escalation level, with the route and the names of the
+        rules that fired (kept so a listing shows them without re-reading the messages; no
+        text); it commits with the messages added."""
+        self._db.execute(
+            "UPDATE conversations SET escalation_level = ?, escalation_route = ?, escalation_rules = ? WHERE id = ?",
+            (level, route, json.dumps(list(rules)), self.conversation_id),
+        )
         assert self._header is not None, "a conversation's level is set after a message is added"
         self._header = (*self._header[:7], level)
 
@@ -354,6 +574,12 @@ class ConversationTransaction:
         """The transaction's connection, for writes to other tables that must commit or roll
         back with this conversation's (the alert outbox: service/alerts/outbox.py)."""
         return self._db
+
+    @property
+    def created_at(self) -> str:
+        """When the conversation was created (it exists once a message is added)."""
+        assert self._header is not None, "the conversation does not exist yet: add a message first"
+        return self._header[5]
 
     @property
     def conversation(self) -> StoredConversation:

@@ -20,6 +20,7 @@ from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.ingest_routes import router as ingest_router
 from service.api.ingest_routes import signed_paths
+from service.api.lifecycle_routes import router as lifecycle_router
 from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import router
@@ -27,6 +28,7 @@ from service.api.topic_routes import router as topic_router
 from service.conversations import ConversationRecorder
 from service.metrics import instrument_analyzer, metrics_endpoint
 from service.microbatch import MicroBatcher
+from service.retention import RetentionPurger
 from service.runtime import load_analyzer
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
@@ -65,6 +67,12 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         worker = DeliveryWorker(app.state.outbox, alert_config) if alert_config.enabled else None
         if worker is not None:
             worker.start()
+        purger = None
+        if settings.retention_days:  # unset or 0: conversations are kept forever
+            purger = RetentionPurger(
+                app.state.store, days=settings.retention_days, interval_s=settings.retention_interval_s
+            )
+            await purger.start()
         log.info(
             "ready: model %s %s, store %s",
             app.state.analyzer.model_info.name,
@@ -74,6 +82,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         try:
             yield
         finally:
+            if purger is not None:
+                await purger.stop()  # before the store closes under it
             app.state.recorder = None
             if worker is not None:
                 await run_in_threadpool(worker.stop)  # waits for an attempt in flight
@@ -109,6 +119,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.include_router(topic_router, responses=ERROR_RESPONSES)
     app.include_router(ingest_router, responses=ERROR_RESPONSES)
     app.include_router(alert_router, responses=ERROR_RESPONSES)
+    app.include_router(lifecycle_router, responses=ERROR_RESPONSES)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if keyring.enabled:
         document_api_keys(app, signed)

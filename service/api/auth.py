@@ -8,10 +8,11 @@ is ASGI middleware that runs before the body is read: a caller without a key can
 the service read or parse anything.
 
 Scopes: `analyze` (the /v1/analyze endpoints), `conversations` (the conversation
-endpoints), `ingest` (the helpdesk webhooks, /v1/ingest/...), `read` (/v1/models), `alerts`
-(the alert outbox: listing events, which quote conversations, and re-driving failed
-deliveries) and `admin` (everything, and any endpoint not mapped below). A key configured without scopes
-has them all.
+endpoints: post, read, list, delete one), `ingest` (the helpdesk webhooks, /v1/ingest/...),
+`read` (/v1/models), `alerts` (the alert outbox: listing events, which quote conversations,
+and re-driving failed deliveries) and `admin` (everything, any endpoint not mapped below,
+and erasing a customer's conversations, which reaches across conversations by a person's
+identity). A key configured without scopes has them all.
 
 A helpdesk webhook whose helpdesk secret is configured needs no key: the helpdesk proves
 itself with its signature, which the endpoint checks against the body it signs
@@ -45,6 +46,7 @@ SCOPE_BY_TAG = {
     "ingest": "ingest",
     "models": "read",
     "alerts": "alerts",
+    "erasure": ADMIN,
 }
 OPEN_TAGS = frozenset({"health"})
 MIN_KEY_LENGTH = 16

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope, Send
 
+from service.api.request_context import allowed_methods
 from service.api.request_id import REQUEST_ID_HEADER, get_request_id
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,11 @@ def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse
         415: "unsupported_media_type",
         503: "unavailable",
     }.get(exc.status_code, "http_error")
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request.scope))}
     return error_response(
-        exc.status_code, code, str(exc.detail), request_id=get_request_id(request.scope), headers=exc.headers
+        exc.status_code, code, str(exc.detail), request_id=get_request_id(request.scope), headers=headers
     )
 
 

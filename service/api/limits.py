@@ -43,6 +43,14 @@ class RequestGuardMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if headers.get("content-length", "").strip() == "0" or (
+            "content-length" not in headers and "transfer-encoding" not in headers
+        ):
+            # No body at all (HTTP/1.1 has one only with a length or chunks): nothing to
+            # type or measure. An endpoint that acts without one (erasure) runs; one that
+            # needs one answers its own 422 (or 400).
+            await self.app(scope, receive, send)
+            return
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         # No body at all (a length of 0, or neither a length nor chunks): no type to be wrong.
         no_body = headers.get("content-length") == "0" or not {"content-length", "transfer-encoding"} & headers.keys()

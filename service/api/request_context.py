@@ -55,13 +55,16 @@ def route_table(app: Any) -> list[RouteInfo]:
         routes = iter_route_contexts(app.routes) if iter_route_contexts is not None else app.routes
         table = []
         for route in routes:
-            template = getattr(route, "path", None)
-            if template is None:
+            path = getattr(route, "path", None)
+            if path is None:
                 continue
+            # The template as logs, metrics and the OpenAPI spec name it: without a
+            # parameter's convertor (`{customer_id}`, not `{customer_id:anytext}`).
+            pattern, template, _ = compile_path(path)
             table.append(
                 RouteInfo(
                     template,
-                    compile_path(template)[0],
+                    pattern,
                     frozenset(getattr(route, "methods", None) or ()),
                     tuple(getattr(route, "tags", None) or ()),
                 )
@@ -85,6 +88,15 @@ def matched_route(scope: Scope) -> RouteInfo | None:
                 found = found or route
         scope[_ROUTE_KEY] = found
     return scope[_ROUTE_KEY]
+
+
+def allowed_methods(scope: Scope) -> list[str]:
+    """Every method some route answers on this path, sorted: the `Allow` of a 405. (Starlette
+    names only the first route's, though `GET` and `DELETE` of one path are two routes.)"""
+    app = scope.get("app")
+    path = get_route_path(scope)
+    routes = route_table(app) if app is not None else ()
+    return sorted({method for route in routes if route.pattern.match(path) for method in route.methods})
 
 
 def route_template(scope: Scope) -> str:

@@ -56,7 +56,7 @@ async def get_analyzer(request: Request) -> Analyzer:
 
 
 async def get_store(request: Request) -> ConversationStore:
-    return request.app.state.store
+    return loaded_state(request, "store")
 
 
 async def get_batcher(request: Request) -> MicroBatcher:

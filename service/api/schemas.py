@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nlp.schemas import (
     Channel,
@@ -16,6 +17,16 @@ from nlp.schemas import (
     Transcript,
     TranscriptAnalysis,
 )
+from nlp.timestamps import parse_timestamp
+from nlp.vocabulary import EscalationLevel
+from service.api.pagination import (
+    CURSOR_PATTERN,
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR_LENGTH,
+    MAX_PAGE_SIZE,
+    decode_cursor,
+)
+from service.store import ListPosition
 
 
 class BatchRequest(BaseModel):
@@ -56,6 +67,84 @@ class ConversationState(BaseModel):
     messages: list[StoredMessageView]
     conversation: ConversationSummary
     model: ModelInfo
+
+
+class ConversationListQuery(BaseModel):
+    """The query of `GET /v1/conversations`: filters (all optional, combined with AND), page size and cursor."""
+
+    # An unknown parameter is refused, not ignored: a misspelt filter would otherwise list everything.
+    model_config = ConfigDict(extra="forbid")
+
+    min_level: EscalationLevel | None = Field(
+        None, description="Escalation level at least this (none < monitor < escalate < urgent)"
+    )
+    channel: Channel | None = None
+    customer_id: str | None = Field(None, min_length=1, max_length=256)
+    updated_since: datetime | None = Field(
+        None, description="Changed at or after this ISO-8601 time (a time without a zone is UTC)"
+    )
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Items per page")
+    cursor: str | None = Field(
+        None,
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page, as it came; pass the same filters",
+    )
+
+    @field_validator("updated_since", mode="before")
+    @classmethod
+    def _iso_timestamp(cls, value: Any) -> Any:
+        # The one timestamp rule (nlp/timestamps.py): ISO-8601 only, naive means UTC.
+        if value is None or isinstance(value, datetime):
+            return value
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            raise ValueError("updated_since must be an ISO-8601 time, such as 2026-03-02T10:00:00Z")
+        return parsed
+
+    @field_validator("cursor")
+    @classmethod
+    def _decodable(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_cursor(value)  # an InvalidCursor is a ValueError: a 422 naming the field
+        return value
+
+    @property
+    def position(self) -> ListPosition | None:
+        """Where the page starts: after the cursor's item (None: from the newest)."""
+        return decode_cursor(self.cursor) if self.cursor is not None else None
+
+
+class ListedEscalation(BaseModel):
+    level: EscalationLevel | None = Field(
+        description="The level committed with the last message (null: stored before levels were)"
+    )
+    route_to: str | None = Field(description="Where the policy routes it (null: stored before routes were)")
+    rules: list[str] = Field(description="Names of the policy rules that fired; GET /v1/conversations/{id} has details")
+
+
+class ConversationListItem(BaseModel):
+    conversation_id: str
+    channel: Channel
+    customer_id: str | None
+    language: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str = Field(description="When its last message was stored; the listing's order")
+    message_count: int
+    escalation: ListedEscalation
+
+
+class ConversationList(BaseModel):
+    items: list[ConversationListItem] = Field(description="Newest change first")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class ErasureResponse(BaseModel):
+    customer_id: str
+    conversations_deleted: int = Field(
+        description="Conversations of this customer that were deleted, with their messages"
+    )
 
 
 class BundleInfo(BaseModel):
