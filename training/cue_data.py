@@ -39,14 +39,20 @@ def cue_interactions(data_root: Path, source_root: Path = Path(".")) -> list[Int
     cue set can train urgency too). The public pool joins when `data_root` holds its sets."""
     urgency_labels = source_root / URGENCY_DIR / "labels"
     rows = _written(source_root / URGENCY_DIR / "messages_c.jsonl", final_written_labels(urgency_labels))
-    cue_dir = source_root / CUE_SET_DIR
-    if (cue_dir / "labels" / "adjudicated.jsonl").is_file():
-        rows += _written(cue_dir / "messages.jsonl", final_cue_set_labels(cue_dir))
+    rows += cue_set_interactions(source_root)
     if not missing_pool_sources(data_root):
         pool = final_pool_labels(urgency_labels)
         texts = resolve_texts(list(pool), data_root)
         rows += [_row(ref, texts[ref], label) for ref, label in pool.items()]
     return rows
+
+
+def cue_set_interactions(source_root: Path = Path(".")) -> list[Interaction]:
+    """The cue set's messages with their final labels (none before it is labelled)."""
+    cue_dir = source_root / CUE_SET_DIR
+    if not (cue_dir / "labels" / "adjudicated.jsonl").is_file():
+        return []
+    return _written(cue_dir / "messages.jsonl", final_cue_set_labels(cue_dir))
 
 
 def _written(path: Path, labels: dict[str, Label]) -> list[Interaction]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from nlp.bundle import REQUIRED_TASKS
 from nlp.paths import source_root
-from training.cue_data import cue_interactions
+from training.cue_data import cue_interactions, cue_set_interactions
 from training.datasets import (
     INTERACTION_TASKS,
     DataError,
@@ -114,12 +114,16 @@ def default_recipe(
             log.warning("urgency trains without the labelled public pool: %s is missing", missing[0])
         else:
             pool = pool_interactions(data_root, URGENCY_LABELS_DIR)
-    urgency_train = interactions_for_task(rows + pool, "urgency", "train", "own+pool")
+    # The cue set's messages carry urgency too (labelled in the same two passes).
+    cue_set = cue_set_interactions(_CHECKOUT) if own_files is None and _CHECKOUT is not None else []
+    urgency_train = interactions_for_task(rows + pool + cue_set, "urgency", "train", "own+pool+cues")
     urgency_heldout = interactions_for_task(rows, "urgency", "heldout", "own")
     urgency_fit, urgency_stop = split_for_early_stopping(urgency_train)
     urgency_reports = [urgency_heldout]
     if pool:
         urgency_reports.append(interactions_for_task(pool, "urgency", "heldout", "pool"))
+    if cue_set:
+        urgency_reports.append(interactions_for_task(cue_set, "urgency", "heldout", "cue set"))
     recipe |= {
         "emotions": TaskData(
             train=public["goemotions/original:train"],
