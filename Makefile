@@ -49,13 +49,15 @@ install-check: install-test
 test-fuzz: install-test
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} $(BIN)/python -m pytest -q tests/system/test_fuzz_api.py
 
-# The shipped bundle, fine-tuned end to end from ../shared/data (training/finetune.yaml):
-# every head shares the tuned encoder and is refit on it (docs/models.md).
-# Interrupted? Run it again: it resumes from its last checkpoint (.cache/checkpoints).
+# The shipped bundle, fine-tuned end to end from ../shared/data (training/finetune.yaml),
+# then the cue head (and urgency, which the cue set's labels join) trained on its frozen
+# encoder (docs/models.md). Interrupted? Run it again: it resumes from its last checkpoint.
 models: install
 	$(BIN)/pip install --quiet -e '.[train]'
 	@start=$$(date +%s); \
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --config training/finetune.yaml --resume && \
+	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --mode heads --base-bundle models/convintel-base \
+		--tasks cues,urgency --output models/convintel-base --version 0.5.0 && \
 	echo "make models: $$(( $$(date +%s) - start )) s of wall time"
 
 bench: install

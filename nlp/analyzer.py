@@ -14,6 +14,7 @@ from nlp.backends import load_encoder
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.config import AnalyzerConfig
 from nlp.conversation import summarize_conversation
+from nlp.cue_model import CueModel
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.heads import HeadStack
 from nlp.message_ids import assign_message_ids
@@ -36,7 +37,13 @@ from nlp.schemas import (
 )
 from nlp.signals import Turn
 from nlp.text import has_words
-from nlp.vocabulary import COMPLAINT_LABELS, SENTIMENT_LABELS, SUPPORT_EMOTION_SOURCES, URGENCY_LABELS
+from nlp.vocabulary import (
+    COMPLAINT_LABELS,
+    CUE_FAMILIES,
+    SENTIMENT_LABELS,
+    SUPPORT_EMOTION_SOURCES,
+    URGENCY_LABELS,
+)
 
 if TYPE_CHECKING:
     from nlp.inspection import Inspection, TextInspector
@@ -112,10 +119,15 @@ class Analyzer:
             raise ValueError(f"sentiment head labels {self._sentiment.spec.labels} != {list(SENTIMENT_LABELS)}")
         if self._urgency.spec.labels != list(URGENCY_LABELS):
             raise ValueError(f"urgency head labels {self._urgency.spec.labels} != {list(URGENCY_LABELS)}")
-        # Optional: bundles before convintel-base 0.3.0 have no complaint head.
+        # Optional: bundles before convintel-base 0.3.0 have no complaint head, and before
+        # 0.5.0 no cue head (cues then come from the patterns alone).
         self._complaint = bundle.heads.get("complaint")
         if self._complaint is not None and self._complaint.spec.labels != list(COMPLAINT_LABELS):
             raise ValueError(f"complaint head labels {self._complaint.spec.labels} != {list(COMPLAINT_LABELS)}")
+        cue_head = bundle.heads.get("cues")
+        if cue_head is not None and cue_head.spec.labels != list(CUE_FAMILIES):
+            raise ValueError(f"cue head labels {cue_head.spec.labels} != {list(CUE_FAMILIES)}")
+        self._cue_model = CueModel(cue_head) if cue_head is not None and inspector and inspector.cues else None
         for head in bundle.heads.values():
             if head.spec.input_dim != encoder.feature_dim:
                 raise ValueError(
@@ -123,7 +135,8 @@ class Analyzer:
                 )
         # Every head reads the one encoder pass, run together as one network.
         stacked = [self._sentiment, self._emotions, self._urgency]
-        self._heads = HeadStack(stacked + ([self._complaint] if self._complaint is not None else []))
+        self._optional = [head for head in (self._complaint, cue_head) if head is not None]
+        self._heads = HeadStack(stacked + self._optional)
         self._support = SupportEmotionMap(self._emotions.spec.labels, self._emotions.spec.thresholds or [])
         self._urgency_levels = np.arange(len(URGENCY_LABELS), dtype=np.float32) / (len(URGENCY_LABELS) - 1)
         self.model_info = ModelInfo(name=bundle.name, version=bundle.version)
@@ -174,9 +187,17 @@ class Analyzer:
         """Run every head (and the text inspector) on already-encoded messages. With
         `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
         `stored_text` is the original text: it must not be stored."""
-        inspections = self._inspect(messages, keep_text)
-        sentiment, emotions, urgency, *optional = self._heads.predict_proba(encoded.features)
-        complaint = optional[0][:, COMPLAINT_LABELS.index("yes")] if optional else None
+        sentiment, emotions, urgency, *rest = self._heads.predict_proba(encoded.features)
+        optional = {head.spec.task: probabilities for head, probabilities in zip(self._optional, rest)}
+        complaint = optional["complaint"][:, COMPLAINT_LABELS.index("yes")] if "complaint" in optional else None
+        if self._cue_model is None:
+            inspections = self._inspect(messages, keep_text)
+        else:
+            model_cues = self._cue_model.fired(optional["cues"], [m.role == Role.customer for m in messages])
+            wanted = [bool(row.any()) for row in model_cues]
+            inspections = self._inspect(messages, keep_text, sentences_for=wanted)
+            if inspections is not None:
+                inspections = self._cue_model.add_cues(inspections, model_cues, self.encode)
         emotion_scores, emotion_present = self._support.project(emotions)
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
@@ -223,10 +244,13 @@ class Analyzer:
             results.append(AnalyzedTurn(analysis=analysis, stored_text=stored_text))
         return results
 
-    def _inspect(self, messages: Sequence[Message], keep_text: bool) -> list[Inspection] | None:
+    def _inspect(
+        self, messages: Sequence[Message], keep_text: bool, sentences_for: Sequence[bool] | None = None
+    ) -> list[Inspection] | None:
         if self.inspector is None:
             return None
-        return self.inspector.inspect([m.text for m in messages], [m.role for m in messages], redact=keep_text)
+        texts, roles = [m.text for m in messages], [m.role for m in messages]
+        return self.inspector.inspect(texts, roles, redact=keep_text, sentences_for=sentences_for)
 
     def _message_topics(self, messages: Sequence[Message], encoded: EncodedBatch) -> list[list[TopicScore]]:
         """Nearest topic per customer message, from the sentence embeddings already computed."""

@@ -15,6 +15,7 @@ from nlp.cues import Cue, CueDetector
 from nlp.redaction import RedactedSpan, Redactor
 from nlp.schemas import CategoryHit, CueHit, Role
 from nlp.spacy_pipeline import NER_COMPONENTS, load_pipeline
+from nlp.text import sentence_spans
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class Inspection:
     cues: list[CueHit]
     redacted_text: str
     categories: list[CategoryHit] = field(default_factory=list)
+    sentences: list[str] = field(default_factory=list)
+    """The message's sentences, redacted, when asked for: evidence for a cue that only the
+    cue model found (the patterns quote their own match)."""
 
 
 def redact_range(text: str, spans: Sequence[RedactedSpan], start: int, end: int, placeholder: str) -> str:
@@ -52,6 +56,7 @@ class _Plan:
     ner: bool
     cues: list[Cue] = field(default_factory=list)
     literal_cues: list[bool] = field(default_factory=list)
+    wants_sentences: bool = False
     ran: set[str] = field(default_factory=set)  # components already run on `doc`
 
 
@@ -85,11 +90,21 @@ class TextInspector:
         # cues; NER, which has its own embedding layer, for redaction.
         self._parser_components = [name for name in self.nlp.pipe_names if name not in NER_COMPONENTS]
 
-    def inspect(self, texts: Sequence[str], roles: Sequence[Role], *, redact: bool = True) -> list[Inspection]:
+    def inspect(
+        self,
+        texts: Sequence[str],
+        roles: Sequence[Role],
+        *,
+        redact: bool = True,
+        sentences_for: Sequence[bool] | None = None,
+    ) -> list[Inspection]:
         """Cues (customer turns only), matched categories and redacted text for each message, in
         order. With `redact=False` (for callers that store no text) quotes are still redacted,
-        but `redacted_text` is the original text and must not be stored."""
+        but `redacted_text` is the original text and must not be stored. Messages flagged in
+        `sentences_for` also get their redacted sentences (`Inspection.sentences`)."""
         plans = [self._plan(self.nlp.make_doc(text), role, redact) for text, role in zip(texts, roles)]
+        for plan, wanted in zip(plans, sentences_for or ()):
+            plan.wants_sentences = wanted
         self._run(plans)
         for plan in plans:
             self._find(plan)
@@ -139,7 +154,7 @@ class TextInspector:
     @staticmethod
     def _has_free_quote(plan: _Plan) -> bool:
         """A quote that is not the detectors' own wording, and so is redacted."""
-        return not all(plan.literal_cues) or any(not c.literal for c in plan.categories or ())
+        return plan.wants_sentences or not all(plan.literal_cues) or any(not c.literal for c in plan.categories or ())
 
     def _inspection(self, text: str, plan: _Plan, redact: bool) -> Inspection:
         spans: Sequence[RedactedSpan] = ()
@@ -161,6 +176,7 @@ class TextInspector:
             categories=[
                 CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()
             ],
+            sentences=[quote(start, end, False) for start, end in sentence_spans(text)] if plan.wants_sentences else [],
         )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -166,7 +166,13 @@ class ComplaintResult(BaseModel):
 
 class CueHit(BaseModel):
     family: CueFamily
-    quote: str = Field(description="The phrase that triggered it (personal data redacted)")
+    quote: str = Field(
+        description="The phrase that triggered it; for a cue only the cue model found, the message's most "
+        "relevant sentence (personal data redacted)"
+    )
+    source: Literal["pattern", "model"] = Field(
+        "pattern", description="'pattern': a cue pattern matched; 'model': only the bundle's cue model found it"
+    )
 
 
 class CategoryHit(BaseModel):

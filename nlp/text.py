@@ -39,3 +39,25 @@ def mask_surrogates(value: str) -> str:
     """`value` with each surrogate code point replaced by U+FFFD, one for one, so offsets into
     the result hold for `value` (what spaCy is given when its spans map back to the original)."""
     return _SURROGATE.sub("\ufffd", value)
+
+
+# A sentence ends at . ! ? (runs of them, closing quotes or brackets included) followed by
+# whitespace, or at a line break. Good enough to pick an evidence sentence; the parser's
+# sentences would cost a parse of messages that need none.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])([\"')\]]*)\s+|\n+")
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) character offsets of `text`'s sentences with words, surrounding
+    whitespace trimmed; the whole text is one sentence when there is no break."""
+    spans, start = [], 0
+    for cut in [*_SENTENCE_BREAK.finditer(text), None]:
+        end = cut.start() + len(cut.group(1) or "") if cut else len(text)
+        piece = text[start:end]
+        stripped = piece.strip()
+        if stripped and has_words(stripped):
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + lead + len(stripped)))
+        if cut:
+            start = cut.end()
+    return spans

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 
 from nlp.paths import source_root
-from nlp.vocabulary import COMPLAINT_LABELS, GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
+from nlp.vocabulary import COMPLAINT_LABELS, CUE_FAMILIES, GOEMOTIONS_LABELS, SENTIMENT_LABELS, URGENCY_LABELS
 
 Kind = Literal["multiclass", "multilabel"]
 # Beside the source checkout; installed (no checkout), `../shared/data` from the working directory.
@@ -197,8 +197,11 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
     "complaint": COMPLAINT_LABELS,
 }
 """Single-label tasks of labelled interactions."""
-MULTILABEL_TASKS: dict[str, tuple[str, ...]] = {"emotions": GOEMOTIONS_LABELS}
+MULTILABEL_TASKS: dict[str, tuple[str, ...]] = {"emotions": GOEMOTIONS_LABELS, "cues": CUE_FAMILIES}
 """Multi-label tasks: a list of labels (JSONL) or labels joined by ';' or ',' (CSV)."""
+NONE_IS_A_LABEL: frozenset[str] = frozenset({"cues"})
+"""Multi-label tasks where an empty list is an answer (a message with no risk cue), not a
+missing label; every message has at least one emotion, if only neutral."""
 INTERACTION_TASKS: tuple[str, ...] = (*TASK_LABELS, *MULTILABEL_TASKS)
 
 
@@ -285,7 +288,9 @@ def _interaction(record: dict, text: str, default_id: str, tasks: Sequence[str])
 def _multilabel_value(task: str, value: object) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"field {task!r}: expected a list of labels")
+    if not value and task not in NONE_IS_A_LABEL:
         raise DataError(f"field {task!r}: expected a non-empty list of labels")
     allowed = MULTILABEL_TASKS[task]
     unknown = [v for v in value if v not in allowed]

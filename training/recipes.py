@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from nlp.bundle import REQUIRED_TASKS
 from nlp.paths import source_root
+from training.cue_data import cue_interactions, cue_set_interactions
 from training.datasets import (
     INTERACTION_TASKS,
     DataError,
@@ -84,10 +85,13 @@ def default_recipe(
       labels) and the labelled public pool (texts read from `data_root`); each one's
       held-out quarter is only reported, never tuned on (early stopping and calibration use
       a slice of the training part).
-    - complaint: X-CI, split the same way (`complaint_recipe`)."""
+    - complaint: X-CI, split the same way (`complaint_recipe`).
+    - cues: every message labelled in two passes, split the same way (`cues_recipe`)."""
     recipe: dict[str, TaskData] = {}
     if "complaint" in tasks:
         recipe["complaint"] = complaint_recipe(data_root)
+    if "cues" in tasks:
+        recipe["cues"] = cues_recipe(data_root)
     if not {"sentiment", "emotions", "urgency"} & set(tasks):
         return recipe
     if own_files is None and not OWN_DATA_FILES:
@@ -110,12 +114,16 @@ def default_recipe(
             log.warning("urgency trains without the labelled public pool: %s is missing", missing[0])
         else:
             pool = pool_interactions(data_root, URGENCY_LABELS_DIR)
-    urgency_train = interactions_for_task(rows + pool, "urgency", "train", "own+pool")
+    # The cue set's messages carry urgency too (labelled in the same two passes).
+    cue_set = cue_set_interactions(_CHECKOUT) if own_files is None and _CHECKOUT is not None else []
+    urgency_train = interactions_for_task(rows + pool + cue_set, "urgency", "train", "own+pool+cues")
     urgency_heldout = interactions_for_task(rows, "urgency", "heldout", "own")
     urgency_fit, urgency_stop = split_for_early_stopping(urgency_train)
     urgency_reports = [urgency_heldout]
     if pool:
         urgency_reports.append(interactions_for_task(pool, "urgency", "heldout", "pool"))
+    if cue_set:
+        urgency_reports.append(interactions_for_task(cue_set, "urgency", "heldout", "cue set"))
     recipe |= {
         "emotions": TaskData(
             train=public["goemotions/original:train"],
@@ -159,6 +167,17 @@ def complaint_recipe(data_root: Path) -> TaskData:
     carries X-CI's severity (0-4), so the bundle records how P(complaint) ranks it."""
     fit, stop = split_for_early_stopping(load_xci_complaint(data_root, "train"))
     return TaskData(train=fit, dev=stop, reports=[load_xci_complaint(data_root, "heldout")])
+
+
+def cues_recipe(data_root: Path) -> TaskData:
+    """Risk cues (multi-label over the cue families) from every double-labelled message
+    (training.cue_data): the training part is cut into a fitting slice and a dev slice
+    (thresholds, calibration); the held-out quarter is only reported."""
+    if _CHECKOUT is None:
+        raise DataError("the cues recipe trains on data/urgency and data/cues of convintel's source checkout")
+    rows = cue_interactions(data_root, _CHECKOUT)
+    fit, stop = split_for_early_stopping(interactions_for_task(rows, "cues", "train", "labelled"))
+    return TaskData(train=fit, dev=stop, reports=[interactions_for_task(rows, "cues", "heldout", "labelled")])
 
 
 def split_for_early_stopping(data: LabelledSet, share: int = 5) -> tuple[LabelledSet, LabelledSet]:

@@ -257,3 +257,40 @@ def evaluate_escalation_command(
     (output / "escalation_report.md").write_text(markdown, encoding="utf-8")
     typer.echo(markdown)
     typer.echo(f"wrote {output / 'escalation_metrics.json'} and {output / 'escalation_report.md'}")
+
+
+@app.command("evaluate-cues")
+def evaluate_cues_command(
+    data_root: Annotated[
+        Path, typer.Option("--data-root", envvar="CONVINTEL_DATA_ROOT", help="The public data sets folder")
+    ] = Path("../shared/data"),
+    split: Annotated[str, typer.Option(help="'heldout' (never tuned on) or 'train'")] = "heldout",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for cue_metrics.json and cue_report.md")
+    ] = Path("var/evaluation"),
+) -> None:
+    """Score the risk cues of the configured bundle per family on the double-labelled
+    messages (data/urgency, data/cues and the public pool): patterns alone, the cue head
+    alone, and both together, as the service reports them."""
+    from nlp.paths import source_root
+    from service.runtime import load_analyzer
+    from training.cue_data import cue_interactions
+    from training.cue_eval import evaluate_cues, render_markdown
+
+    if split not in ("heldout", "train"):
+        fail(f"--split must be 'heldout' or 'train', not {split!r}")
+    checkout = source_root()
+    if checkout is None:
+        fail("evaluate-cues reads data/urgency and data/cues of convintel's source checkout")
+    rows = [row for row in cue_interactions(data_root, checkout) if row.split == split]
+    try:
+        analyzer = load_analyzer(get_settings())
+        report = evaluate_cues(analyzer, rows)
+    except (BundleError, ConfigFileError, ValueError) as exc:
+        fail(str(exc))
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "cue_metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    markdown = render_markdown(report, f"double-labelled messages, {split} part")
+    (output / "cue_report.md").write_text(markdown, encoding="utf-8")
+    typer.echo(markdown)
+    typer.echo(f"wrote {output / 'cue_metrics.json'} and {output / 'cue_report.md'}")

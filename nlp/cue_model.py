@@ -1,0 +1,94 @@
+"""Risk cues from the bundle's cue head, joined with the patterns' (nlp.cues).
+
+The head reads the same encoder output as every other head, so finding cues costs no extra
+encoder pass. A message's cues are the patterns' cues together with the families whose
+probability reaches the head's threshold (tuned per family on dev). A pattern quotes the
+words it matched; where only the head finds a family, the evidence is the message's
+sentence the head scores highest for that family, redacted. Choosing among several
+sentences encodes those sentences: a small extra pass, only for the few messages where the
+head alone finds a cue in a message of more than one sentence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from nlp.encoder import EncodedBatch
+from nlp.heads import TaskHead
+from nlp.schemas import CueHit
+from nlp.vocabulary import CUE_FAMILIES
+
+if TYPE_CHECKING:
+    from nlp.inspection import Inspection  # spaCy: loaded only with an inspector
+
+
+class CueModel:
+    """The cue head's decisions, and their evidence sentences."""
+
+    def __init__(self, head: TaskHead) -> None:
+        self.head = head
+        labels = head.spec.labels
+        self._thresholds = np.asarray(head.spec.thresholds or [0.5] * len(labels), dtype=np.float32)
+        self._order = {family: i for i, family in enumerate(CUE_FAMILIES)}
+
+    def fired(self, probabilities: np.ndarray, customer: Sequence[bool]) -> np.ndarray:
+        """(n, families) True where the head finds the family in a customer message."""
+        return (probabilities >= self._thresholds) & np.asarray(customer, dtype=bool)[:, None]
+
+    def add_cues(
+        self,
+        inspections: list[Inspection],
+        fired: np.ndarray,
+        encode: Callable[[Sequence[str]], EncodedBatch],
+    ) -> list[Inspection]:
+        """`inspections` with the families only the head found added as `model` cues, each
+        quoting its evidence sentence (the inspections carry the redacted sentences of every
+        message where the head fired)."""
+        labels = self.head.spec.labels
+        wanted: list[tuple[int, int]] = []  # (row, family index) found by the head alone
+        for row, inspection in enumerate(inspections):
+            by_pattern = {cue.family for cue in inspection.cues}
+            wanted += [(row, int(k)) for k in np.flatnonzero(fired[row]) if labels[k] not in by_pattern]
+        evidence = self._evidence(inspections, wanted, encode)
+        added: dict[int, list[CueHit]] = {}
+        for (row, k), quote in zip(wanted, evidence):
+            if quote is not None:
+                added.setdefault(row, []).append(CueHit(family=labels[k], quote=quote, source="model"))
+        return [
+            replace(inspection, cues=sorted([*inspection.cues, *added[row]], key=lambda c: self._order[c.family]))
+            if row in added
+            else inspection
+            for row, inspection in enumerate(inspections)
+        ]
+
+    def _evidence(
+        self,
+        inspections: list[Inspection],
+        wanted: list[tuple[int, int]],
+        encode: Callable[[Sequence[str]], EncodedBatch],
+    ) -> list[str | None]:
+        """Each wanted cue's sentence: the only one, or the one the head scores highest for
+        its family (None for a message without words)."""
+        rows = sorted({row for row, _ in wanted if len(inspections[row].sentences) > 1})
+        scores: dict[int, np.ndarray] = {}
+        if rows:
+            sentences = [s for row in rows for s in inspections[row].sentences]
+            probabilities = self.head.predict_proba(encode(sentences).features)
+            start = 0
+            for row in rows:
+                count = len(inspections[row].sentences)
+                scores[row] = probabilities[start : start + count]
+                start += count
+        quotes: list[str | None] = []
+        for row, k in wanted:
+            sentences = inspections[row].sentences
+            if not sentences:
+                quotes.append(None)
+            elif row in scores:
+                quotes.append(sentences[int(np.argmax(scores[row][:, k]))])
+            else:
+                quotes.append(sentences[0])
+        return quotes

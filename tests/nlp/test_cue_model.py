@@ -1,0 +1,108 @@
+"""The cue head joined with the cue patterns (nlp.cue_model): head ∪ patterns, `model`
+cues quoting the message's most relevant sentence, redacted, and none on agent turns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nlp.analyzer import Analyzer
+from nlp.bundle import ModelBundle
+from nlp.config import InspectionConfig
+from nlp.heads import HeadSpec, TaskHead
+from nlp.inspection import build_inspector
+from nlp.schemas import Message, Role
+from nlp.text import sentence_spans
+from nlp.vocabulary import CUE_FAMILIES
+
+NEVER = 1.01  # a threshold no probability reaches
+
+
+def cue_analyzer(analyzer: Analyzer, thresholds: dict[str, float]) -> Analyzer:
+    """The session analyzer's encoder and bundle plus a cue head (seeded weights) whose
+    families fire at the given thresholds (others never), with cue patterns and redaction."""
+    torch.manual_seed(0)
+    spec = HeadSpec(
+        task="cues",
+        kind="multilabel",
+        labels=list(CUE_FAMILIES),
+        input_dim=analyzer.encoder.feature_dim,
+        hidden_dim=32,
+        thresholds=[thresholds.get(family, NEVER) for family in CUE_FAMILIES],
+    )
+    bundle = analyzer.bundle
+    heads = {**bundle.heads, "cues": TaskHead(spec)}
+    inspector = build_inspector(InspectionConfig(detect_cues=True, redact_pii=True, match_categories=False))
+    return Analyzer(
+        analyzer.encoder, ModelBundle(bundle.path, bundle.manifest, heads, bundle.adapter), analyzer.policy, inspector
+    )
+
+
+@pytest.fixture(scope="module")
+def always_security(analyzer: Analyzer) -> Analyzer:
+    return cue_analyzer(analyzer, {"security": 0.0})
+
+
+def test_sentences_split_on_end_marks_and_line_breaks():
+    text = 'Hi there. Someone used my card in Spain!! I am at home.\nPlease help "now." ok'
+    assert [text[s:e] for s, e in sentence_spans(text)] == [
+        "Hi there.",
+        "Someone used my card in Spain!!",
+        "I am at home.",
+        'Please help "now."',
+        "ok",
+    ]
+    assert sentence_spans("  ") == [] and sentence_spans("one") == [(0, 3)]
+
+
+def test_head_only_cue_quotes_the_sentence_the_head_scores_highest(always_security: Analyzer):
+    text = "Hello, this is Maria Fernandez. Somebody abroad bought groceries with my card while I was at home. Thanks."
+    analysis = always_security.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0]
+    security = [cue for cue in analysis.cues if cue.family == "security"]
+    assert len(security) == 1 and security[0].source == "model"
+    # The quote is the redacted sentence with the highest P(security) of the message's sentences.
+    sentences = [text[s:e] for s, e in sentence_spans(text)]
+    head = always_security.bundle.heads["cues"]
+    scores = head.predict_proba(always_security.encoder.encode(sentences).features)[:, CUE_FAMILIES.index("security")]
+    best = sentences[int(np.argmax(scores))]
+    if "Maria" in best:
+        assert "Maria" not in security[0].quote and "[" in security[0].quote, "names in the evidence are redacted"
+    else:
+        assert security[0].quote == best
+
+
+def test_single_sentence_is_its_own_evidence_and_agents_get_no_model_cues(always_security: Analyzer):
+    customer = Message(role=Role.customer, text="someone in another country just bought groceries with my card")
+    agent = Message(role=Role.agent, text="Thanks, I have blocked the card and ordered a new one.")
+    first, second = always_security.analyze_messages([customer, agent], ["m1", "m2"])
+    assert [(c.family, c.source, c.quote) for c in first.cues] == [("security", "model", customer.text)]
+    assert second.cues == []
+
+
+def test_pattern_cues_keep_their_quote_and_the_head_adds_only_new_families(analyzer: Analyzer):
+    both = cue_analyzer(analyzer, {"security": 0.0, "cancellation": 0.0})
+    text = "I want to cancel my account today. Nobody answers."
+    cues = both.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0].cues
+    by_family = {cue.family: cue for cue in cues}
+    assert by_family["cancellation"].source == "pattern" and by_family["cancellation"].quote != text
+    assert by_family["security"].source == "model"
+    assert [c.family for c in cues] == [f for f in CUE_FAMILIES if f in by_family], "reported in family order"
+
+
+def test_a_head_that_never_fires_leaves_the_patterns_alone(analyzer: Analyzer):
+    silent = cue_analyzer(analyzer, {})
+    text = "I want to cancel my account today."
+    cues = silent.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0].cues
+    assert [(c.family, c.source) for c in cues] == [("cancellation", "pattern")]
+
+
+def test_a_cue_head_with_other_labels_is_refused(analyzer: Analyzer):
+    bundle = analyzer.bundle
+    wrong = TaskHead(
+        HeadSpec(
+            task="cues", kind="multilabel", labels=["a", "b"], input_dim=analyzer.encoder.feature_dim, hidden_dim=8
+        )
+    )
+    with pytest.raises(ValueError, match="cue head labels"):
+        Analyzer(analyzer.encoder, ModelBundle(bundle.path, bundle.manifest, {**bundle.heads, "cues": wrong}))
