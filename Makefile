@@ -56,8 +56,7 @@ models: install
 	$(BIN)/pip install --quiet -e '.[train]'
 	@start=$$(date +%s); \
 	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --config training/finetune.yaml --resume && \
-	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --mode heads --base-bundle models/convintel-base \
-		--tasks cues,urgency --output models/convintel-base --version 0.5.0 && \
+	CONVINTEL_DATA_ROOT=$(DATA_ROOT) $(BIN)/convintel train --config training/cues.yaml && \
 	echo "make models: $$(( $$(date +%s) - start )) s of wall time"
 
 bench: install

@@ -127,6 +127,11 @@ class TrainConfig(BaseModel):
     class_weighting: bool = Field(True, description="balance classes in single-label losses")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="single-label losses")
     tune_thresholds: bool = Field(True, description="per-label thresholds of multi-label tasks tuned on dev")
+    threshold_min_precision: dict[str, float] = Field(
+        default_factory=dict,
+        description="task -> precision its labels' thresholds must reach on dev (the lowest such threshold "
+        "wins); tasks not named get the best-F1 threshold",
+    )
     multilabel_stop: Literal["loss", "macro_f1"] = Field(
         "loss", description="heads mode: multi-label early stopping on dev loss, or macro-F1 at tuned thresholds"
     )
@@ -208,6 +213,7 @@ class TrainConfig(BaseModel):
             label_smoothing=self.label_smoothing,
             calibrate=self.calibrate,
             tune_thresholds=self.tune_thresholds,
+            min_precision=dict(self.threshold_min_precision),
             seed=self.seed,
             multilabel_stop=self.multilabel_stop,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -15,7 +15,13 @@ from tqdm import trange
 from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead
 from nlp.vocabulary import COMPLAINT_LABELS
 from training.datasets import LabelledSet
-from training.metrics import best_threshold, multiclass_metrics, multilabel_metrics, severity_figures
+from training.metrics import (
+    best_threshold,
+    multiclass_metrics,
+    multilabel_metrics,
+    precise_threshold,
+    severity_figures,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,8 @@ class HeadTrainingConfig:
     multilabel_stop: str = "loss"  # or "macro_f1" (at thresholds tuned on dev)
     calibrate: bool = True
     tune_thresholds: bool = True
+    min_precision: dict[str, float] = field(default_factory=dict)
+    """task -> precision floor its per-label thresholds must reach on dev (else: best F1)."""
     seed: int = 13
 
     def to_dict(self) -> dict:
@@ -149,6 +157,7 @@ def train_head(
         y_dev,
         calibrate=config.calibrate,
         tune_thresholds=config.tune_thresholds,
+        min_precision=config.min_precision.get(task),
     )
 
 
@@ -163,9 +172,11 @@ def calibrated_head(
     *,
     calibrate: bool = True,
     tune_thresholds: bool = True,
+    min_precision: float | None = None,
 ) -> TaskHead:
     """Wrap a trained network as a TaskHead: temperature fitted on the dev logits, and for
-    multi-label tasks a decision threshold per label that maximises its dev F1."""
+    multi-label tasks a decision threshold per label that maximises its dev F1, or with
+    `min_precision` the lowest one whose dev precision reaches it."""
     dev_logits = dev_logits.detach().float().cpu()
     spec = HeadSpec(
         task=task, kind=kind, labels=list(labels), input_dim=network.norm.normalized_shape[0], hidden_dim=hidden_dim
@@ -175,7 +186,12 @@ def calibrated_head(
     head = TaskHead(spec, network.cpu())
     if kind == "multilabel" and tune_thresholds:
         dev_probs = head.probabilities_from_logits(dev_logits).numpy()
-        spec.thresholds = [best_threshold(y_dev[:, j], dev_probs[:, j]) for j in range(len(labels))]
+        spec.thresholds = [
+            best_threshold(y_dev[:, j], dev_probs[:, j])
+            if min_precision is None
+            else precise_threshold(y_dev[:, j], dev_probs[:, j], min_precision)
+            for j in range(len(labels))
+        ]
     log.info("%s: temperature %.3f", task, spec.temperature)
     return head
 

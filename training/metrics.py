@@ -102,6 +102,24 @@ def best_threshold(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarr
     return float(grid[int(np.argmax(f1))])
 
 
+def precise_threshold(
+    y_true: np.ndarray, probabilities: np.ndarray, min_precision: float, grid: np.ndarray = THRESHOLD_GRID
+) -> float:
+    """The lowest threshold (so the highest recall) whose precision on these rows reaches
+    `min_precision`; where none does, the most precise one. For labels whose false
+    positives cost more than misses (a risk cue that can escalate a conversation)."""
+    y_true = y_true.astype(bool)
+    predicted = probabilities[None, :] >= grid[:, None]  # (grid, n)
+    counts = predicted.sum(axis=1)
+    precision = (predicted & y_true[None, :]).sum(axis=1) / np.maximum(counts, 1)
+    usable = (counts > 0) & (precision >= min_precision)
+    if usable.any():
+        return float(grid[int(np.argmax(usable))])
+    if not (counts > 0).any():
+        return float(grid[-1])
+    return float(grid[int(np.argmax(np.where(counts > 0, precision, -1.0)))])
+
+
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Spearman's rank correlation (ties averaged); None when either side is constant or
     there are fewer than three rows, where it is undefined."""

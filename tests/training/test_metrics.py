@@ -11,6 +11,7 @@ from training.metrics import (
     expected_calibration_error,
     multiclass_metrics,
     multilabel_metrics,
+    precise_threshold,
 )
 
 
@@ -75,3 +76,13 @@ def test_dev_score_tunes_multilabel_thresholds_before_scoring():
     truth = np.array([0, 0, 0, 1, 1, 2])
     scores = torch.eye(3)[[0, 0, 1, 1, 2, 2]] * 5
     assert dev_score("multiclass", ["a", "b", "c"], scores, truth) == pytest.approx((0.8 + 0.5 + 2 / 3) / 3)
+
+
+def test_precise_threshold_is_the_lowest_reaching_the_floor_else_the_most_precise():
+    y = np.array([1, 1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
+    # 0.8: 2/2 precise; 0.7: 2/3; 0.6: 3/4 -> the lowest with precision >= 0.75 is 0.6.
+    assert precise_threshold(y, p, 0.75, grid=np.array([0.2, 0.3, 0.6, 0.7, 0.8])) == 0.6
+    assert precise_threshold(y, p, 0.9, grid=np.array([0.2, 0.3, 0.6, 0.7, 0.8])) == 0.8
+    # No threshold reaches the floor: the most precise one.
+    assert precise_threshold(np.array([0, 1, 0]), np.array([0.9, 0.5, 0.1]), 0.9, grid=np.array([0.1, 0.5, 0.9])) == 0.5
