@@ -25,6 +25,7 @@ from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import router
 from service.api.topic_routes import router as topic_router
+from service.api.ui_routes import router as ui_router
 from service.conversations import ConversationRecorder
 from service.metrics import instrument_analyzer, metrics_endpoint
 from service.microbatch import MicroBatcher
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.include_router(ingest_router, responses=ERROR_RESPONSES)
     app.include_router(alert_router, responses=ERROR_RESPONSES)
     app.include_router(lifecycle_router, responses=ERROR_RESPONSES)
+    app.include_router(ui_router)  # the /ui page: open static files (service/ui/static)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if keyring.enabled:
         document_api_keys(app, signed)

@@ -48,7 +48,8 @@ SCOPE_BY_TAG = {
     "alerts": "alerts",
     "erasure": ADMIN,
 }
-OPEN_TAGS = frozenset({"health"})
+# `ui`: the queue page's static files (no data; its script calls the API with a key).
+OPEN_TAGS = frozenset({"health", "ui"})
 MIN_KEY_LENGTH = 16
 API_KEY_HEADER = "X-API-Key"
 

@@ -49,6 +49,7 @@ def test_every_python_package_is_listed_and_models_ship_as_package_data():
     assert paths.BUNDLED_MODELS == "bundled_models"
     data = setuptools["package-data"]
     assert "*.yaml" in data["nlp"]  # default policy, categories and cues
+    assert "ui/static/*" in data["service"]  # the /ui page's files (service/api/ui_routes.py)
     assert all(pattern.startswith("convintel-base/") for pattern in data["nlp.bundled_models"])
 
 
