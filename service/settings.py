@@ -36,7 +36,9 @@ class Settings(BaseSettings):
 
     # Escalation policy and text inspection
     policy_file: Path | None = Field(None, description="Escalation policy YAML; default: nlp/default_policy.yaml")
-    detect_cues: bool = Field(True, description="Detect risk cues (cancellation, legal, ...) with spaCy")
+    detect_cues: bool = Field(
+        True, description="Detect risk cues (cancellation, legal, ...): spaCy patterns and the bundle's cue head"
+    )
     cues_file: Path | None = Field(
         None,
         description="Risk-cue patterns YAML (spaCy token patterns, phrases, regexes per cue family); default: "
