@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from nlp.bundle import BundleError, load_bundle, resolve_bundle_path
+from nlp.vocabulary import CUE_FAMILIES
 from tests.conftest import BUNDLE
 
 
@@ -35,23 +36,27 @@ def test_shipped_bundle_loads_with_its_manifest():
     assert size <= 30 * 2**20, f"the shipped bundle stays small in git: {size / 2**20:.1f} MiB"
 
 
-def test_shipped_bundle_has_a_complaint_head_refit_on_its_encoder():
-    """0.3.0 added the complaint head by a heads refit on 0.2.0 (docs/models.md#complaints),
-    0.4.0 refit urgency on the labelled pool the same way: held-out X-CI figures in the
-    manifest, and the base's training record kept."""
+def test_shipped_bundle_is_a_finetune_with_cue_and_urgency_heads_refit_on_it():
+    """0.5.0 (docs/models.md#the-shipped-bundle): training/finetune.yaml's fine-tune with a
+    complaint head (held-out X-CI figures) and every head refit, kept where better on dev;
+    then the cue and urgency heads trained on its frozen encoder (training/cues.yaml), the
+    fine-tune's record kept, its float16 adapter copied."""
     manifest = load_bundle(BUNDLE).manifest
     complaint = manifest.tasks["complaint"]
     assert complaint.kind == "multiclass" and complaint.labels == ["no", "yes"]
     figures = {key.removeprefix("xci_complaint_heldout."): value for key, value in complaint.metrics.items()}
     assert {"f1", "precision", "recall", "macro_f1", "severity_spearman"} <= set(figures)
     assert complaint.dev_data[-1].startswith("xci/complaint:heldout ")
+    cues = manifest.tasks["cues"]
+    assert cues.kind == "multilabel" and cues.labels == list(CUE_FAMILIES) and len(cues.thresholds or []) == 7
     assert manifest.training["mode"].startswith("heads refit on convintel-base ")
-    assert set(manifest.training["refit_tasks"]) == {"complaint", "urgency"}
+    assert set(manifest.training["refit_tasks"]) == {"cues", "urgency"}
     urgency_reports = manifest.tasks["urgency"].dev_data
     assert any(name.startswith("pool/urgency:heldout ") for name in urgency_reports), "the pool's held-out part"
-    assert manifest.training["base_training"]["refit_tasks"] == ["complaint"]  # 0.3.0, itself a refit
-    assert manifest.training["encoder_training"]["mode"] == "finetune (partial)"
-    assert manifest.adapter is not None and manifest.mode == "finetune"
+    finetune = manifest.training["base_training"]
+    assert finetune["mode"] == "finetune (partial)" and finetune["config"]["finetune"]["trainable_layers"] == 4
+    assert {c["kept"] for c in finetune["refit_heads"].values()} <= {"joint", "refit"}
+    assert manifest.adapter is not None and manifest.mode == "finetune" and manifest.adapter.dtype == "float16"
 
 
 def test_missing_directory(tmp_path: Path):
