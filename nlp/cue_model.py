@@ -2,7 +2,9 @@
 
 The head reads the same encoder output as every other head, so finding cues costs no extra
 encoder pass. A message's cues are the patterns' cues together with the families whose
-probability reaches the head's threshold (tuned per family on dev). A pattern quotes the
+probability reaches the head's threshold (tuned per family on dev), unless the patterns saw
+that family's words and rejected them as negated, hypothetical, a question or a joke: that
+reading of the parse outranks the head. A pattern quotes the
 words it matched; where only the head finds a family, the evidence is the message's
 sentence the head scores highest for that family, redacted. Choosing among several
 sentences encodes those sentences: a small extra pass, only for the few messages where the
@@ -50,8 +52,10 @@ class CueModel:
         labels = self.head.spec.labels
         wanted: list[tuple[int, int]] = []  # (row, family index) found by the head alone
         for row, inspection in enumerate(inspections):
-            by_pattern = {cue.family for cue in inspection.cues}
-            wanted += [(row, int(k)) for k in np.flatnonzero(fired[row]) if labels[k] not in by_pattern]
+            # The patterns' own finding, or their rejection of the family's words (negated,
+            # hypothetical...), read from the parse, outranks the head.
+            settled = {cue.family for cue in inspection.cues} | inspection.ruled_out
+            wanted += [(row, int(k)) for k in np.flatnonzero(fired[row]) if labels[k] not in settled]
         evidence = self._evidence(inspections, wanted, encode)
         added: dict[int, list[CueHit]] = {}
         for (row, k), quote in zip(wanted, evidence):

@@ -291,6 +291,17 @@ class CueDetector:
             if (s := chosen.get(f)) is not None
         ]
 
+    def ruled_out(self, doc: Doc) -> frozenset[str]:
+        """Families whose words the message uses but only negated, hypothetically, as a
+        question or a joke ("I'm not going to cancel"): every match was rejected. The cue
+        model defers to this reading of the parse (nlp.cue_model)."""
+        seen, kept = set(), set()
+        for family, span, keeps in self._candidates(doc):
+            seen.add(family)
+            if family not in kept and self._counts(family, span, keeps):
+                kept.add(family)
+        return frozenset(seen - kept)
+
     def is_literal(self, doc: Doc, cue: Cue) -> bool:
         """Whether a cue's quote is made only of the detector's own words, in lower case
         (its first word aside): "cancel my account", "lawyer". Such a quote cannot hold

@@ -26,6 +26,9 @@ class Inspection:
     sentences: list[str] = field(default_factory=list)
     """The message's sentences, redacted, when asked for: evidence for a cue that only the
     cue model found (the patterns quote their own match)."""
+    ruled_out: frozenset[str] = frozenset()
+    """With `sentences`: cue families whose words the patterns found but rejected as
+    negated, hypothetical, a question or a joke."""
 
 
 def redact_range(text: str, spans: Sequence[RedactedSpan], start: int, end: int, placeholder: str) -> str:
@@ -177,6 +180,9 @@ class TextInspector:
                 CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()
             ],
             sentences=[quote(start, end, False) for start, end in sentence_spans(text)] if plan.wants_sentences else [],
+            ruled_out=self.cues.ruled_out(plan.doc)
+            if plan.wants_sentences and plan.find_cues and self.cues
+            else frozenset(),
         )
 
 

@@ -1,5 +1,6 @@
 """Risk cues measured per family on labelled messages: the patterns alone, the bundle's cue
-head alone, and both together (what the service reports: head ∪ patterns).
+head alone, and both together as the service reports them (head ∪ patterns, the head
+deferring where the patterns ruled a family out).
 
     convintel evaluate-cues [--split heldout] [--output var/evaluation]
 
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from nlp.analyzer import Analyzer
-from nlp.schemas import Role
+from nlp.schemas import Message, Role
 from nlp.vocabulary import CUE_FAMILIES
 from training.datasets import Interaction
 
@@ -42,6 +43,18 @@ def head_cues(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
     return probabilities >= thresholds
 
 
+def reported_cues(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
+    """(n, families) the cues the service reports for each text as a customer message:
+    patterns and head together, the head deferring where the patterns ruled a family out."""
+    messages = [Message(role=Role.customer, text=text) for text in texts]
+    analyses = analyzer.analyze_messages(messages, [f"m{i}" for i in range(len(texts))])
+    found = np.zeros((len(texts), len(CUE_FAMILIES)), dtype=bool)
+    for row, analysis in enumerate(analyses):
+        for cue in analysis.cues:
+            found[row, CUE_FAMILIES.index(cue.family)] = True
+    return found
+
+
 def family_figures(truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, float | int]]:
     """Precision, recall, F1 and support per family, and their macro means."""
     figures: dict[str, dict[str, float | int]] = {}
@@ -67,7 +80,7 @@ def evaluate_cues(analyzer: Analyzer, rows: Sequence[Interaction]) -> dict:
         for family in row.multilabels["cues"]:
             truth[i, CUE_FAMILIES.index(family)] = True
     patterns, head = pattern_cues(analyzer, texts), head_cues(analyzer, texts)
-    predicted = {"patterns": patterns, "head": head, "both": patterns | head}
+    predicted = {"patterns": patterns, "head": head, "both": reported_cues(analyzer, texts)}
     return {
         "model": f"{analyzer.bundle.name} {analyzer.bundle.version}",
         "n": len(rows),

@@ -12,7 +12,7 @@ from nlp.bundle import ModelBundle
 from nlp.config import InspectionConfig
 from nlp.heads import HeadSpec, TaskHead
 from nlp.inspection import build_inspector
-from nlp.schemas import Message, Role
+from nlp.schemas import Message, Role, Transcript
 from nlp.text import sentence_spans
 from nlp.vocabulary import CUE_FAMILIES
 
@@ -106,3 +106,52 @@ def test_a_cue_head_with_other_labels_is_refused(analyzer: Analyzer):
     )
     with pytest.raises(ValueError, match="cue head labels"):
         Analyzer(analyzer.encoder, ModelBundle(bundle.path, bundle.manifest, {**bundle.heads, "cues": wrong}))
+
+
+@pytest.fixture(scope="module")
+def shipped(analyzer: Analyzer) -> Analyzer:
+    """The shipped bundle's own cue head, with the cue patterns and redaction on."""
+    inspector = build_inspector(InspectionConfig(detect_cues=True, redact_pii=True, match_categories=False))
+    assert "cues" in analyzer.bundle.heads, "the shipped bundle has a cue head"
+    return Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, inspector)
+
+
+def advice(shipped: Analyzer, text: str):
+    transcript = Transcript.model_validate(
+        {"conversation_id": "c", "channel": "chat", "messages": [{"role": "customer", "text": text}]}
+    )
+    result = shipped.analyze(transcript)
+    return result.messages[0], result.conversation.escalation
+
+
+def test_fraud_in_progress_without_its_keywords_is_a_security_cue_and_urgent(shipped: Analyzer):
+    """No 'fraud', 'stolen', 'scam' or 'hacked', and no pattern fires: the head finds it."""
+    message, escalation = advice(
+        shipped,
+        "Someone has been buying things with my card in another country while I'm at home, "
+        "and I can still see new ones coming in.",
+    )
+    assert [(c.family, c.source) for c in message.cues] == [("security", "model")]
+    assert escalation.level == "urgent"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm not going to cancel, I just want to know when my next bill is due.",
+        "Don't worry, I'm not cancelling my subscription - could you tell me how to change my delivery day?",
+    ],
+)
+def test_a_negated_cancellation_is_no_cue_and_stays_below_escalate(shipped: Analyzer, text: str):
+    """The patterns read the negation in the parse; the head defers to them."""
+    message, escalation = advice(shipped, text)
+    assert "cancellation" not in {c.family for c in message.cues}
+    assert escalation.level in ("none", "monitor")
+
+
+def test_the_head_defers_where_the_patterns_ruled_the_family_out(analyzer: Analyzer):
+    eager = cue_analyzer(analyzer, {"cancellation": 0.0, "security": 0.0})
+    cues = eager.analyze_messages(
+        [Message(role=Role.customer, text="I'm not going to cancel my account, I love it.")], ["m1"]
+    )[0].cues
+    assert [(c.family, c.source) for c in cues] == [("security", "model")], "cancellation was negated in the parse"
