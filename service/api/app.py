@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from anyio.to_thread import run_sync as run_in_threadpool
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from nlp import __version__
 from nlp.analyzer import Analyzer
@@ -22,6 +23,7 @@ from service.api.ingest_routes import router as ingest_router
 from service.api.ingest_routes import signed_paths
 from service.api.lifecycle_routes import router as lifecycle_router
 from service.api.limits import RequestGuardMiddleware, TimeBudgetMiddleware
+from service.api.openapi_examples import install_examples
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import router
 from service.api.topic_routes import router as topic_router
@@ -35,6 +37,12 @@ from service.settings import Settings, get_settings
 from service.store import ConversationStore
 
 log = logging.getLogger("convintel")
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its handler's name (`analyze_transcript`,
+    `get_conversation`), what a generated client names the method."""
+    return route.name
 
 
 def create_app(settings: Settings | None = None, analyzer: Analyzer | None = None) -> FastAPI:
@@ -101,6 +109,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         description="Conversation intelligence for support teams: sentiment, emotions, urgency, "
         "tags and escalation advice for customer conversations.",
         lifespan=lifespan,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.analyzer = None
@@ -123,6 +132,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.include_router(lifecycle_router, responses=ERROR_RESPONSES)
     app.include_router(ui_router)  # the /ui page: open static files (service/ui/static)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    install_examples(app)  # before document_api_keys, which builds on it
     if keyring.enabled:
         document_api_keys(app, signed)
     return app

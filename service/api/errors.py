@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope, Send
 
@@ -36,7 +36,30 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    """The one error shape, as documented in the OpenAPI spec."""
+    """The one error shape, as documented in the OpenAPI spec: every 4xx/5xx answer of
+    every operation refers to this one component."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "status": 422,
+                        "code": "validation_error",
+                        "message": "invalid request: messages.0.role: Input should be 'customer', 'agent', "
+                        "'bot' or 'system'",
+                        "details": [
+                            {
+                                "field": "messages.0.role",
+                                "message": "Input should be 'customer', 'agent', 'bot' or 'system'",
+                            }
+                        ],
+                        "request_id": "3f2b9c1e8a7d4e6f",
+                    }
+                }
+            ]
+        }
+    )
 
     error: ErrorBody
 

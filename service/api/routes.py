@@ -77,7 +77,7 @@ RecorderDep = Annotated[ConversationRecorder, Depends(get_recorder)]
 
 
 @router.post("/v1/analyze", response_model=TranscriptAnalysis, tags=["analysis"])
-async def analyze(
+async def analyze_transcript(
     transcript: Transcript, analyzer: AnalyzerDep, batcher: BatcherDep, settings: SettingsDep
 ) -> TranscriptAnalysis:
     """Analyse one transcript: every message, and the conversation as a whole."""
@@ -167,7 +167,7 @@ def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> Conve
 
 
 @router.get("/v1/models", response_model=ModelsResponse, tags=["models"])
-async def models(analyzer: AnalyzerDep) -> ModelsResponse:
+async def get_models(analyzer: AnalyzerDep) -> ModelsResponse:
     """The loaded model bundle: name, version, labels, dev metrics, training data."""
     manifest = analyzer.bundle.manifest
     return ModelsResponse(
@@ -183,13 +183,18 @@ async def models(analyzer: AnalyzerDep) -> ModelsResponse:
 
 
 @router.get("/healthz", response_model=HealthResponse, tags=["health"])
-async def healthz() -> HealthResponse:
+async def get_health() -> HealthResponse:
     """Liveness: the process answers."""
     return HealthResponse(status="ok")
 
 
-@router.get("/readyz", response_model=HealthResponse, tags=["health"], responses={503: {"model": HealthResponse}})
-async def readyz(request: Request):
+@router.get(
+    "/readyz",
+    response_model=HealthResponse,
+    tags=["health"],
+    responses={503: {"model": HealthResponse, "description": 'Models still loading: `{"status": "loading"}`'}},
+)
+async def get_readiness(request: Request):
     """Readiness: models are loaded and the store is open."""
     analyzer = getattr(request.app.state, "analyzer", None)
     if analyzer is None or getattr(request.app.state, "store", None) is None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from nlp.topics.model import TopicEntry
-from service.api.errors import ApiError
+from service.api.errors import ApiError, ErrorResponse
 from service.api.routes import AnalyzerDep
 
 router = APIRouter()
@@ -24,7 +24,9 @@ class TopicsResponse(BaseModel):
     "/v1/topics",
     response_model=TopicsResponse,
     tags=["topics"],
-    responses={404: {"description": "No topic model is configured (CONVINTEL_TOPIC_MODEL unset)"}},
+    responses={
+        404: {"model": ErrorResponse, "description": "No topic model is configured (CONVINTEL_TOPIC_MODEL unset)"}
+    },
 )
 def list_topics(analyzer: AnalyzerDep) -> TopicsResponse:
     """The configured topic model's topics: id, name, keywords, size and example snippets.
