@@ -4,9 +4,9 @@ the conversation summary built from the results."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -269,11 +269,12 @@ class Analyzer:
         channel: Channel | None = None,
         *,
         policy: Policy | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> ConversationSummary:
         """Conversation-level summary from message analyses and turns (no encoding), under
         this analyzer's policy or another one (`convintel policy backtest` compares two)."""
         categories = self.inspector.categories.config if self.inspector and self.inspector.categories else None
-        return summarize_conversation(analyses, turns, policy or self.policy, channel, categories)
+        return summarize_conversation(analyses, turns, policy or self.policy, channel, categories, metadata)
 
     def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
         """Analyse one whole transcript."""
@@ -302,7 +303,7 @@ class Analyzer:
                     channel=transcript.channel,
                     model=self.model_info,
                     messages=own,
-                    conversation=self.summarize(own, turns, transcript.channel),
+                    conversation=self.summarize(own, turns, transcript.channel, metadata=transcript.metadata),
                     timing=Timing(total_ms=0.0, encode_ms=round(encode_ms, 3)),
                     warnings=transcript_warnings(transcript),
                 )

@@ -3,7 +3,8 @@ the per-message webhook re-summarises stored analyses after encoding only the ne
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from nlp.categories import CategoryConfig, conversation_categories
 from nlp.escalation import recommend_escalation
@@ -21,9 +22,11 @@ def summarize_conversation(
     policy: Policy,
     channel: Channel | None = None,
     categories: CategoryConfig | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> ConversationSummary:
-    """Summarise a conversation; `turns` align with `analyses` (same order and ids)."""
-    signals = compute_signals(analyses, turns, policy.thresholds, channel)
+    """Summarise a conversation; `turns` align with `analyses` (same order and ids);
+    `metadata` is the conversation's (policy rules may test it)."""
+    signals = compute_signals(analyses, turns, policy.thresholds, channel, metadata)
     escalation = recommend_escalation(signals, policy)
     matched = conversation_categories(analyses, categories, channel)
     topics = conversation_topics(analyses)

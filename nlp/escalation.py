@@ -143,7 +143,40 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
         if len(customer) < condition.min_customer_messages:
             return None
         results.append(ConditionResult("count:customer_messages", rule.confidence))
+    if condition.complaint is not None:
+        if bool(signals.complaints) != condition.complaint:
+            return None
+        results.append(
+            ConditionResult("model:complaint", rule.confidence, [Evidence(message_id=i) for i in signals.complaints])
+        )
+    if condition.category is not None:
+        matched = [(m.id, c.quote) for m in customer for c in m.categories if c.name == condition.category]
+        if not matched:
+            return None
+        evidence = [Evidence(message_id=mid, quote=quote) for mid, quote in matched]
+        results.append(ConditionResult(f"category:{condition.category}", rule.confidence, evidence))
+    if condition.topic is not None:
+        topic = condition.topic
+        ids = [m.id for m in customer if any(topic in (t.name, str(t.id)) for t in m.topics)]
+        if not ids:
+            return None
+        results.append(ConditionResult(f"topic:{topic}", rule.confidence, [Evidence(message_id=i) for i in ids]))
+    if condition.metadata is not None:
+        if not all(
+            _metadata_matches(signals.metadata.get(key), expected) for key, expected in condition.metadata.items()
+        ):
+            return None
+        results.append(ConditionResult("metadata:" + ",".join(condition.metadata), rule.confidence))
     return results
+
+
+def _metadata_matches(value: object, expected: str | list[str]) -> bool:
+    """A metadata value equals the expected text, or one of a list of them (as text: a tier
+    sent as 2 matches "2"); a missing key never matches."""
+    if value is None:
+        return False
+    allowed = [expected] if isinstance(expected, str) else expected
+    return str(value) in allowed
 
 
 def _reason(rule: Rule, results: list[ConditionResult]) -> EscalationReason:

@@ -66,12 +66,27 @@ class Condition(StrictModel):
     first_response_minutes_at_least: float | None = Field(None, ge=0)
     agent_acknowledged: bool | None = None
     min_customer_messages: int | None = Field(None, ge=1)
+    complaint: bool | None = Field(None, description="a customer message is a complaint (the complaint head)")
+    category: str | None = Field(None, description="a customer message matched this tag category")
+    topic: str | None = Field(None, description="a customer message's topic, by name or id (with a topic model)")
+    metadata: dict[str, str | list[str]] | None = Field(
+        None,
+        description="the conversation's metadata: every key present and equal to the value, or to one of a "
+        "list of values, compared as text (e.g. `{tier: [gold, platinum]}`)",
+    )
 
     @field_validator("cue")
     @classmethod
     def _known_cue(cls, value: str | None) -> str | None:
         if value is not None and value not in CUE_FAMILIES:
             raise ValueError(f"unknown cue family {value!r}; known: {', '.join(CUE_FAMILIES)}")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_keys(cls, value: dict[str, str | list[str]] | None) -> dict[str, str | list[str]] | None:
+        if value is not None and (not value or any(not key or values == [] for key, values in value.items())):
+            raise ValueError("metadata needs at least one key, and each key a value or a non-empty list")
         return value
 
     @model_validator(mode="after")

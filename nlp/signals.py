@@ -4,9 +4,10 @@ once per summary from the message analyses and the turns (role, text, timestamp)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -56,6 +57,8 @@ class ConversationSignals:
     repeated_to_bot: list[str] = field(default_factory=list)
     complaints: list[str] = field(default_factory=list)
     """Customer messages the complaint head calls complaints (empty without that head)."""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """The conversation's metadata (the helpdesk's fields, e.g. the customer's tier)."""
 
 
 def overall_sentiment(customer: Sequence[MessageAnalysis]) -> SentimentResult | None:
@@ -176,7 +179,11 @@ def word_overlap(a: str, b: str) -> float:
 
 
 def compute_signals(
-    analyses: Sequence[MessageAnalysis], turns: Sequence[Turn], thresholds: Thresholds, channel: Channel | None = None
+    analyses: Sequence[MessageAnalysis],
+    turns: Sequence[Turn],
+    thresholds: Thresholds,
+    channel: Channel | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> ConversationSignals:
     """All conversation signals; `turns` are in the same order as `analyses`."""
     customer = [m for m in analyses if m.role == Role.customer]
@@ -193,4 +200,5 @@ def compute_signals(
         timing=timing_cues(turns, thresholds),
         repeated_to_bot=repeated_to_bot(turns, thresholds),
         complaints=[m.id for m in customer if m.complaint is not None and m.complaint.label == "yes"],
+        metadata=dict(metadata or {}),
     )

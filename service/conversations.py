@@ -137,7 +137,9 @@ class ConversationRecorder:
     ) -> ConversationSummary:
         """The conversation's summary, its escalation marked `changed` when this message
         moved the level: the helpdesk alerts on `changed`, once per change, not per message."""
-        summary = self.analyzer.summarize(conversation.analyses, conversation.turns, conversation.channel)
+        summary = self.analyzer.summarize(
+            conversation.analyses, conversation.turns, conversation.channel, metadata=conversation.metadata
+        )
         escalation = summary.escalation
         escalation.previous_level = previous_level  # type: ignore[assignment]  # stored values are levels
         escalation.changed = not duplicate and escalation.level != (previous_level or "none")

@@ -161,7 +161,7 @@ def _conversation_state(stored: StoredConversation, analyzer: Analyzer) -> Conve
             StoredMessageView(id=m.id, role=m.role, text=m.text, timestamp=m.timestamp, analysis=m.analysis)
             for m in stored.messages
         ],
-        conversation=analyzer.summarize(stored.analyses, stored.turns, stored.channel),
+        conversation=analyzer.summarize(stored.analyses, stored.turns, stored.channel, metadata=stored.metadata),
         model=analyzer.model_info,
     )
 

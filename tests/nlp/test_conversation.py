@@ -9,7 +9,17 @@ import pytest
 
 from nlp.conversation import summarize_conversation
 from nlp.policy import Policy, PolicyError, load_policy
-from nlp.schemas import CueHit, EmotionScore, MessageAnalysis, Role, SentimentResult, UrgencyResult
+from nlp.schemas import (
+    CategoryHit,
+    ComplaintResult,
+    CueHit,
+    EmotionScore,
+    MessageAnalysis,
+    Role,
+    SentimentResult,
+    TopicScore,
+    UrgencyResult,
+)
 from nlp.signals import Turn, word_overlap
 
 # The shipped rules and thresholds with the hand-set experience score, which the
@@ -44,8 +54,10 @@ def summarize(
     texts: dict[str, str] | None = None,
     minutes: dict[str, int] | None = None,
     policy: Policy = POLICY,
+    metadata: dict | None = None,
 ):
-    """The conversation of `analyses` (texts and minutes after T0 by message id), summarised under `policy`."""
+    """The conversation of `analyses` (texts and minutes after T0 by message id, the
+    conversation's `metadata`), summarised under `policy`."""
     texts, minutes = texts or {}, minutes or {}
     turns = [
         Turn(
@@ -56,7 +68,7 @@ def summarize(
         )
         for a in analyses
     ]
-    return summarize_conversation(list(analyses), turns, policy)
+    return summarize_conversation(list(analyses), turns, policy, metadata=metadata)
 
 
 def test_calm_conversation_needs_nothing():
@@ -226,6 +238,9 @@ POLICY_ERRORS = [
     ("rules:\n  - name: x\n    level: urgent\n    route_to: nowhere\n    when: {cue: legal}\n", "route_to 'nowhere'"),
     ("thresholds: {trend_min_change: -1}\n", "thresholds.trend_min_change"),
     ("colour: blue\n", "colour"),
+    ("rules:\n  - name: x\n    level: urgent\n    when: {metadata: {}}\n", "metadata needs at least one key"),
+    ("rules:\n  - name: x\n    level: urgent\n    when: {metadata: {tier: []}}\n", "a non-empty list"),
+    ("rules:\n  - name: x\n    level: urgent\n    when: {complaint: maybe}\n", "complaint"),
     ("rules: [\n", "not valid YAML"),
     ("- a list\n", "mapping at the top level"),
 ]
@@ -263,3 +278,40 @@ def test_agent_messages_carry_no_urgency_and_are_not_counted(analyzer):
     customer, agent, bot = result.messages
     assert customer.urgency is not None and agent.urgency is None and bot.urgency is None
     assert result.conversation.highest_urgency.message_id == customer.id
+
+
+def with_rule(**when) -> Policy:
+    """The shipped policy plus one `escalate` rule with these conditions, first in line."""
+    rule = {"name": "extra", "level": "escalate", "route_to": "senior_agent", "when": when, "detail": "extra rule"}
+    return Policy.model_validate({**POLICY.model_dump(), "rules": [rule, *POLICY.model_dump()["rules"]]})
+
+
+def test_a_metadata_rule_fires_only_for_the_matching_tier():
+    policy = with_rule(metadata={"tier": ["gold", "platinum"]}, sentiment_at_most=-0.3)
+    unhappy = message("m1", -0.8)
+    assert summarize(unhappy, policy=policy, metadata={"tier": "gold"}).escalation.level == "escalate"
+    fired = summarize(unhappy, policy=policy, metadata={"tier": "platinum"}).escalation.reasons[0]
+    assert fired.rule == "extra" and "metadata:tier" in fired.signals
+    for other in ({"tier": "bronze"}, {}, {"plan": "gold"}):
+        reasons = summarize(unhappy, policy=policy, metadata=other).escalation.reasons
+        assert "extra" not in [r.rule for r in reasons], other
+    assert "extra" not in [
+        r.rule for r in summarize(message("m1", 0.5), policy=policy, metadata={"tier": "gold"}).escalation.reasons
+    ]
+
+
+def test_complaint_category_and_topic_conditions():
+    complaint = message("m1").model_copy(update={"complaint": ComplaintResult(label="yes", score=0.9)})
+    assert summarize(complaint, policy=with_rule(complaint=True)).escalation.reasons[0].message_ids == ["m1"]
+    assert "extra" not in [
+        r.rule for r in summarize(message("m1"), policy=with_rule(complaint=True)).escalation.reasons
+    ]
+    refund = message("m1").model_copy(update={"categories": [CategoryHit(name="refund_request", quote="refund")]})
+    reason = summarize(refund, policy=with_rule(category="refund_request")).escalation.reasons[0]
+    assert reason.rule == "extra" and reason.evidence[0].quote == "refund"
+    topical = message("m1").model_copy(
+        update={"topics": [TopicScore(id=7, name="card_arrival", confidence=0.9, similarity=0.8)]}
+    )
+    for name in ("card_arrival", "7"):
+        assert summarize(topical, policy=with_rule(topic=name)).escalation.reasons[0].rule == "extra"
+    assert "extra" not in [r.rule for r in summarize(topical, policy=with_rule(topic="refunds")).escalation.reasons]
