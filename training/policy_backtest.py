@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
@@ -54,6 +54,7 @@ class Analysed:
     analyses: list[MessageAnalysis]
     turns: list[Turn]
     channel: Channel | None
+    metadata: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -75,6 +76,7 @@ def analyse_once(analyzer: Analyzer, rows: Sequence[LabelledConversation]) -> li
                 for a, m in zip(result.messages, row.transcript.messages)
             ],
             row.transcript.channel,
+            row.transcript.metadata,
         )
         for row, result in zip(rows, results)
     ]
@@ -82,7 +84,10 @@ def analyse_once(analyzer: Analyzer, rows: Sequence[LabelledConversation]) -> li
 
 def advise(analyzer: Analyzer, analysed: Sequence[Analysed], policy: Policy) -> list[Escalation]:
     """The escalation advice `policy` gives on already analysed conversations (no encoding)."""
-    return [analyzer.summarize(a.analyses, a.turns, a.channel, policy=policy).escalation for a in analysed]
+    return [
+        analyzer.summarize(a.analyses, a.turns, a.channel, policy=policy, metadata=a.metadata).escalation
+        for a in analysed
+    ]
 
 
 def policy_results(rows: Sequence[LabelledConversation], advice: Sequence[Escalation], policy: Policy) -> dict:
