@@ -270,10 +270,18 @@ class CueDetector:
         return [[replace(c, text=t[c.start : c.end]) for c in self.detect_doc(doc)] for t, doc in zip(texts, docs)]
 
     def detect_doc(self, doc: Doc) -> list[Cue]:
-        """Risk cues in a message already parsed by this detector's pipeline. Each family keeps
+        """Risk cues in a message already parsed by this detector's pipeline."""
+        return self.read_doc(doc)[0]
+
+    def read_doc(self, doc: Doc) -> tuple[list[Cue], frozenset[str]]:
+        """The message's risk cues, and the families whose words it uses only negated,
+        hypothetically, as a question or a joke ("I'm not going to cancel": every match
+        rejected; the cue model defers to this reading, nlp.cue_model). Each family keeps
         its first match; matches of that family overlapping it widen the quoted evidence."""
         chosen: dict[str, Span] = {}
+        seen: set[str] = set()
         for family, span, keeps in sorted(self._candidates(doc), key=lambda c: (c[1].start_char, -c[1].end_char)):
+            seen.add(family)
             if not self._counts(family, span, keeps):
                 continue
             if family not in chosen:
@@ -285,22 +293,12 @@ class CueDetector:
                     or first
                 )
         text = doc.text
-        return [
+        cues = [
             Cue(f, text[s.start_char : s.end_char], s.start_char, s.end_char)
             for f in FAMILIES
             if (s := chosen.get(f)) is not None
         ]
-
-    def ruled_out(self, doc: Doc) -> frozenset[str]:
-        """Families whose words the message uses but only negated, hypothetically, as a
-        question or a joke ("I'm not going to cancel"): every match was rejected. The cue
-        model defers to this reading of the parse (nlp.cue_model)."""
-        seen, kept = set(), set()
-        for family, span, keeps in self._candidates(doc):
-            seen.add(family)
-            if family not in kept and self._counts(family, span, keeps):
-                kept.add(family)
-        return frozenset(seen - kept)
+        return cues, frozenset(seen - chosen.keys())
 
     def is_literal(self, doc: Doc, cue: Cue) -> bool:
         """Whether a cue's quote is made only of the detector's own words, in lower case

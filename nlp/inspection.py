@@ -59,6 +59,7 @@ class _Plan:
     ner: bool
     cues: list[Cue] = field(default_factory=list)
     literal_cues: list[bool] = field(default_factory=list)
+    ruled_out: frozenset[str] = frozenset()
     wants_sentences: bool = False
     ran: set[str] = field(default_factory=set)  # components already run on `doc`
 
@@ -149,7 +150,7 @@ class TextInspector:
 
     def _find(self, plan: _Plan) -> None:
         if plan.find_cues and self.cues is not None:
-            plan.cues = self.cues.detect_doc(plan.doc)
+            plan.cues, plan.ruled_out = self.cues.read_doc(plan.doc)
             plan.literal_cues = [self.cues.is_literal(plan.doc, c) for c in plan.cues]
         if plan.categories is None:
             plan.categories = self.categories.match_doc(plan.doc, plan.role) if self.categories else []
@@ -180,9 +181,7 @@ class TextInspector:
                 CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()
             ],
             sentences=[quote(start, end, False) for start, end in sentence_spans(text)] if plan.wants_sentences else [],
-            ruled_out=self.cues.ruled_out(plan.doc)
-            if plan.wants_sentences and plan.find_cues and self.cues
-            else frozenset(),
+            ruled_out=plan.ruled_out if plan.wants_sentences else frozenset(),
         )
 
 

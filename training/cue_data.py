@@ -62,11 +62,10 @@ def _written(path: Path, labels: dict[str, Label]) -> list[Interaction]:
 
 
 def _row(identifier: str, text: str, label: Label) -> Interaction:
-    cues = tuple(family for family in sorted(label.cues))
     return Interaction(
         id=identifier,
         text=text,
         labels={"urgency": label.urgency},
         split=heldout_split(identifier),
-        multilabels={"cues": cues},
+        multilabels={"cues": tuple(sorted(label.cues))},
     )

@@ -9,7 +9,7 @@ on: the head's thresholds come from a dev slice of the training part."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -21,16 +21,21 @@ from training.datasets import Interaction
 SOURCES = ("patterns", "head", "both")
 
 
+def family_matrix(families: Sequence[Iterable[str]]) -> np.ndarray:
+    """(n, families) True where row i's families include the column's."""
+    found = np.zeros((len(families), len(CUE_FAMILIES)), dtype=bool)
+    for row, names in enumerate(families):
+        for family in names:
+            found[row, CUE_FAMILIES.index(family)] = True
+    return found
+
+
 def pattern_cues(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
     """(n, families) the cue patterns' findings, each text read as a customer message."""
     if analyzer.inspector is None or analyzer.inspector.cues is None:
         raise ValueError("cue detection is off in this configuration (CONVINTEL_DETECT_CUES)")
     inspections = analyzer.inspector.inspect(list(texts), [Role.customer] * len(texts), redact=False)
-    found = np.zeros((len(texts), len(CUE_FAMILIES)), dtype=bool)
-    for row, inspection in enumerate(inspections):
-        for cue in inspection.cues:
-            found[row, CUE_FAMILIES.index(cue.family)] = True
-    return found
+    return family_matrix([[cue.family for cue in inspection.cues] for inspection in inspections])
 
 
 def head_cues(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
@@ -48,11 +53,7 @@ def reported_cues(analyzer: Analyzer, texts: Sequence[str]) -> np.ndarray:
     patterns and head together, the head deferring where the patterns ruled a family out."""
     messages = [Message(role=Role.customer, text=text) for text in texts]
     analyses = analyzer.analyze_messages(messages, [f"m{i}" for i in range(len(texts))])
-    found = np.zeros((len(texts), len(CUE_FAMILIES)), dtype=bool)
-    for row, analysis in enumerate(analyses):
-        for cue in analysis.cues:
-            found[row, CUE_FAMILIES.index(cue.family)] = True
-    return found
+    return family_matrix([[cue.family for cue in analysis.cues] for analysis in analyses])
 
 
 def family_figures(truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[str, float | int]]:
@@ -75,10 +76,7 @@ def family_figures(truth: np.ndarray, predicted: np.ndarray) -> dict[str, dict[s
 def evaluate_cues(analyzer: Analyzer, rows: Sequence[Interaction]) -> dict:
     """Per-family figures of the patterns, the head and both, on `rows` (with `cues` labels)."""
     texts = [row.text for row in rows]
-    truth = np.zeros((len(rows), len(CUE_FAMILIES)), dtype=bool)
-    for i, row in enumerate(rows):
-        for family in row.multilabels["cues"]:
-            truth[i, CUE_FAMILIES.index(family)] = True
+    truth = family_matrix([row.multilabels["cues"] for row in rows])
     patterns, head = pattern_cues(analyzer, texts), head_cues(analyzer, texts)
     predicted = {"patterns": patterns, "head": head, "both": reported_cues(analyzer, texts)}
     return {
