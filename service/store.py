@@ -103,7 +103,9 @@ class StoredMessage:
 
 
 @dataclass
-class StoredConversation:
+class ConversationHeader:
+    """A conversation's own row: what a listing shows and the stored conversation starts with."""
+
     id: str
     channel: str
     customer_id: str | None
@@ -111,6 +113,10 @@ class StoredConversation:
     metadata: dict[str, Any]
     created_at: str
     updated_at: str
+
+
+@dataclass
+class StoredConversation(ConversationHeader):
     escalation_level: str | None = None
     messages: list[StoredMessage] = field(default_factory=list)
 
@@ -145,17 +151,10 @@ class ListPosition:
 
 
 @dataclass
-class ConversationListing:
+class ConversationListing(ConversationHeader):
     """One conversation as a listing shows it: its header, level, route and message count,
     read without its messages."""
 
-    id: str
-    channel: str
-    customer_id: str | None
-    language: str | None
-    metadata: dict[str, Any]
-    created_at: str
-    updated_at: str
     escalation_level: str | None
     escalation_route: str | None
     escalation_rules: list[str]

@@ -56,14 +56,19 @@ class StoredMessageView(BaseModel):
     analysis: MessageAnalysis
 
 
-class ConversationState(BaseModel):
+class ConversationHeaderView(BaseModel):
+    """A stored conversation's own fields, as both its full view and a listing show them."""
+
     conversation_id: str
     channel: Channel
     customer_id: str | None
     language: str | None
     metadata: dict[str, Any]
     created_at: str
-    updated_at: str
+    updated_at: str = Field(description="When its last message was stored (a listing's order)")
+
+
+class ConversationState(ConversationHeaderView):
     messages: list[StoredMessageView]
     conversation: ConversationSummary
     model: ModelInfo
@@ -123,14 +128,7 @@ class ListedEscalation(BaseModel):
     rules: list[str] = Field(description="Names of the policy rules that fired; GET /v1/conversations/{id} has details")
 
 
-class ConversationListItem(BaseModel):
-    conversation_id: str
-    channel: Channel
-    customer_id: str | None
-    language: str | None
-    metadata: dict[str, Any]
-    created_at: str
-    updated_at: str = Field(description="When its last message was stored; the listing's order")
+class ConversationListItem(ConversationHeaderView):
     message_count: int
     escalation: ListedEscalation
 

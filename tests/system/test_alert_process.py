@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bench.server import ServerProcess as Server
 from bench.server import free_port
@@ -31,14 +30,6 @@ def server_env(db_path: Path, webhook: str) -> dict[str, str]:
         "CONVINTEL_ALERT_POLL_INTERVAL_S": "0.2",
         "CONVINTEL_ALERT_TIMEOUT_S": "1",
     }
-
-
-@pytest.fixture
-def servers():
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.kill()
 
 
 def pending_after_a_failed_attempt(server: Server, count: int, timeout_s: float = 30.0) -> list[dict]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pytest
 
 from bench.server import ServerProcess as Server
 
@@ -29,14 +28,6 @@ SERVER_ENV = {
 
 def start_server(tmp_path: Path, db_path: Path, name: str) -> Server:
     return Server.start(tmp_path / f"{name}.log", {**SERVER_ENV, "CONVINTEL_DB_PATH": str(db_path)})
-
-
-@pytest.fixture
-def servers():
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.kill()
 
 
 def in_flight(server: Server) -> float:
