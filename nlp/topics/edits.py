@@ -35,6 +35,10 @@ class TopicEditError(ValueError):
     the model is unchanged."""
 
 
+class UnknownTopicError(TopicEditError):
+    """The edit names a topic id the model does not have."""
+
+
 class RenameEdit(BaseModel):
     """Give a topic a name of your own; refits keep it."""
 
@@ -95,6 +99,7 @@ def apply_edit(
     elif isinstance(edit, DeleteEdit):
         edited = delete_topic(model, edit.topic)
     else:
+        _index(model, edit.topic)  # an unknown topic is the clearer error
         if members is None:
             raise TopicEditError("a split re-clusters the topic's messages: give the messages to split")
         edited = split_topic(model, edit.topic, members, edit.parts, nlp=nlp, redactor=redactor)
@@ -343,7 +348,7 @@ def _index(model: TopicModel, topic_id: int) -> int:
     index = model.index_of(topic_id)
     if index is None:
         known = ", ".join(str(t.id) for t in model.topics[:20])
-        raise TopicEditError(f"no topic with id {topic_id} (topics: {known}{'...' if len(model.topics) > 20 else ''})")
+        raise UnknownTopicError(f"no topic with id {topic_id} (topics: {known}{'...' if len(model.topics) > 20 else ''})")
     return index
 
 
