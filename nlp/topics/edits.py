@@ -348,7 +348,9 @@ def _index(model: TopicModel, topic_id: int) -> int:
     index = model.index_of(topic_id)
     if index is None:
         known = ", ".join(str(t.id) for t in model.topics[:20])
-        raise UnknownTopicError(f"no topic with id {topic_id} (topics: {known}{'...' if len(model.topics) > 20 else ''})")
+        raise UnknownTopicError(
+            f"no topic with id {topic_id} (topics: {known}{'...' if len(model.topics) > 20 else ''})"
+        )
     return index
 
 

@@ -154,6 +154,8 @@ def fit_topics(
         unassigned_share = float((labels == UNASSIGNED).mean()) if labels.size else 0.0
         model.manifest.trained_on["unassigned_share"] = round(unassigned_share, 4)
         if model.manifest.refit is not None:
+            live = {t.id for t in model.topics}  # a part split again is not gone
+            model.manifest.refit["gone"] = [i for i in model.manifest.refit["gone"] if i not in live]
             model.manifest.refit["curation"] = curation
         seconds["curation"] = time.perf_counter() - started
     return FitResult(

@@ -24,9 +24,7 @@ _TOPICS: dict[str, Any] = {
             "pinned_name": False,
         }
     ],
-    "parents": [
-        {"id": 0, "name": "refund, card", "keywords": ["refund", "card", "money"], "topics": [0], "size": 312}
-    ],
+    "parents": [{"id": 0, "name": "refund, card", "keywords": ["refund", "card", "money"], "topics": [0], "size": 312}],
     "retired": [],
     "edits": [],
 }
