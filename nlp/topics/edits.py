@@ -240,9 +240,12 @@ def replay_curation(
             notes.append(f"topic {old.id} keeps its name {name!r}")
     for gone in previous.manifest.retired:
         index = model.index_of(gone.id)
-        if index is None:
+        if gone.reason == "split":  # also when only some parts were found
+            model, note = _resplit(model, gone, previous, texts, embeddings, labels, fitted, nlp, redactor)
+            notes += [note] if note else []
+        elif index is None:
             continue
-        if gone.reason == "deleted":
+        elif gone.reason == "deleted":
             model = delete_topic(model, gone.id)
             notes.append(f"topic {gone.id} ({gone.name}) found again and deleted again")
         elif gone.reason == "merged":
@@ -253,9 +256,13 @@ def replay_curation(
             else:
                 model = _reidentify(model, gone.id, partner, previous)
                 notes.append(f"topic {gone.id} found again as {partner}, which it was merged into")
-        else:
-            model, note = _resplit(model, gone, previous, texts, embeddings, labels, fitted, nlp, redactor)
-            notes.append(note)
+    # Tombstones of topics the refit found again were set aside while they were live; keep them.
+    known = {t.id for t in model.topics} | {r.id for r in model.manifest.retired}
+    lost = [k for k, r in enumerate(previous.manifest.retired) if r.id not in known]
+    if lost:
+        assert previous.retired_centroids is not None  # set by TopicModel
+        retired = [previous.manifest.retired[k] for k in lost]
+        model = _rebuild(model, list(model.topics), model.centroids, retired, previous.retired_centroids[lost])
     return model, notes
 
 
@@ -270,41 +277,28 @@ def _resplit(
     nlp,
     redactor: Redactor | None,
 ) -> tuple[TopicModel, str]:
-    """A split topic the refit found whole again: split along the old parts' centroids,
-    or, when some parts were found on their own, merged into the nearest of them."""
-    parts = [(p, previous.index_of(p)) for p in gone.into]
-    live_parts = [(p, k) for p, k in parts if k is not None]
-    present = [p for p, _ in live_parts if model.index_of(p) is not None]
-    index = model.index_of(gone.id)
-    assert index is not None  # the caller checked
-    if present:
-        centroid = model.centroids[index]
-        nearest = max(present, key=lambda p: float(model.centroids[model.index_of(p) or 0] @ centroid))
-        return merge_topics(model, [nearest, gone.id]), f"topic {gone.id} found again and merged into part {nearest}"
-    fitted_index = fitted.index_of(gone.id)
-    rows = np.flatnonzero(labels == fitted_index) if fitted_index is not None else np.zeros(0, dtype=np.int64)
-    if len(live_parts) < 2 or rows.size < len(live_parts):
-        return model, f"topic {gone.id} found again but its split cannot be redone (parts gone)"
+    """Redo a split the refit did not reproduce on its own: the refit topics that matched
+    the split topic or some of its parts are pooled and split again along the old parts'
+    centroids (each message to the nearest), so the parts keep their ids and names."""
+    parts = [(p, k) for p, k in ((p, previous.index_of(p)) for p in gone.into) if k is not None]
+    found = [i for i in [gone.id, *(p for p, _ in parts)] if model.index_of(i) is not None]
+    if len(parts) < 2 or not found or (gone.id not in found and len(found) == len(parts)):
+        return model, ""  # parts retired since, the topic is gone, or the split is already there
+    indexes = [k for k in (fitted.index_of(i) for i in found) if k is not None]
+    rows = np.flatnonzero(np.isin(labels, indexes))
     members = Members([texts[int(i)] for i in rows], embeddings[rows])
-    init = previous.centroids[[k for _, k in live_parts]]
+    init = previous.centroids[[k for _, k in parts]]
     try:
+        pooled = merge_topics(model, found) if len(found) > 1 else model
         model = split_topic(
-            model,
-            gone.id,
-            members,
-            len(live_parts),
-            into=[p for p, _ in live_parts],
-            init=init,
-            nlp=nlp,
-            redactor=redactor,
+            pooled, found[0], members, len(parts), into=[p for p, _ in parts], init=init, nlp=nlp, redactor=redactor
         )
     except TopicEditError as exc:
-        return model, f"topic {gone.id} found again but not split again: {exc}"
-    for part, _ in live_parts:
-        old = previous.topics[previous.index_of(part) or 0]
-        if old.pinned_name:
-            model = rename_topic(model, part, old.name)
-    return model, f"topic {gone.id} found again and split again into {[p for p, _ in live_parts]}"
+        return model, f"topic {gone.id} was split, but the refit's messages cannot be split again: {exc}"
+    for part, index in parts:
+        if previous.topics[index].pinned_name:
+            model = rename_topic(model, part, previous.topics[index].name)
+    return model, f"topic {gone.id} split again into {[p for p, _ in parts]}"
 
 
 def _reidentify(model: TopicModel, old_id: int, new_id: int, previous: TopicModel) -> TopicModel:
@@ -330,12 +324,14 @@ def _rebuild(
     """A new model with these topics and centroids, `retired` added to (or replacing
     entries of the same id in) the retired list, and parents recomputed."""
     assert model.retired_centroids is not None  # set by TopicModel
+    live = {t.id for t in topics}  # an id a split (re)created is live, not retired
     new_ids = {r.id for r in retired}
-    keep = [k for k, r in enumerate(model.manifest.retired) if r.id not in new_ids]
-    all_retired = [model.manifest.retired[k] for k in keep] + list(retired)
+    keep = [k for k, r in enumerate(model.manifest.retired) if r.id not in new_ids and r.id not in live]
+    fresh = [k for k, r in enumerate(retired) if r.id not in live]
+    all_retired = [model.manifest.retired[k] for k in keep] + [retired[k] for k in fresh]
     stacked = [model.retired_centroids[keep]]
-    if retired_centroids is not None and len(retired):
-        stacked.append(np.asarray(retired_centroids, dtype=np.float32))
+    if retired_centroids is not None and fresh:
+        stacked.append(np.asarray(retired_centroids, dtype=np.float32)[fresh])
     topics, parents = assign_parents(topics, centroids, model.config.parent_similarity)
     manifest = model.manifest.model_copy(
         update={"topics": topics, "parents": parents, "retired": all_retired, "edits": list(model.manifest.edits)},
