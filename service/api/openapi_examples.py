@@ -58,7 +58,7 @@ _TRANSCRIPT: dict[str, Any] = {
 REQUEST_EXAMPLES: dict[str, Any] = {
     "analyze_transcript": _TRANSCRIPT,
     "rename_topic": {"name": "Refunds to card"},
-    "merge_topics": {"topics": [0, 4]},
+    "merge_topics": {"topics": [4]},
     "split_topic": {
         "parts": 2,
         "texts": [

@@ -1,6 +1,7 @@
-"""`/v1/topics`: the topics of the configured topic model, and their curation (rename,
-merge, split, delete), saved with the model and kept by `--previous` refits. The edits
-need the `admin` scope when API keys are configured (the `topics` tag maps to no other)."""
+"""`/v1/topics`: the topics of the configured topic model, and their curation: rename
+(`PATCH`), merge (`POST .../merge`), split (`POST .../split`) and delete (`DELETE
+/v1/topics/{id}`), saved with the model and kept by `--previous` refits. The edits need
+the `admin` scope when API keys are configured (the `topics` tag maps to no other)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class RenameRequest(BaseModel):
 
 
 class MergeRequest(BaseModel):
-    topics: list[int] = Field(min_length=2, description="Topic ids; the first keeps its id")
+    topics: list[int] = Field(min_length=1, description="Ids of the topics to merge into this one")
     name: TopicName | None = Field(None, description="Name of the merged topic (default: the first topic's)")
 
 
@@ -117,10 +118,10 @@ def rename_topic(topic_id: TopicId, body: RenameRequest, analyzer: AnalyzerDep, 
     return _edit(analyzer, settings, RenameEdit(topic=topic_id, name=body.name))
 
 
-@router.post("/v1/topics/merge", response_model=TopicEditResponse, tags=["topics"], responses=EDIT_ERRORS)
-def merge_topics(body: MergeRequest, analyzer: AnalyzerDep, settings: SettingsDep) -> Any:
-    """Merge topics into the first listed (it keeps its id); a refit merges them again."""
-    return _edit(analyzer, settings, MergeEdit(topics=body.topics, name=body.name))
+@router.post("/v1/topics/{topic_id}/merge", response_model=TopicEditResponse, tags=["topics"], responses=EDIT_ERRORS)
+def merge_topics(topic_id: TopicId, body: MergeRequest, analyzer: AnalyzerDep, settings: SettingsDep) -> Any:
+    """Merge the `topics` into this one (it keeps its id); a refit merges them again."""
+    return _edit(analyzer, settings, MergeEdit(topics=[topic_id, *body.topics], name=body.name))
 
 
 @router.post("/v1/topics/{topic_id}/split", response_model=TopicEditResponse, tags=["topics"], responses=EDIT_ERRORS)

@@ -158,6 +158,11 @@ def test_cli_fit_then_trends(tmp_path, analyzer, topic_model_dir):
     assert set(refund["channels"]) == {"chat", "email"} and refund["avg_sentiment"] is not None
     html = (tmp_path / "trends" / "report.html").read_text()
     assert "<svg" in html and "<script" not in html and refund["name"] in html
+    # Parent topics: from the scored messages' topics, added up per parent.
+    assert refund["parent"] is not None and refund["parent_name"] and "Parent topics" in html
+    parents = {p["id"]: p for p in report["parents"]}
+    assert refund["id"] in parents[refund["parent"]]["topics"]
+    assert sum(p["messages"] for p in report["parents"]) == sum(t["messages"] for t in report["topics"])
     assert (tmp_path / "trends" / "volume.csv").read_text().startswith("period_start,topic_id,topic,channel,messages")
 
 
@@ -260,7 +265,7 @@ def test_api_edits_apply_to_the_loaded_model_and_are_saved(editable):
     assert score["name"] == "Refunds" and score["parent"] is not None and score["parent_name"]
 
     others = [t["id"] for t in topics["topics"] if t["id"] != refund["id"]]
-    merged = client.post("/v1/topics/merge", json={"topics": [refund["id"], others[0]], "name": "Money and more"})
+    merged = client.post(f"/v1/topics/{refund['id']}/merge", json={"topics": [others[0]], "name": "Money and more"})
     assert merged.status_code == 200, merged.text
     assert len(merged.json()["topics"]) == 3 and merged.json()["retired"][0]["reason"] == "merged"
     deleted = client.delete(f"/v1/topics/{others[1]}")
@@ -288,8 +293,9 @@ def test_bad_api_edits_are_4xx_and_change_nothing(editable):
         ("patch", "/v1/topics/999", {"name": "x"}, 404, "unknown_topic"),
         ("patch", f"/v1/topics/{first}", {"name": "   "}, 422, "validation_error"),
         ("patch", f"/v1/topics/{first}", {"name": before["topics"][1]["name"]}, 422, "invalid_topic_edit"),
-        ("post", "/v1/topics/merge", {"topics": [first, first]}, 422, "invalid_topic_edit"),
-        ("post", "/v1/topics/merge", {"topics": [first]}, 422, "validation_error"),
+        ("post", f"/v1/topics/{first}/merge", {"topics": [first]}, 422, "invalid_topic_edit"),
+        ("post", f"/v1/topics/{first}/merge", {"topics": []}, 422, "validation_error"),
+        ("post", "/v1/topics/999/merge", {"topics": [first]}, 404, "unknown_topic"),
         ("post", f"/v1/topics/{first}/split", {"parts": 2, "texts": ["hello", "hi"]}, 422, "invalid_topic_edit"),
         ("post", f"/v1/topics/{second}/split", {"parts": 1, "texts": ["a", "b"]}, 422, "validation_error"),
         ("delete", "/v1/topics/999", None, 404, "unknown_topic"),
@@ -299,7 +305,8 @@ def test_bad_api_edits_are_4xx_and_change_nothing(editable):
         assert response.status_code == status, (path, body, response.text)
         error = response.json()["error"]
         assert error["code"] == code and error["message"], (path, body, error)
-    assert "with itself" in client.post("/v1/topics/merge", json={"topics": [first, first]}).json()["error"]["message"]
+    itself = client.post(f"/v1/topics/{first}/merge", json={"topics": [first]}).json()["error"]["message"]
+    assert "with itself" in itself
     assert client.get("/v1/topics").json() == before and files_of(folder) == before_files
 
 
