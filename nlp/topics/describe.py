@@ -30,10 +30,10 @@ LABEL_CHARS = 120  # the representative message in a label is a one-line quote
 
 def readable_label(keywords: Sequence[str], representative: str) -> str:
     """'card, activate, app — “How do I activate my new card?”' (keywords alone when the
-    topic has no message, the message alone when it has no keywords)."""
+    topic has no message, the message alone when it has no keywords, '' with neither)."""
     terms = ", ".join(keywords[:LABEL_KEYWORDS])
     quote = f"“{snippet_of(representative, LABEL_CHARS)}”" if representative else ""
-    return " — ".join(part for part in (terms, quote) if part) or "misc"
+    return " — ".join(part for part in (terms, quote) if part)
 
 
 def label_terms(
@@ -99,7 +99,8 @@ def describe_topics(
             size=int(sizes[k]),
             examples=redacted[k],
             representative=redacted[k][0] if redacted[k] else "",
-            label=readable_label(terms[k].keywords, redacted[k][0] if redacted[k] else ""),
+            # A seed no message reached yet has neither keywords nor messages: its name is its label.
+            label=readable_label(terms[k].keywords, redacted[k][0] if redacted[k] else "") or names[k],
             seeded=k in fixed_names,
             pinned_name=k in fixed_names,
         )

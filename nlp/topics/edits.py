@@ -141,7 +141,7 @@ def merge_topics(model: TopicModel, topic_ids: Sequence[int], name: str | None =
             "keywords": keywords,
             "examples": examples,
             "representative": largest.representative,
-            "label": readable_label(keywords, largest.representative),
+            "label": readable_label(keywords, largest.representative) or target.label,
             "seeded": any(t.seeded for t in merged),
         }
     )
@@ -234,7 +234,7 @@ def replay_curation(
     notes: list[str] = []
     for old in previous.topics:
         index = model.index_of(old.id)
-        if old.pinned_name and not old.seeded and index is not None and model.topics[index].name != old.name:
+        if old.pinned_name and index is not None and model.topics[index].name != old.name:
             name = old.name if all(t.name != old.name for t in model.topics) else f"{old.name} #{old.id}"
             model = rename_topic(model, old.id, name)
             notes.append(f"topic {old.id} keeps its name {name!r}")

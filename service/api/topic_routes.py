@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from nlp.analyzer import Analyzer
 from nlp.topics.edits import (
     MAX_SPLIT_PARTS,
     DeleteEdit,
@@ -23,14 +24,17 @@ from nlp.topics.edits import (
 from nlp.topics.model import ParentTopic, RetiredTopic, TopicEntry, TopicModel
 from service.api.errors import ApiError, ErrorResponse
 from service.api.routes import AnalyzerDep, SettingsDep
+from service.settings import Settings
 from service.topic_curation import NoTopicModel, curate
 
 router = APIRouter()
 MAX_SPLIT_TEXTS = 10_000  # one request's worth of messages to encode; an archive goes through the CLI
 TopicId = Annotated[int, Path(description="Topic id (`GET /v1/topics`)")]
 
-NO_MODEL = {404: {"model": ErrorResponse, "description": "No topic model is configured, or no topic with this id"}}
-EDIT_ERRORS = {
+NO_MODEL: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No topic model is configured, or no topic with this id"}
+}
+EDIT_ERRORS: dict[int | str, dict[str, Any]] = {
     **NO_MODEL,
     422: {"model": ErrorResponse, "description": "The edit cannot apply (merge with itself, empty or taken name...)"},
 }
@@ -89,7 +93,12 @@ def _no_model() -> ApiError:
     )
 
 
-def _edit(analyzer: AnalyzerDep, settings: SettingsDep, edit, texts: list[str] | None = None) -> TopicEditResponse:
+def _edit(
+    analyzer: Analyzer,
+    settings: Settings,
+    edit: RenameEdit | MergeEdit | SplitEdit | DeleteEdit,
+    texts: list[str] | None = None,
+) -> TopicEditResponse:
     """Apply one edit; its errors become 404 (no model, unknown topic) or 422 answers."""
     try:
         model = curate(analyzer, settings.topic_model, edit, texts or [])

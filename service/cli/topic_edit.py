@@ -5,8 +5,9 @@ topics.safetensors) and redone by `convintel topics fit --previous`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,6 +15,10 @@ from nlp.errors import EncoderLoadError, TopicModelError
 from service.cli.main import fail
 from service.cli.topics import topics_app
 from service.settings import get_settings
+
+if TYPE_CHECKING:  # the edit models import numpy and spaCy-backed modules: loaded inside the commands
+    from nlp.topics.edits import DeleteEdit, Members, MergeEdit, RenameEdit, SplitEdit
+    from nlp.topics.model import TopicModel
 
 edit_app = typer.Typer(no_args_is_help=True, help="Curate a topic model: rename, merge, split or delete topics.")
 topics_app.add_typer(edit_app, name="edit")
@@ -31,21 +36,25 @@ def edit_model(
     ctx.obj = (model, output or model)
 
 
-def _apply(ctx: typer.Context, edit, members_for=None) -> None:
+def _apply(
+    ctx: typer.Context,
+    edit: Callable[[], RenameEdit | MergeEdit | SplitEdit | DeleteEdit],
+    members_for: Callable[[TopicModel, SplitEdit], Members | None] | None = None,
+) -> None:
     """Load, validate and apply `edit`, save, and print the result; any problem is one
     error line and exit status 2 with nothing written."""
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
     from nlp.topics import load_topic_model
-    from nlp.topics.edits import TopicEditError, apply_edit
+    from nlp.topics.edits import SplitEdit, TopicEditError, apply_edit
     from nlp.topics.model import describe
 
     model_dir, output = ctx.obj
     try:
         model = load_topic_model(model_dir)
-        parsed: BaseModel = edit()
-        members = members_for(model, parsed) if members_for else None
-        edited = apply_edit(model, parsed, members=members)  # type: ignore[arg-type]
+        parsed = edit()
+        members = members_for(model, parsed) if members_for and isinstance(parsed, SplitEdit) else None
+        edited = apply_edit(model, parsed, members=members)
     except ValidationError as exc:
         fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'edit'}: {e['msg']}" for e in exc.errors()))
     except (TopicModelError, TopicEditError, EncoderLoadError) as exc:
@@ -105,7 +114,7 @@ def edit_split(
     from nlp.topics.edits import SplitEdit
     from training.topic_fit import topic_members
 
-    def members_for(model, edit: SplitEdit):
+    def members_for(model: TopicModel, edit: SplitEdit) -> Members | None:
         if model.index_of(edit.topic) is None:
             return None  # apply_edit names the unknown topic; no need to read the archive
         settings = get_settings()
