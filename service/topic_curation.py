@@ -20,6 +20,10 @@ class NoTopicModel(LookupError):
     """The service runs without a topic model."""
 
 
+class NotSaved(RuntimeError):
+    """The edited model could not be written to the model folder; the service kept the old one."""
+
+
 def curate(
     analyzer: Analyzer,
     folder: Path | None,
@@ -35,7 +39,10 @@ def curate(
         members = split_members(analyzer, model, edit.topic, texts) if isinstance(edit, SplitEdit) else None
         edited = apply_edit(model, edit, members=members)
         if folder is not None:
-            edited.save(folder)
+            try:
+                edited.save(folder)
+            except OSError as exc:
+                raise NotSaved(f"cannot write the edited topic model to {folder}: {exc.strerror}") from exc
         analyzer.topics = edited
         return edited
 

@@ -173,12 +173,15 @@ class TopicModel:
         )
 
     def save(self, folder: str | Path) -> Path:
-        """Write `topics.safetensors` and `manifest.json` into `folder` (created)."""
+        """Write `topics.safetensors` and `manifest.json` into `folder` (created). Each file
+        is written beside its final name and then renamed over it, so an edit saved into the
+        folder a service loaded never leaves a half-written file."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         ids = np.array([t.id for t in self.topics], dtype=np.int64)
         retired_ids = np.array([t.id for t in self.manifest.retired], dtype=np.int64)
         assert self.retired_centroids is not None  # set in __post_init__
+        weights, manifest = folder / f".{WEIGHTS_FILE}.tmp", folder / f".{MANIFEST_FILE}.tmp"
         save_file(
             {
                 "centroids": self.centroids,
@@ -186,10 +189,12 @@ class TopicModel:
                 "retired_centroids": self.retired_centroids,
                 "retired_ids": retired_ids,
             },
-            str(folder / WEIGHTS_FILE),
+            str(weights),
             metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)},
         )
-        (folder / MANIFEST_FILE).write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        manifest.write_text(self.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        weights.replace(folder / WEIGHTS_FILE)
+        manifest.replace(folder / MANIFEST_FILE)
         return folder
 
 

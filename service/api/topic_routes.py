@@ -25,7 +25,7 @@ from nlp.topics.model import ParentTopic, RetiredTopic, TopicEntry, TopicModel
 from service.api.errors import ApiError, ErrorResponse
 from service.api.routes import AnalyzerDep, SettingsDep
 from service.settings import Settings
-from service.topic_curation import NoTopicModel, curate
+from service.topic_curation import NoTopicModel, NotSaved, curate
 
 router = APIRouter()
 MAX_SPLIT_TEXTS = 10_000  # one request's worth of messages to encode; an archive goes through the CLI
@@ -108,6 +108,8 @@ def _edit(
         raise ApiError(404, "unknown_topic", str(exc)) from None
     except TopicEditError as exc:
         raise ApiError(422, "invalid_topic_edit", str(exc)) from None
+    except NotSaved as exc:
+        raise ApiError(500, "topic_model_not_saved", str(exc)) from None
     return _response(model, TopicEditResponse, saved=settings.topic_model is not None)
 
 

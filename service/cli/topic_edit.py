@@ -59,7 +59,10 @@ def _apply(
         fail("; ".join(f"{'.'.join(map(str, e['loc'])) or 'edit'}: {e['msg']}" for e in exc.errors()))
     except (TopicModelError, TopicEditError, EncoderLoadError) as exc:
         fail(str(exc))
-    edited.save(output)
+    try:
+        edited.save(output)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
     typer.echo(describe(edited.manifest))
     typer.echo(f"wrote {output}")
 
