@@ -379,3 +379,25 @@ def test_labels_pair_keywords_with_the_redacted_representative_message(fitted, p
     entries, _ = describe_topics(texts, embeddings, np.zeros(3, dtype=np.int64), [0], SMALL)
     quoted = " ".join(entries[0].examples) + entries[0].label
     assert "jane.doe@example.com" not in quoted and "[email]" in " ".join(entries[0].examples)
+
+
+def test_a_version_1_model_still_loads(fitted, tmp_path):
+    """Models saved before curation (format v1: no retired topics, parents or labels) load as they are."""
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    ids = np.array([t.id for t in fitted.model.topics], dtype=np.int64)
+    save_file({"centroids": fitted.model.centroids, "topic_ids": ids}, str(folder / "topics.safetensors"))
+    manifest = json.loads(fitted.model.manifest.model_dump_json())
+    for key in ("parents", "edits", "retired"):
+        del manifest[key]
+    for topic in manifest["topics"]:
+        for key in ("representative", "label", "parent", "seeded", "pinned_name"):
+            del topic[key]
+    manifest["format_version"] = 1
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    model = load_topic_model(folder)
+    assert model.manifest.retired == [] and model.topics[0].parent is None
+    edited = apply_edit(model, DeleteEdit(topic=model.topics[0].id))  # and can be curated
+    assert len(edited.topics) == len(model.topics) - 1 and edited.manifest.parents
