@@ -27,6 +27,7 @@ from nlp.topics.model import RetiredTopic, TopicEntry, TopicModel
 
 MAX_NAME = 80
 MAX_SPLIT_PARTS = 10
+KMEANS_RESTARTS = 10  # k-means++ starts per split; the best (lowest inertia) is kept
 TopicName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME)]
 
 
@@ -193,7 +194,7 @@ def split_topic(
     else:
         from sklearn.cluster import KMeans
 
-        kmeans = KMeans(n_clusters=parts, random_state=model.config.seed, n_init=10)
+        kmeans = KMeans(n_clusters=parts, random_state=model.config.seed, n_init=KMEANS_RESTARTS)
         labels = kmeans.fit_predict(embeddings).astype(np.int64)
     if np.unique(labels).size < parts:
         raise TopicEditError(f"topic {topic_id}'s messages do not separate into {parts} parts")
