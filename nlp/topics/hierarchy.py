@@ -32,8 +32,9 @@ def parent_groups(centroids: np.ndarray, similarity: float) -> np.ndarray:
 def assign_parents(
     topics: list[TopicEntry], centroids: np.ndarray, similarity: float
 ) -> tuple[list[TopicEntry], list[ParentTopic]]:
-    """The topics with their `parent` set, and the parent topics (ids 0.. by decreasing
-    size, ties by smallest child id)."""
+    """The topics with their `parent` set, and the parent topics, largest first. A parent's
+    id is its smallest child topic id: topic ids are stable across refits, so a parent keeps
+    its id while that topic stays in it (edits and refits elsewhere do not renumber it)."""
     by_id = sorted(range(len(topics)), key=lambda k: topics[k].id)
     groups = parent_groups(centroids[by_id], similarity) if topics else np.zeros(0, dtype=np.int64)
     members: dict[int, list[int]] = defaultdict(list)
@@ -44,7 +45,8 @@ def assign_parents(
     )
     parent_of: dict[int, int] = {}
     parents = []
-    for parent_id, rows in enumerate(ranked):
+    for rows in ranked:
+        parent_id = min(topics[k].id for k in rows)
         rows = sorted(rows, key=lambda k: (-topics[k].size, topics[k].id))
         keywords = shared_keywords([topics[k] for k in rows])
         name = topics[rows[0]].name if len(rows) == 1 else topic_name(keywords)

@@ -51,7 +51,7 @@ class TopicEntry(BaseModel):
 class ParentTopic(BaseModel):
     """A group of related topics (agglomerative clustering over topic centroids)."""
 
-    id: int = Field(description="Parent id, 0.. by decreasing size; recomputed on every fit and edit")
+    id: int = Field(description="Its smallest child topic id (so it stays while that topic is in the group)")
     name: str = Field(description="From the children's keywords, weighted by their size")
     keywords: list[str] = Field(description="Terms shared by the children, best first")
     topics: list[int] = Field(description="Ids of the child topics, largest first")

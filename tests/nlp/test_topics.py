@@ -358,6 +358,11 @@ def test_parent_topics_are_stable_for_a_seed(planted, fitted):
     assert 1 < len(fitted.model.manifest.parents) < len(fitted.model.topics)
     for parent in fitted.model.manifest.parents:
         assert parent.size == sum(t.size for t in fitted.model.topics if t.parent == parent.id)
+        assert parent.id == min(parent.topics)  # its smallest child's id: stable while that child stays
+    renamed = apply_edit(fitted.model, RenameEdit(topic=fitted.model.topics[-1].id, name="Renamed"))
+    assert [(p.id, p.topics) for p in renamed.manifest.parents] == [
+        (p.id, p.topics) for p in fitted.model.manifest.parents
+    ]
     # Every topic its own parent at similarity 1; one parent at -1.
     topics, centroids = fitted.model.topics, fitted.model.centroids
     assert len(assign_parents(topics, centroids, 1.0)[1]) == len(topics)
