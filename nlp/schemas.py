@@ -193,6 +193,8 @@ class TopicScore(BaseModel):
     name: str
     confidence: float = Field(ge=0.0, le=1.0, description="Softmax probability of this topic over all topics")
     similarity: float = Field(ge=-1.0, le=1.0, description="Cosine similarity to the topic centroid")
+    parent: int | None = Field(None, description="Id of the topic's parent topic (`GET /v1/topics`)")
+    parent_name: str | None = Field(None, description="Name of the parent topic")
 
 
 class ConversationTopic(BaseModel):

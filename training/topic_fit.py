@@ -18,9 +18,11 @@ import numpy as np
 from nlp.archive import RowReader, SkipLog
 from nlp.encoder import ENCODER_NAME, Encoder, packaged_model_version
 from nlp.topics.config import TopicFitConfig
+from nlp.topics.edits import Members
 from nlp.topics.fit import FitResult, fit_topics
 from nlp.topics.matching import DEFAULT_MIN_SIMILARITY
 from nlp.topics.model import TopicModel
+from nlp.topics.seeds import SeedFile, embed_seeds
 from training.features import FeatureCache
 
 TEXT_ROLES = {"customer"}
@@ -100,8 +102,10 @@ def fit_topic_file(
     previous: TopicModel | None = None,
     match_similarity: float = DEFAULT_MIN_SIMILARITY,
     cache_dir: Path | None = None,
+    seeds: SeedFile | None = None,
 ) -> FileFit:
-    """Fit a topic model on the customer messages of `source` and save it in `output`."""
+    """Fit a topic model on the customer messages of `source` (with the `seeds` topics,
+    if given) and save it in `output`."""
     corpus = customer_texts(source, text_field=text_field)
     if len(corpus.texts) < config.min_cluster_size:
         raise ValueError(
@@ -117,6 +121,25 @@ def fit_topic_file(
         match_similarity=match_similarity,
         encoder_info=encoder_info(encoder),
         source=source.name,
+        seeds=embed_seeds(seeds, lambda texts: encoder.encode(texts).embeddings) if seeds else None,
     )
     result.model.save(output)
     return FileFit(result=result, documents=len(corpus.texts), skipped=corpus.skipped, problems=corpus.problems)
+
+
+def topic_members(
+    model: TopicModel,
+    topic_id: int,
+    source: Path,
+    encoder: Encoder,
+    *,
+    text_field: str = "text",
+    cache_dir: Path | None = None,
+) -> Members:
+    """The customer messages of `source` that `model` assigns to `topic_id` (what a split
+    re-clusters), with their embeddings."""
+    corpus = customer_texts(source, text_field=text_field)
+    embeddings = embed_texts(encoder, corpus.texts, cache_dir)
+    index = model.index_of(topic_id)
+    rows = np.flatnonzero(model.assign(embeddings).topic == index) if index is not None else np.zeros(0, dtype=int)
+    return Members([corpus.texts[int(i)] for i in rows], embeddings[rows])

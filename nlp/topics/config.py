@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 Reduction = Literal["pca", "umap", "none"]
+SeedMode = Literal["zero-shot", "guided"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,25 @@ class TopicFitConfig:
     temperature: float = 0.05
     """Softmax temperature over centroid similarities for assignment confidence."""
     seed: int = 13
+    seed_mode: SeedMode = "zero-shot"
+    """With seed topics (`--seeds`): 'zero-shot' gives a seed every message at least
+    `seed_threshold` alike and discovers topics in the rest; 'guided' pulls those messages
+    towards their seed, clusters everything, and names the topics that match a seed."""
+    seed_threshold: float = 0.5
+    """Cosine similarity between a message and a seed topic's embedding (its description
+    and examples) at or above which the message belongs to the seed (also the bar a
+    discovered topic's centroid must reach to take a seed's name in 'guided' mode)."""
+    parent_similarity: float = 0.5
+    """Parent topics: average-linkage agglomeration of topic centroids, joining groups while
+    their average cosine similarity is at least this (1: every topic its own parent)."""
 
     def __post_init__(self) -> None:
+        if self.seed_mode not in ("zero-shot", "guided"):
+            raise ValueError(f"seed_mode must be 'zero-shot' or 'guided', not {self.seed_mode!r}")
+        if not -1.0 <= self.seed_threshold <= 1.0:
+            raise ValueError("seed_threshold is a cosine similarity in [-1, 1]")
+        if not -1.0 <= self.parent_similarity <= 1.0:
+            raise ValueError("parent_similarity is a cosine similarity in [-1, 1]")
         if self.reduction not in ("pca", "umap", "none"):
             raise ValueError(f"reduction must be 'pca', 'umap' or 'none', not {self.reduction!r}")
         if self.n_components < 2:

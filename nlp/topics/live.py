@@ -23,6 +23,7 @@ def message_topics(
     if customer.size == 0:
         return results
     assignment = model.assign(embeddings[customer], min_similarity)
+    parent_names = {parent.id: parent.name for parent in model.manifest.parents}
     for row, topic, similarity, confidence in zip(
         customer, assignment.topic, assignment.similarity, assignment.confidence
     ):
@@ -35,6 +36,8 @@ def message_topics(
                 name=entry.name,
                 confidence=round(float(confidence), _ROUND),
                 similarity=round(float(np.clip(similarity, -1.0, 1.0)), _ROUND),
+                parent=entry.parent,
+                parent_name=parent_names.get(entry.parent) if entry.parent is not None else None,
             )
         ]
     return results

@@ -23,6 +23,9 @@ class TopicMention:
     topic_id: int
     topic: str
     sentiment: float | None
+    parent: int | None = None
+    """Parent topic id, when the analysis carries one."""
+    parent_name: str = ""
 
 
 @dataclass
@@ -43,6 +46,21 @@ class TopicTrend:
     growth: float | None
     """(current - previous) / previous; None when the previous period had none."""
     emerging: bool
+    parent: int | None = None
+    parent_name: str = ""
+
+
+@dataclass
+class ParentTrend:
+    """One parent topic over the whole range: its child topics' messages added up."""
+
+    id: int
+    name: str
+    messages: int
+    share: float
+    volume: list[int]
+    topics: list[int]
+    """Child topic ids, busiest first."""
 
 
 @dataclass
@@ -54,6 +72,7 @@ class TopicTrends:
     channels: list[str]
     topics: list[TopicTrend] = field(default_factory=list)
     params: dict = field(default_factory=dict)
+    parents: list[ParentTrend] = field(default_factory=list)
 
     @property
     def emerging(self) -> list[TopicTrend]:
@@ -84,11 +103,13 @@ def compute_trends(
     index = {p: i for i, p in enumerate(periods)}
     assigned = [(m, s) for m, s in zip(mentions, starts) if m.topic_id >= 0]
     names: dict[int, str] = {}
+    parents: dict[int, tuple[int | None, str]] = {}
     volume: dict[int, list[int]] = defaultdict(lambda: [0] * len(periods))
     channels: dict[int, dict[str, list[int]]] = defaultdict(dict)
     sentiments: dict[int, list[float]] = defaultdict(list)
     for mention, start in assigned:
         names[mention.topic_id] = mention.topic
+        parents[mention.topic_id] = (mention.parent, mention.parent_name)
         volume[mention.topic_id][index[start]] += 1
         channels[mention.topic_id].setdefault(mention.channel, [0] * len(periods))[index[start]] += 1
         if mention.sentiment is not None and math.isfinite(mention.sentiment):
@@ -113,6 +134,8 @@ def compute_trends(
                 previous=previous,
                 growth=round(growth, 4) if growth is not None else None,
                 emerging=emerging,
+                parent=parents[topic_id][0],
+                parent_name=parents[topic_id][1],
             )
         )
     topics.sort(key=lambda t: (-t.messages, t.id))
@@ -124,4 +147,25 @@ def compute_trends(
         channels=sorted({m.channel for m, _ in assigned}),
         topics=topics,
         params={"min_volume": min_volume, "growth_threshold": growth_threshold},
+        parents=parent_trends(topics, len(assigned)),
     )
+
+
+def parent_trends(topics: list[TopicTrend], assigned: int) -> list[ParentTrend]:
+    """Topics added up by parent topic (topics without a parent are left out), busiest first."""
+    grouped: dict[int, list[TopicTrend]] = defaultdict(list)
+    for topic in topics:
+        if topic.parent is not None:
+            grouped[topic.parent].append(topic)
+    parents = [
+        ParentTrend(
+            id=parent_id,
+            name=children[0].parent_name,
+            messages=sum(t.messages for t in children),
+            share=round(sum(t.messages for t in children) / assigned, 4) if assigned else 0.0,
+            volume=[sum(column) for column in zip(*(t.volume for t in children))],
+            topics=[t.id for t in children],
+        )
+        for parent_id, children in grouped.items()
+    ]
+    return sorted(parents, key=lambda p: (-p.messages, p.id))

@@ -22,6 +22,7 @@ PATH_EXAMPLES: dict[str, str] = {
     "conversation_id": CONVERSATION_ID,
     "customer_id": CUSTOMER_ID,
     "event_id": EVENT_ID,
+    "topic_id": "0",
 }
 
 _TRANSCRIPT: dict[str, Any] = {
@@ -56,6 +57,17 @@ _TRANSCRIPT: dict[str, Any] = {
 # (docs/ingest.md); with the helpdesk's secret configured they also need its signature.
 REQUEST_EXAMPLES: dict[str, Any] = {
     "analyze_transcript": _TRANSCRIPT,
+    "rename_topic": {"name": "Refunds to card"},
+    "merge_topics": {"topics": [4]},
+    "split_topic": {
+        "parts": 2,
+        "texts": [
+            "I was charged twice for order 1042",
+            "When will the refund reach my card?",
+            "The refund for my returned shoes never arrived",
+            "You took the money twice this month",
+        ],
+    },
     "analyze_batch": {
         "transcripts": [
             _TRANSCRIPT,

@@ -6,6 +6,28 @@ from __future__ import annotations
 
 from typing import Any
 
+_TOPICS: dict[str, Any] = {
+    "created": "2024-06-01T10:00:00+00:00",
+    "trained_on": {"source": "fixtures/topics/messages.jsonl", "documents": 1200, "unassigned_share": 0.08},
+    "topics": [
+        {
+            "id": 0,
+            "name": "refund, card",
+            "tag": "refund-card",
+            "keywords": ["refund", "card", "charged twice", "money"],
+            "size": 312,
+            "examples": ["I was charged twice for order 1042", "When will the refund reach my card?"],
+            "representative": "I was charged twice for order 1042",
+            "label": "refund, card, charged twice — “I was charged twice for order 1042”",
+            "parent": 0,
+            "seeded": False,
+            "pinned_name": False,
+        }
+    ],
+    "parents": [{"id": 0, "name": "refund, card", "keywords": ["refund", "card", "money"], "topics": [0], "size": 312}],
+    "retired": [],
+    "edits": [],
+}
 _FAILED_ALERT: dict[str, Any] = {
     "id": "evt_0f3c2a9b8d7e4f6a1b2c3d4e5f6a7b8c",
     "type": "escalation.changed",
@@ -970,18 +992,9 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
         "next_attempt_at": "2024-06-11T08:05:00.000+00:00",
         "last_error": None,
     },
-    "list_topics": {
-        "created": "2024-06-01T10:00:00+00:00",
-        "trained_on": {"source": "fixtures/topics/messages.jsonl", "documents": 1200, "unassigned_share": 0.08},
-        "topics": [
-            {
-                "id": 0,
-                "name": "refund / charged / card",
-                "tag": "refund_charged_card",
-                "keywords": ["refund", "charged", "card", "twice", "money"],
-                "size": 312,
-                "examples": ["I was charged twice for order 1042", "When will the refund reach my card?"],
-            }
-        ],
-    },
+    "list_topics": _TOPICS,
+    "rename_topic": {**_TOPICS, "edits": [{"op": "rename", "topic": 0, "name": "Refunds to card"}], "saved": True},
+    "merge_topics": {**_TOPICS, "edits": [{"op": "merge", "topics": [0, 4], "name": None}], "saved": True},
+    "split_topic": {**_TOPICS, "edits": [{"op": "split", "topic": 2, "parts": 2, "into": [7, 8]}], "saved": True},
+    "delete_topic": {**_TOPICS, "edits": [{"op": "delete", "topic": 5}], "saved": True},
 }

@@ -61,11 +61,16 @@ def render_trends_html(trends: TopicTrends, *, skipped: int = 0, problems: Seque
     span = f"{trends.periods[0].isoformat()} to {trends.periods[-1].isoformat()}" if trends.periods else "no data"
     charted = list(trends.topics[:CHART_TOPICS])
     charted += [t for t in trends.emerging if t not in charted][: max(0, CHART_TOPICS - len(charted))]
+    parent_rows = [
+        [p.name, str(p.id), str(p.messages), f"{p.share:.1%}", ", ".join(_topic_names(trends, p.topics))]
+        for p in trends.parents
+    ]
     emerging_rows = [[t.name, str(t.id), str(t.previous), str(t.current), _growth(t)] for t in trends.emerging]
     topic_rows = [
         [
             t.name,
             str(t.id),
+            t.parent_name or "—",
             str(t.messages),
             f"{t.share:.1%}",
             _signed(t.avg_sentiment),
@@ -96,11 +101,16 @@ def render_trends_html(trends: TopicTrends, *, skipped: int = 0, problems: Seque
         volume_chart(trends, charted) if trends.periods and charted else "<p>No topics.</p>",
         "</section><section><h2>Average customer sentiment per topic</h2>",
         sentiment_chart(trends.topics[:SENTIMENT_TOPICS]),
+        "</section><section><h2>Parent topics</h2>",
+        table(["parent topic", "id", "messages", "share", "topics"], parent_rows)
+        if parent_rows
+        else "<p>The scored messages carry no parent topics (scored with an older topic model).</p>",
         "</section><section><h2>All topics</h2>",
         table(
             [
                 "topic",
                 "id",
+                "parent",
                 "messages",
                 "share",
                 "avg sentiment",
@@ -124,6 +134,11 @@ def render_trends_html(trends: TopicTrends, *, skipped: int = 0, problems: Seque
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Topic trends</title>'
         f"<style>{PAGE_STYLE}</style></head><body>{''.join(body)}</body></html>\n"
     )
+
+
+def _topic_names(trends: TopicTrends, ids: Sequence[int]) -> list[str]:
+    names = {t.id: t.name for t in trends.topics}
+    return [names.get(i, str(i)) for i in ids]
 
 
 def _signed(value: float | None) -> str:

@@ -96,6 +96,8 @@ def _read_record(result: ScoredMessages, record: Any, where: str, fallback: date
                 topic_id=int(best.get("id", -1)) if best else -1,
                 topic=str(best.get("name", "")) if best else "",
                 sentiment=float(score) if isinstance(score, (int, float)) else None,
+                parent=int(best["parent"]) if best and isinstance(best.get("parent"), int) else None,
+                parent_name=str(best.get("parent_name") or "") if best else "",
             )
         )
 
@@ -104,7 +106,7 @@ def write_trends(
     trends: TopicTrends, folder: Path, *, skipped: int = 0, problems: list[str] | None = None
 ) -> list[Path]:
     """Write volume.csv (period, topic, channel, messages; non-zero rows), topics.csv (one
-    row per topic), trends.json (everything) and report.html (charts)."""
+    row per topic, with its parent topic), trends.json (everything) and report.html (charts)."""
     from service.batch.topic_report import render_trends_html
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -131,6 +133,8 @@ def write_trends(
                 "previous",
                 "growth",
                 "emerging",
+                "parent_id",
+                "parent",
                 *(f"channel:{c}" for c in trends.channels),
             ]
         )
@@ -146,6 +150,8 @@ def write_trends(
                     t.previous,
                     _blank(t.growth),
                     t.emerging,
+                    _blank(t.parent),
+                    t.parent_name,
                     *(sum(t.channels.get(c, [])) for c in trends.channels),
                 ]
             )
@@ -159,6 +165,7 @@ def write_trends(
         "params": trends.params,
         "emerging": [t.id for t in trends.emerging],
         "topics": [asdict(t) for t in trends.topics],
+        "parents": [asdict(p) for p in trends.parents],
     }
     json_path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     html_path.write_text(render_trends_html(trends, skipped=skipped, problems=problems or []), encoding="utf-8")

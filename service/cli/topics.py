@@ -1,4 +1,5 @@
-"""`convintel topics fit` and `topics trends`: topic discovery on archives, and topic trends."""
+"""`convintel topics fit`, `topics edit` and `topics trends`: topic discovery on archives,
+curation of a topic model, and topic trends."""
 
 from __future__ import annotations
 
@@ -50,6 +51,18 @@ def topics_fit(
         float | None, typer.Option(help="Centroid similarity for a refit topic to keep an old id")
     ] = None,
     examples: Annotated[int | None, typer.Option(help="Representative examples per topic")] = None,
+    seeds: Annotated[
+        Path | None, typer.Option(help="YAML file of seed topics: name, description and/or examples (docs/topics.md)")
+    ] = None,
+    seed_mode: Annotated[
+        str | None, typer.Option(help="zero-shot (default: seeds claim similar messages first) or guided")
+    ] = None,
+    seed_threshold: Annotated[
+        float | None, typer.Option(help="Cosine similarity to a seed for a message to belong to it")
+    ] = None,
+    parent_similarity: Annotated[
+        float | None, typer.Option(help="Average centroid similarity at which topics share a parent topic")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache, e.g. .cache/features; default: none")] = None,
 ) -> None:
@@ -60,6 +73,7 @@ def topics_fit(
     from nlp.topics.matching import DEFAULT_MIN_SIMILARITY
     from nlp.topics.model import describe
     from nlp.topics.reduction import ReductionUnavailable
+    from nlp.topics.seeds import SeedFileError, load_seed_file
     from training.topic_fit import fit_topic_file
 
     given = {
@@ -73,6 +87,9 @@ def topics_fit(
         "target_topics": target_topics,
         "refine_iterations": refine_iterations,
         "examples": examples,
+        "seed_mode": seed_mode,
+        "seed_threshold": seed_threshold,
+        "parent_similarity": parent_similarity,
         "seed": seed,
     }
     options = {name: value for name, value in given.items() if value is not None}
@@ -83,7 +100,8 @@ def topics_fit(
             raise ValueError(f"selection must be 'leaf' or 'eom', not {selection!r}")
         config = TopicFitConfig(**options)
         old = load_topic_model(previous) if previous else None
-    except (ValueError, TopicModelError) as exc:
+        seed_file = load_seed_file(seeds) if seeds else None
+    except (ValueError, TopicModelError, SeedFileError) as exc:
         fail(str(exc))
     settings = get_settings()
     try:
@@ -99,6 +117,7 @@ def topics_fit(
             previous=old,
             match_similarity=DEFAULT_MIN_SIMILARITY if match_similarity is None else match_similarity,
             cache_dir=cache_dir,
+            seeds=seed_file,
         )
     except (ArchiveError, EncoderLoadError, ReductionUnavailable, ValueError) as exc:
         fail(str(exc))
@@ -114,6 +133,8 @@ def topics_fit(
     )
     if result.match is not None:
         typer.echo(f"refit: {len(result.match.kept)} kept, new {result.match.new}, gone {result.match.gone}")
+    for line in result.curation:
+        typer.echo(f"curation: {line}")
     typer.echo(f"wrote {output}")
 
 

@@ -65,6 +65,10 @@ def test_operation_ids_are_readable_and_unique(spec):
         "ingest_freshdesk",
         "get_models",
         "list_topics",
+        "rename_topic",
+        "merge_topics",
+        "split_topic",
+        "delete_topic",
         "get_health",
         "get_readiness",
     }
@@ -142,16 +146,19 @@ def test_request_examples_are_accepted(client: TestClient):
     filled from their examples, against the conversation the examples created."""
     spec = client.app.openapi()
     posted = set()
+    # The topic edits need a topic model, which this app lacks: tests/api/test_topics_service.py
+    # sends their examples to an app that has one.
+    topic_edits = {"rename_topic", "merge_topics", "split_topic", "delete_topic"}
     for path, method, operation in operations(spec):
         media = operation.get("requestBody", {}).get("content", {}).get("application/json")
-        if media is None:
+        if media is None or operation["operationId"] in topic_edits:
             continue
         response = client.request(method.upper(), _url(path), json=media["example"])
         assert 200 <= response.status_code < 300, (path, response.status_code, response.text)
         assert "ignored" not in response.json(), (path, response.json())  # the example is recorded
         posted.add(operation["operationId"])
-    assert posted == set(REQUEST_EXAMPLES)
-    skip = {"retry_alert", "list_topics"}  # no failed alert, no topic model in this app
+    assert posted == set(REQUEST_EXAMPLES) - topic_edits
+    skip = {"retry_alert", "list_topics", *topic_edits}  # no failed alert, no topic model in this app
     # The deletions last: the reads need the conversation the examples stored.
     order = sorted(operations(spec), key=lambda o: o[1] == "delete" or o[2]["operationId"] == "erase_customer")
     for path, method, operation in order:

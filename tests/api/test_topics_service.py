@@ -4,6 +4,7 @@ configured and none (without error) when not; `convintel topics fit` and `trends
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -157,6 +158,11 @@ def test_cli_fit_then_trends(tmp_path, analyzer, topic_model_dir):
     assert set(refund["channels"]) == {"chat", "email"} and refund["avg_sentiment"] is not None
     html = (tmp_path / "trends" / "report.html").read_text()
     assert "<svg" in html and "<script" not in html and refund["name"] in html
+    # Parent topics: from the scored messages' topics, added up per parent.
+    assert refund["parent"] is not None and refund["parent_name"] and "Parent topics" in html
+    parents = {p["id"]: p for p in report["parents"]}
+    assert refund["id"] in parents[refund["parent"]]["topics"]
+    assert sum(p["messages"] for p in report["parents"]) == sum(t["messages"] for t in report["topics"])
     assert (tmp_path / "trends" / "volume.csv").read_text().startswith("period_start,topic_id,topic,channel,messages")
 
 
@@ -220,3 +226,167 @@ def test_serve_refuses_a_broken_topic_model(tmp_path, monkeypatch):
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 2 and "topic model folder" in result.output and "does not exist" in result.output
+
+
+# Curation through the API and the CLI.
+
+
+def model_copy_dir(topic_model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(topic_model_dir, folder)
+    return folder
+
+
+def files_of(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.fixture
+def editable(settings, analyzer, topic_model_dir, tmp_path):
+    """An app serving a copy of the topic model, with CONVINTEL_TOPIC_MODEL pointing at it."""
+    folder = model_copy_dir(topic_model_dir, tmp_path)
+    with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(folder))
+    configured = settings.model_copy(update={"topic_model": folder})
+    with TestClient(create_app(configured, with_topics)) as test_client:
+        yield test_client, folder
+
+
+def test_api_edits_apply_to_the_loaded_model_and_are_saved(editable):
+    client, folder = editable
+    topics = client.get("/v1/topics").json()
+    assert topics["parents"] and all(t["label"] and t["parent"] is not None for t in topics["topics"])
+    refund = next(t for t in topics["topics"] if "refund" in t["keywords"][:3])
+    renamed = client.patch(f"/v1/topics/{refund['id']}", json={"name": "Refunds"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["saved"] and any(t["name"] == "Refunds" for t in renamed.json()["topics"])
+    assert any(t.name == "Refunds" for t in load_topic_model(folder).topics)  # on disk too
+    analysis = client.post("/v1/analyze", json=TRANSCRIPT).json()
+    score = analysis["messages"][0]["topics"][0]
+    assert score["name"] == "Refunds" and score["parent"] is not None and score["parent_name"]
+
+    others = [t["id"] for t in topics["topics"] if t["id"] != refund["id"]]
+    merged = client.post(f"/v1/topics/{refund['id']}/merge", json={"topics": [others[0]], "name": "Money and more"})
+    assert merged.status_code == 200, merged.text
+    assert len(merged.json()["topics"]) == 3 and merged.json()["retired"][0]["reason"] == "merged"
+    deleted = client.delete(f"/v1/topics/{others[1]}")
+    assert deleted.status_code == 200 and len(deleted.json()["topics"]) == 2
+    assert [e["op"] for e in load_topic_model(folder).manifest.edits] == ["rename", "merge", "delete"]
+
+
+def test_api_split_reclusters_the_sent_messages(editable):
+    client, folder = editable
+    rows = [json.loads(line) for line in PLANTED.read_text().splitlines()]
+    delivery = next(t for t in client.get("/v1/topics").json()["topics"] if "parcel" in t["keywords"][:3])
+    split = client.post(f"/v1/topics/{delivery['id']}/split", json={"parts": 2, "texts": [r["text"] for r in rows]})
+    assert split.status_code == 200, split.text
+    body = split.json()
+    parts = body["edits"][-1]["into"]
+    assert len(parts) == 2 and sum(t["size"] for t in body["topics"] if t["id"] in parts) == delivery["size"]
+    assert delivery["id"] not in {t["id"] for t in body["topics"]}
+
+
+def test_bad_api_edits_are_4xx_and_change_nothing(editable):
+    client, folder = editable
+    before_files, before = files_of(folder), client.get("/v1/topics").json()
+    first, second = (t["id"] for t in before["topics"][:2])
+    cases = [
+        ("patch", "/v1/topics/999", {"name": "x"}, 404, "unknown_topic"),
+        ("patch", f"/v1/topics/{first}", {"name": "   "}, 422, "validation_error"),
+        ("patch", f"/v1/topics/{first}", {"name": before["topics"][1]["name"]}, 422, "invalid_topic_edit"),
+        ("post", f"/v1/topics/{first}/merge", {"topics": [first]}, 422, "invalid_topic_edit"),
+        ("post", f"/v1/topics/{first}/merge", {"topics": []}, 422, "validation_error"),
+        ("post", "/v1/topics/999/merge", {"topics": [first]}, 404, "unknown_topic"),
+        ("post", f"/v1/topics/{first}/split", {"parts": 2, "texts": ["hello", "hi"]}, 422, "invalid_topic_edit"),
+        ("post", f"/v1/topics/{second}/split", {"parts": 1, "texts": ["a", "b"]}, 422, "validation_error"),
+        ("delete", "/v1/topics/999", None, 404, "unknown_topic"),
+    ]
+    for method, path, body, status, code in cases:
+        response = client.request(method.upper(), path, json=body)
+        assert response.status_code == status, (path, body, response.text)
+        error = response.json()["error"]
+        assert error["code"] == code and error["message"], (path, body, error)
+    itself = client.post(f"/v1/topics/{first}/merge", json={"topics": [first]}).json()["error"]["message"]
+    assert "with itself" in itself
+    assert client.get("/v1/topics").json() == before and files_of(folder) == before_files
+
+
+def test_topic_edits_need_a_key_with_the_admin_scope(settings, analyzer, topic_model_dir, tmp_path):
+    with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(topic_model_dir))
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(
+        "keys:\n  - name: reader\n    key: reader-key-0123456789\n    scopes: [read, analyze]\n"
+        "  - name: admin\n    key: admin-key-0123456789ab\n    scopes: [admin]\n"
+    )
+    configured = settings.model_copy(update={"api_keys_file": keys})
+    with TestClient(create_app(configured, with_topics)) as client:
+        topic_id = with_topics.topics.topics[0].id
+        assert client.patch(f"/v1/topics/{topic_id}", json={"name": "New"}).status_code == 401
+        denied = client.patch(
+            f"/v1/topics/{topic_id}", json={"name": "New"}, headers={"X-API-Key": "reader-key-0123456789"}
+        )
+        assert denied.status_code == 403
+        allowed = client.patch(
+            f"/v1/topics/{topic_id}", json={"name": "New"}, headers={"X-API-Key": "admin-key-0123456789ab"}
+        )
+        assert allowed.status_code == 200 and not allowed.json()["saved"]  # no model folder configured
+
+
+def test_cli_edit_then_refit_with_previous_keeps_the_edit(tmp_path, topic_model_dir):
+    folder = model_copy_dir(topic_model_dir, tmp_path)
+    model = load_topic_model(folder)
+    refund = next(t for t in model.topics if "refund" in t.keywords[:3])
+    renamed = runner.invoke(cli, ["topics", "edit", str(folder), "rename", str(refund.id), "Refunds"])
+    assert renamed.exit_code == 0, renamed.output
+    assert "Refunds" in renamed.output and load_topic_model(folder).manifest.edits[0]["op"] == "rename"
+    password = next(t for t in model.topics if "password" in t.keywords[:3])
+    split = runner.invoke(
+        cli, ["topics", "edit", str(folder), "split", str(password.id), "--source", str(PLANTED), "--parts", "2"]
+    )
+    assert split.exit_code == 0, split.output
+    parts = load_topic_model(folder).manifest.edits[-1]["into"]
+
+    refit_dir = tmp_path / "refit"
+    args = ["--min-cluster-size", "10", "--selection", "eom", "--previous", str(folder)]
+    refit = runner.invoke(cli, ["topics", "fit", str(PLANTED), "-o", str(refit_dir), *args])
+    assert refit.exit_code == 0, refit.output
+    assert "curation:" in refit.output
+    refitted = load_topic_model(refit_dir)
+    by_id = {t.id: t for t in refitted.topics}
+    assert by_id[refund.id].name == "Refunds" and set(parts) <= set(by_id) and password.id not in by_id
+
+
+def test_cli_bad_edits_exit_non_zero_and_change_nothing(tmp_path, topic_model_dir):
+    folder = model_copy_dir(topic_model_dir, tmp_path)
+    before = files_of(folder)
+    first = load_topic_model(folder).topics[0].id
+    cases = [
+        (["rename", "999", "x"], "no topic with id 999"),
+        (["rename", str(first), "  "], "at least 1 character"),
+        (["merge", str(first), str(first)], f"cannot merge topic {first} with itself"),
+        (["merge", str(first)], "at least 2 items"),
+        (["delete", "999"], "no topic with id 999"),
+        (["split", "999", "--source", str(PLANTED)], "no topic with id 999"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(cli, ["topics", "edit", str(folder), *args])
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    missing = runner.invoke(cli, ["topics", "edit", str(tmp_path / "none"), "delete", str(first)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    assert files_of(folder) == before
+
+
+def test_cli_fit_with_seed_topics(tmp_path):
+    seeds = tmp_path / "seeds.yaml"
+    seeds.write_text(
+        "topics:\n  - name: Password trouble\n    description: I forgot my password and cannot log in\n"
+        "    examples: [my login does not work]\n"
+    )
+    model_dir = tmp_path / "model"
+    args = ["--min-cluster-size", "10", "--selection", "eom", "--seeds", str(seeds)]
+    fit = runner.invoke(cli, ["topics", "fit", str(PLANTED), "-o", str(model_dir), *args])
+    assert fit.exit_code == 0, fit.output
+    seeded = load_topic_model(model_dir).topics[0]
+    assert seeded.name == "Password trouble" and seeded.seeded and seeded.size >= 24
+    seeds.write_text("topics:\n  - name: Password trouble\n")
+    bad = runner.invoke(cli, ["topics", "fit", str(PLANTED), "-o", str(tmp_path / "m2"), *args])
+    assert bad.exit_code == 2 and "needs a description or examples" in bad.output

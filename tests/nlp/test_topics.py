@@ -1,5 +1,6 @@
-"""Topic discovery and live assignment, on the planted-topic fixtures (four support
-topics written for these tests, 30 messages each, plus a fifth (app crashes) for refits)."""
+"""Topic discovery, live assignment, curation, seed topics and parent topics, on the
+planted-topic fixtures (four support topics written for these tests, 30 messages each,
+plus a fifth (app crashes) for refits)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,25 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from sklearn.metrics import normalized_mutual_info_score
 
 from nlp.topics import TopicFitConfig, TopicModelError, fit_topics, load_topic_model
 from nlp.topics.clustering import merge_topics, refine_topics
+from nlp.topics.describe import describe_topics
+from nlp.topics.edits import (
+    DeleteEdit,
+    Members,
+    MergeEdit,
+    RenameEdit,
+    SplitEdit,
+    TopicEditError,
+    UnknownTopicError,
+    apply_edit,
+)
+from nlp.topics.hierarchy import assign_parents
 from nlp.topics.matching import match_topics
+from nlp.topics.seeds import SeedFile, SeedFileError, embed_seeds, load_seed_file
 from tests.conftest import FIXTURES
 
 PLANTED = FIXTURES / "topics" / "planted.jsonl"
@@ -198,3 +213,196 @@ def test_umap_reduction_finds_the_planted_topics(planted):
     texts, truth, embeddings = planted
     result = fit_topics(texts, embeddings, replace(SMALL, reduction="umap", n_components=5))
     assert normalized_mutual_info_score(truth, result.labels) > 0.9
+
+
+# Curation, seed topics, parent topics and labels.
+
+
+def planted_topic_ids(result, truth: list[str]) -> dict[str, int]:
+    """Planted topic name -> id of the topic most of its messages went to."""
+    return {name: result.model.topics[topic_of_planted(result, truth, name)].id for name in sorted(set(truth))}
+
+
+def shuffled(planted, seed: int):
+    texts, truth, embeddings = planted
+    order = np.random.default_rng(seed).permutation(len(texts))
+    return [texts[i] for i in order], [truth[i] for i in order], embeddings[order]
+
+
+def members_of(fitted, planted, topic_index: int) -> Members:
+    texts, _, embeddings = planted
+    rows = np.flatnonzero(fitted.labels == topic_index)
+    return Members([texts[i] for i in rows], embeddings[rows])
+
+
+def test_edits_survive_a_refit_with_previous(planted, fitted, tmp_path):
+    _, truth, _ = planted
+    ids = planted_topic_ids(fitted, truth)
+    model = apply_edit(fitted.model, RenameEdit(topic=ids["password"], name="Login trouble"))
+    model = apply_edit(model, MergeEdit(topics=[ids["refund"], ids["delivery"]]))
+    model = apply_edit(model, DeleteEdit(topic=ids["subscription"]))
+    model = load_topic_model(model.save(tmp_path / "curated"))  # the curation travels with the model
+    assert [e["op"] for e in model.manifest.edits] == ["rename", "merge", "delete"]
+
+    texts, new_truth, embeddings = shuffled(planted, 1)
+    refit = fit_topics(texts, embeddings, SMALL, previous=model)
+    by_id = {t.id: t for t in refit.model.topics}
+    assert by_id[ids["password"]].name == "Login trouble"  # renamed: keeps its name
+    assert ids["subscription"] not in by_id and ids["delivery"] not in by_id  # deleted, merged away
+    labels = refit.labels
+    orders = np.array([t in ("refund", "delivery") for t in new_truth])
+    merged_index = refit.model.index_of(ids["refund"])
+    assert (labels[orders] == merged_index).mean() >= 0.95  # the merged pair stays merged
+    subscription = np.array([t == "subscription" for t in new_truth])
+    assert (labels[subscription] == -1).mean() >= 0.95  # the deleted topic's messages stay unassigned
+    assert len(refit.model.topics) == 2 and refit.curation
+    # Live assignment follows the curation too: a subscription message is left unassigned.
+    assert (refit.model.assign(embeddings[subscription]).topic == -1).mean() >= 0.95
+
+
+def test_a_split_stays_split_after_a_refit(planted, fitted):
+    _, truth, _ = planted
+    index = topic_of_planted(fitted, truth, "delivery")
+    topic_id = fitted.model.topics[index].id
+    split = apply_edit(fitted.model, SplitEdit(topic=topic_id, parts=2), members=members_of(fitted, planted, index))
+    parts = split.manifest.edits[-1]["into"]
+    assert len(parts) == 2 and topic_id not in {t.id for t in split.topics} and len(split.topics) == 5
+    assert sum(split.topics[split.index_of(p)].size for p in parts) == fitted.model.topics[index].size
+    split = apply_edit(split, RenameEdit(topic=parts[0], name="Late parcels"))
+
+    texts, new_truth, embeddings = shuffled(planted, 2)
+    refit = fit_topics(texts, embeddings, SMALL, previous=split)
+    refit_ids = [t.id for t in refit.model.topics]
+    assert set(parts) <= set(refit_ids) and topic_id not in refit_ids
+    assert refit.model.topics[refit.model.index_of(parts[0])].name == "Late parcels"
+    delivery = refit.labels[[t == "delivery" for t in new_truth]]
+    got = {refit.model.topics[k].id for k in delivery if k >= 0}
+    assert got == set(parts)  # the delivery messages are still shared between the two parts
+
+
+def test_bad_edits_are_clear_errors_and_change_nothing(fitted, planted):
+    before = fitted.model.manifest.model_dump_json()
+    first, second = (t.id for t in fitted.model.topics[:2])
+    bad = [
+        (RenameEdit(topic=999, name="x"), UnknownTopicError, "no topic with id 999"),
+        (MergeEdit(topics=[first, first]), TopicEditError, f"cannot merge topic {first} with itself"),
+        (MergeEdit(topics=[first, 999]), UnknownTopicError, "no topic with id 999"),
+        (DeleteEdit(topic=-4), UnknownTopicError, "no topic with id -4"),
+        (RenameEdit(topic=first, name=fitted.model.topics[1].name), TopicEditError, f"topic {second} is already"),
+        (SplitEdit(topic=first), TopicEditError, "give the messages"),
+    ]
+    for edit, error, message in bad:
+        with pytest.raises(error, match=message):
+            apply_edit(fitted.model, edit)
+    few = Members(["same text"] * 5, np.repeat(planted[2][:1], 5, axis=0))
+    with pytest.raises(TopicEditError, match="1 distinct message"):
+        apply_edit(fitted.model, SplitEdit(topic=first, parts=2), members=few)
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        RenameEdit(topic=first, name="   ")
+    assert fitted.model.manifest.model_dump_json() == before
+
+
+SEEDS = {
+    "topics": [
+        {"name": "Password trouble", "description": "I forgot my password and cannot log in to my account"},
+        {"name": "Weather", "examples": ["Will it rain tomorrow?", "Sunny skies all week"]},
+    ]
+}
+
+
+@pytest.mark.parametrize("mode", ["zero-shot", "guided"])
+def test_a_seeded_topic_gets_its_messages_and_keeps_its_name(analyzer, planted, mode):
+    texts, truth, embeddings = planted
+    seeds = embed_seeds(SeedFile.model_validate(SEEDS), lambda batch: analyzer.encode(batch).embeddings)
+    config = replace(SMALL, seed_mode=mode)
+    result = fit_topics(texts, embeddings, config, seeds=seeds)
+    names = [t.name for t in result.model.topics]
+    assert "Password trouble" in names
+    seeded = names.index("Password trouble")
+    assert result.model.topics[seeded].seeded and result.model.topics[seeded].pinned_name
+    password = np.array([t == "password" for t in truth])
+    assert (result.labels[password] == seeded).mean() >= 0.8
+    assert (result.labels[~password] == seeded).sum() == 0  # nothing else lands in it
+    if mode == "zero-shot":
+        # Every seed is a topic (an unmatched one stays empty); messages at the threshold belong to their seed.
+        assert names[:2] == ["Password trouble", "Weather"] and result.model.topics[1].size == 0
+        claimed = embeddings @ seeds.vectors[0] >= config.seed_threshold
+        assert (result.labels[claimed] == seeded).all()
+        live = result.model.assign(embeddings[claimed])
+        assert (live.topic == seeded).all()  # live assignment gives seeds the same priority
+    refit = fit_topics(*shuffled(planted, 3)[::2], config, seeds=seeds, previous=result.model)
+    again = refit.model.topics[[t.name for t in refit.model.topics].index("Password trouble")]
+    assert again.id == result.model.topics[seeded].id
+
+
+def test_a_seed_file_needs_a_description_or_examples(tmp_path):
+    path = tmp_path / "seeds.yaml"
+    path.write_text("topics:\n  - name: Refunds\n  - name: Refunds\n    description: money back\n")
+    with pytest.raises(SeedFileError, match="needs a description or examples"):
+        load_seed_file(path)
+
+
+def test_parent_topics_are_stable_for_a_seed(planted, fitted):
+    _, truth, _ = planted
+
+    def grouping(result, truth):
+        ids = planted_topic_ids(result, truth)
+        by_id = {t.id: t.parent for t in result.model.topics}
+        return {frozenset(n for n in ids if by_id[ids[n]] == parent) for parent in set(by_id.values())}
+
+    again = fit_topics(planted[0], planted[2], SMALL)
+    assert again.model.manifest.parents == fitted.model.manifest.parents
+    texts, new_truth, embeddings = shuffled(planted, 4)
+    assert grouping(fit_topics(texts, embeddings, SMALL), new_truth) == grouping(fitted, truth)
+    # Fewer parents than topics: related topics (refunds and deliveries) share one.
+    assert 1 < len(fitted.model.manifest.parents) < len(fitted.model.topics)
+    for parent in fitted.model.manifest.parents:
+        assert parent.size == sum(t.size for t in fitted.model.topics if t.parent == parent.id)
+        assert parent.id == min(parent.topics)  # its smallest child's id: stable while that child stays
+    renamed = apply_edit(fitted.model, RenameEdit(topic=fitted.model.topics[-1].id, name="Renamed"))
+    assert [(p.id, p.topics) for p in renamed.manifest.parents] == [
+        (p.id, p.topics) for p in fitted.model.manifest.parents
+    ]
+    # Every topic its own parent at similarity 1; one parent at -1.
+    topics, centroids = fitted.model.topics, fitted.model.centroids
+    assert len(assign_parents(topics, centroids, 1.0)[1]) == len(topics)
+    assert len(assign_parents(topics, centroids, -1.0)[1]) == 1
+    reversed_topics, parents = assign_parents(topics[::-1], centroids[::-1], 0.5)
+    assert [p.topics for p in parents] == [p.topics for p in fitted.model.manifest.parents]
+
+
+def test_labels_pair_keywords_with_the_redacted_representative_message(fitted, planted):
+    for topic in fitted.model.topics:
+        assert topic.representative == topic.examples[0]
+        assert topic.label.startswith(", ".join(topic.keywords[:3])) and topic.representative[:40] in topic.label
+    texts = [
+        "Please reset my password, write to jane.doe@example.com",
+        "I cannot reset my password",
+        "password reset link does not work",
+    ]
+    embeddings = planted[2][:3]
+    entries, _ = describe_topics(texts, embeddings, np.zeros(3, dtype=np.int64), [0], SMALL)
+    quoted = " ".join(entries[0].examples) + entries[0].label
+    assert "jane.doe@example.com" not in quoted and "[email]" in " ".join(entries[0].examples)
+
+
+def test_a_version_1_model_still_loads(fitted, tmp_path):
+    """Models saved before curation (format v1: no retired topics, parents or labels) load as they are."""
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "v1"
+    folder.mkdir()
+    ids = np.array([t.id for t in fitted.model.topics], dtype=np.int64)
+    save_file({"centroids": fitted.model.centroids, "topic_ids": ids}, str(folder / "topics.safetensors"))
+    manifest = json.loads(fitted.model.manifest.model_dump_json())
+    for key in ("parents", "edits", "retired"):
+        del manifest[key]
+    for topic in manifest["topics"]:
+        for key in ("representative", "label", "parent", "seeded", "pinned_name"):
+            del topic[key]
+    manifest["format_version"] = 1
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    model = load_topic_model(folder)
+    assert model.manifest.retired == [] and model.topics[0].parent is None
+    edited = apply_edit(model, DeleteEdit(topic=model.topics[0].id))  # and can be curated
+    assert len(edited.topics) == len(model.topics) - 1 and edited.manifest.parents
