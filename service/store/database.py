@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
 
+from nlp.extras import require
 from service.database_url import describe_database_url, parse_database_url
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Database:
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
         else:
+            require("psycopg", "postgres", "a PostgreSQL store (CONVINTEL_DATABASE_URL)")
             options["pool_pre_ping"] = True  # a server restart leaves dead connections in the pool
         self.engine: Engine = create_engine(self.url, **options)
         if self.is_sqlite:
