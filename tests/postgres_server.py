@@ -23,8 +23,7 @@ INSTALL_HINT = (
 )
 SERVER_OPTIONS = (
     # A test database: durability is not what the tests measure (the store asks nothing of it).
-    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-    "-c max_connections=300 -c shared_buffers=64MB"
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=64MB"
 )
 
 

@@ -2,9 +2,9 @@
 PostgreSQL (`Database`), with its schema (`tables`), migrations (`migrate`) and message
 cache (`cache`). See docs/operations.md for running it on PostgreSQL."""
 
+from service.database_url import sqlite_url
 from service.store.cache import CachedMessages, MessageCache
 from service.store.conversation_store import DELETE_BATCH, ConversationStore, ConversationTransaction
-from service.database_url import sqlite_url
 from service.store.database import Database, PoolConfig
 from service.store.records import (
     ConversationFilter,

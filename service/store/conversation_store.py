@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import Connection, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -179,9 +179,7 @@ class ConversationStore:
     def count_updated_before(self, cutoff: datetime) -> int:
         """How many conversations were last changed before `cutoff`."""
         with self.database.read() as db:
-            return db.execute(
-                select(func.count()).where(conversations.c.updated_at < stored_time(cutoff))
-            ).scalar_one()
+            return db.execute(select(func.count()).where(conversations.c.updated_at < stored_time(cutoff))).scalar_one()
 
     def _delete_batch(self, where: ColumnElement[bool], *, limit: int) -> int:
         """Delete up to `limit` conversations matching `where`, with their rows in every
@@ -212,7 +210,7 @@ class ConversationStore:
     @staticmethod
     def _header(db: Connection, conversation_id: str, *, lock: bool = False) -> Header | None:
         query = select(*_HEADER).where(conversations.c.id == conversation_id)
-        row: Row[Any] | None = db.execute(query.with_for_update() if lock else query).first()
+        row = db.execute(query.with_for_update() if lock else query).first()
         return tuple(row) if row is not None else None
 
     @staticmethod

@@ -17,8 +17,8 @@ from service.alerts.publisher import AlertPublisher
 from service.alerts.webhooks import AlertConfigError, AlertFormat, load_alert_config, parse_webhook_targets
 from service.settings import Settings
 from service.store import ConversationStore, Database
-from tests.conftest import open_store
 from tests.api.test_store import analysis
+from tests.conftest import open_store
 
 MODEL = ModelInfo(name="convintel-base", version="test")
 HOOK = "https://hooks.example.com/a"

@@ -4,7 +4,6 @@ message with its level, retries that encode and write nothing, `changed` once pe
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from nlp.analyzer import Analyzer
 from nlp.config import InspectionConfig

@@ -82,9 +82,7 @@ def run(*args: str):
     return CliRunner().invoke(cli, ["purge", *args])
 
 
-def test_purge_deletes_expired_conversations_from_the_configured_store(
-    database_url: str, tmp_path: Path, environment
-):
+def test_purge_deletes_expired_conversations_from_the_configured_store(database_url: str, tmp_path: Path, environment):
     store = open_store(database_url)
     add(store, "stale", f"an old complaint {SECRET}")
     add(store, "fresh", "a recent question")

@@ -3,8 +3,6 @@ bounded memory cache that never goes stale, even with a second writer on the sam
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role, SentimentResult, UrgencyResult

@@ -68,7 +68,9 @@ def test_concurrent_writers_take_turns_on_each_conversation(shared_url: str):
         ids = [m.id for m in stored.messages]
         assert [m.seq for m in stored.messages] == list(range(1, len(ids) + 1))
         assert len(set(ids)) == len(ids), "a message stored twice"
-        expected = {f"{w}-{i}" for w in writers for i in range(MESSAGES_PER_THREAD) if i % 2 == (conversation == "warm")}
+        expected = {
+            f"{w}-{i}" for w in writers for i in range(MESSAGES_PER_THREAD) if i % 2 == (conversation == "warm")
+        }
         assert set(ids) == expected, "a message lost"
         for writer in writers:  # each writer's messages in the order it wrote them
             mine = [int(mid.rsplit("-", 1)[1]) for mid in ids if mid.startswith(f"{writer}-")]

@@ -41,7 +41,9 @@ def add(
 def set_updated_at(store: ConversationStore, conversation_id: str, moment: datetime) -> None:
     """Change a conversation's last-change time in the database, as a write long ago would have left it."""
     with store.database.write() as db:
-        db.execute(update(conversations).where(conversations.c.id == conversation_id).values(updated_at=stored_time(moment)))
+        db.execute(
+            update(conversations).where(conversations.c.id == conversation_id).values(updated_at=stored_time(moment))
+        )
 
 
 EVERYTHING = ConversationFilter()

@@ -182,7 +182,9 @@ def test_two_replicas_on_one_postgresql_store_every_message_once(
         expected_events
     )
     for conversation in stored:
-        mine = [(e["event"]["old_level"], e["event"]["new_level"]) for e in events if e["conversation_id"] == conversation]
+        mine = [
+            (e["event"]["old_level"], e["event"]["new_level"]) for e in events if e["conversation_id"] == conversation
+        ]
         assert mine == [(old, new) for c, old, new in expected_events if c == conversation]
 
     # 2. SIGKILL one replica mid-run: its callers resend to the other; no acknowledged message is lost.

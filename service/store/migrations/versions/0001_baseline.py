@@ -87,9 +87,9 @@ def upgrade() -> None:
             sqlite_autoincrement=True,
         )
     for table, indexes in _INDEXES.items():
-        present = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(table)}
+        named = {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(table)}
         for name, columns in indexes.items():
-            if name not in present:
+            if name not in named:
                 op.create_index(name, table, columns)
 
 
