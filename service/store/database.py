@@ -37,6 +37,10 @@ MIGRATION_LOCK_KEY = 0x636F6E76  # "conv": the advisory lock replicas take to mi
 _WRITE = "convintel_write"  # execution option: SQLite begins this transaction IMMEDIATE
 
 
+class DatabaseClosed(RuntimeError):
+    """The database was closed (the service is shutting down): no new connection is made."""
+
+
 @dataclass(frozen=True)
 class PoolConfig:
     """The connection pool: `size` connections kept open, up to `overflow` more under load,
@@ -67,6 +71,7 @@ class Database:
             require("psycopg", "postgres", "a PostgreSQL store (CONVINTEL_DATABASE_URL)")
             options["pool_pre_ping"] = True  # a server restart leaves dead connections in the pool
         self.engine: Engine = create_engine(self.url, **options)
+        self._closed = False
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
@@ -81,21 +86,28 @@ class Database:
         return describe_database_url(self.url.render_as_string(hide_password=False))
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; the database is then closed for good (an engine
+        would otherwise open new connections on the next use)."""
+        self._closed = True
         self.engine.dispose()
+
+    def _connect(self) -> Connection:
+        if self._closed:
+            raise DatabaseClosed(f"the database {self.describe()} is closed")
+        return self.engine.connect()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: one consistent snapshot on SQLite; each statement sees what
         was committed before it on PostgreSQL (READ COMMITTED)."""
-        with self.engine.connect() as connection, connection.begin():
+        with self._connect() as connection, connection.begin():
             yield connection
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction: it commits when the block ends, or rolls back when it raises.
         On SQLite it is IMMEDIATE: it waits for the file's other writers first."""
-        with self.engine.connect() as connection:
+        with self._connect() as connection:
             connection.execution_options(**{_WRITE: True})
             with connection.begin():
                 yield connection
@@ -120,7 +132,7 @@ class Database:
         dead rows are VACUUM's (autovacuum's) to reclaim: see docs/operations.md."""
         if not self.is_sqlite:
             return
-        with self.engine.connect() as connection:
+        with self._connect() as connection:
             # On the driver's connection: outside any transaction, which a checkpoint needs.
             busy, _, _ = connection.connection.driver_connection.execute(  # type: ignore[union-attr]
                 "PRAGMA wal_checkpoint(TRUNCATE)"
