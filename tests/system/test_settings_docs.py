@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Environment variables the docs may name that are not `Settings` fields:
 # CONVINTEL_DATA_ROOT is an option of `convintel train` / `convintel evaluate`.
-NOT_SETTINGS = {"CONVINTEL_DATA_ROOT"}
+# Variables the training data loader and the test suite read (tests/conftest.py), not the service.
+NOT_SETTINGS = {"CONVINTEL_DATA_ROOT", "CONVINTEL_TEST_DATABASE", "CONVINTEL_TEST_PG_BIN"}
 
 
 def test_configuration_doc_table_is_the_generated_one() -> None:
