@@ -22,10 +22,10 @@ def parse_database_url(url: str) -> URL:
     backend = parsed.get_backend_name()
     if backend not in SUPPORTED_BACKENDS:
         raise ValueError(f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://...")
-    if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
-        if "+" in parsed.drivername:
+    if backend == "postgresql":
+        if "+" in parsed.drivername and parsed.drivername != "postgresql+psycopg":
             raise ValueError("PostgreSQL is reached through psycopg 3: use postgresql+psycopg://...")
-        parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = parsed.set(drivername="postgresql+psycopg")  # SQLAlchemy's default driver varies
     if backend == "sqlite" and not parsed.database:
         raise ValueError("an in-memory SQLite database is not shared between connections: use sqlite:///PATH")
     return parsed
