@@ -3,7 +3,7 @@ PostgreSQL (`Database`), with its schema (`tables`), migrations (`migrate`) and 
 cache (`cache`). See docs/operations.md for running it on PostgreSQL."""
 
 from service.database_url import sqlite_url
-from service.store.cache import CachedMessages, MessageCache
+from service.store.cache import MessageCache
 from service.store.conversation_store import DELETE_BATCH, ConversationStore, ConversationTransaction
 from service.store.database import Database, PoolConfig
 from service.store.records import (
@@ -19,7 +19,6 @@ from service.store.records import (
 
 __all__ = [
     "DELETE_BATCH",
-    "CachedMessages",
     "ConversationFilter",
     "ConversationHeader",
     "ConversationListing",

@@ -15,7 +15,7 @@ from service.store.records import StoredMessage
 
 
 @dataclass
-class CachedMessages:
+class _CachedMessages:
     messages: list[StoredMessage]
     ids: set[str]
     created_at: str
@@ -33,7 +33,7 @@ class MessageCache:
 
     def __init__(self, max_messages: int) -> None:
         self.max_messages = max_messages
-        self._entries: OrderedDict[str, CachedMessages] = OrderedDict()
+        self._entries: OrderedDict[str, _CachedMessages] = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()  # held for dictionary work only, never during I/O
 
@@ -41,7 +41,7 @@ class MessageCache:
         """Messages held."""
         return self._size
 
-    def get(self, conversation_id: str) -> CachedMessages | None:
+    def get(self, conversation_id: str) -> _CachedMessages | None:
         with self._lock:
             entry = self._entries.get(conversation_id)
             if entry is not None:
@@ -63,7 +63,7 @@ class MessageCache:
                 self._size -= len(old.messages)
             if len(messages) > self.max_messages:
                 return  # larger than the whole cache: read from the database each time
-            self._entries[conversation_id] = CachedMessages(messages, {m.id for m in messages}, created_at)
+            self._entries[conversation_id] = _CachedMessages(messages, {m.id for m in messages}, created_at)
             self._size += len(messages)
             while self._size > self.max_messages:
                 _, evicted = self._entries.popitem(last=False)
