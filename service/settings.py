@@ -63,8 +63,11 @@ class Settings(BaseSettings):
         description="SQLite file for conversation state (relative: to the working directory), unless "
         "CONVINTEL_DATABASE_URL names a database",
     )
+    # Never serialised (exclude): it may hold a password, and the settings that archive-scoring
+    # workers receive as JSON need no database.
     database_url: SecretStr | None = Field(
         None,
+        exclude=True,
         description="Database for conversation state and the alert outbox: `sqlite:///PATH` or "
         "`postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE` (several replicas may share one PostgreSQL "
         "database; docs/operations.md); unset: the SQLite file at CONVINTEL_DB_PATH",

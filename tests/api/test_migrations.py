@@ -123,3 +123,6 @@ def test_database_urls_are_normalised(tmp_path: Path, monkeypatch: pytest.Monkey
     plain = Settings(_env_file=None, database_url="postgresql://u:pw@db.example.com/convintel")
     assert plain.store_url() == "postgresql+psycopg://u:pw@db.example.com/convintel"
     assert "pw" not in repr(plain) and "pw" not in Database(plain.store_url()).describe()
+    # Workers get the settings as JSON (service/batch/engines.py): no password, and still valid.
+    assert "pw" not in plain.model_dump_json()
+    assert Settings.model_validate_json(plain.model_dump_json()).database_url is None
