@@ -54,7 +54,9 @@ ENCODE_BATCH_SIZE = Histogram(
     buckets=_BATCH_BUCKETS,
 )
 QUEUE_DEPTH = Gauge(
-    "convintel_encode_queue_depth", "Messages waiting to be encoded (micro-batching queue)", multiprocess_mode="livesum"
+    "convintel_encode_queue_depth",
+    "Messages queued for the micro-batcher and not yet taken into a batch (the backlog while the model is busy)",
+    multiprocess_mode="livesum",
 )
 ESCALATIONS = Counter(
     "convintel_escalations_total",

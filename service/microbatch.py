@@ -9,7 +9,10 @@ run once over the whole batch, and each caller's future gets its own rows back.
 A lone request never waits: the collector only holds a batch open (for at most
 `max_wait_ms`) while other requests have already entered a handler and are on their way
 to the queue. Whole transcripts (`/v1/analyze*`) run on the same worker as their own
-batches, in arrival order."""
+batches, in arrival order.
+
+`convintel_encode_queue_depth` counts the messages queued and not yet taken into a batch:
+it grows while the worker is busy, so it is the backlog an operator watches."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from typing import TypeVar
 
 from nlp.analyzer import AnalyzedTurn, Analyzer
 from nlp.schemas import Message
+from service.metrics import QUEUE_DEPTH
 
 log = logging.getLogger("convintel.microbatch")
 T = TypeVar("T")
@@ -93,6 +97,7 @@ class MicroBatcher:
             self._collector = None
         while self._queue is not None and not self._queue.empty():
             request = self._queue.get_nowait()
+            QUEUE_DEPTH.dec(len(request.messages))
             if not request.future.done():
                 request.future.set_exception(RuntimeError("the service is shutting down"))
         self._executor.shutdown(wait=True)
@@ -109,6 +114,7 @@ class MicroBatcher:
             return []
         future: asyncio.Future[list[AnalyzedTurn]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(messages, ids, future))
+        QUEUE_DEPTH.inc(len(messages))
         self._changed.set()
         return await future
 
@@ -122,21 +128,25 @@ class MicroBatcher:
         while True:
             batch = [await self._queue.get()]
             size = len(batch[0].messages)
-            deadline = loop.time() + self.max_wait_s
-            while size < self.max_messages:
-                if not self._queue.empty():
-                    request = self._queue.get_nowait()
-                    batch.append(request)
-                    size += len(request.messages)
-                    continue
-                remaining = deadline - loop.time()
-                if self._arriving <= 0 or remaining <= 0:
-                    break  # nobody else on the way: go now
-                self._changed.clear()
-                try:
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-                except TimeoutError:
-                    break
+            try:
+                deadline = loop.time() + self.max_wait_s
+                while size < self.max_messages:
+                    if not self._queue.empty():
+                        request = self._queue.get_nowait()
+                        batch.append(request)
+                        size += len(request.messages)
+                        continue
+                    remaining = deadline - loop.time()
+                    if self._arriving <= 0 or remaining <= 0:
+                        break  # nobody else on the way: go now
+                    self._changed.clear()
+                    try:
+                        await asyncio.wait_for(self._changed.wait(), remaining)
+                    except TimeoutError:
+                        break
+            finally:
+                # Out of the queue: handed to the worker, or dropped when stopping mid-collection.
+                QUEUE_DEPTH.dec(size)
             batch = [request for request in batch if not request.future.done()]  # callers gone
             if not batch:
                 continue

@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from sklearn.metrics import cohen_kappa_score
 
@@ -30,6 +32,10 @@ class Label:
 
     urgency: str
     cues: frozenset[str]
+
+
+L = TypeVar("L", bound=Hashable)
+"""Any label type that compares by value: this module's `Label`, or another set's (escalation)."""
 
 
 class LabelFileError(ValueError):
@@ -53,6 +59,19 @@ def read_labels(path: Path) -> dict[str, Label]:
     return labels
 
 
+def kappa(
+    first: Sequence[object],
+    second: Sequence[object],
+    labels: Sequence[object] | None = None,
+    weights: str | None = None,
+) -> float | None:
+    """Cohen's kappa of two aligned label lists, rounded to 3 places; None where it is
+    undefined: no items, or nothing varies (each pass gave one value throughout)."""
+    if not first or (len(set(first)) == 1 and len(set(second)) == 1):
+        return None
+    return round(float(cohen_kappa_score(first, second, labels=labels, weights=weights)), 3)
+
+
 def agreement(first: dict[str, Label], second: dict[str, Label]) -> dict:
     """Kappas, raw agreement and the urgency confusion table over the references both passes labelled."""
     refs = sorted(first.keys() & second.keys())
@@ -62,12 +81,11 @@ def agreement(first: dict[str, Label], second: dict[str, Label]) -> dict:
     for family in CUE_FAMILIES:
         x = [family in first[ref].cues for ref in refs]
         y = [family in second[ref].cues for ref in refs]
-        constant = len(set(x)) == 1 and len(set(y)) == 1  # kappa is undefined: nothing varies
         cues[family] = {
             "first": sum(x),
             "second": sum(y),
             "both": sum(p and q for p, q in zip(x, y)),
-            "kappa": None if constant else round(cohen_kappa_score(x, y), 3),
+            "kappa": kappa(x, y),
         }
     confusion = Counter(zip(a, b))
     return {
@@ -89,10 +107,10 @@ def disagreements(first: dict[str, Label], second: dict[str, Label]) -> list[str
     return [ref for ref in sorted(first.keys() & second.keys()) if first[ref] != second[ref]]
 
 
-def final_labels(first: dict[str, Label], second: dict[str, Label], adjudicated: dict[str, Label]) -> dict[str, Label]:
+def final_labels(first: Mapping[str, L], second: Mapping[str, L], adjudicated: Mapping[str, L]) -> dict[str, L]:
     """The label of each reference both passes labelled: theirs where they agree, the
     adjudicated one where they differ. Raises LabelFileError for a disagreement not yet adjudicated."""
-    final: dict[str, Label] = {}
+    final: dict[str, L] = {}
     missing = []
     for ref in sorted(first.keys() & second.keys()):
         if first[ref] == second[ref]:

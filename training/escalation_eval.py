@@ -76,12 +76,7 @@ def read_labelled(path: Path = DEFAULT_DATA) -> list[LabelledConversation]:
         route = label.get("route_to")
         if route is not None and not isinstance(route, str):
             raise EscalationDataError(f"{where}: label.route_to must be a route name, not {route!r}")
-        try:
-            transcript = Transcript.model_validate(record)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"])
-            raise EscalationDataError(f"{where}: {field}: {first['msg']}") from None
+        transcript = parse_transcript(record, where)
         conversation_id = transcript.conversation_id or f"line-{number}"
         rows.append(
             LabelledConversation(
@@ -94,6 +89,16 @@ def read_labelled(path: Path = DEFAULT_DATA) -> list[LabelledConversation]:
             )
         )
     return rows
+
+
+def parse_transcript(record: dict, where: str) -> Transcript:
+    """One conversation record as a transcript; EscalationDataError names `where` and the field."""
+    try:
+        return Transcript.model_validate(record)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise EscalationDataError(f"{where}: {field}: {first['msg']}") from None
 
 
 def score(truth_levels: Sequence[str], predicted_levels: Sequence[str]) -> dict:

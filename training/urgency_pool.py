@@ -63,10 +63,34 @@ def resolve_texts(refs: list[str], data_root: Path) -> dict[str, str]:
     """The text of each reference, read from the public sets under `data_root`."""
     wanted = set(refs)
     texts = {ref: text for ref, text in _all_texts(data_root) if ref in wanted}
-    missing = wanted - texts.keys()
+    _require_all(wanted, texts, data_root)
+    return texts
+
+
+def resolve_dialogues(refs: list[str], data_root: Path) -> dict[str, list[tuple[str, str]]]:
+    """The turns, `(sender, text)` with sender `customer` or `helpdesk`, of each whole STC-3
+    dialogue referenced as `stc3:train:<dialogue>` (a dialogue, where `resolve_texts` takes
+    one customer turn, `stc3:train:<dialogue>:<turn>`)."""
+    wanted = set(refs)
+    dialogues = {
+        ref: [(turn["sender"], _turn_text(turn)) for turn in dialogue["turns"]]
+        for ref, dialogue in stc3_dialogues(data_root)
+        if ref in wanted
+    }
+    _require_all(wanted, dialogues, data_root)
+    return dialogues
+
+
+def stc3_dialogues(data_root: Path) -> Iterator[tuple[str, dict]]:
+    """Every STC-3 training dialogue as read, with its reference `stc3:train:<dialogue>`."""
+    for dialogue in _jsonl(data_root / POOL_SOURCES["stc3"]):
+        yield f"stc3:train:{dialogue['id']}", dialogue
+
+
+def _require_all(wanted: set[str], found: dict, data_root: Path) -> None:
+    missing = wanted - found.keys()
     if missing:
         raise KeyError(f"{len(missing)} references not found under {data_root}, e.g. {sorted(missing)[0]}")
-    return texts
 
 
 POOL_SOURCES: dict[str, Path] = {
@@ -139,16 +163,21 @@ def _source_texts(data_root: Path, source: str) -> Iterator[tuple[str, str]]:
         for index, row in enumerate(_csv(path)):
             yield f"banking77:train:{index}", row["text"]
     elif source == "stc3":
-        for dialogue in _jsonl(path):
+        for ref, dialogue in stc3_dialogues(data_root):
             for turn_index, turn in enumerate(dialogue["turns"]):
                 if turn["sender"] == "customer":
-                    yield f"stc3:train:{dialogue['id']}:{turn_index}", " ".join(turn["utterances"])
+                    yield f"{ref}:{turn_index}", _turn_text(turn)
     elif source == "tweeteval":
         for index, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
             yield f"tweeteval:train:{index}", line
     else:
         for row in _csv(path):
             yield f"meld:train:{row['Sr No.']}", row["Utterance"]
+
+
+def _turn_text(turn: dict) -> str:
+    """One STC-3 turn's utterances as one text."""
+    return " ".join(turn["utterances"])
 
 
 def _xci(data_root: Path, rng: random.Random, size: int) -> list[PoolItem]:

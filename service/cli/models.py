@@ -226,8 +226,24 @@ def evaluate(
 @app.command("evaluate-escalation")
 def evaluate_escalation_command(
     data: Annotated[
-        Path, typer.Option("--data", "-d", help="Labelled conversations (JSONL, see data/escalation/GUIDELINE.md)")
-    ] = Path("data/escalation/conversations.jsonl"),
+        Path | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="One labelled-conversations file (JSONL, see data/escalation/GUIDELINE.md); "
+            "default: the whole set of the source checkout's data/escalation",
+        ),
+    ] = None,
+    set_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--set-dir", help="Without --data: the set's folder; default: data/escalation of the source checkout"
+        ),
+    ] = None,
+    data_root: Annotated[
+        Path,
+        typer.Option("--data-root", envvar="CONVINTEL_DATA_ROOT", help="The public data sets folder (STC-3 texts)"),
+    ] = Path("../shared/data"),
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for escalation_metrics.json and escalation_report.md")
     ] = Path("var/evaluation"),
@@ -236,16 +252,9 @@ def evaluate_escalation_command(
     conversations: precision/recall of `recommended` and level accuracy, on all of them
     and on the held-out part."""
     from service.runtime import load_analyzer
-    from training.escalation_eval import EscalationDataError, evaluate_escalation, read_labelled, render_markdown
+    from training.escalation_eval import evaluate_escalation, render_markdown
 
-    try:
-        rows = read_labelled(data)
-    except EscalationDataError as exc:
-        fail(str(exc))
-    except OSError as exc:
-        fail(f"cannot read {data}: {exc.strerror}")
-    if not rows:
-        fail(f"{data} holds no labelled conversations")
+    rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
         analyzer = load_analyzer(get_settings())
     except (BundleError, ConfigFileError) as exc:
@@ -253,10 +262,52 @@ def evaluate_escalation_command(
     report = evaluate_escalation(analyzer, rows)
     output.mkdir(parents=True, exist_ok=True)
     (output / "escalation_metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    markdown = render_markdown(report, str(data))
+    markdown = render_markdown(report, source)
     (output / "escalation_report.md").write_text(markdown, encoding="utf-8")
     typer.echo(markdown)
     typer.echo(f"wrote {output / 'escalation_metrics.json'} and {output / 'escalation_report.md'}")
+
+
+def read_escalation_rows(data: Path | None, set_dir: Path | None, data_root: Path) -> tuple[list, str]:
+    """The labelled conversations to score, and what to call them in the report: `data`
+    alone, or the whole set of the source checkout (skipped conversations counted on the
+    terminal)."""
+    from training.agreement import LabelFileError
+    from training.escalation_eval import EscalationDataError, read_labelled
+
+    try:
+        rows, source = (
+            (read_labelled(data), str(data)) if data is not None else read_whole_escalation_set(set_dir, data_root)
+        )
+    except (EscalationDataError, LabelFileError) as exc:
+        fail(str(exc))
+    except KeyError as exc:  # a reference the data root's STC-3 does not hold
+        fail(f"STC-3 under {data_root}: {exc.args[0]}")
+    except OSError as exc:
+        fail(f"cannot read {exc.filename}: {exc.strerror}")
+    if not rows:
+        fail(f"{source} holds no labelled conversations")
+    return rows, source
+
+
+def read_whole_escalation_set(set_dir: Path | None, data_root: Path) -> tuple[list, str]:
+    """`read_escalation_rows` without `--data`: every conversation of the set with a final label."""
+    from nlp.paths import source_root
+    from training.escalation_set import SET_DIR, read_escalation_set
+
+    if set_dir is None:
+        checkout = source_root()
+        if checkout is None:
+            fail(
+                "without --data or --set-dir, evaluate-escalation reads data/escalation of convintel's source checkout"
+            )
+        set_dir = checkout / SET_DIR
+    whole = read_escalation_set(set_dir, data_root)
+    if whole.unlabelled:
+        typer.echo(f"skipped {whole.unlabelled} conversation(s) with no final label yet")
+    if whole.unresolved:
+        typer.echo(f"skipped {whole.unresolved} labelled STC-3 conversation(s): {data_root} lacks stc3/")
+    return whole.rows, f"{set_dir} (whole set)"
 
 
 @app.command("evaluate-cues")

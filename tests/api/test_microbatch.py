@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from nlp.schemas import Message, Role
 from service.microbatch import MicroBatcher
@@ -161,3 +163,51 @@ def test_http_concurrent_webhooks_are_paired_correctly(client, analyzer):
         assert body["message"]["sentiment"]["score"] == pytest.approx(expected.sentiment.score, abs=2e-3)
     stats = client.app.state.batcher
     assert stats.batched_messages == 24
+
+
+def test_queue_depth_counts_messages_waiting_for_the_busy_worker(analyzer):
+    """`convintel_encode_queue_depth` rises by the messages queued while the model is busy
+    and falls back once they are taken into a batch, or dropped at shutdown."""
+    batcher = MicroBatcher(analyzer, max_messages=32, max_wait_ms=20)
+    baseline = REGISTRY.get_sample_value("convintel_encode_queue_depth")
+
+    def depth() -> float:
+        return REGISTRY.get_sample_value("convintel_encode_queue_depth") - baseline
+
+    async def occupy_worker(busy: threading.Event) -> tuple[asyncio.Task, asyncio.Task]:
+        """Block the worker thread, then put one request in flight behind it."""
+        blocker = asyncio.create_task(batcher.run(busy.wait))
+        batches = batcher.batches
+        in_flight = asyncio.create_task(batcher.analyze_turns([_message(TEXTS[0])], [f"in-flight-{batches}"]))
+        while batcher.batches == batches:  # the collector has taken it and waits on the worker
+            await asyncio.sleep(0.01)
+        return blocker, in_flight
+
+    async def scenario() -> tuple[float, float, float, object]:
+        await batcher.start()
+        busy = threading.Event()
+        blocker, in_flight = await occupy_worker(busy)
+        waiting = [
+            asyncio.create_task(batcher.analyze_turns([_message(t) for t in TEXTS[1:3]], ["a", "b"])),
+            asyncio.create_task(batcher.analyze_turns([_message(TEXTS[3])], ["c"])),
+        ]
+        await asyncio.sleep(0.05)
+        queued = depth()
+        busy.set()
+        await asyncio.gather(blocker, in_flight, *waiting)
+        drained = depth()
+
+        busy.clear()
+        blocker, in_flight = await occupy_worker(busy)
+        dropped = asyncio.create_task(batcher.analyze_turns([_message(TEXTS[5])] * 2, ["d", "e"]))
+        await asyncio.sleep(0.05)
+        queued_at_stop = depth()
+        busy.set()
+        await batcher.stop()
+        in_flight.cancel()  # stop() leaves the batch in flight to finish without its callers
+        outcome = (await asyncio.gather(dropped, return_exceptions=True))[0]
+        return queued, drained, queued_at_stop, outcome
+
+    queued, drained, queued_at_stop, outcome = asyncio.run(scenario())
+    assert queued == 3 and drained == 0
+    assert queued_at_stop == 2 and isinstance(outcome, RuntimeError) and depth() == 0

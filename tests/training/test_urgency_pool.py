@@ -12,6 +12,7 @@ from training.datasets import Interaction, heldout_split
 from training.urgency_pool import (
     missing_pool_sources,
     pool_interactions,
+    resolve_dialogues,
     resolve_texts,
     with_final_urgency,
 )
@@ -53,6 +54,15 @@ def test_references_resolve_to_the_sets_texts(tmp_path: Path):
     with pytest.raises(KeyError, match="1 references not found"):
         resolve_texts(["xci:train:8"], root)
     assert missing_pool_sources(tmp_path / "elsewhere")
+
+
+def test_whole_dialogue_references_resolve_to_their_turns(tmp_path: Path):
+    root = fake_data_root(tmp_path / "data")
+    assert resolve_dialogues(["stc3:train:d1"], root) == {
+        "stc3:train:d1": [("customer", "No power since noon."), ("helpdesk", "Sorry!")]
+    }
+    with pytest.raises(KeyError, match="1 references not found"):
+        resolve_dialogues(["stc3:train:d2"], root)
 
 
 def test_the_pool_trains_on_final_labels_with_the_usual_heldout_rule(tmp_path: Path):
