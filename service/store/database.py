@@ -76,11 +76,6 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
 
-    @property
-    def path(self) -> Path | None:
-        """The SQLite file (None on PostgreSQL)."""
-        return Path(self.url.database or "") if self.is_sqlite else None
-
     def describe(self) -> str:
         """The SQLite file, or the URL without its password, for logs."""
         return describe_database_url(self.url.render_as_string(hide_password=False))
