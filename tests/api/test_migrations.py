@@ -118,6 +118,7 @@ def test_a_database_url_the_store_cannot_use_is_refused(url: str, says: str):
 
 def test_database_urls_are_normalised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CONVINTEL_DATABASE_URL", raising=False)  # the settings read it, JSON or not
     relative = Settings(_env_file=None, database_url="sqlite:///var/s.db")
     assert relative.store_url() == sqlite_url(tmp_path / "var" / "s.db")
     plain = Settings(_env_file=None, database_url="postgresql://u:pw@db.example.com/convintel")
