@@ -30,8 +30,9 @@ COPY training ./training
 # Only the shipped bundle: it goes into the wheel as package data (nlp/bundled_models/).
 COPY models/convintel-base ./models/convintel-base
 
-# Extras to install with it, comma-separated (e.g. "onnx,ray"); the ONNX backends need "onnx".
-ARG EXTRAS=onnx
+# Extras to install with it, comma-separated (e.g. "onnx,ray"); the ONNX backends need "onnx",
+# a PostgreSQL store (CONVINTEL_DATABASE_URL) "postgres".
+ARG EXTRAS=onnx,postgres
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && wheel="$(ls /wheels/convintel-*.whl)" \
     && pip install "${wheel}${EXTRAS:+[${EXTRAS}]}"

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DATA_ROOT ?= ../shared/data
 
-.PHONY: install install-test install-check lint serve test test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
+.PHONY: install install-test install-check lint serve test test-postgres test-slow test-fuzz models bench bench-load bench-backends bench-topics soak docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: install-test
 
 test: install-test
 	$(BIN)/python -m pytest -m "not slow" -q
+
+# The store, API and system tests again with every store on PostgreSQL: a throwaway server
+# (Debian's postgresql-15 binaries, docs/operations.md) started by the test session.
+# The model and training tests touch no store, so they are not repeated.
+test-postgres: install-test
+	CONVINTEL_TEST_DATABASE=postgresql $(BIN)/python -m pytest -m "not slow" -q tests/api tests/system
 
 # Slow tests; they need the optional UMAP reduction too.
 test-slow: install-test

@@ -13,6 +13,7 @@ from nlp.bundle import BundleError, ModelBundle, load_bundle
 from nlp.categories import load_categories
 from nlp.cue_patterns import load_cues
 from nlp.encoder import EncoderLoadError
+from nlp.extras import MissingExtra, require
 from nlp.policy import load_policy
 from nlp.topics.model import TopicModelError, load_topic_model
 from nlp.yaml_config import ConfigFileError
@@ -20,7 +21,7 @@ from service.alerts.webhooks import AlertConfigError, load_alert_config
 from service.memory import HeapTrimmer
 from service.settings import Settings
 
-STARTUP_ERRORS = (BundleError, ConfigFileError, EncoderLoadError, TopicModelError, AlertConfigError)
+STARTUP_ERRORS = (BundleError, ConfigFileError, EncoderLoadError, TopicModelError, AlertConfigError, MissingExtra)
 """What a bad configuration raises at start-up (an API-key file error is a ConfigFileError)."""
 
 
@@ -57,6 +58,8 @@ def check_startup(settings: Settings) -> StartupCheck:
         bundle = load_bundle(settings.model_path)
         load_keyring(settings)
         load_alert_config(settings)
+        if not settings.store_url().startswith("sqlite"):
+            require("psycopg", "postgres", "a PostgreSQL store (CONVINTEL_DATABASE_URL)")
         if settings.topic_model is not None:
             load_topic_model(settings.topic_model)
         graph = prepare_encoder(

@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nlp.backends import EncoderBackend, EncoderConfig
 from nlp.config import AnalyzerConfig, InspectionConfig
+
+if TYPE_CHECKING:
+    from service.store.database import PoolConfig
 
 DEFAULT_BUNDLE = "convintel-base"
 
@@ -56,7 +60,24 @@ class Settings(BaseSettings):
     db_path: Path = Field(
         Path("var/conversations.sqlite3"),
         validate_default=True,
-        description="SQLite file for conversation state (relative: to the working directory)",
+        description="SQLite file for conversation state (relative: to the working directory), unless "
+        "CONVINTEL_DATABASE_URL names a database",
+    )
+    # Never serialised (exclude): it may hold a password, and the settings that archive-scoring
+    # workers receive as JSON need no database.
+    database_url: SecretStr | None = Field(
+        None,
+        exclude=True,
+        description="Database for conversation state and the alert outbox: `sqlite:///PATH` or "
+        "`postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE` (several replicas may share one PostgreSQL "
+        "database; docs/operations.md); unset: the SQLite file at CONVINTEL_DB_PATH",
+    )
+    database_pool_size: int = Field(5, ge=1, description="Database connections each server process keeps open")
+    database_pool_overflow: int = Field(
+        10, ge=0, description="Connections a server process may open beyond CONVINTEL_DATABASE_POOL_SIZE under load"
+    )
+    database_pool_timeout_s: float = Field(
+        30.0, gt=0, description="How long a request waits for a free database connection, in seconds, before failing"
     )
     state_cache_messages: int = Field(
         5_000,
@@ -231,12 +252,37 @@ class Settings(BaseSettings):
             raise ValueError("must be at least 16 printable ASCII characters, without spaces")
         return token
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, url: SecretStr | None) -> SecretStr | None:
+        """SQLite or PostgreSQL, through psycopg; a relative SQLite path made absolute, as db_path is."""
+        from service.database_url import parse_database_url, sqlite_url
+
+        if url is None:
+            return None
+        parsed = parse_database_url(url.get_secret_value())
+        if parsed.get_backend_name() == "sqlite":
+            return SecretStr(sqlite_url(Path(parsed.database or "").expanduser().absolute()))
+        return SecretStr(parsed.render_as_string(hide_password=False))
+
     @field_validator("db_path", "encoder_cache_dir")
     @classmethod
     def _from_working_directory(cls, path: Path) -> Path:
         """Relative state and cache paths, made absolute once, here: worker processes and Ray
         actors get the settings as data and may run elsewhere, but must use the same files."""
         return path.expanduser().absolute()
+
+    def store_url(self) -> str:
+        """The conversation store's database: CONVINTEL_DATABASE_URL, else the SQLite file at db_path."""
+        from service.database_url import sqlite_url
+
+        return self.database_url.get_secret_value() if self.database_url else sqlite_url(self.db_path)
+
+    def database_pool(self) -> PoolConfig:
+        """The store's connection pool."""
+        from service.store.database import PoolConfig
+
+        return PoolConfig(self.database_pool_size, self.database_pool_overflow, self.database_pool_timeout_s)
 
     @property
     def model_path(self) -> Path:

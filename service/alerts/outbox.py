@@ -1,10 +1,10 @@
-"""The alert outbox: one SQLite row per event and webhook target, in the conversation
-store's file.
+"""The alert outbox: one row per event and webhook target, in the conversation store's
+database (the `alert_outbox` table, service/store/tables.py).
 
 Rows are added by `add` on the connection of the conversation transaction that changed
 the level (`publisher.py`), so an event exists exactly when its message and level were
 committed: a crash can lose neither one without the other. Everything else (the delivery
-worker, the API) goes through an `Outbox`, which holds its own connection to the file.
+worker, the API) goes through an `Outbox`, which shares the store's connection pool.
 
 One row per target, not one event row with per-target delivery rows: each target's
 delivery has its own status, attempts and retry, and an event id names exactly one
@@ -12,55 +12,34 @@ delivery (`GET /v1/alerts`, `POST /v1/alerts/{id}/retry`). Receivers de-duplicat
 receiver, so distinct ids for the same change at two receivers cost them nothing.
 
 A `pending` row is due when `next_attempt_at` (unix seconds) has passed. A worker claims
-it by pushing `next_attempt_at` past the attempt's lease in an IMMEDIATE transaction, so
-another server process on the same file skips it; a worker that dies mid-attempt leaves
-it to be claimed again once the lease runs out (at-least-once delivery). Per conversation
-and target, rows are claimed in the order they were committed: a later event waits while
-an earlier one is still pending."""
+it by pushing `next_attempt_at` past the attempt's lease in a write transaction (SQLite:
+IMMEDIATE; PostgreSQL: the row locked, rows other workers hold skipped), so another server
+process on the same database skips it; a worker that dies mid-attempt leaves it to be
+claimed again once the lease runs out (at-least-once delivery). Per conversation and
+target, rows are claimed in the order they were committed: a later event waits while an
+earlier one is still pending."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from sqlalchemy import Connection, exists, func, insert, select, update
+from sqlalchemy.orm import aliased
 
 from service.alerts.events import EscalationChangedEvent
 from service.alerts.webhooks import AlertFormat, WebhookTarget
+from service.store.database import Database
+from service.store.tables import alert_outbox
 
 AlertStatus = Literal["pending", "delivered", "failed"]
 ALERT_STATUSES: tuple[AlertStatus, ...] = get_args(AlertStatus)
-SQLITE_BUSY_TIMEOUT_S = 30.0  # as the conversation store: writers queue rather than fail
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS alert_outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    type TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    target_url TEXT NOT NULL,
-    target_name TEXT NOT NULL,
-    format TEXT NOT NULL,
-    body TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL,
-    last_error TEXT,
-    last_attempt_at TEXT,
-    created_at TEXT NOT NULL,
-    delivered_at TEXT
-);
-CREATE INDEX IF NOT EXISTS alert_outbox_due ON alert_outbox (status, next_attempt_at);
-CREATE INDEX IF NOT EXISTS alert_outbox_order ON alert_outbox (target_url, conversation_id, status, seq);
-"""
-
-_COLUMNS = (
-    "seq, id, type, conversation_id, target_url, target_name, format, body, status, attempts,"
-    " next_attempt_at, last_error, last_attempt_at, created_at, delivered_at"
-)
+_COLUMNS = tuple(alert_outbox.c)  # in OutboxEntry's field order
+_c = alert_outbox.c
 
 
 def _now_iso() -> str:
@@ -89,7 +68,7 @@ class OutboxEntry:
     delivered_at: str | None
 
     @classmethod
-    def from_row(cls, row: tuple) -> OutboxEntry:
+    def from_row(cls, row: Any) -> OutboxEntry:
         entry = cls(*row)
         entry.format = AlertFormat(entry.format)
         return entry
@@ -107,44 +86,35 @@ class AlertNotRetryable(Exception):
         self.status = status
 
 
-def add(connection: sqlite3.Connection, event: EscalationChangedEvent, target: WebhookTarget) -> None:
+def add(connection: Connection, event: EscalationChangedEvent, target: WebhookTarget) -> None:
     """Queue `event` for `target` on `connection`, inside the caller's transaction (the
     conversation transaction that committed the change): it is due at once."""
     connection.execute(
-        "INSERT INTO alert_outbox (id, type, conversation_id, target_url, target_name, format, body, status,"
-        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-        (
-            event.id,
-            event.type,
-            event.conversation_id,
-            target.url,
-            target.name,
-            target.format.value,
-            event.model_dump_json(),
-            time.time(),
-            event.created_at,
-        ),
+        insert(alert_outbox).values(
+            id=event.id,
+            type=event.type,
+            conversation_id=event.conversation_id,
+            target_url=target.url,
+            target_name=target.name,
+            format=target.format.value,
+            body=event.model_dump_json(),
+            status="pending",
+            next_attempt_at=time.time(),
+            created_at=event.created_at,
+        )
     )
 
 
 class Outbox:
-    """The outbox table of the store file at `path`: claims and outcomes for the delivery
-    worker, listing and retry for the API. Thread-safe."""
+    """The outbox table of `database`: claims and outcomes for the delivery worker, listing
+    and retry for the API. Thread-safe; closing it leaves the database to its owner."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            str(path), check_same_thread=False, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._work = threading.Event()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Nothing to release: the connections are the database's (closed with the store)."""
 
     # --- waking the worker --------------------------------------------------------------
 
@@ -163,83 +133,86 @@ class Outbox:
     def claim_next(self, now: float, lease_s: float) -> OutboxEntry | None:
         """The oldest due pending entry whose conversation has no older pending entry for
         the same target, held for `lease_s` seconds; None when nothing is due."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    f"SELECT {_COLUMNS} FROM alert_outbox AS o WHERE status = 'pending' AND next_attempt_at <= ?"
-                    " AND NOT EXISTS (SELECT 1 FROM alert_outbox AS e WHERE e.target_url = o.target_url"
-                    " AND e.conversation_id = o.conversation_id AND e.status = 'pending' AND e.seq < o.seq)"
-                    " ORDER BY seq LIMIT 1",
-                    (now,),
-                ).fetchone()
-                if row is not None:
-                    self._db.execute(
-                        "UPDATE alert_outbox SET next_attempt_at = ? WHERE seq = ?", (now + lease_s, row[0])
-                    )
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        earlier = aliased(alert_outbox)
+        older_pending = exists().where(
+            earlier.c.target_url == _c.target_url,
+            earlier.c.conversation_id == _c.conversation_id,
+            earlier.c.status == "pending",
+            earlier.c.seq < _c.seq,
+        )
+        query = (
+            select(*_COLUMNS)
+            .where(_c.status == "pending", _c.next_attempt_at <= now, ~older_pending)
+            .order_by(_c.seq)
+            .limit(1)
+            .with_for_update(skip_locked=True, of=alert_outbox)
+        )
+        with self.database.write() as db:
+            row = db.execute(query).first()
+            if row is not None:
+                db.execute(update(alert_outbox).where(_c.seq == row.seq).values(next_attempt_at=now + lease_s))
         return None if row is None else OutboxEntry.from_row(row)
 
     def mark_delivered(self, seq: int) -> None:
         now = _now_iso()
-        with self._lock:
-            self._db.execute(
-                "UPDATE alert_outbox SET status = 'delivered', attempts = attempts + 1, next_attempt_at = NULL,"
-                " last_error = NULL, last_attempt_at = ?, delivered_at = ? WHERE seq = ? AND status = 'pending'",
-                (now, now, seq),
-            )
+        self._update_pending(
+            seq,
+            status="delivered",
+            attempts=_c.attempts + 1,
+            next_attempt_at=None,
+            last_error=None,
+            last_attempt_at=now,
+            delivered_at=now,
+        )
 
     def mark_attempt_failed(self, seq: int, error: str, retry_at: float | None) -> None:
         """Count a failed attempt: pending again from `retry_at`, or failed when None."""
-        status = "failed" if retry_at is None else "pending"
-        with self._lock:
-            self._db.execute(
-                "UPDATE alert_outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
-                " last_attempt_at = ? WHERE seq = ? AND status = 'pending'",
-                (status, retry_at, error, _now_iso(), seq),
-            )
+        self._update_pending(
+            seq,
+            status="failed" if retry_at is None else "pending",
+            attempts=_c.attempts + 1,
+            next_attempt_at=retry_at,
+            last_error=error,
+            last_attempt_at=_now_iso(),
+        )
 
     def mark_failed(self, seq: int, error: str) -> None:
         """Fail an entry without an attempt (its target is no longer configured)."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE alert_outbox SET status = 'failed', next_attempt_at = NULL, last_error = ?"
-                " WHERE seq = ? AND status = 'pending'",
-                (error, seq),
-            )
+        self._update_pending(seq, status="failed", next_attempt_at=None, last_error=error)
+
+    def _update_pending(self, seq: int, **values: Any) -> None:
+        """Record an outcome for entry `seq`, if it is still pending."""
+        with self.database.write() as db:
+            db.execute(update(alert_outbox).where(_c.seq == seq, _c.status == "pending").values(**values))
 
     def pending_count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'").fetchone()[0]
+        with self.database.read() as db:
+            return db.execute(select(func.count()).where(_c.status == "pending")).scalar_one()
 
     # --- the API ------------------------------------------------------------------------
 
     def entries(self, status: AlertStatus | None, limit: int) -> list[OutboxEntry]:
         """Up to `limit` entries, newest first, of one status or all."""
-        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM alert_outbox {where} ORDER BY seq DESC LIMIT ?", (*params, limit)
-            ).fetchall()
+        query = select(*_COLUMNS).order_by(_c.seq.desc()).limit(limit)
+        if status:
+            query = query.where(_c.status == status)
+        with self.database.read() as db:
+            rows = db.execute(query).all()
         return [OutboxEntry.from_row(row) for row in rows]
 
     def get(self, event_id: str) -> OutboxEntry | None:
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM alert_outbox WHERE id = ?", (event_id,)).fetchone()
+        with self.database.read() as db:
+            row = db.execute(select(*_COLUMNS).where(_c.id == event_id)).first()
         return None if row is None else OutboxEntry.from_row(row)
 
     def retry(self, event_id: str) -> OutboxEntry:
         """Make a failed entry pending again, due now, with a fresh count of attempts (its
         id, body and last error unchanged). Raises AlertNotFound or AlertNotRetryable."""
-        with self._lock:
-            updated = self._db.execute(
-                "UPDATE alert_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?"
-                " WHERE id = ? AND status = 'failed'",
-                (time.time(), event_id),
+        with self.database.write() as db:
+            updated = db.execute(
+                update(alert_outbox)
+                .where(_c.id == event_id, _c.status == "failed")
+                .values(status="pending", attempts=0, next_attempt_at=time.time())
             ).rowcount
         entry = self.get(event_id)
         if entry is None:

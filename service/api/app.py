@@ -35,6 +35,7 @@ from service.retention import RetentionPurger
 from service.runtime import load_analyzer
 from service.settings import Settings, get_settings
 from service.store import ConversationStore
+from service.store.migrate import open_database
 
 log = logging.getLogger("convintel")
 
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.analyzer = analyzer or load_analyzer(settings)
-        app.state.store = ConversationStore(settings.db_path, cache_messages=settings.state_cache_messages)
+        database = open_database(settings.store_url(), settings.database_pool())  # migrated to the newest schema
+        app.state.store = ConversationStore(database, cache_messages=settings.state_cache_messages)
         instrument_analyzer(app.state.analyzer)
         app.state.batcher = MicroBatcher(
             app.state.analyzer,
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
             max_wait_ms=settings.microbatch_max_wait_ms,
         )
         await app.state.batcher.start()
-        app.state.outbox = Outbox(settings.db_path)  # always: GET /v1/alerts lists what earlier runs queued
+        app.state.outbox = Outbox(database)  # always: GET /v1/alerts lists what earlier runs queued
         publisher = AlertPublisher(alert_config.targets, app.state.outbox) if alert_config.enabled else None
         app.state.recorder = ConversationRecorder(
             app.state.analyzer,
@@ -86,7 +88,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
             "ready: model %s %s, store %s",
             app.state.analyzer.model_info.name,
             app.state.analyzer.model_info.version,
-            settings.db_path,
+            database.describe(),
         )
         try:
             yield

@@ -14,8 +14,8 @@ from service.store import ListPosition
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
-"""Items per page at most: each item is a few hundred bytes and a page is read under the
-store's lock, so a page stays well under 100 KB and never holds up webhook writes."""
+"""Items per page at most: each item is a few hundred bytes and a page is one short read
+transaction, so a page stays well under 100 KB and holds a pooled connection only briefly."""
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
 MAX_CURSOR_LENGTH = 512  # a stored time (29 characters) and an id (at most 128), encoded
 

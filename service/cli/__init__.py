@@ -1,7 +1,7 @@
 """The `convintel` command line (typer), one module per group of commands: `serving`
 (serve, check, analyze), `models` (train, evaluate, evaluate-escalation), `archives`
-(score, report), `topics` (topics fit, topics edit, topics trends), `policy` (policy backtest) and
-`retention` (purge).
+(score, report), `topics` (topics fit, topics edit, topics trends), `policy` (policy backtest),
+`retention` (purge) and `database` (db upgrade, db current).
 
 Importing torch, transformers and spaCy takes about eight seconds here, so the modules
 that pull them in (the analyzer, the encoder, the training and scoring code) are imported
@@ -12,7 +12,7 @@ from service.cli.main import app
 
 # Importing a module registers its commands; `--help` lists them in this order.
 # isort: off
-from service.cli import serving, models, archives, topics, topic_edit, policy, retention  # noqa: E402, F401
+from service.cli import serving, models, archives, topics, topic_edit, policy, retention, database  # noqa: E402, F401
 # isort: on
 
 __all__ = ["app"]

@@ -1,6 +1,6 @@
 """`convintel purge`: delete conversations past the retention period from the configured
 store, as the service's background purge does. It loads no models, and may run while the
-service runs (SQLite serialises the writes; the service notices the deletions)."""
+service runs (each batch is one write transaction; the service notices the deletions)."""
 
 from __future__ import annotations
 
@@ -26,19 +26,20 @@ def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count them and delete nothing")] = False,
 ) -> None:
     """Delete conversations (with their messages) not changed for longer than the retention
-    period, from the store at CONVINTEL_DB_PATH; print how many."""
+    period, from the store (CONVINTEL_DATABASE_URL, else CONVINTEL_DB_PATH); print how many."""
     from service.retention import purge_expired, retention_cutoff
     from service.store import ConversationStore
+    from service.store.migrate import open_database
 
     settings = get_settings()
     days = older_than_days if older_than_days is not None else settings.retention_days
     if not days:
         fail("no retention period: set CONVINTEL_RETENTION_DAYS or pass --older-than-days")
     # Opening a store creates its file: a mistyped path would "purge" an empty new one.
-    if not settings.db_path.is_file():
+    if settings.database_url is None and not settings.db_path.is_file():
         fail(f"no conversation store at {settings.db_path} (CONVINTEL_DB_PATH)")
     cutoff = retention_cutoff(days)
-    store = ConversationStore(settings.db_path, cache_messages=0)
+    store = ConversationStore(open_database(settings.store_url(), settings.database_pool()), cache_messages=0)
     try:
         if dry_run:
             count = store.count_updated_before(cutoff)

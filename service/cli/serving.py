@@ -14,6 +14,7 @@ from nlp.errors import BundleError
 from nlp.schemas import Transcript
 from nlp.yaml_config import ConfigFileError
 from service.cli.main import app, fail
+from service.database_url import describe_database_url
 from service.logs import log_config
 from service.settings import get_settings
 
@@ -68,7 +69,7 @@ def check() -> None:
         f"encoder backend: {settings.encoder_backend}"
         + (f" (graph {found.onnx_graph.resolve()})" if found.onnx_graph else "")
     )
-    typer.echo(f"conversation state: {settings.db_path.resolve()}")
+    typer.echo(f"conversation state: {describe_database_url(settings.store_url())}")
     typer.echo("configuration ok")
 
 

@@ -6,10 +6,9 @@ settings are checked without ever printing a URL."""
 from __future__ import annotations
 
 import random
-import sqlite3
-from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from nlp.schemas import Escalation, IncomingMessage, ModelInfo, Role
 from service.alerts.delivery import Backoff
@@ -17,8 +16,9 @@ from service.alerts.outbox import Outbox
 from service.alerts.publisher import AlertPublisher
 from service.alerts.webhooks import AlertConfigError, AlertFormat, load_alert_config, parse_webhook_targets
 from service.settings import Settings
-from service.store import ConversationStore
+from service.store import ConversationStore, Database
 from tests.api.test_store import analysis
+from tests.conftest import open_store
 
 MODEL = ModelInfo(name="convintel-base", version="test")
 HOOK = "https://hooks.example.com/a"
@@ -43,17 +43,16 @@ def commit(store: ConversationStore, publisher: AlertPublisher, conversation: st
 
 
 @pytest.fixture
-def parts(tmp_path: Path):
-    path = tmp_path / "state.sqlite3"
-    store = ConversationStore(path, cache_messages=100)
-    outbox = Outbox(path)
+def parts(database_url: str):
+    store = open_store(database_url)
+    outbox = Outbox(store.database)
     targets = parse_webhook_targets(f"{HOOK},{OTHER_HOOK}|min_level=urgent")
     yield store, outbox, AlertPublisher(targets, outbox)
     outbox.close()
     store.close()
 
 
-def test_events_commit_with_their_message_or_not_at_all(parts, tmp_path):
+def test_events_commit_with_their_message_or_not_at_all(parts, database_url: str):
     store, outbox, publisher = parts
     with pytest.raises(RuntimeError), store.transaction("c1") as transaction:
         stored = transaction.append(
@@ -67,13 +66,15 @@ def test_events_commit_with_their_message_or_not_at_all(parts, tmp_path):
     assert store.get("c1") is None and outbox.entries(None, 10) == []
 
     commit(store, publisher, "c1", "none", "urgent")
-    # What another process sees in the file: the message, its level and both events.
-    db = sqlite3.connect(tmp_path / "state.sqlite3")
-    assert db.execute("SELECT escalation_level FROM conversations").fetchall() == [("urgent",)]
-    assert db.execute("SELECT target_url, status FROM alert_outbox ORDER BY seq").fetchall() == [
-        (HOOK, "pending"),
-        (OTHER_HOOK, "pending"),
-    ]
+    # What another process sees in the database: the message, its level and both events.
+    other = Database(database_url)
+    with other.read() as db:
+        assert db.execute(text("SELECT escalation_level FROM conversations")).all() == [("urgent",)]
+        assert db.execute(text("SELECT target_url, status FROM alert_outbox ORDER BY seq")).all() == [
+            (HOOK, "pending"),
+            (OTHER_HOOK, "pending"),
+        ]
+    other.close()
 
 
 def test_min_level_reaches_a_webhook_on_the_way_up_and_down(parts):
@@ -85,9 +86,9 @@ def test_min_level_reaches_a_webhook_on_the_way_up_and_down(parts):
     assert sent == [(HOOK, "c1"), (HOOK, "c1"), (OTHER_HOOK, "c1"), (HOOK, "c1"), (OTHER_HOOK, "c1")]
 
 
-def test_claims_keep_each_conversations_order_per_webhook(tmp_path):
-    path = tmp_path / "state.sqlite3"
-    store, outbox = ConversationStore(path, cache_messages=100), Outbox(path)
+def test_claims_keep_each_conversations_order_per_webhook(database_url: str):
+    store = open_store(database_url)
+    outbox = Outbox(store.database)
     publisher = AlertPublisher(parse_webhook_targets(HOOK), outbox)
     commit(store, publisher, "c1", "none", "escalate")
     commit(store, publisher, "c1", "escalate", "urgent")
@@ -109,9 +110,10 @@ def test_claims_keep_each_conversations_order_per_webhook(tmp_path):
     outbox.close()
 
 
-def test_a_claim_holds_the_event_from_other_processes_for_its_lease(parts, tmp_path):
+def test_a_claim_holds_the_event_from_other_processes_for_its_lease(parts, database_url: str):
     store, ours, publisher = parts
-    theirs = Outbox(tmp_path / "state.sqlite3")  # another server process on the same file
+    theirs_store = open_store(database_url)  # another server process on the same database
+    theirs = Outbox(theirs_store.database)
     commit(store, publisher, "c1", "none", "escalate")
     now, lease = 1e10, 20.0
     claimed = ours.claim_next(now, lease)
@@ -120,7 +122,7 @@ def test_a_claim_holds_the_event_from_other_processes_for_its_lease(parts, tmp_p
     # The claimer died mid-attempt: once the lease has run out, the event goes out again.
     again = theirs.claim_next(now + lease, lease)
     assert again is not None and again.id == claimed.id and again.body == claimed.body and again.attempts == 0
-    theirs.close()
+    theirs_store.close()
 
 
 def test_the_last_failed_attempt_fails_the_event_and_retry_makes_it_due(parts):

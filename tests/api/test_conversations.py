@@ -4,7 +4,6 @@ message with its level, retries that encode and write nothing, `changed` once pe
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from nlp.analyzer import Analyzer
 from nlp.config import InspectionConfig
@@ -13,6 +12,7 @@ from nlp.schemas import IncomingMessage, Role
 from service.conversations import ConversationFull, ConversationRecorder, RecordedMessage
 from service.microbatch import MicroBatcher
 from service.store import ConversationStore
+from tests.conftest import open_store
 
 
 def record_all(
@@ -42,8 +42,8 @@ def customer(text: str, mid: str | None = None) -> IncomingMessage:
     return IncomingMessage(id=mid, role=Role.customer, text=text)
 
 
-def test_a_retry_encodes_and_writes_nothing(analyzer: Analyzer, tmp_path: Path):
-    store = ConversationStore(tmp_path / "s.db", cache_messages=100)
+def test_a_retry_encodes_and_writes_nothing(analyzer: Analyzer, database_url: str):
+    store = open_store(database_url, cache_messages=100)
     results, encoded = record_all(
         analyzer,
         store,
@@ -57,8 +57,8 @@ def test_a_retry_encodes_and_writes_nothing(analyzer: Analyzer, tmp_path: Path):
     assert [m.id for m in store.get("c1").messages] == ["a"]
 
 
-def test_a_retry_stored_by_another_process_after_the_check_is_a_duplicate(analyzer: Analyzer, tmp_path: Path):
-    ours, theirs = (ConversationStore(tmp_path / "s.db", cache_messages=100) for _ in range(2))
+def test_a_retry_stored_by_another_process_after_the_check_is_a_duplicate(analyzer: Analyzer, database_url: str):
+    ours, theirs = (open_store(database_url, cache_messages=100) for _ in range(2))
     record_all(analyzer, ours, [("c1", customer("hello", "a"))])  # "c1" is now in our cache
     record_all(analyzer, theirs, [("c1", customer("the other process stored this", "b"))])
     assert ours.cached_has_message("c1", "b") is False  # our retry check cannot know
@@ -68,14 +68,14 @@ def test_a_retry_stored_by_another_process_after_the_check_is_a_duplicate(analyz
     assert [m.id for m in ours.get("c1").messages] == ["a", "b"]
 
 
-def test_the_level_is_committed_with_its_message_and_changes_once(analyzer: Analyzer, tmp_path: Path):
+def test_the_level_is_committed_with_its_message_and_changes_once(analyzer: Analyzer, database_url: str):
     with_cues = Analyzer(
         analyzer.encoder,
         analyzer.bundle,
         analyzer.policy,
         inspector=build_inspector(InspectionConfig(match_categories=False)),
     )
-    store = ConversationStore(tmp_path / "s.db", cache_messages=0)
+    store = open_store(database_url, cache_messages=0)
     posts = [
         ("c1", customer("hi, a question about my plan")),
         ("c1", customer("I want to speak to a manager right now, this is the third time I ask")),
@@ -90,8 +90,8 @@ def test_the_level_is_committed_with_its_message_and_changes_once(analyzer: Anal
     assert levels[1] != levels[0], "a human request should move the level"
 
 
-def test_a_full_conversation_is_refused_and_nothing_is_written(analyzer: Analyzer, tmp_path: Path):
-    store = ConversationStore(tmp_path / "s.db", cache_messages=100)
+def test_a_full_conversation_is_refused_and_nothing_is_written(analyzer: Analyzer, database_url: str):
+    store = open_store(database_url, cache_messages=100)
     results, _ = record_all(
         analyzer, store, [("c1", customer("one")), ("c1", customer("two")), ("c1", customer("three"))], max_messages=2
     )

@@ -46,10 +46,10 @@ def walk(client: TestClient, limit: int, **filters) -> list[str]:
 
 
 @pytest.fixture
-def seeded_client(tmp_path: Path, analyzer: Analyzer):
+def seeded_client(database_url: str, analyzer: Analyzer):
     """An app over the five conversations of `seeded` (c5 changed last, c3 and c4 together)."""
-    seeded(tmp_path).close()
-    with TestClient(create_app(Settings(_env_file=None, db_path=tmp_path / "s.db"), analyzer)) as client:
+    seeded(database_url).close()
+    with TestClient(create_app(Settings(_env_file=None, database_url=database_url), analyzer)) as client:
         yield client
 
 
@@ -130,6 +130,7 @@ def test_bad_list_parameters_are_a_clear_422(seeded_client: TestClient, params: 
     assert error["code"] == "validation_error" and [d["field"] for d in error["details"]] == [field]
 
 
+@pytest.mark.sqlite
 def test_delete_removes_the_conversation_and_its_text_from_the_files(client: TestClient, settings: Settings):
     post(client, "doomed", f"my code word is {SECRET}", customer_id="cust-1")
     post(client, "doomed", "filler " * 800 + SECRET)  # longer than a page: kept on overflow pages
@@ -147,6 +148,7 @@ def test_delete_removes_the_conversation_and_its_text_from_the_files(client: Tes
     assert [m["text"] for m in client.get("/v1/conversations/doomed").json()["messages"]] == ["starting over"]
 
 
+@pytest.mark.sqlite
 def test_erase_deletes_every_conversation_of_the_customer_and_its_text(client: TestClient, settings: Settings):
     customer = "acme/jane doe"  # ids are free text: a slash and a space must not stop an erasure
     post(client, "t1", f"first ticket {SECRET}", customer_id=customer)

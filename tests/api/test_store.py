@@ -3,13 +3,11 @@ bounded memory cache that never goes stale, even with a second writer on the sam
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from nlp.schemas import IncomingMessage, MessageAnalysis, Role, SentimentResult, UrgencyResult
-from service import store as store_module
 from service.store import ConversationStore, ConversationTransaction, MessageExists
+from tests.conftest import open_store
 
 
 def analysis(label: str = "neutral") -> MessageAnalysis:
@@ -20,11 +18,6 @@ def analysis(label: str = "neutral") -> MessageAnalysis:
         sentiment=SentimentResult(label=label, score=0.0, probabilities={label: 1.0}),
         urgency=UrgencyResult(label="low", score=0.0, probabilities={"low": 1.0}),
     )
-
-
-def open_store(folder: Path, cache_messages: int = 100) -> ConversationStore:
-    """A store on the one file of the folder: several calls act like several server processes."""
-    return ConversationStore(folder / "s.db", cache_messages=cache_messages)
 
 
 def message(text: str, mid: str | None = None, role: Role = Role.customer) -> IncomingMessage:
@@ -42,7 +35,7 @@ def append(
 
 @pytest.fixture
 def parsed(monkeypatch) -> list[str]:
-    """Every stored analysis the store parses back from SQLite."""
+    """Every stored analysis the store parses back from the database."""
     seen: list[str] = []
     real = MessageAnalysis.model_validate_json
 
@@ -50,12 +43,12 @@ def parsed(monkeypatch) -> list[str]:
         seen.append(data)
         return real(data, *args, **kwargs)
 
-    monkeypatch.setattr(store_module.MessageAnalysis, "model_validate_json", spy)
+    monkeypatch.setattr(MessageAnalysis, "model_validate_json", spy)
     return seen
 
 
-def test_a_new_message_reads_no_stored_analysis_back(tmp_path: Path, parsed: list[str]):
-    store = open_store(tmp_path)
+def test_a_new_message_reads_no_stored_analysis_back(database_url: str, parsed: list[str]):
+    store = open_store(database_url)
     for i in range(5):
         append(store, "c1", message(f"message {i}"))
     result = append(store, "c1", message("the sixth"))
@@ -65,8 +58,8 @@ def test_a_new_message_reads_no_stored_analysis_back(tmp_path: Path, parsed: lis
     assert parsed == []
 
 
-def test_messages_another_writer_stored_are_read_once(tmp_path: Path, parsed: list[str]):
-    first, second = open_store(tmp_path), open_store(tmp_path)
+def test_messages_another_writer_stored_are_read_once(database_url: str, parsed: list[str]):
+    first, second = open_store(database_url), open_store(database_url)
     append(first, "c1", message("from the first", "a"))
     append(second, "c1", message("from the second", "b"), "negative")
     assert len(parsed) == 1  # the second store had not seen "a"
@@ -81,8 +74,8 @@ def test_messages_another_writer_stored_are_read_once(tmp_path: Path, parsed: li
     assert len(first.get("c1").messages) == 3
 
 
-def test_escalation_level_is_committed_with_its_message(tmp_path: Path):
-    store = open_store(tmp_path)
+def test_escalation_level_is_committed_with_its_message(database_url: str):
+    store = open_store(database_url)
     with store.transaction("c1") as first:
         first.append(message("hello"), analysis(), stored_text="hello", model_version="v1")
         first.set_escalation_level("monitor")
@@ -92,22 +85,22 @@ def test_escalation_level_is_committed_with_its_message(tmp_path: Path):
         second.append(message("my lawyer will call"), analysis(), stored_text="my lawyer will call", model_version="v1")
         assert second.conversation.messages[-1].text == "my lawyer will call"  # the level sees the new message
         second.set_escalation_level("urgent")
-    assert open_store(tmp_path).get("c1").escalation_level == "urgent"
+    assert open_store(database_url).get("c1").escalation_level == "urgent"
 
 
-def test_a_failing_transaction_leaves_nothing_behind(tmp_path: Path):
-    store = open_store(tmp_path)
+def test_a_failing_transaction_leaves_nothing_behind(database_url: str):
+    store = open_store(database_url)
     append(store, "c1", message("kept", "a"))
     with pytest.raises(RuntimeError), store.transaction("c1") as transaction:
         transaction.append(message("not kept", "b"), analysis(), stored_text="not kept", model_version="v1")
         raise RuntimeError("policy failed")
     assert store.cached_has_message("c1", "b") is False
-    assert [m.id for m in open_store(tmp_path).get("c1").messages] == ["a"]
+    assert [m.id for m in open_store(database_url).get("c1").messages] == ["a"]
     assert [m.id for m in store.get("c1").messages] == ["a"]
 
 
-def test_the_cache_is_bounded_and_evicted_conversations_read_back(tmp_path: Path, parsed: list[str]):
-    store = open_store(tmp_path, cache_messages=5)
+def test_the_cache_is_bounded_and_evicted_conversations_read_back(database_url: str, parsed: list[str]):
+    store = open_store(database_url, cache_messages=5)
     for conversation in ("c1", "c2", "c3"):
         for i in range(3):
             append(store, conversation, message(f"{conversation} {i}"))
@@ -118,8 +111,8 @@ def test_the_cache_is_bounded_and_evicted_conversations_read_back(tmp_path: Path
     assert len(parsed) == 3
 
 
-def test_message_ids_are_unique_per_conversation(tmp_path: Path):
-    store = open_store(tmp_path, cache_messages=0)
+def test_message_ids_are_unique_per_conversation(database_url: str):
+    store = open_store(database_url, cache_messages=0)
     append(store, "c1", message("once", "x"))
     with pytest.raises(MessageExists):
         append(store, "c1", message("once", "x"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from service.cli import app
@@ -47,6 +48,7 @@ def test_serve_refuses_a_broken_bundle(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "no model bundle named 'convintel-base'" in result.output
 
 
+@pytest.mark.sqlite  # where state goes: the SQLite file (CONVINTEL_DATABASE_URL unset)
 def test_check_validates_the_configuration_and_says_where_state_goes(tmp_path, monkeypatch):
     from service.settings import get_settings
 

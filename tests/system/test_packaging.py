@@ -64,11 +64,12 @@ def test_core_dependencies_leave_training_and_benchmarks_to_extras():
         "ray": "ray",
         "umap-learn": "topics-umap",
         "bertopic": "bench",
+        "psycopg": "postgres",
     }.items():
         assert package not in core, f"{package} belongs in the {extra!r} extra"
         assert any(dep.lower().startswith(package) for dep in extras[extra])
     assert "torch==2.13.0" in PYPROJECT["project"]["dependencies"]  # exact: a looser pin pulls CUDA builds
-    assert "convintel[train,onnx,ray]" in extras["test"]
+    assert "convintel[train,onnx,ray,postgres]" in extras["test"]
 
 
 def test_the_service_runs_without_any_extra(tmp_path: Path):
@@ -77,7 +78,7 @@ def test_the_service_runs_without_any_extra(tmp_path: Path):
     # None in sys.modules: `import x` fails and importlib.util.find_spec("x") says absent, as
     # for a package that is not installed. (Not accelerate, which comes with peft: transformers
     # imports it when its metadata says it is installed, which a core install's does not.)
-    blocked = ["peft", "vaderSentiment", "onnx", "onnxruntime", "ray", "umap", "bertopic"]
+    blocked = ["peft", "vaderSentiment", "onnx", "onnxruntime", "ray", "umap", "bertopic", "psycopg"]
     script = f"""
 import sys
 sys.modules.update(dict.fromkeys({blocked!r}))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.server import ServerProcess as Server
 
@@ -107,6 +108,7 @@ class Writer:
                     self.acked.append(message_id)
 
 
+@pytest.mark.sqlite  # SQLite's WAL after a crash; tests/system/test_replicas.py kills a PostgreSQL replica
 def test_sigkill_during_writes_loses_no_acknowledged_message(tmp_path: Path, servers: list[Server]):
     db = tmp_path / "db.sqlite3"
     server = start_server(tmp_path, db, "before-kill")

@@ -22,8 +22,9 @@ from service.settings_docs import (
 ROOT = Path(__file__).resolve().parents[2]
 
 # Environment variables the docs may name that are not `Settings` fields:
-# CONVINTEL_DATA_ROOT is an option of `convintel train` / `convintel evaluate`.
-NOT_SETTINGS = {"CONVINTEL_DATA_ROOT"}
+# CONVINTEL_DATA_ROOT is an option of `convintel train` / `convintel evaluate`; the
+# CONVINTEL_TEST_* ones are the test suite's (tests/conftest.py, tests/postgres_server.py).
+NOT_SETTINGS = {"CONVINTEL_DATA_ROOT", "CONVINTEL_TEST_DATABASE", "CONVINTEL_TEST_PG_BIN"}
 
 
 def test_configuration_doc_table_is_the_generated_one() -> None:

@@ -22,7 +22,7 @@ import uvicorn
 from service.api.app import create_app
 from service.runtime import load_analyzer
 from service.settings import Settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, skip_or_fail
 
 # A key with only the `conversations` scope: what a wall screen is given.
 WALL_KEY = "wall-screen-key-0123456789"
@@ -40,10 +40,7 @@ def browser_or_skip() -> None:
     except ImportError:
         missing.append("selenium")
     if missing:
-        message = f"the UI test needs {', '.join(missing)}; {INSTALL_HINT}"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"the UI test needs {', '.join(missing)}; {INSTALL_HINT}")
 
 
 def free_port() -> int:
