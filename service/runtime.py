@@ -62,9 +62,35 @@ def check_startup(settings: Settings) -> StartupCheck:
             require("psycopg", "postgres", "a PostgreSQL store (CONVINTEL_DATABASE_URL)")
         if settings.topic_model is not None:
             load_topic_model(settings.topic_model)
+        check_database(settings)
         graph = prepare_encoder(
             settings.encoder_config(), max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter
         )
     except STARTUP_ERRORS as exc:
         raise StartupError(str(exc)) from exc
     return StartupCheck(bundle=bundle, onnx_graph=graph)
+
+
+def check_database(settings: Settings) -> None:
+    """Connect to a database server (PostgreSQL) once before the server's worker processes
+    start, so an unreachable server or a wrong password ends the start-up with one line
+    naming the database (password hidden), not a traceback. A SQLite file is left alone:
+    `convintel check` writes no state, and the service creates the file when it starts."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.database_url import describe_database_url
+    from service.store.database import Database
+
+    url = settings.store_url()
+    if url.startswith("sqlite"):
+        return
+    database = Database(url, settings.database_pool())
+    try:
+        with database.read() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StartupError(f"cannot open the database {describe_database_url(url)}: {reason}") from exc
+    finally:
+        database.close()

@@ -67,3 +67,18 @@ def test_check_validates_the_configuration_and_says_where_state_goes(tmp_path, m
     assert result.stdout.endswith("configuration ok\n")
     assert not (tmp_path / "state.sqlite3").exists(), "check writes no state"
     assert broken.exit_code == 2 and "configuration check failed" in broken.output and "missing.yaml" in broken.output
+
+
+def test_check_names_an_unreachable_database_in_one_line(monkeypatch):
+    from service.settings import get_settings
+
+    # Port 9 (discard) has no PostgreSQL server: the connection is refused at once.
+    monkeypatch.setenv("CONVINTEL_DATABASE_URL", "postgresql+psycopg://convintel:secret@127.0.0.1:9/convintel")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["check"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert "cannot open the database postgresql+psycopg://convintel:***@127.0.0.1:9/convintel" in result.output
+    assert "secret" not in result.output and "Traceback" not in result.output
