@@ -75,10 +75,10 @@ def _ray(source: Path, output: Path, settings: Settings, **job):
 
 
 def _archive_with_bad_lines(path: Path, count: int) -> list[dict]:
-    """Transcript rows with the lines a JSONL reader must not get wrong: invalid JSON, a
-    blank line, a repeated conversation, and a text with U+2028 (a line break to
-    str.splitlines, not to JSONL)."""
-    bodies = list(synthetic_transcripts(count))
+    """Short transcript rows (3 messages: quick to score) with the lines a JSONL reader must
+    not get wrong: invalid JSON, a blank line, a repeated conversation, and a text with
+    U+2028 (a line break to str.splitlines, not to JSONL)."""
+    bodies = [{**b, "messages": b["messages"][:3]} for b in synthetic_transcripts(count)]
     bodies[1]["messages"][0]["text"] += " \u2028 and \u0085 too"
     lines = [json.dumps(b, ensure_ascii=False) for b in bodies]
     lines[4:4] = ["{not json", "", json.dumps(bodies[2])]
