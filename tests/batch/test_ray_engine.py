@@ -177,6 +177,7 @@ class _CrashAfter:
 
 def test_resume_with_the_driver_writing_is_exactly_once(tmp_path, settings):
     _archive_with_bad_lines(tmp_path / "archive.jsonl", 16)
+    settings = settings.model_copy(update={"batch_chunk_messages": 6})  # 2 conversations a chunk
     output = tmp_path / "ray.jsonl"
     with pytest.raises(KeyboardInterrupt):
         run_score(
