@@ -102,7 +102,7 @@ class RowReader:
         self.format = fmt
         self.position = 0
         if fmt is FileFormat.parquet:
-            self._parquet_files = _parquet_parts(path)
+            self._parquet_files = parquet_parts(path)
             self.total = sum(_parquet_rows(p) for p in self._parquet_files)
             self.unit = "rows"
         else:
@@ -133,20 +133,13 @@ class RowReader:
         with self.path.open("rb") as handle:
             for index, raw in enumerate(handle):
                 self.position += len(raw)
-                # Bad UTF-8 becomes U+FFFD: one odd byte must not make the whole file unreadable.
-                line = raw.decode("utf-8", errors="replace")
-                yield line.lstrip("\ufeff") if index == 0 else line
+                yield decode_line(raw, index == 0)
 
     def _jsonl(self) -> Iterator[ArchiveRow]:
         for number, line in enumerate(self._lines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield ArchiveRow(number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
-                continue
-            yield _object_row(number, value)
+            row = jsonl_row(number, line)
+            if row is not None:
+                yield row
 
     def _json(self) -> Iterator[ArchiveRow]:
         decoder = json.JSONDecoder()
@@ -231,7 +224,30 @@ class RowReader:
                 for row in batch.to_pylist():
                     number += 1
                     self.position = number
-                    yield ArchiveRow(number, fields=_decode_nested({k: v for k, v in row.items() if v is not None}))
+                    yield parquet_row(number, row)
+
+
+def jsonl_row(number: int, line: str) -> ArchiveRow | None:
+    """Line `number` of a JSONL file as a row; None for a blank line (skipped, still counted)."""
+    if not line.strip():
+        return None
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return ArchiveRow(number, error=f"invalid JSON: {exc.msg} at column {exc.colno}")
+    return _object_row(number, value)
+
+
+def parquet_row(number: int, values: dict[str, Any]) -> ArchiveRow:
+    """A Parquet row (`pyarrow` `to_pylist` item) as a row: nulls mean "not given"."""
+    return ArchiveRow(number, fields=_decode_nested({k: v for k, v in values.items() if v is not None}))
+
+
+def decode_line(raw: bytes, first: bool) -> str:
+    """A JSONL or CSV line as text: bad UTF-8 becomes U+FFFD (one odd byte must not make
+    the whole file unreadable) and the first line loses its byte-order mark."""
+    line = raw.decode("utf-8", errors="replace")
+    return line.lstrip("\ufeff") if first else line
 
 
 def _object_row(number: int, value: Any) -> ArchiveRow:
@@ -305,7 +321,9 @@ class _TextBuffer:
             return value, None
 
 
-def _parquet_parts(path: Path) -> list[Path]:
+def parquet_parts(path: Path) -> list[Path]:
+    """The Parquet files of an archive, in reading order: the file, or a folder's parts
+    (hidden and `_` files left out) sorted by name."""
     if path.is_dir():
         parts = sorted(p for p in path.glob("*.parquet") if not p.name.startswith((".", "_")))
         if not parts:

@@ -201,7 +201,16 @@ class Settings(BaseSettings):
         None, ge=1, description="CPUs of the local Ray started by `score --engine ray`; default: all"
     )
     ray_cpus_per_actor: int = Field(1, ge=1, description="CPUs (and torch threads) per Ray scoring worker")
-    ray_window_chunks: int = Field(64, ge=1, description="Chunks handed to Ray at a time (bounds the driver's memory)")
+    ray_window_chunks: int = Field(
+        64,
+        ge=1,
+        description="Chunks the driver queues ahead of Ray when it reads the input itself (bounds its memory)",
+    )
+    ray_read_on_driver: bool = Field(
+        False,
+        description="`score --engine ray`: read a JSONL or Parquet input on the driver rather than in Ray "
+        "read tasks (for a path the cluster's nodes cannot see)",
+    )
 
     # Encoder backend and micro-batching (README: "Speed on plain CPUs")
     encoder_backend: EncoderBackend = Field(

@@ -10,6 +10,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 CHECKPOINT_VERSION = 1
+DRIVER_WRITER = "driver"
+"""The command writes each chunk and then this checkpoint."""
+PARTS_WRITER = "parts"
+"""The engine writes each chunk as a self-describing part (`service.batch.parts`)."""
 
 
 class CheckpointError(ValueError):
@@ -34,6 +38,7 @@ class Checkpoint:
     errors_bytes: int = 0
     parts: int = 0
     """Committed part files of a Parquet output."""
+    writer: str = DRIVER_WRITER
     complete: bool = False
     version: int = CHECKPOINT_VERSION
 

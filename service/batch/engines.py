@@ -5,26 +5,31 @@
   process pool), each with its own analyzer and an equal share of the torch threads. Two
   single-threaded workers keep both cores of a small machine busy: while one runs spaCy
   or writes its summaries (one core), the other encodes.
-- `RayEngine` hands chunks to Ray Data, where each worker loads the analyzer once
-  (`map_batches` with a callable class) and scores whole chunks. The same chunks go through
-  the same `score_conversations`, so both engines write the same records.
+- `RayEngine` runs one Ray Data dataset over the whole input: read on the cluster when it
+  can be, scored by a pool of actors that each load the analyzer once (`map_batches` with a
+  callable class), and written by the driver or, for a Parquet folder, by Ray write tasks
+  (`service.batch.ray_pipeline`). The same chunks go through the same
+  `score_conversations`, so every engine writes the same records.
 
-The driver keeps reading, checkpointing and writing: Ray only does the scoring."""
+Results come back in input order; the driver checkpoints after each chunk (`runner`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from nlp.analyzer import Analyzer
+from nlp.archive import FileFormat, parquet_parts
 from nlp.extras import MissingExtra, require
 from service.batch.records import RowError
 from service.batch.scoring import (
@@ -35,6 +40,7 @@ from service.batch.scoring import (
     errors_to_payload,
     score_conversations,
 )
+from service.batch.source import ArchiveSource
 from service.settings import Settings
 
 
@@ -55,6 +61,22 @@ class Engine(Protocol):
 
     def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]: ...
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SourceEngine(Engine, Protocol):
+    """An engine that takes the whole input, and may read it itself (Ray on the cluster)."""
+
+    def score_source(self, source: ArchiveSource) -> Iterator[ScoredChunk]: ...
+    def reads_on_cluster(self, source: ArchiveSource) -> bool: ...
+
+
+@runtime_checkable
+class PartsEngine(Protocol):
+    """An engine that can write a Parquet folder output itself, one part per chunk (`parts`)."""
+
+    def writes_parts(self) -> bool: ...
+    def write_parts(self, source: ArchiveSource, folder: Path) -> None: ...
 
 
 class LocalEngine:
@@ -79,25 +101,6 @@ def score_payload(analyzer: Analyzer, payload: str) -> tuple[str, str]:
     and the scoring errors go back as JSON text too (no pickled objects)."""
     records, errors = score_conversations(analyzer, conversations_from_payload(payload))
     return json.dumps(records), errors_to_payload(errors)
-
-
-class ChunkScorer:
-    """A Ray Data worker: loads the analyzer once, then scores one chunk per batch row."""
-
-    def __init__(self, settings_json: str) -> None:
-        from service.runtime import load_analyzer
-
-        self.analyzer = load_analyzer(Settings.model_validate_json(settings_json))
-
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        import numpy as np
-
-        scored = [score_payload(self.analyzer, str(payload)) for payload in batch["conversations"]]
-        return {
-            "index": np.asarray(batch["index"]),
-            "records": np.asarray([r for r, _ in scored], dtype=object),
-            "errors": np.asarray([e for _, e in scored], dtype=object),
-        }
 
 
 _worker_analyzer: Analyzer | None = None
@@ -191,10 +194,10 @@ class WorkerPoolEngine:
 
 
 class RayEngine:
-    """Scores chunks on Ray Data: a local Ray started here, or the cluster at `address`
-    (else `RAY_ADDRESS`). The driver feeds windows of `ray_window_chunks` chunks, so its
-    memory stays bounded; each window's results stream back in order and are committed
-    chunk by chunk."""
+    """Scores on Ray Data: a local Ray started here, the Ray this process already joined,
+    or the cluster at `address` (else `CONVINTEL_RAY_ADDRESS`, else `RAY_ADDRESS`). Each run
+    is one streaming dataset over the whole input, scored by one pool of actors that load
+    the analyzer once (see `service.batch.ray_pipeline`)."""
 
     name = "ray"
 
@@ -205,54 +208,152 @@ class RayEngine:
             raise EngineError(str(exc)) from exc
         self.settings = settings
         address = address or settings.ray_address or os.environ.get("RAY_ADDRESS")
+        # A Ray this process already joined is used as it is, and left running.
+        self._owns_ray = not ray.is_initialized()
         try:
-            if address:
+            if not self._owns_ray:
+                pass
+            elif address:
                 ray.init(address=address, log_to_driver=False)
-                self._cpus = int(ray.cluster_resources().get("CPU", 1))
             else:
-                self._cpus = num_cpus or settings.ray_num_cpus or os.cpu_count() or 1
+                cpus = num_cpus or settings.ray_num_cpus or os.cpu_count() or 1
                 # A private local Ray: no dashboard, quiet, gone when this process ends.
-                ray.init(num_cpus=self._cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            self._cpus = int(ray.cluster_resources().get("CPU", 1))
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise EngineError(f"cannot start Ray{f' at {address}' if address else ''}: {exc}") from exc
+        # Ray Client (ray://) runs read tasks on the cluster, where the driver's files are not.
+        self._client = ray.util.client.ray.is_connected()
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # results come back in input order
         ctx.enable_progress_bars = False  # the CLI shows its own
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # its plans and stats would drown the CLI's
+        # The V1 Parquet read runs as read tasks that take the CPUs we give them (none); V2
+        # first lists files in a task that needs a whole CPU, which the scoring actors of a
+        # small Ray already hold, and would wait forever.
+        ctx.use_datasource_v2 = False
         self.actors = max(1, self._cpus // settings.ray_cpus_per_actor)
         # Each worker runs torch with the threads its CPUs allow.
         actor_settings = settings.model_copy(update={"torch_threads": settings.ray_cpus_per_actor})
         self._settings_json = actor_settings.model_dump_json()
+        self._feed_errors: list[BaseException] = []
+        """What stopped the driver reading its input (raised once the dataset ends)."""
+
+    def reads_on_cluster(self, source: ArchiveSource) -> bool:
+        """Whether Ray reads `source` itself: a JSONL or Parquet path, unless the settings
+        say only the driver sees it (or the driver is a Ray Client, which never shares files)."""
+        return (
+            source.format in (FileFormat.jsonl, FileFormat.parquet)
+            and not self.settings.ray_read_on_driver
+            and not self._client
+        )
 
     def score(self, chunks: Iterator[Chunk]) -> Iterator[ScoredChunk]:
+        """Score chunks the driver reads itself, in input order."""
+        return self._collect(self._scored(self._driver_chunks(chunks)))
+
+    def score_source(self, source: ArchiveSource) -> Iterator[ScoredChunk]:
+        """Score a run's input, read on the cluster when it can be, in input order."""
+        if not self.reads_on_cluster(source):
+            return self.score(source.chunks())
+        return self._collect(self._scored(self._cluster_chunks(source)))
+
+    def writes_parts(self) -> bool:
+        """Whether Ray writes a Parquet folder output: not through Ray Client, whose driver
+        does not see the cluster's files."""
+        return not self._client
+
+    def write_parts(self, source: ArchiveSource, folder: Path) -> None:
+        """Score a run's input into one part per chunk in `folder`, written by Ray write tasks."""
+        from service.batch.ray_pipeline import ChunkPartsDatasink
+
+        cluster = self.reads_on_cluster(source)
+        chunks = self._cluster_chunks(source) if cluster else self._driver_chunks(source.chunks())
+        # Writing a part is I/O: it takes no CPU from the scoring actors.
+        self._scored(chunks).write_datasink(ChunkPartsDatasink(str(folder)), ray_remote_args={"num_cpus": 0})
+        self._raise_feed_error()
+
+    def _cluster_chunks(self, source: ArchiveSource) -> Any:
         import ray
 
-        while True:
-            window = list(islice(chunks, self.settings.ray_window_chunks))
-            if not window:
-                return
-            waiting = {chunk.index: chunk for chunk in window}
-            done: dict[int, ScoredChunk] = {}
-            expected = window[0].index
-            items = [{"index": c.index, "conversations": conversations_to_payload(c.conversations)} for c in window]
-            dataset = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-                ChunkScorer,
-                fn_constructor_kwargs={"settings_json": self._settings_json},
-                batch_size=1,
-                compute=ray.data.ActorPoolStrategy(size=min(self.actors, len(items))),
-                num_cpus=self.settings.ray_cpus_per_actor,
-                batch_format="numpy",
-            )
-            for row in dataset.iter_rows():
-                chunk = waiting.pop(int(row["index"]))
-                done[chunk.index] = ScoredChunk(chunk, json.loads(row["records"]), errors_from_payload(row["errors"]))
-                # Commit strictly in input order, whatever order results arrive in.
-                while expected in done:
-                    yield done.pop(expected)
-                    expected += 1
-            if waiting:  # pragma: no cover - Ray lost rows: never commit past them
-                raise RuntimeError(f"Ray returned no result for chunks {sorted(waiting)}")
+        from service.batch.ray_pipeline import ChunkBuilder, JsonlLinesDatasource
+
+        # Reading and chunking are light next to the encoder: they take no CPU from the actors.
+        if source.format is FileFormat.parquet:
+            # The archive reader's parts, in its order (`.pq` files included).
+            parts = [str(p) for p in parquet_parts(source.path)]
+            rows = ray.data.read_parquet(parts, file_extensions=None, num_cpus=0)
+            kind, total = "parquet", source.reader.total
+        else:
+            rows = ray.data.read_datasource(JsonlLinesDatasource(str(source.path)), num_cpus=0)
+            kind, total = "jsonl", None
+        plan = source.plan.to_json()
+        return rows.map_batches(
+            ChunkBuilder,
+            fn_constructor_kwargs={
+                "settings_json": source.settings.model_dump_json(),
+                "plan_json": plan,
+                "kind": kind,
+                "total_rows": total,
+            },
+            batch_size=None,  # whole blocks, in order: the builder sees every row once
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=1),
+            num_cpus=0,
+        )
+
+    def _driver_chunks(self, chunks: Iterator[Chunk]) -> Any:
+        import ray
+        from ray.util.queue import Queue
+
+        from service.batch.ray_pipeline import DriverFeedDatasource, chunk_row
+
+        feed = Queue(maxsize=self.settings.ray_window_chunks, actor_options={"num_cpus": 0})
+        self._feed_errors.clear()
+
+        def produce() -> None:
+            try:
+                for chunk in chunks:
+                    feed.put(chunk_row(chunk))
+            except BaseException as exc:  # noqa: BLE001 - raised on the driver once the dataset ends
+                self._feed_errors.append(exc)
+            feed.put(None)
+
+        threading.Thread(target=produce, name="convintel-ray-feed", daemon=True).start()
+        return ray.data.read_datasource(DriverFeedDatasource(feed), num_cpus=0)
+
+    def _scored(self, chunks: Any) -> Any:
+        import ray
+
+        from service.batch.ray_pipeline import ChunkScorer
+
+        return chunks.map_batches(
+            ChunkScorer,
+            fn_constructor_kwargs={"settings_json": self._settings_json},
+            batch_size=1,  # one chunk per call: its conversations share encoder batches
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=self.actors),
+            num_cpus=self.settings.ray_cpus_per_actor,
+        )
+
+    def _collect(self, scored: Any) -> Iterator[ScoredChunk]:
+        from service.batch.ray_pipeline import ScoredRow
+
+        expected: int | None = None
+        for row in scored.iter_rows():
+            result = ScoredRow.from_row(row)
+            if expected is not None and result.index != expected:  # pragma: no cover - never commit past a gap
+                raise EngineError(f"Ray returned chunk {result.index} where {expected} was due; rerun with --resume")
+            expected = result.index + 1
+            yield ScoredChunk(Chunk(result.index, last_row=result.last_row), result.records, result.errors)
+        self._raise_feed_error()
+
+    def _raise_feed_error(self) -> None:
+        if self._feed_errors:
+            raise self._feed_errors[0]
 
     def close(self) -> None:
         import ray
 
-        ray.shutdown()
+        if self._owns_ray:
+            ray.shutdown()

@@ -2,24 +2,35 @@
 
 Resume rule: the checkpoint records how many input rows are consumed. `--resume` cuts the
 output and errors files back to their committed state and skips every input item that ends
-at or before that row, so each input conversation ends up in the output exactly once."""
+at or before that row (`service.batch.source`), so each input conversation ends up in the
+output exactly once. When the engine writes a Parquet folder itself (Ray), the folder's
+parts are the commits (`service.batch.parts`) and the same rule applies from the last one."""
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
-from nlp.archive import FileFormat, RowReader, detect_format
-from service.batch.checkpoint import Checkpoint, CheckpointError, checkpoint_path, input_fingerprint
-from service.batch.engines import Engine
-from service.batch.records import InputItem, Shape, read_conversations
-from service.batch.scoring import make_chunks
+from nlp.archive import FileFormat, detect_format
+from service.batch.checkpoint import (
+    DRIVER_WRITER,
+    PARTS_WRITER,
+    Checkpoint,
+    CheckpointError,
+    checkpoint_path,
+    input_fingerprint,
+)
+from service.batch.engines import Engine, PartsEngine, SourceEngine
+from service.batch.parts import committed_parts, cut_back
+from service.batch.records import RowError, Shape
+from service.batch.scoring import chunk_failures
 from service.batch.sinks import OUTPUT_FORMATS, ErrorSink, open_sink
+from service.batch.source import ArchiveSource, ChunkPlan
 from service.settings import Settings
 
 
@@ -108,34 +119,63 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
         output_format=output_format.value,
         shape=job.shape.value,
     )
+    source = ArchiveSource(job.input, input_format, ChunkPlan(Shape(checkpoint.shape)), settings)
+    source.reader  # noqa: B018 - a missing or unreadable input fails here, before anything starts
+    engine = make_engine()
+    try:
+        parts = output_format is FileFormat.parquet and isinstance(engine, PartsEngine) and engine.writes_parts()
+        writer = PARTS_WRITER if parts else DRIVER_WRITER
+        if resumed is not None and resumed.writer != writer:
+            raise ScoreJobError(
+                f"{job.output} was written by the {resumed.writer} writer, this engine uses the {writer} one: "
+                "resume with the engine that started it"
+            )
+        checkpoint.writer = writer
+        if isinstance(engine, PartsEngine) and writer == PARTS_WRITER:
+            return _run_parts(job, checkpoint, source, engine, resumed is not None)
+        return _run_chunks(job, checkpoint, source, engine, output_format, resumed)
+    finally:
+        engine.close()
+
+
+def _run_chunks(
+    job: ScoreJob,
+    checkpoint: Checkpoint,
+    source: ArchiveSource,
+    engine: Engine,
+    output_format: FileFormat,
+    resumed: Checkpoint | None,
+) -> ScoreSummary:
+    """The driver writes and commits each chunk as it comes back."""
     start_row = checkpoint.rows
-    reader = RowReader(job.input, input_format)
+    source.plan = ChunkPlan(source.plan.shape, checkpoint.rows, checkpoint.chunks)
+    reader = source.reader
+    on_cluster = isinstance(engine, SourceEngine) and engine.reads_on_cluster(source)
     sink = open_sink(job.output, output_format, resumed)
     errors = ErrorSink(job.errors_path, resumed.errors_bytes if resumed else None)
-    engine = None
     try:
         # The fresh (or cut back) files are the first committed state.
         sink.commit(checkpoint)
         errors.commit(checkpoint)
         checkpoint.save(job.checkpoint_path)
-        engine = make_engine()
         started = time.perf_counter()
         done_messages = 0
-        shape = Shape(checkpoint.shape)
-        items = _after_row(read_conversations(iter(reader), settings, shape), checkpoint.rows)
-        chunks = make_chunks(items, settings.batch_chunk_messages, start_index=checkpoint.chunks)
+        scored_chunks = (
+            engine.score_source(source) if isinstance(engine, SourceEngine) else engine.score(source.chunks())
+        )
         with tqdm(
-            total=reader.total,
-            unit=reader.unit,
+            # Read on the cluster, progress is the committed row (Parquet knows its row count).
+            total=(None if reader.unit == "B" else reader.total) if on_cluster else reader.total,
+            unit="rows" if on_cluster else reader.unit,
             unit_scale=True,
             desc="scoring",
             disable=not job.progress,
             dynamic_ncols=True,
             mininterval=1.0,
         ) as bar:
-            for scored in engine.score(chunks):
+            for scored in scored_chunks:
                 chunk = scored.chunk
-                failures = sorted([*chunk.errors, *scored.errors], key=lambda e: e.row)
+                failures = chunk_failures(chunk.errors, scored.errors)
                 sink.write(scored.records)
                 errors.write(failures)
                 sink.commit(checkpoint)
@@ -148,7 +188,7 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
                 checkpoint.save(job.checkpoint_path)
                 done_messages += sum(len(r["messages"]) for r in scored.records)
                 elapsed = time.perf_counter() - started
-                bar.update(reader.position - bar.n)
+                bar.update((checkpoint.rows if on_cluster else reader.position) - bar.n)
                 bar.set_postfix(
                     conversations=checkpoint.conversations,
                     errors=checkpoint.errors,
@@ -169,15 +209,52 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
     finally:
         sink.close()
         errors.close()
-        if engine is not None:
-            engine.close()
 
 
-def _after_row(items: Iterator[InputItem], row: int) -> Iterator[InputItem]:
-    """Items not yet committed: those ending after input row `row`."""
-    for item in items:
-        if item.last_row > row:
-            yield item
+def _run_parts(
+    job: ScoreJob, checkpoint: Checkpoint, source: ArchiveSource, engine: PartsEngine, resuming: bool
+) -> ScoreSummary:
+    """The engine writes one part per chunk (`service.batch.parts`); the folder is the
+    checkpoint of the scoring, and the errors file is written from the parts at the end."""
+    if resuming:
+        if not job.output.is_dir():
+            raise ScoreJobError(f"{job.output} is missing; cannot resume")
+        committed = cut_back(job.output)
+    else:
+        job.output.mkdir(parents=True)
+        committed = []
+    checkpoint.rows = committed[-1].last_row if committed else 0
+    checkpoint.chunks = len(committed)
+    checkpoint.save(job.checkpoint_path)
+    start_row, start_messages = checkpoint.rows, sum(p.messages for p in committed)
+    source.plan = ChunkPlan(source.plan.shape, checkpoint.rows, checkpoint.chunks)
+    started = time.perf_counter()
+    engine.write_parts(source, job.output)
+    parts = committed_parts(job.output)
+    if len(parts) != sum(1 for _ in job.output.glob("part-*.parquet")):
+        raise ScoreJobError(f"{job.output} has a gap in its parts; rerun with --resume")
+    errors = ErrorSink(job.errors_path, None)
+    try:
+        errors.write([RowError(e["row"], e["reason"], e["conversation_id"]) for p in parts for e in p.errors])
+        errors.commit(checkpoint)
+    finally:
+        errors.close()
+    checkpoint.rows = parts[-1].last_row if parts else start_row
+    checkpoint.chunks = checkpoint.parts = len(parts)
+    checkpoint.conversations = sum(p.conversations for p in parts)
+    checkpoint.messages = sum(p.messages for p in parts)
+    checkpoint.errors = sum(len(p.errors) for p in parts)
+    checkpoint.complete = True
+    checkpoint.save(job.checkpoint_path)
+    return ScoreSummary(
+        checkpoint.conversations,
+        checkpoint.messages,
+        checkpoint.errors,
+        checkpoint.rows,
+        time.perf_counter() - started,
+        start_row,
+        checkpoint.messages - start_messages,
+    )
 
 
 __all__ = ["CheckpointError", "ScoreJob", "ScoreJobError", "ScoreSummary", "run_score"]

@@ -103,6 +103,11 @@ def score_conversations(
     return records, errors
 
 
+def chunk_failures(read_errors: Sequence[RowError], scoring_errors: Sequence[RowError]) -> list[RowError]:
+    """A chunk's row errors as the errors file lists them: read and scoring errors, by row."""
+    return sorted([*read_errors, *scoring_errors], key=lambda e: e.row)
+
+
 # --- payloads between the driver and remote workers (JSON text, never pickle) -------
 
 

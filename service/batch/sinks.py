@@ -97,37 +97,24 @@ class ParquetSink:
     """A folder of part files, one per committed chunk, all with the flat schema."""
 
     def __init__(self, folder: Path, committed_parts: int | None) -> None:
-        import pyarrow as pa
-
         self.folder = folder
-        types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
-        self.schema = pa.schema([(name, types[kind]) for name, kind in FLAT_COLUMNS])
         if committed_parts is None:
             folder.mkdir(parents=True, exist_ok=False)
             committed_parts = 0
         elif not folder.is_dir():
             raise FileNotFoundError(f"{folder} is missing; cannot resume")
         for leftover in folder.iterdir():  # parts written after the last checkpoint, and temporaries
-            index = _part_index(leftover.name)
+            index = part_index(leftover.name)
             if leftover.name.endswith(".tmp") or (index is not None and index >= committed_parts):
                 leftover.unlink()
         self.parts = committed_parts
         self._pending: Path | None = None
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         if not records:
             return
-        table = pa.Table.from_pylist([flatten(r) for r in records], schema=self.schema)
         final = self.folder / PART_PATTERN.format(index=self.parts)
-        tmp = final.with_name(final.name + ".tmp")
-        with tmp.open("wb") as handle:
-            pq.write_table(table, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self._pending = tmp
+        self._pending = write_part_tmp(final, flat_table(records))
 
     def commit(self, checkpoint: Checkpoint) -> None:
         if self._pending is not None:
@@ -141,7 +128,30 @@ class ParquetSink:
         pass
 
 
-def _part_index(name: str) -> int | None:
+def flat_table(records: Sequence[dict[str, Any]], metadata: dict[str, str] | None = None) -> Any:
+    """Scored records as a `pyarrow.Table` with the flat schema (see `scoring.FLAT_COLUMNS`)."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "bool": pa.bool_()}
+    schema = pa.schema([(name, types[kind]) for name, kind in FLAT_COLUMNS], metadata=metadata)
+    return pa.Table.from_pylist([flatten(r) for r in records], schema=schema)
+
+
+def write_part_tmp(final: Path, table: Any) -> Path:
+    """Write `table` durably next to `final` under a temporary name, and return that name:
+    renaming it to `final` is the commit, so a reader never sees half a part."""
+    import pyarrow.parquet as pq
+
+    tmp = final.with_name(final.name + ".tmp")
+    with tmp.open("wb") as handle:
+        pq.write_table(table, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return tmp
+
+
+def part_index(name: str) -> int | None:
+    """The number of a part file (`part-000012.parquet`, or its `.tmp`), else None."""
     stem = name.removesuffix(".tmp")
     if stem.startswith("part-") and stem.endswith(".parquet"):
         digits = stem[len("part-") : -len(".parquet")]

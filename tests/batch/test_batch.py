@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from nlp.analyzer import Analyzer
 from nlp.archive import FileFormat, RowReader
-from nlp.inspection import build_inspector
 from nlp.message_ids import assign_message_ids
 from nlp.schemas import Transcript
 from service.batch.checkpoint import Checkpoint, checkpoint_path
@@ -32,13 +31,6 @@ from tests.conftest import ROOT
 
 runner = CliRunner()
 ARCHIVE = ROOT / "fixtures" / "archive"
-
-
-@pytest.fixture(scope="module")
-def full_analyzer(analyzer: Analyzer) -> Analyzer:
-    """The shipped configuration (cues and redaction on), sharing the session's encoder."""
-    inspector = build_inspector(Settings(_env_file=None).analyzer_config().inspection)
-    return Analyzer(analyzer.encoder, analyzer.bundle, inspector=inspector)
 
 
 @pytest.fixture
@@ -480,22 +472,3 @@ def test_a_worker_ends_when_its_driver_is_gone():
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
     assert result.returncode == 1 and time.monotonic() - started < 30
-
-
-def test_ray_engine_agrees_with_the_local_engine_row_for_row(tmp_path, batch_settings, full_analyzer):
-    pytest.importorskip("ray")
-    from service.batch.engines import RayEngine
-
-    write_rows(message_rows(synthetic_transcripts(24)), tmp_path / "archive.parquet")
-    # Windows of 3 chunks: several Ray datasets in one run, committed chunk by chunk.
-    settings = batch_settings.model_copy(update={"ray_num_cpus": 2, "ray_window_chunks": 3})
-    ray_summary = run_score(
-        ScoreJob(input=tmp_path / "archive.parquet", output=tmp_path / "ray.jsonl", progress=False),
-        settings,
-        lambda: RayEngine(settings),
-    )
-    _score(tmp_path / "archive.parquet", tmp_path / "local.jsonl", settings, full_analyzer)
-    from_ray, local = _lines(tmp_path / "ray.jsonl"), _lines(tmp_path / "local.jsonl")
-    assert ray_summary.conversations == len(local) == 24
-    assert Checkpoint.load(checkpoint_path(tmp_path / "ray.jsonl")).chunks > 3
-    assert_same_records(from_ray, local)

@@ -1,0 +1,84 @@
+"""The Ray engine's stages without a cluster (fast): the chunk builder gives the driver's
+chunks however its input is split into batches, and a Ray-written folder's committed parts
+are the unbroken run from part 0."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+
+from nlp.archive import RowReader
+from service.batch.parts import committed_parts, cut_back, read_part_info, write_chunk_part
+from service.batch.records import RowError, Shape
+from service.batch.source import ChunkPlan, chunks_from_rows
+from service.batch.synthetic import message_rows, synthetic_transcripts, write_rows
+from service.settings import Settings
+
+pytest.importorskip("ray")
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, batch_chunk_messages=2)
+
+
+def _signature(chunks) -> list[tuple]:
+    return [
+        (c.index, c.last_row, [x.transcript.conversation_id for x in c.conversations], [e.row for e in c.errors])
+        for c in chunks
+    ]
+
+
+@pytest.mark.parametrize("block_lines", [1, 5, 1000])
+def test_chunk_builder_matches_the_driver_whatever_the_batches(tmp_path, settings, block_lines):
+    from service.batch.ray_pipeline import ChunkBuilder
+
+    rows = list(message_rows(synthetic_transcripts(6)))
+    rows.insert(9, {**rows[8], "role": "wizard"})
+    write_rows(iter(rows), tmp_path / "m.jsonl")
+    with (tmp_path / "m.jsonl").open("a") as handle:
+        handle.write("{torn\n\n")
+    plan = ChunkPlan(Shape.auto, start_row=4, start_index=3)  # as a resumed run
+    expected = _signature(chunks_from_rows(iter(RowReader(tmp_path / "m.jsonl")), settings, plan))
+    builder = ChunkBuilder(settings.model_dump_json(), plan.to_json(), "jsonl")
+    lines = (tmp_path / "m.jsonl").read_text().splitlines(keepends=True)
+    out = []
+    for start in range(0, len(lines), block_lines):
+        numbers = list(range(start + 1, min(start + block_lines, len(lines)) + 1))
+        batch = pa.table({"line": numbers, "text": lines[start : start + block_lines], "end": [False] * len(numbers)})
+        out += builder(batch).to_pylist()
+    out += builder(pa.table({"line": [0], "text": [""], "end": [True]})).to_pylist()
+    got = [
+        (
+            r["index"],
+            r["last_row"],
+            [c["transcript"]["conversation_id"] for c in json.loads(r["conversations"])],
+            [e["row"] for e in json.loads(r["errors"])],
+        )
+        for r in out
+    ]
+    assert got == expected and len(expected) > 2 and expected[0][0] == 3
+
+
+def test_the_committed_parts_are_the_unbroken_run_from_part_0(tmp_path):
+    record = {"conversation_id": "c", "source_rows": [1, 1], "channel": "chat", "model": {"name": "m", "version": "1"}}
+    record |= {"messages": [], "warnings": []}
+    record["conversation"] = {
+        "messages": 0,
+        "customer_messages": 0,
+        "sentiment_trend": {"label": "flat"},
+        "escalation": {"level": "none", "recommended": False},
+    }
+    for index in (0, 1, 3):
+        write_chunk_part(tmp_path, index, 10 * (index + 1), [record] * index, [RowError(index + 1, "bad")])
+    (tmp_path / "part-000002.parquet").write_bytes(b"PAR1 torn")  # what a crash mid-write leaves
+    (tmp_path / "part-000004.parquet.tmp").write_bytes(b"PAR1")
+    assert read_part_info(tmp_path / "part-000002.parquet") is None
+    assert [(p.index, p.last_row, p.conversations) for p in committed_parts(tmp_path)] == [(0, 10, 0), (1, 20, 1)]
+    committed = cut_back(tmp_path)
+    assert [p.errors for p in committed] == [[{"row": 1, "conversation_id": None, "reason": "bad"}]] + [
+        [{"row": 2, "conversation_id": None, "reason": "bad"}]
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["part-000000.parquet", "part-000001.parquet"]
