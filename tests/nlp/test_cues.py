@@ -61,6 +61,8 @@ POSITIVE = [
     ("security", "I think I clicked on a phishing link."),
     ("security", "someone changed my password and now I'm locked out"),
     ("security", "This looks like identity theft."),
+    ("safety", "Honestly everyone would be better off without me."),
+    ("safety", "We're stuck in the lift on the fourth floor and my mum can't stand for long."),
     ("security", "There are payments to a shop abroad on it, and my card is in my purse here at home."),
     ("security", "Sorry, another payment has just gone through while we were talking."),
     ("public_complaint", "I'm going to post about this on Twitter."),
