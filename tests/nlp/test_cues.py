@@ -37,6 +37,7 @@ POSITIVE = [
     ("cancellation", "So either you match the price or I'm porting out."),
     ("legal", "I'm forwarding all of this to my lawyer."),
     ("legal", "i will sue you for this"),
+    ("legal", "Haha, thanks for the help last week. Anyway. Third wrong bill in a row: I'm going to the ombudsman."),
     ("legal", "I'll see you in small claims court."),
     ("legal", "This is going to the ombudsman."),
     ("legal", "I'm reporting you to the FCA"),
@@ -105,6 +106,8 @@ NEGATIVE = [
     ("legal", "I'm not going to sue anyone."),
     ("legal", "I swear I'll sue if you don't restock the blue one 😂"),
     ("legal", "Sue from billing said it was sorted."),
+    ("legal", "lol this level is killing me. should I just call my lawyer"),
+    ("legal", "Out of stock AGAIN. I will be writing to my MP 🙃"),
     ("legal", "I have no plans to take legal action, I just want an answer."),
     ("legal", "the food court was closed"),
     ("safety", "No smell of gas, it's just making a clicking noise."),
@@ -165,7 +168,7 @@ def test_offsets_point_into_the_original_text(detector, family, text):
 
 
 def test_offsets_survive_emoji_accents_and_lone_surrogates(detector):
-    text = "🙃🙃 Grüße \ud800 — honestly, I'm cancelling my account. My card was stolen too."
+    text = "🚀🚀 Grüße \ud800 — honestly, I'm cancelling my account. My card was stolen too."
     cues = {cue.family: cue for cue in detector.detect(text)}
     assert cues["cancellation"].text == text[cues["cancellation"].start : cues["cancellation"].end]
     assert "cancelling my account" in cues["cancellation"].text

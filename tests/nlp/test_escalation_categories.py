@@ -66,3 +66,11 @@ def test_a_stopped_business_or_a_deadline_today_is_urgent():
     # The same outage, but not pressing: no urgent rule fires on the topic alone.
     calm = summarize(pressing(["business_stopped"], p_high=0.0)).escalation
     assert calm.level != "urgent"
+
+
+def test_disputed_money_escalates_to_billing_until_the_customer_ends_satisfied():
+    """The guideline's "money lost and unresolved": a disputed charge with no satisfied end."""
+    disputed = message("m1", -0.3).model_copy(update={"categories": [CategoryHit(name="billing_dispute", quote="q")]})
+    open_case = summarize(disputed, message("m2", -0.1)).escalation
+    assert (open_case.level, open_case.route_to) == ("escalate", "billing")
+    assert summarize(disputed, message("m2", 0.8)).escalation.level != "escalate"
