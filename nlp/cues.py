@@ -70,7 +70,8 @@ _ONE_OFF = frozenset(
 _QUESTION_WORDS, _QUESTION_SUBJ = frozenset("how what when where which".split()), frozenset("i we it there".split())
 _QUESTION_AUX = frozenset("can could may do does should will would is are am must".split())
 _HYPOTHETICAL = re.compile(r"\b(?:hypothetically|in case|what if|suppose|supposing|imagine if)\b", re.I)
-_JOKE = re.compile(r"\b(?:lol|lmao|rofl|jk|ha(?:ha)+|he(?:he)+)\b|[😂🤣😆😜😝]", re.I)
+# Laughter and the emoji of a joking or ironic tone (😅 🙃 😉 included: "I'll write to my MP 🙃").
+_JOKE = re.compile(r"\b(?:lol|lmao|rofl|jk|ha(?:ha)+|he(?:he)+)\b|[😂🤣😆😜😝😅🙃😉😁😄🤪]", re.I)
 _JOKE_FAMILIES = frozenset({"cancellation", "legal", "public_complaint"})
 
 
@@ -371,7 +372,16 @@ class CueDetector:
             return False
         if family == "cancellation" and _inquiry(span, sentence):
             return False
-        return not (family in _JOKE_FAMILIES and _JOKE.search(sentence.text))
+        return not (family in _JOKE_FAMILIES and _JOKE.search(_with_neighbours(sentence)))
+
+
+def _with_neighbours(sentence: Span) -> str:
+    """The sentence with the ones just before and after it: the laugh that marks a joke often
+    stands in its own sentence ("lol this boss is killing me. should I call my lawyer")."""
+    doc = sentence.doc
+    start = doc[sentence.start - 1].sent.start if sentence.start > 0 else sentence.start
+    end = doc[sentence.end].sent.end if sentence.end < len(doc) else sentence.end
+    return doc[start:end].text
 
 
 def __getattr__(name: str) -> dict[str, str]:

@@ -203,6 +203,15 @@ def response_style(signals: ConversationSignals, policy: Policy) -> ResponseStyl
     return ResponseStyle(emotion=None, style=policy.default_response_style)
 
 
+def route_for(rule: Rule, signals: ConversationSignals, policy: Policy) -> str:
+    """The rule's route, or, for a rule that routes by category, the team of the first of the
+    policy's `category_routes` that a customer message matched (the rule's route if none did)."""
+    if not rule.route_by_category:
+        return rule.route_to
+    matched = {category.name for message in signals.customer for category in message.categories}
+    return next((route for category, route in policy.category_routes.items() if category in matched), rule.route_to)
+
+
 def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escalation:
     """Apply every rule and return the recommendation with its reasons, highest level first."""
     fired: list[tuple[Rule, float, EscalationReason]] = []
@@ -215,7 +224,7 @@ def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escala
     if fired:
         level = fired[0][0].level
         top = [item for item in fired if item[0].level == level]
-        route, confidence = top[0][0].route_to, max(c for _, c, _ in top)
+        route, confidence = route_for(top[0][0], signals, policy), max(c for _, c, _ in top)
     else:
         level, route = "none", NO_ROUTE
         # Nothing fired: as sure as the customer's messages are far from high urgency.

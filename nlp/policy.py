@@ -105,6 +105,12 @@ class Rule(StrictModel):
     when: Condition
     confidence: float = Field(0.8, gt=0, le=1, description="confidence of rule-only conditions (cues, timing)")
     detail: str = Field("", description="what a support lead reads in the reason")
+    route_by_category: bool = Field(
+        False,
+        description="route by what the conversation is about (the policy's category_routes) where a customer "
+        "message matched one of those categories; route_to otherwise. For rules that read only the models "
+        "(urgency, sentiment), which say how pressing a matter is but not which team can resolve it",
+    )
 
 
 class Policy(StrictModel):
@@ -112,6 +118,11 @@ class Policy(StrictModel):
     thresholds: Thresholds = Thresholds()
     routes: list[str] = Field(default_factory=lambda: list(DEFAULT_ROUTES))
     rules: list[Rule] = Field(default_factory=list)
+    category_routes: dict[str, str] = Field(
+        default_factory=dict,
+        description="tag category -> the team that resolves it, in priority order; read by rules with "
+        "route_by_category",
+    )
     response_styles: dict[str, str] = Field(default_factory=dict, description="negative emotion -> response style")
     default_response_style: str = "friendly and efficient"
     experience: ExperienceModel | None = Field(
@@ -126,6 +137,9 @@ class Policy(StrictModel):
                 raise ValueError(
                     f"rules.{index} ({rule.name}): route_to {rule.route_to!r} is not in routes {self.routes}"
                 )
+        for category, route in self.category_routes.items():
+            if route not in self.routes or route == NO_ROUTE:
+                raise ValueError(f"category_routes.{category}: {route!r} is not a team of routes {self.routes}")
         return self
 
 

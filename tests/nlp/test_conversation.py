@@ -88,7 +88,7 @@ def test_calm_conversation_needs_nothing():
         ("security", "urgent", "security"),
         ("legal", "escalate", "supervisor"),
         ("cancellation", "escalate", "retention"),
-        ("public_complaint", "escalate", "supervisor"),
+        ("public_complaint", "escalate", "senior_agent"),
         ("human_request", "escalate", "supervisor"),
     ],
 )
@@ -315,3 +315,38 @@ def test_complaint_category_and_topic_conditions():
     for name in ("card_arrival", "7"):
         assert summarize(topical, policy=with_rule(topic=name)).escalation.reasons[0].rule == "extra"
     assert "extra" not in [r.rule for r in summarize(topical, policy=with_rule(topic="refunds")).escalation.reasons]
+
+
+def test_model_only_rules_route_by_what_the_conversation_is_about():
+    """Urgency says how pressing a matter is, not who can fix it: a rule with route_by_category
+    takes the team of the first of the policy's category_routes a customer message matched."""
+    urgent = message("m1", -0.5, p_high=0.9)
+    assert summarize(urgent).escalation.route_to == "senior_agent"
+    outage = urgent.model_copy(update={"categories": [CategoryHit(name="service_outage", quote="is down")]})
+    assert summarize(outage).escalation.route_to == "technical"
+    both = urgent.model_copy(
+        update={
+            "categories": [
+                CategoryHit(name="service_outage", quote="is down"),
+                CategoryHit(name="billing_dispute", quote="charged twice"),
+            ]
+        }
+    )
+    assert summarize(both).escalation.route_to == "billing", "category_routes lists billing first"
+    # A cue rule keeps its own team whatever the conversation is about.
+    legal = outage.model_copy(update={"cues": [CueHit(family="legal", quote="my solicitor")]})
+    assert summarize(legal).escalation.route_to == "supervisor"
+
+
+def test_category_routes_must_name_a_team(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text("category_routes: {billing_dispute: none}\n")
+    with pytest.raises(PolicyError, match="category_routes.billing_dispute"):
+        load_policy(path)
+
+
+def test_strong_emotion_then_a_satisfied_end_is_not_flagged():
+    """Angry at first, thankful after the fix: the state is the conversation's end."""
+    angry = message("a", -0.1, emotions=[("anger", 0.8)])
+    assert summarize(angry, message("b", -0.1)).escalation.level == "monitor"
+    assert summarize(angry, message("b", 0.7)).escalation.level == "none"

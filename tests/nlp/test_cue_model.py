@@ -135,6 +135,17 @@ def test_fraud_in_progress_without_its_keywords_is_a_security_cue_and_urgent(shi
     assert escalation.level == "urgent"
 
 
+def test_polite_fraud_in_progress_is_a_security_cue_and_urgent(shipped: Analyzer):
+    """Said politely, with none of fraud's words: payments landing while the customer holds the card."""
+    message, escalation = advice(
+        shipped,
+        "Good evening, sorry to bother you. I can see two payments to a furniture shop in Lyon on my account, "
+        "but I'm at home and the card is right in front of me.",
+    )
+    assert "security" in {c.family for c in message.cues}
+    assert (escalation.level, escalation.route_to) == ("urgent", "security")
+
+
 @pytest.mark.parametrize(
     "text",
     [

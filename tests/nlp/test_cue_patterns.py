@@ -63,7 +63,7 @@ def test_shipped_file_validates_with_every_family_and_compiles(nlp):
             "families.safety.negated_patterns.2: Value error, not a spaCy token pattern: token 0: LOWR",
         ),
         (lambda raw: raw["families"]["legal"]["patterns"].append([]), "families.legal.patterns.6"),
-        (lambda raw: raw["families"]["security"]["regexes"].append("(unclosed"), "families.security.regexes.2"),
+        (lambda raw: raw["families"]["security"]["regexes"].insert(0, "(unclosed"), "families.security.regexes.0"),
         (
             lambda raw: raw["families"]["safety"]["not_followed_by"].update(Smoke=["test"]),
             "families.safety.not_followed_by.Smoke",

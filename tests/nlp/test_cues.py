@@ -37,6 +37,7 @@ POSITIVE = [
     ("cancellation", "So either you match the price or I'm porting out."),
     ("legal", "I'm forwarding all of this to my lawyer."),
     ("legal", "i will sue you for this"),
+    ("legal", "Haha, thanks for the help last week. Anyway. Third wrong bill in a row: I'm going to the ombudsman."),
     ("legal", "I'll see you in small claims court."),
     ("legal", "This is going to the ombudsman."),
     ("legal", "I'm reporting you to the FCA"),
@@ -61,6 +62,13 @@ POSITIVE = [
     ("security", "I think I clicked on a phishing link."),
     ("security", "someone changed my password and now I'm locked out"),
     ("security", "This looks like identity theft."),
+    ("safety", "Honestly everyone would be better off without me."),
+    ("safety", "We're stuck in the lift on the fourth floor and my mum can't stand for long."),
+    ("cancellation", "Je veux résilier mon abonnement, c'est la troisième panne."),
+    ("security", "Da ist schon wieder eine Buchung, ich habe nichts bestellt."),
+    ("repeat_contact", "Llevo una semana sin internet y ya he llamado tres veces."),
+    ("security", "There are payments to a shop abroad on it, and my card is in my purse here at home."),
+    ("security", "Sorry, another payment has just gone through while we were talking."),
     ("public_complaint", "I'm going to post about this on Twitter."),
     ("public_complaint", "Expect a 1-star review from me."),
     ("public_complaint", "Writing it all up on Trustpilot tonight."),
@@ -101,6 +109,8 @@ NEGATIVE = [
     ("legal", "I'm not going to sue anyone."),
     ("legal", "I swear I'll sue if you don't restock the blue one 😂"),
     ("legal", "Sue from billing said it was sorted."),
+    ("legal", "lol this level is killing me. should I just call my lawyer"),
+    ("legal", "Out of stock AGAIN. I will be writing to my MP 🙃"),
     ("legal", "I have no plans to take legal action, I just want an answer."),
     ("legal", "the food court was closed"),
     ("safety", "No smell of gas, it's just making a clicking noise."),
@@ -161,7 +171,7 @@ def test_offsets_point_into_the_original_text(detector, family, text):
 
 
 def test_offsets_survive_emoji_accents_and_lone_surrogates(detector):
-    text = "🙃🙃 Grüße \ud800 — honestly, I'm cancelling my account. My card was stolen too."
+    text = "🚀🚀 Grüße \ud800 — honestly, I'm cancelling my account. My card was stolen too."
     cues = {cue.family: cue for cue in detector.detect(text)}
     assert cues["cancellation"].text == text[cues["cancellation"].start : cues["cancellation"].end]
     assert "cancelling my account" in cues["cancellation"].text
