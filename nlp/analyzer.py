@@ -13,7 +13,8 @@ import numpy as np
 from nlp.backends import load_encoder
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.config import AnalyzerConfig
-from nlp.conversation import summarize_conversation
+from nlp.categories import CategoryConfig
+from nlp.conversation import ConversationSummarizer, summarize_conversation
 from nlp.cue_model import CueModel
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.heads import HeadStack
@@ -273,8 +274,15 @@ class Analyzer:
     ) -> ConversationSummary:
         """Conversation-level summary from message analyses and turns (no encoding), under
         this analyzer's policy or another one (`convintel policy backtest` compares two)."""
-        categories = self.inspector.categories.config if self.inspector and self.inspector.categories else None
-        return summarize_conversation(analyses, turns, policy or self.policy, channel, categories, metadata)
+        return summarize_conversation(analyses, turns, policy or self.policy, channel, self._categories(), metadata)
+
+    def summarizer(self) -> ConversationSummarizer:
+        """An empty incremental summary under this analyzer's policy: `add` a conversation's
+        messages as they arrive and read its `summary` after each (same as `summarize`)."""
+        return ConversationSummarizer(self.policy, self._categories())
+
+    def _categories(self) -> CategoryConfig | None:
+        return self.inspector.categories.config if self.inspector and self.inspector.categories else None
 
     def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
         """Analyse one whole transcript."""

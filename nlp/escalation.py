@@ -6,11 +6,12 @@ rule asks for; route and confidence come from the fired rules at that level."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nlp.policy import Condition, Policy, Rule
-from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle
-from nlp.signals import ConversationSignals
+from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle, Role
+from nlp.signals import ConversationSignals, urgency_at_least
 from nlp.vocabulary import (
     ESCALATION_LEVELS,
     NEGATIVE_SUPPORT_EMOTIONS,
@@ -30,15 +31,70 @@ class ConditionResult:
     evidence: list[Evidence] = field(default_factory=list)
 
 
-def urgency_at_least(message: MessageAnalysis, level: str) -> float:
-    """P(urgency >= level) for one message (0 for a message without urgency: not the customer's)."""
-    if message.urgency is None:
-        return 0.0
-    start = URGENCY_LABELS.index(level)
-    return float(sum(message.urgency.probabilities.get(label, 0.0) for label in URGENCY_LABELS[start:]))
+@dataclass
+class RuleMatches:
+    """The customer messages a rule's per-message conditions (urgency, emotion, category,
+    topic) hold for, gathered one message at a time: checking the rule then reads these
+    lists instead of passing over every message again."""
+
+    urgency: list[tuple[Evidence, float]] = field(default_factory=list)
+    """(evidence, P(urgency >= level)) of each message the urgency condition holds for."""
+    emotion: list[tuple[Evidence, float]] = field(default_factory=list)
+    """(evidence, score) of each wanted emotion at or above the floor."""
+    category: list[Evidence] = field(default_factory=list)
+    topic: list[Evidence] = field(default_factory=list)
+
+    def add(self, condition: Condition, message: MessageAnalysis) -> None:
+        """Take in one customer message."""
+        evidence = Evidence(message_id=message.id)  # one shared object per message: cheap to list
+        if condition.urgency_at_least is not None:
+            level = condition.urgency_at_least
+            probability = urgency_at_least(message, level)
+            if condition.urgency_probability is not None:
+                holds = probability >= condition.urgency_probability
+            else:
+                holds = message.urgency is not None and URGENCY_LABELS.index(
+                    message.urgency.label
+                ) >= URGENCY_LABELS.index(level)
+            if holds:
+                self.urgency.append((evidence, probability))
+        if condition.emotion is not None:
+            wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
+            floor = condition.emotion_score_at_least or 0.0
+            self.emotion += [(evidence, e.score) for e in message.emotions if e.label in wanted and e.score >= floor]
+        if condition.category is not None:
+            self.category += [
+                Evidence(message_id=message.id, quote=c.quote) for c in message.categories if c.name == condition.category
+            ]
+        if condition.topic is not None and any(condition.topic in (t.name, str(t.id)) for t in message.topics):
+            self.topic.append(evidence)
 
 
-def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> list[ConditionResult] | None:
+class PolicyMatches:
+    """Every rule's `RuleMatches`, kept up to date one customer message at a time."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.rules = [RuleMatches() for _ in policy.rules]
+
+    def add(self, message: MessageAnalysis) -> None:
+        """Take in the conversation's next message (only customer messages count)."""
+        if message.role != Role.customer:
+            return
+        for rule, matches in zip(self.policy.rules, self.rules):
+            matches.add(rule.when, message)
+
+    @classmethod
+    def of(cls, policy: Policy, messages: Iterable[MessageAnalysis]) -> PolicyMatches:
+        matches = cls(policy)
+        for message in messages:
+            matches.add(message)
+        return matches
+
+
+def _check(
+    condition: Condition, rule: Rule, signals: ConversationSignals, matches: RuleMatches
+) -> list[ConditionResult] | None:
     """Results for every set condition, or None as soon as one does not hold."""
     results: list[ConditionResult] = []
     customer = signals.customer
@@ -54,21 +110,11 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
             )
         )
     if condition.urgency_at_least is not None:
-        level = condition.urgency_at_least
-        if condition.urgency_probability is not None:
-            matching = [(m, urgency_at_least(m, level)) for m in customer]
-            matching = [(m, p) for m, p in matching if p >= condition.urgency_probability]
-        else:
-            matching = [
-                (m, urgency_at_least(m, level))
-                for m in customer
-                if m.urgency is not None and URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)
-            ]
-        if not matching:
+        if not matches.urgency:
             return None
         results.append(
             ConditionResult(
-                "model:urgency", max(p for _, p in matching), [Evidence(message_id=m.id) for m, _ in matching]
+                "model:urgency", max(p for _, p in matches.urgency), [evidence for evidence, _ in matches.urgency]
             )
         )
     if condition.sentiment_at_most is not None:
@@ -100,14 +146,11 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
             )
         )
     if condition.emotion is not None:
-        wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
-        floor = condition.emotion_score_at_least or 0.0
-        matching = [(m, e.score) for m in customer for e in m.emotions if e.label in wanted and e.score >= floor]
-        if not matching:
+        if not matches.emotion:
             return None
         results.append(
             ConditionResult(
-                "model:emotion", max(s for _, s in matching), [Evidence(message_id=m.id) for m, _ in matching]
+                "model:emotion", max(s for _, s in matches.emotion), [evidence for evidence, _ in matches.emotion]
             )
         )
     if condition.repeated_to_bot is not None:
@@ -150,17 +193,13 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
             ConditionResult("model:complaint", rule.confidence, [Evidence(message_id=i) for i in signals.complaints])
         )
     if condition.category is not None:
-        matched = [(m.id, c.quote) for m in customer for c in m.categories if c.name == condition.category]
-        if not matched:
+        if not matches.category:
             return None
-        evidence = [Evidence(message_id=mid, quote=quote) for mid, quote in matched]
-        results.append(ConditionResult(f"category:{condition.category}", rule.confidence, evidence))
+        results.append(ConditionResult(f"category:{condition.category}", rule.confidence, list(matches.category)))
     if condition.topic is not None:
-        topic = condition.topic
-        ids = [m.id for m in customer if any(topic in (t.name, str(t.id)) for t in m.topics)]
-        if not ids:
+        if not matches.topic:
             return None
-        results.append(ConditionResult(f"topic:{topic}", rule.confidence, [Evidence(message_id=i) for i in ids]))
+        results.append(ConditionResult(f"topic:{condition.topic}", rule.confidence, list(matches.topic)))
     if condition.metadata is not None:
         if not all(
             _metadata_matches(signals.metadata.get(key), expected) for key, expected in condition.metadata.items()
@@ -203,11 +242,17 @@ def response_style(signals: ConversationSignals, policy: Policy) -> ResponseStyl
     return ResponseStyle(emotion=None, style=policy.default_response_style)
 
 
-def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escalation:
-    """Apply every rule and return the recommendation with its reasons, highest level first."""
+def recommend_escalation(
+    signals: ConversationSignals, policy: Policy, matches: PolicyMatches | None = None
+) -> Escalation:
+    """Apply every rule and return the recommendation with its reasons, highest level
+    first. `matches`: the rules' per-message matches kept while the conversation grew
+    (None: gathered here from the customer's messages)."""
+    if matches is None or matches.policy is not policy:
+        matches = PolicyMatches.of(policy, signals.customer)
     fired: list[tuple[Rule, float, EscalationReason]] = []
-    for rule in policy.rules:
-        results = _check(rule.when, rule, signals)
+    for rule, rule_matches in zip(policy.rules, matches.rules):
+        results = _check(rule.when, rule, signals, rule_matches)
         if results is not None:
             fired.append((rule, min(r.confidence for r in results), _reason(rule, results)))
     fired.sort(key=lambda item: -ESCALATION_LEVELS.index(item[0].level))  # stable: policy order kept
@@ -219,7 +264,7 @@ def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escala
     else:
         level, route = "none", NO_ROUTE
         # Nothing fired: as sure as the customer's messages are far from high urgency.
-        confidence = 1.0 - max((urgency_at_least(m, "high") for m in signals.customer), default=0.0)
+        confidence = 1.0 - signals.peak_high_urgency
     return Escalation(
         recommended=level in RECOMMENDED_LEVELS,
         level=level,

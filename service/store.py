@@ -172,6 +172,8 @@ class _CachedMessages:
     created_at: str
     """The conversation's creation time: a conversation deleted and created again (by another
     process) under the same id has another, so its old messages are not taken for its own."""
+    summary_state: object | None = None
+    """The recorder's incremental summary of these messages (opaque here); forgotten with them."""
 
     @property
     def last_seq(self) -> int:
@@ -226,16 +228,20 @@ class MessageCache:
             entry = self._entries.get(conversation_id)
             return None if entry is None else message_id in entry.ids
 
-    def put(self, conversation_id: str, messages: list[StoredMessage], created_at: str) -> None:
+    def put(
+        self, conversation_id: str, messages: list[StoredMessage], created_at: str, summary_state: object | None = None
+    ) -> None:
         """Remember `messages` (the whole conversation, in order) for `conversation_id`,
-        created at `created_at`."""
+        created at `created_at`, with the recorder's `summary_state` of them."""
         with self._lock:
             old = self._entries.pop(conversation_id, None)
             if old is not None:
                 self._size -= len(old.messages)
             if len(messages) > self.max_messages:
                 return  # larger than the whole cache: read from disk each time
-            self._entries[conversation_id] = _CachedMessages(messages, {m.id for m in messages}, created_at)
+            self._entries[conversation_id] = _CachedMessages(
+                messages, {m.id for m in messages}, created_at, summary_state
+            )
             self._size += len(messages)
             while self._size > self.max_messages:
                 _, evicted = self._entries.popitem(last=False)
@@ -313,6 +319,9 @@ class ConversationStore:
                 header = self._header(conversation_id)
                 messages = self._messages(conversation_id, header[5]) if header else []
                 transaction = ConversationTransaction(self, conversation_id, header, messages)
+                cached = self.cache.get(conversation_id)
+                if cached is not None and cached.messages is messages:
+                    transaction.summary_state = cached.summary_state
                 yield transaction
                 self._db.execute("COMMIT")
             except BaseException:
@@ -320,7 +329,9 @@ class ConversationStore:
                     self._db.execute("ROLLBACK")
                 raise
             if transaction.added:  # only once committed
-                self.cache.put(conversation_id, transaction.messages, transaction.created_at)
+                self.cache.put(
+                    conversation_id, transaction.messages, transaction.created_at, transaction.summary_state
+                )
 
     # --- listing and deletion -----------------------------------------------------------
 
@@ -515,6 +526,9 @@ class ConversationTransaction:
         self.previous_level: str | None = header[7] if header else None
         """The escalation level committed before this transaction (None: none yet, or a new conversation)."""
         self.added = False
+        self.summary_state: object | None = None
+        """The recorder's incremental summary of the messages, as cached (None: not cached);
+        what it holds when the transaction commits is cached with the messages."""
 
     def append(
         self, incoming: IncomingMessage, analysis: MessageAnalysis, *, stored_text: str, model_version: str
