@@ -198,7 +198,10 @@ class Analyzer:
             wanted = [bool(row.any()) for row in model_cues]
             inspections = self._inspect(messages, keep_text, sentences_for=wanted)
             if inspections is not None:
-                inspections = self._cue_model.add_cues(inspections, model_cues, self.encode)
+                texts = [m.text for m in messages]
+                inspections = self._cue_model.add_cues(
+                    inspections, model_cues, texts, encoded, self.encoder.token_offsets
+                )
         emotion_scores, emotion_present = self._support.project(emotions)
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
