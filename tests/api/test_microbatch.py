@@ -161,3 +161,51 @@ def test_http_concurrent_webhooks_are_paired_correctly(client, analyzer):
         assert body["message"]["sentiment"]["score"] == pytest.approx(expected.sentiment.score, abs=2e-3)
     stats = client.app.state.batcher
     assert stats.batched_messages == 24
+
+
+def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(analyzer, tmp_path, monkeypatch):
+    """One micro-batch of 12 requests: spaCy runs in batches over all of them (at most one
+    call per set of components: parser and NER for cue candidates, NER alone for the rest),
+    never message by message; and what reaches the database file is the redacted text."""
+    from nlp.analyzer import Analyzer
+    from nlp.config import InspectionConfig
+    from nlp.inspection import build_inspector
+    from nlp.schemas import IncomingMessage
+    from service.conversations import ConversationRecorder
+    from service.store import ConversationStore
+
+    redacting = Analyzer(
+        analyzer.encoder, analyzer.bundle, analyzer.policy, build_inspector(InspectionConfig(match_categories=False))
+    )
+    assert redacting.inspector is not None
+    nlp = redacting.inspector.nlp
+    piped: list[int] = []
+    original_pipe = nlp.pipe
+
+    def counting_pipe(texts, *args, **kwargs):
+        docs = list(texts)
+        piped.append(len(docs))
+        return original_pipe(docs, *args, **kwargs)
+
+    monkeypatch.setattr(nlp, "pipe", counting_pipe)
+    names = [f"My name is Maria Fernandez and my email is maria{n}@example.com. {text}" for n, text in enumerate(TEXTS)]
+    store = ConversationStore(tmp_path / "s.db", cache_messages=100)
+
+    async def run():
+        batcher = MicroBatcher(redacting, max_messages=64, max_wait_ms=200)
+        await batcher.start()
+        recorder = ConversationRecorder(redacting, store, batcher, max_messages=100)
+        try:
+            return await asyncio.gather(
+                *(recorder.record(f"c{n}", IncomingMessage(role=Role.customer, text=text)) for n, text in enumerate(names))
+            ), batcher.batches
+        finally:
+            await batcher.stop()
+
+    recorded, batches = asyncio.run(run())
+    assert batches == 1 and len(recorded) == len(TEXTS)
+    assert sum(piped) == len(TEXTS) and len(piped) <= 2, f"spaCy calls per batch: {piped}"
+    store.close()
+    written = b"".join(path.read_bytes() for path in tmp_path.glob("s.db*"))
+    assert b"example.com" not in written and b"Fernandez" not in written
+    assert all("[email]" in r.message.text for r in recorded)
