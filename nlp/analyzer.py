@@ -12,8 +12,8 @@ import numpy as np
 
 from nlp.backends import load_encoder
 from nlp.bundle import ModelBundle, load_bundle
-from nlp.config import AnalyzerConfig
 from nlp.categories import CategoryConfig
+from nlp.config import AnalyzerConfig
 from nlp.conversation import ConversationSummarizer, summarize_conversation
 from nlp.cue_model import CueModel
 from nlp.encoder import EncodedBatch, SentenceEncoder

@@ -64,7 +64,9 @@ class RuleMatches:
             self.emotion += [(evidence, e.score) for e in message.emotions if e.label in wanted and e.score >= floor]
         if condition.category is not None:
             self.category += [
-                Evidence(message_id=message.id, quote=c.quote) for c in message.categories if c.name == condition.category
+                Evidence(message_id=message.id, quote=c.quote)
+                for c in message.categories
+                if c.name == condition.category
             ]
         if condition.topic is not None and any(condition.topic in (t.name, str(t.id)) for t in message.topics):
             self.topic.append(evidence)

@@ -4,10 +4,10 @@ once per summary from the message analyses and the turns (role, text, timestamp)
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
 from spacy.lang.en.stop_words import STOP_WORDS

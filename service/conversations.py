@@ -105,7 +105,9 @@ class ConversationRecorder:
                 conversation = transaction.conversation
                 summarizer = self._summarizer(transaction.summary_state, transaction.messages)
                 transaction.summary_state = summarizer
-                summary = self._summary(conversation, transaction.previous_level, duplicate=False, summarizer=summarizer)
+                summary = self._summary(
+                    conversation, transaction.previous_level, duplicate=False, summarizer=summarizer
+                )
                 escalation = summary.escalation
                 transaction.set_escalation_level(
                     escalation.level, route=escalation.route_to, rules=[r.rule for r in escalation.reasons]

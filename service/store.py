@@ -329,9 +329,7 @@ class ConversationStore:
                     self._db.execute("ROLLBACK")
                 raise
             if transaction.added:  # only once committed
-                self.cache.put(
-                    conversation_id, transaction.messages, transaction.created_at, transaction.summary_state
-                )
+                self.cache.put(conversation_id, transaction.messages, transaction.created_at, transaction.summary_state)
 
     # --- listing and deletion -----------------------------------------------------------
 

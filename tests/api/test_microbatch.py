@@ -197,7 +197,10 @@ def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(anal
         recorder = ConversationRecorder(redacting, store, batcher, max_messages=100)
         try:
             return await asyncio.gather(
-                *(recorder.record(f"c{n}", IncomingMessage(role=Role.customer, text=text)) for n, text in enumerate(names))
+                *(
+                    recorder.record(f"c{n}", IncomingMessage(role=Role.customer, text=text))
+                    for n, text in enumerate(names)
+                )
             ), batcher.batches
         finally:
             await batcher.stop()

@@ -97,7 +97,8 @@ def test_head_only_cue_quotes_the_sentence_the_head_scores_highest(always_securi
 def test_the_evidence_sentence_costs_no_second_encoder_pass(analyzer: Analyzer):
     counting = CountingEncoder(analyzer.encoder)
     chosen = cue_analyzer(
-        Analyzer(counting, analyzer.bundle, analyzer.policy), {"security": 0.0}  # type: ignore[arg-type]
+        Analyzer(counting, analyzer.bundle, analyzer.policy),
+        {"security": 0.0},  # type: ignore[arg-type]
     )
     text = "Hi, I am Maria Fernandez. Somebody abroad keeps buying things with my card. I am at home. Please help."
     analysis = chosen.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0]

@@ -37,7 +37,11 @@ POLICY = SHIPPED.model_copy(
             *SHIPPED.rules,
             Rule(name="test-topic", level="monitor", when=Condition(topic="billing")),
             Rule(name="test-category", level="monitor", when=Condition(category="refund_request")),
-            Rule(name="test-urgency-p", level="escalate", when=Condition(urgency_at_least="high", urgency_probability=0.4)),
+            Rule(
+                name="test-urgency-p",
+                level="escalate",
+                when=Condition(urgency_at_least="high", urgency_probability=0.4),
+            ),
         ]
     }
 )
@@ -96,7 +100,9 @@ def message(draw: st.DrawFn, index: int) -> tuple[MessageAnalysis, Turn]:
         else [],
         categories=[
             CategoryHit(name=name, quote=name)
-            for name in draw(st.lists(st.sampled_from([c.name for c in CATEGORIES.categories]), max_size=2, unique=True))
+            for name in draw(
+                st.lists(st.sampled_from([c.name for c in CATEGORIES.categories]), max_size=2, unique=True)
+            )
         ],
         topics=[TopicScore(id=t, name=["billing", "delivery"][t], confidence=draw(four_decimals), similarity=0.5)]
         if customer and (t := draw(st.integers(-1, 1))) >= 0
