@@ -37,7 +37,7 @@ from nlp.schemas import (
     UrgencyResult,
 )
 from nlp.signals import Turn
-from nlp.text import has_words
+from nlp.text import has_words, sentence_spans
 from nlp.vocabulary import (
     COMPLAINT_LABELS,
     CUE_FAMILIES,
@@ -164,9 +164,10 @@ class Analyzer:
 
     # --- messages ---------------------------------------------------------------------
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
-        """Encode message texts: the one encoder pass per message."""
-        encoded = self.encoder.encode(texts)
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
+        """Encode message texts: the one encoder pass per message (with the token vectors of
+        the rows flagged in `keep_tokens`)."""
+        encoded = self.encoder.encode(texts, keep_tokens)
         if self.after_encode is not None:
             self.after_encode()
         return encoded
@@ -179,15 +180,23 @@ class Analyzer:
         """Analyse messages and return each with the text to store (redacted if enabled)."""
         if not messages:
             return []
-        encoded = self.encode([m.text for m in messages])
+        encoded = self.encode([m.text for m in messages], self.token_rows(messages))
         return self.turns_from_encoding(messages, ids, encoded)
+
+    def token_rows(self, messages: Sequence[Message]) -> list[bool] | None:
+        """Messages whose token vectors the cue head may need to choose an evidence sentence:
+        customer messages of more than one sentence (None: no cue head, none needed)."""
+        if self._cue_model is None:
+            return None
+        return [m.role == Role.customer and len(sentence_spans(m.text)) > 1 for m in messages]
 
     def turns_from_encoding(
         self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch, *, keep_text: bool = True
     ) -> list[AnalyzedTurn]:
         """Run every head (and the text inspector) on already-encoded messages. With
         `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
-        `stored_text` is the original text: it must not be stored."""
+        `stored_text` is the original text: it must not be stored. `encoded` carries the
+        token vectors of the `token_rows` (else head-only cues quote the first sentence)."""
         sentiment, emotions, urgency, *rest = self._heads.predict_proba(encoded.features)
         optional = {head.spec.task: probabilities for head, probabilities in zip(self._optional, rest)}
         complaint = optional["complaint"][:, COMPLAINT_LABELS.index("yes")] if "complaint" in optional else None
@@ -297,7 +306,7 @@ class Analyzer:
         messages = [m for t in transcripts for m in t.messages]
         ids = [mid for t in transcripts for mid in assign_message_ids([m.id for m in t.messages])]
         encode_started = time.perf_counter()
-        encoded = self.encode([m.text for m in messages])
+        encoded = self.encode([m.text for m in messages], self.token_rows(messages))
         encode_ms = (time.perf_counter() - encode_started) * 1000
         analyses = [turn.analysis for turn in self.turns_from_encoding(messages, ids, encoded, keep_text=False)]
         results: list[TranscriptAnalysis] = []

@@ -108,11 +108,11 @@ class CueModel:
         """Each wanted cue's sentence: the only one, or the one the head scores highest for
         its family (None for a message without words)."""
         scores: dict[int, np.ndarray] = {}
-        if encoded.tokens is not None:
-            for row in sorted({row for row, _ in wanted if len(inspections[row].sentences) > 1}):
+        for row in sorted({row for row, _ in wanted if len(inspections[row].sentences) > 1}):
+            tokens = encoded.tokens[row] if encoded.tokens is not None else None
+            if tokens is not None:  # else (not kept, or a backend without them): the first sentence
                 text = texts[row]
-                spans = inspections[row].sentence_spans
-                scores[row] = self.sentence_scores(text, spans, encoded.tokens[row], token_offsets(text))
+                scores[row] = self.sentence_scores(text, inspections[row].sentence_spans, tokens, token_offsets(text))
         quotes: list[str | None] = []
         for row, k in wanted:
             sentences = inspections[row].sentences

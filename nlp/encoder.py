@@ -61,9 +61,10 @@ class EncodedBatch:
     """(n, 2 * dim) sentence embedding followed by max pooling: what the heads read."""
     truncated: np.ndarray
     """(n,) True where the text filled the encoder's window, so any rest was not read."""
-    tokens: list[np.ndarray] | None = None
-    """Per row, (tokens read, dim) contextual token vectors of the same pass, special tokens
-    included (None: the backend does not return them). What `span_features` pools."""
+    tokens: list[np.ndarray | None] | None = None
+    """Per row asked for (`keep_tokens`), (tokens read, dim) contextual token vectors of the
+    same pass, special tokens included; None for the other rows, and in all when the backend
+    does not return them. What `span_features` pools."""
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
@@ -92,7 +93,7 @@ class SentenceEncoder(Protocol):
     max_seq_length: int
     batch_size: int
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch: ...
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch: ...
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
 
@@ -158,12 +159,17 @@ class Encoder:
         """The underlying SentenceTransformer (training fine-tunes it in place)."""
         return self._model
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         """Normalise and encode `texts` in length-sorted batches (less padding); rows come
-        back in input order. Training and serving both come through here, so they see
-        the same text."""
+        back in input order, with the token vectors of the rows flagged in `keep_tokens`.
+        Training and serving both come through here, so they see the same text."""
         return encode_in_batches(
-            texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size, max_seq_length=self.max_seq_length
+            texts,
+            self._pooled_batch,
+            dim=self.dim,
+            batch_size=self.batch_size,
+            max_seq_length=self.max_seq_length,
+            keep_tokens=keep_tokens,
         )
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
@@ -171,14 +177,14 @@ class Encoder:
         `text`, in order ((0, 0) for special tokens); tokenising only, no forward pass."""
         return tokenizer_offsets(self._model.tokenizer, text, self.max_seq_length)
 
-    def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
+    def _pooled_batch(self, texts: Sequence[str], with_tokens: bool = False) -> PooledBatch:
         with torch.inference_mode():
             sentence, pooled, lengths, tokens = self._forward(texts)
         return PooledBatch(
             sentence.float().cpu().numpy(),
             pooled.float().cpu().numpy(),
             lengths.cpu().numpy(),
-            tokens.float().cpu().numpy(),  # a view on CPU: no copy
+            tokens.float().cpu().numpy() if with_tokens else None,  # a view on CPU: no copy
         )
 
     def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -241,27 +247,38 @@ def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> 
 
 
 def encode_in_batches(
-    texts: Sequence[str], run: Callable[[Sequence[str]], PooledBatch], *, dim: int, batch_size: int, max_seq_length: int
+    texts: Sequence[str],
+    run: Callable[[Sequence[str], bool], PooledBatch],
+    *,
+    dim: int,
+    batch_size: int,
+    max_seq_length: int,
+    keep_tokens: Sequence[bool] | None = None,
 ) -> EncodedBatch:
-    """Normalise `texts`, run them through `run` in length-sorted batches (less padding)
-    and put the rows back in input order. Every backend encodes through here."""
+    """Normalise `texts`, run them through `run` (texts, whether token vectors are wanted) in
+    length-sorted batches (less padding) and put the rows back in input order, with copies
+    of the token vectors of the rows flagged in `keep_tokens` (only those: a whole batch's
+    would hold hundreds of MB for a long transcript). Every backend encodes through here."""
     texts = [normalize_text(text) for text in texts]
     n = len(texts)
     embeddings = np.zeros((n, dim), dtype=np.float32)
     features = np.zeros((n, 2 * dim), dtype=np.float32)
     truncated = np.zeros(n, dtype=bool)
-    tokens: list[np.ndarray] | None = [np.empty((0, dim), dtype=np.float32)] * n
+    wanted = np.zeros(n, dtype=bool) if keep_tokens is None else np.asarray(keep_tokens, dtype=bool)
+    tokens: list[np.ndarray | None] | None = [None] * n if wanted.any() else None
     lengths = np.array([len(text) for text in texts])
     order = np.argsort(-lengths, kind="stable")
     for rows in _length_buckets(order, lengths, batch_size):
-        batch = run([texts[i] for i in rows])
+        batch = run([texts[i] for i in rows], bool(wanted[rows].any()))
         embeddings[rows] = batch.sentence
         features[rows, :dim] = batch.sentence
         features[rows, dim:] = batch.max_pooled
         truncated[rows] = batch.token_counts >= max_seq_length
-        if batch.tokens is None:
-            tokens = None
-        elif tokens is not None:
-            for position, row in enumerate(rows):  # views: the batch's array is kept, not copied
-                tokens[row] = batch.tokens[position, : int(batch.token_counts[position])]
+        if tokens is not None and wanted[rows].any():
+            if batch.tokens is None:  # the backend has none to give
+                tokens = None
+                continue
+            for position, row in enumerate(rows):
+                if wanted[row]:
+                    tokens[row] = batch.tokens[position, : int(batch.token_counts[position])].copy()
     return EncodedBatch(embeddings=embeddings, features=features, truncated=truncated, tokens=tokens)

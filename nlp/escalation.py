@@ -6,6 +6,7 @@ rule asks for; route and confidence come from the fired rules at that level."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -32,21 +33,37 @@ class ConditionResult:
 
 
 @dataclass
-class RuleMatches:
-    """The customer messages a rule's per-message conditions (urgency, emotion, category,
-    topic) hold for, gathered one message at a time: checking the rule then reads these
-    lists instead of passing over every message again."""
+class Matched:
+    """Evidence of the messages a condition holds for, in order, and its strongest value."""
 
-    urgency: list[tuple[Evidence, float]] = field(default_factory=list)
-    """(evidence, P(urgency >= level)) of each message the urgency condition holds for."""
-    emotion: list[tuple[Evidence, float]] = field(default_factory=list)
-    """(evidence, score) of each wanted emotion at or above the floor."""
+    evidence: list[Evidence] = field(default_factory=list)
+    best: float = -math.inf
+
+    def add(self, evidence: Evidence, value: float) -> None:
+        self.evidence.append(evidence)
+        self.best = max(self.best, value)
+
+
+@dataclass
+class RuleMatches:
+    """What a rule's per-message conditions (cue, urgency, emotion, category, topic) hold
+    for, gathered one customer message at a time: checking the rule then reads these lists
+    instead of passing over every message again."""
+
+    cue: list[Evidence] = field(default_factory=list)
+    urgency: Matched = field(default_factory=Matched)
+    """Valued by P(urgency >= level)."""
+    emotion: Matched = field(default_factory=Matched)
+    """One entry per wanted emotion at or above the floor, valued by its score."""
     category: list[Evidence] = field(default_factory=list)
     topic: list[Evidence] = field(default_factory=list)
 
-    def add(self, condition: Condition, message: MessageAnalysis) -> None:
-        """Take in one customer message."""
-        evidence = Evidence(message_id=message.id)  # one shared object per message: cheap to list
+    def add(self, condition: Condition, message: MessageAnalysis, evidence: Evidence) -> None:
+        """Take in one customer message (`evidence`: the message, without a quote)."""
+        if condition.cue is not None:
+            self.cue += [
+                Evidence(message_id=message.id, quote=c.quote) for c in message.cues if c.family == condition.cue
+            ]
         if condition.urgency_at_least is not None:
             level = condition.urgency_at_least
             probability = urgency_at_least(message, level)
@@ -57,11 +74,13 @@ class RuleMatches:
                     message.urgency.label
                 ) >= URGENCY_LABELS.index(level)
             if holds:
-                self.urgency.append((evidence, probability))
+                self.urgency.add(evidence, probability)
         if condition.emotion is not None:
             wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
             floor = condition.emotion_score_at_least or 0.0
-            self.emotion += [(evidence, e.score) for e in message.emotions if e.label in wanted and e.score >= floor]
+            for emotion in message.emotions:
+                if emotion.label in wanted and emotion.score >= floor:
+                    self.emotion.add(evidence, emotion.score)
         if condition.category is not None:
             self.category += [
                 Evidence(message_id=message.id, quote=c.quote)
@@ -72,19 +91,31 @@ class RuleMatches:
             self.topic.append(evidence)
 
 
+def _per_message(condition: Condition) -> bool:
+    """Whether the condition reads individual customer messages (`RuleMatches`)."""
+    return any(
+        value is not None
+        for value in (condition.cue, condition.urgency_at_least, condition.emotion, condition.category, condition.topic)
+    )
+
+
 class PolicyMatches:
     """Every rule's `RuleMatches`, kept up to date one customer message at a time."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.rules = [RuleMatches() for _ in policy.rules]
+        self._reading = [
+            (rule.when, matches) for rule, matches in zip(policy.rules, self.rules) if _per_message(rule.when)
+        ]
 
     def add(self, message: MessageAnalysis) -> None:
         """Take in the conversation's next message (only customer messages count)."""
-        if message.role != Role.customer:
+        if message.role != Role.customer or not self._reading:
             return
-        for rule, matches in zip(self.policy.rules, self.rules):
-            matches.add(rule.when, message)
+        evidence = Evidence(message_id=message.id)  # one object shared by every list it joins
+        for condition, matches in self._reading:
+            matches.add(condition, message, evidence)
 
     @classmethod
     def of(cls, policy: Policy, messages: Iterable[MessageAnalysis]) -> PolicyMatches:
@@ -101,24 +132,13 @@ def _check(
     results: list[ConditionResult] = []
     customer = signals.customer
     if condition.cue is not None:
-        hits = [c for c in signals.risk_cues if c.family == condition.cue]
-        if not hits:
+        if not matches.cue:
             return None
-        results.append(
-            ConditionResult(
-                f"cue:{condition.cue}",
-                rule.confidence,
-                [Evidence(message_id=c.message_id, quote=c.quote) for c in hits],
-            )
-        )
+        results.append(ConditionResult(f"cue:{condition.cue}", rule.confidence, list(matches.cue)))
     if condition.urgency_at_least is not None:
-        if not matches.urgency:
+        if not matches.urgency.evidence:
             return None
-        results.append(
-            ConditionResult(
-                "model:urgency", max(p for _, p in matches.urgency), [evidence for evidence, _ in matches.urgency]
-            )
-        )
+        results.append(ConditionResult("model:urgency", matches.urgency.best, list(matches.urgency.evidence)))
     if condition.sentiment_at_most is not None:
         if signals.sentiment is None or signals.sentiment.score > condition.sentiment_at_most:
             return None
@@ -148,13 +168,9 @@ def _check(
             )
         )
     if condition.emotion is not None:
-        if not matches.emotion:
+        if not matches.emotion.evidence:
             return None
-        results.append(
-            ConditionResult(
-                "model:emotion", max(s for _, s in matches.emotion), [evidence for evidence, _ in matches.emotion]
-            )
-        )
+        results.append(ConditionResult("model:emotion", matches.emotion.best, list(matches.emotion.evidence)))
     if condition.repeated_to_bot is not None:
         if bool(signals.repeated_to_bot) != condition.repeated_to_bot:
             return None

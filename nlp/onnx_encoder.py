@@ -294,20 +294,26 @@ class OnnxEncoder:
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
         self.feature_dim = 2 * self.dim
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         """Same contract as `Encoder.encode`: normalised, length-sorted batches, input order."""
         return encode_in_batches(
-            texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size, max_seq_length=self.max_seq_length
+            texts,
+            self._pooled_batch,
+            dim=self.dim,
+            batch_size=self.batch_size,
+            max_seq_length=self.max_seq_length,
+            keep_tokens=keep_tokens,
         )
 
-    def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
+    def _pooled_batch(self, texts: Sequence[str], with_tokens: bool = False) -> PooledBatch:
         # The same tokenizer call sentence-transformers makes (pad to longest, truncate).
         tokens = self._tokenizer(
             list(texts), padding=True, truncation="longest_first", max_length=self.max_seq_length, return_tensors="np"
         )
         feeds = {name: tokens[name].astype(np.int64, copy=False) for name in INPUT_NAMES}
-        sentence, pooled, token_vectors = self._session.run(list(OUTPUT_NAMES), feeds)
-        return PooledBatch(sentence, pooled, feeds["attention_mask"].sum(axis=1), token_vectors)
+        outputs = self._session.run(list(OUTPUT_NAMES if with_tokens else OUTPUT_NAMES[:2]), feeds)
+        counts = feeds["attention_mask"].sum(axis=1)
+        return PooledBatch(outputs[0], outputs[1], counts, outputs[2] if with_tokens else None)
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
         """Same contract as `Encoder.token_offsets`."""

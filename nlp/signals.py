@@ -7,7 +7,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from fractions import Fraction
 from typing import Any
 
 from spacy.lang.en.stop_words import STOP_WORDS
@@ -84,24 +83,22 @@ def urgency_at_least(message: MessageAnalysis, level: str) -> float:
 
 @dataclass
 class SentimentSums:
-    """Exact running sums over the customer's sentiment, so the mean and the least-squares
-    slope cost the same for the 500th turn as for the 2nd (and do not depend on the order
-    the additions happened in: floats are added as exact fractions)."""
+    """Running sums over the customer's sentiment, so the mean and the least-squares slope
+    cost the same for the 500th turn as for the 2nd."""
 
     count: int = 0
-    probabilities: list[Fraction] = field(default_factory=lambda: [Fraction(0)] * len(SENTIMENT_LABELS))
-    scores: Fraction = Fraction(0)
-    weighted: Fraction = Fraction(0)
+    probabilities: list[float] = field(default_factory=lambda: [0.0] * len(SENTIMENT_LABELS))
+    scores: float = 0.0
+    weighted: float = 0.0
     """Sum of position * score (positions 0, 1, 2, ...): the slope's cross term."""
     lowest: float | None = None
 
     def add(self, sentiment: SentimentResult) -> None:
         self.probabilities = [
-            total + Fraction(sentiment.probabilities[label])
-            for total, label in zip(self.probabilities, SENTIMENT_LABELS)
+            total + sentiment.probabilities[label] for total, label in zip(self.probabilities, SENTIMENT_LABELS)
         ]
-        self.scores += Fraction(sentiment.score)
-        self.weighted += self.count * Fraction(sentiment.score)
+        self.scores += sentiment.score
+        self.weighted += self.count * sentiment.score
         self.lowest = sentiment.score if self.lowest is None else min(self.lowest, sentiment.score)
         self.count += 1
 
@@ -109,7 +106,7 @@ class SentimentSums:
         """Mean of the sentiment distributions (each turn weighs the same); None without turns."""
         if not self.count:
             return None
-        distribution = {label: float(total / self.count) for label, total in zip(SENTIMENT_LABELS, self.probabilities)}
+        distribution = {label: total / self.count for label, total in zip(SENTIMENT_LABELS, self.probabilities)}
         return SentimentResult(
             label=max(SENTIMENT_LABELS, key=lambda label: distribution[label]),  # first of equals, like argmax
             score=round(distribution["positive"] - distribution["negative"], 4),
@@ -122,7 +119,7 @@ class SentimentSums:
         if n < 2:
             return 0.0
         sum_x, sum_xx = n * (n - 1) // 2, (n - 1) * n * (2 * n - 1) // 6
-        return float((n * self.weighted - sum_x * self.scores) / (n * sum_xx - sum_x * sum_x))
+        return (n * self.weighted - sum_x * self.scores) / (n * sum_xx - sum_x * sum_x)
 
 
 @dataclass

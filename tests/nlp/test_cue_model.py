@@ -64,9 +64,9 @@ class CountingEncoder:
         self.wrapped = wrapped
         self.calls: list[int] = []
 
-    def encode(self, texts):
+    def encode(self, texts, keep_tokens=None):
         self.calls.append(len(texts))
-        return self.wrapped.encode(texts)  # type: ignore[attr-defined]
+        return self.wrapped.encode(texts, keep_tokens)  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str):
         return getattr(self.wrapped, name)
@@ -82,8 +82,8 @@ def test_head_only_cue_quotes_the_sentence_the_head_scores_highest(always_securi
     spans = sentence_spans(text)
     sentences = [text[s:e] for s, e in spans]
     encoder = always_security.encoder
-    tokens = encoder.encode([text]).tokens
-    assert tokens is not None
+    tokens = encoder.encode([text], [True]).tokens
+    assert tokens is not None and tokens[0] is not None
     cue_model = CueModel(always_security.bundle.heads["cues"])
     scores = cue_model.sentence_scores(text, spans, tokens[0], encoder.token_offsets(text))
     assert np.isfinite(scores).all()
@@ -115,8 +115,8 @@ def test_sentences_past_the_encoders_window_are_never_evidence(analyzer: Analyze
     -inf, so it is never chosen."""
     text = "My card was used abroad. " + "This is filler text that goes on. " * 120 + "Last words here."
     spans = sentence_spans(text)
-    tokens = analyzer.encoder.encode([text]).tokens
-    assert tokens is not None
+    tokens = analyzer.encoder.encode([text], [True]).tokens
+    assert tokens is not None and tokens[0] is not None
     scores = CueModel(analyzer.bundle.heads["cues"]).sentence_scores(
         text, spans, tokens[0], analyzer.encoder.token_offsets(text)
     )
