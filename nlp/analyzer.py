@@ -167,7 +167,8 @@ class Analyzer:
     def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         """Encode message texts: the one encoder pass per message (with the token vectors of
         the rows flagged in `keep_tokens`)."""
-        encoded = self.encoder.encode(texts, keep_tokens)
+        # Only when asked: an encoder (or a wrapper) that keeps no token vectors takes texts alone.
+        encoded = self.encoder.encode(texts) if keep_tokens is None else self.encoder.encode(texts, keep_tokens)
         if self.after_encode is not None:
             self.after_encode()
         return encoded
@@ -180,8 +181,12 @@ class Analyzer:
         """Analyse messages and return each with the text to store (redacted if enabled)."""
         if not messages:
             return []
-        encoded = self.encode([m.text for m in messages], self.token_rows(messages))
+        encoded = self._encode_messages(messages)
         return self.turns_from_encoding(messages, ids, encoded)
+
+    def _encode_messages(self, messages: Sequence[Message]) -> EncodedBatch:
+        texts, rows = [m.text for m in messages], self.token_rows(messages)
+        return self.encode(texts) if rows is None else self.encode(texts, rows)
 
     def token_rows(self, messages: Sequence[Message]) -> list[bool] | None:
         """Messages whose token vectors the cue head may need to choose an evidence sentence:
@@ -306,7 +311,7 @@ class Analyzer:
         messages = [m for t in transcripts for m in t.messages]
         ids = [mid for t in transcripts for mid in assign_message_ids([m.id for m in t.messages])]
         encode_started = time.perf_counter()
-        encoded = self.encode([m.text for m in messages], self.token_rows(messages))
+        encoded = self._encode_messages(messages)
         encode_ms = (time.perf_counter() - encode_started) * 1000
         analyses = [turn.analysis for turn in self.turns_from_encoding(messages, ids, encoded, keep_text=False)]
         results: list[TranscriptAnalysis] = []

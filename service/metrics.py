@@ -108,7 +108,7 @@ class TimedEncoder:
 
     def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         started = time.perf_counter()
-        result = self.wrapped.encode(texts, keep_tokens)
+        result = self.wrapped.encode(texts) if keep_tokens is None else self.wrapped.encode(texts, keep_tokens)
         MODEL_INFERENCE_SECONDS.observe(time.perf_counter() - started)
         ENCODE_BATCH_SIZE.observe(len(texts))
         return result
