@@ -3,8 +3,9 @@
 The summary is kept up to date one message at a time: `ConversationSummarizer.add` does
 constant work per message (running sums, the latest highlights, each rule's matches), and
 `summary` reads that state, so the per-message webhook never passes over the earlier
-messages (only the evidence lists it returns grow with the conversation). `summarize_conversation` folds a whole conversation through the same
-summarizer, so both paths give the same summary."""
+messages (only the evidence lists it returns grow with the conversation).
+`summarize_conversation` folds a whole conversation through the same summarizer, so both
+paths give the same summary."""
 
 from __future__ import annotations
 
