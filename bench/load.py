@@ -8,8 +8,13 @@ from the environment plus the backend), waits for /readyz and then:
 2. drives POST /v1/conversations/{id}/messages with a bounded asyncio client (httpx) at
    each concurrency level: throughput, p50/p95/p99 latency, errors. Each client writes
    its own conversations, 10 messages each, alternating customer and agent turns;
-3. sends `--memory-requests` more requests in ten parts, reading the server's RSS after start-up
+3. compares a message on a long conversation with one on a short one (`--long-conversation`
+   messages against 10): one conversation is filled to the long length and fresh ones to 9
+   messages, then single posts alternate between the two, so noise hits both alike;
+4. sends `--memory-requests` more requests in ten parts, reading the server's RSS after start-up
    and after each part (warm-up levels off; a leak keeps climbing).
+
+Last it prints each figure against the goals (GOALS below).
 
 The raw floor is measured right before and right after each concurrency level, and the
 level is compared with both (the median of all their samples): this host's speed drifts
@@ -20,7 +25,8 @@ backends' raw batch-32 times are measured interleaved, round by round, for the
 int8-versus-fp32 ratio.
 
     .venv/bin/python bench/load.py [--backends torch onnx-int8] [--concurrency 1 8 32]
-                                   [--requests 400] [--memory-requests 10000] [--json out.json]
+                                   [--requests 400] [--memory-requests 10000]
+                                   [--long-conversation 500] [--length-samples 40] [--json out.json]
 
 The client runs on the same cores as the server, so it takes a share of the CPU (said in
 the output); `uptime`'s load is printed before and after, since other work on the
@@ -56,6 +62,26 @@ from service.settings import Settings  # noqa: E402
 RAW_BATCH = 32
 MEMORY_READINGS = 10
 MESSAGES_PER_CONVERSATION = 10
+SHORT_CONVERSATION = 10
+FILL_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class Goals:
+    """Issue 18's goals for one server process, checked in `print_goals`."""
+
+    c32_of_raw_batch32: float = 0.70
+    """Throughput at concurrency 32, at least this share of the raw encoder's batch-32 msg/s."""
+    c1_p50_of_raw: float = 1.7
+    """One caller's p50, at most this many raw single-message passes."""
+    c1_p99_of_raw: float = 3.0
+    long_of_short: float = 1.2
+    """A message on the long conversation, at most this many times one on a 10-message one (p50)."""
+    memory_growth: float = 0.05
+    """RSS after the last memory part at most this much above RSS halfway (after warm-up)."""
+
+
+GOALS = Goals()
 
 
 def load_messages() -> list[str]:
@@ -207,6 +233,59 @@ def run_level(
     )
 
 
+# --- long against short conversations ------------------------------------------------------
+
+
+@dataclass
+class LengthResult:
+    long_messages: int
+    samples: int
+    long_p50_ms: float
+    short_p50_ms: float
+    errors: int
+
+    @property
+    def ratio(self) -> float:
+        return self.long_p50_ms / self.short_p50_ms
+
+
+async def fill(client: httpx.AsyncClient, conversation: str, texts: list[str], count: int, offset: int) -> int:
+    """Post `count` messages to `conversation` (alternating customer and agent turns), a few
+    at a time; the number of errors."""
+    errors = 0
+    for start in range(0, count, FILL_CONCURRENCY):
+        bodies = [
+            {"role": "customer" if k % 2 == 0 else "agent", "text": texts[(offset + k) % len(texts)]}
+            for k in range(start, min(start + FILL_CONCURRENCY, count))
+        ]
+        replies = await asyncio.gather(
+            *(client.post(f"/v1/conversations/{conversation}/messages", json=body) for body in bodies)
+        )
+        errors += sum(reply.status_code != 200 for reply in replies)
+    return errors
+
+
+async def compare_lengths(
+    base_url: str, texts: list[str], long_messages: int, samples: int, run_id: str
+) -> LengthResult:
+    """p50 of a customer message posted to a conversation of about `long_messages` messages
+    against one posted as the 10th message of a fresh conversation, alternating one by one."""
+    long_id = f"{run_id}-long"
+    async with httpx.AsyncClient(base_url=base_url, timeout=120.0) as client:
+        errors = await fill(client, long_id, texts, long_messages - 1, 0)
+        for n in range(samples):
+            errors += await fill(client, f"{run_id}-short-{n}", texts, SHORT_CONVERSATION - 1, n)
+        long_ms, short_ms = [], []
+        for n in range(samples):
+            for conversation, into in ((long_id, long_ms), (f"{run_id}-short-{n}", short_ms)):
+                body = {"role": "customer", "text": texts[(7 * n) % len(texts)]}
+                started = time.perf_counter()
+                reply = await client.post(f"/v1/conversations/{conversation}/messages", json=body)
+                into.append((time.perf_counter() - started) * 1000)
+                errors += reply.status_code != 200
+    return LengthResult(long_messages, samples, statistics.median(long_ms), statistics.median(short_ms), errors)
+
+
 # --- one backend -----------------------------------------------------------------------------
 
 
@@ -219,6 +298,8 @@ class BackendRun:
     memory_requests: int
     levels: list[LoadResult]
     rss_series_mib: list[tuple[int, float]]  # (requests sent in the memory run so far, RSS)
+    lengths: LengthResult | None = None
+    memory_errors: int = 0
 
 
 def encoder_for(backend: str, settings: Settings) -> SentenceEncoder:
@@ -263,7 +344,19 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                     f"batch-32 {floor.batch32_ms:.1f} ms",
                     file=sys.stderr,
                 )
-            rss_after, series = None, []
+            lengths = None
+            if args.long_conversation:
+                lengths = asyncio.run(
+                    compare_lengths(base_url, texts, args.long_conversation, args.length_samples, f"{backend}-len")
+                )
+                print(
+                    f"[{backend}] message on a {lengths.long_messages}-message conversation: p50 "
+                    f"{lengths.long_p50_ms:.1f} ms; on a {SHORT_CONVERSATION}-message one: "
+                    f"{lengths.short_p50_ms:.1f} ms "
+                    f"({lengths.ratio:.2f}x, {lengths.errors} errors)",
+                    file=sys.stderr,
+                )
+            rss_after, series, errors = None, [], 0
             if args.memory_requests:
                 # In tenths, reading RSS after each: warm-up levels off, growth keeps climbing.
                 sent, errors, seconds = 0, 0, 0.0
@@ -298,6 +391,8 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
         memory_requests=args.memory_requests,
         levels=levels,
         rss_series_mib=series,
+        lengths=lengths,
+        memory_errors=errors,
     )
 
 
@@ -374,12 +469,72 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
         )
 
 
+def memory_growth(run: BackendRun) -> float | None:
+    """RSS after the last part over RSS halfway through the memory run, minus 1."""
+    series = [mib for _, mib in run.rss_series_mib]
+    if len(series) < 2:
+        return None
+    return series[-1] / series[len(series) // 2 - 1] - 1
+
+
+def print_goals(runs: list[BackendRun], goals: Goals = GOALS) -> None:
+    """Each measured figure against its goal: met, or not met."""
+
+    def line(label: str, value: str, met: bool) -> None:
+        print(f"| {label} | {value} | {'met' if met else '**not met**'} |")
+
+    print()
+    print("Against the goals (one sitting; this host's timings are noisy):")
+    print()
+    print("| backend: goal | measured | |")
+    print("|---|---:|---|")
+    for run in runs:
+        name = run.backend
+        by_concurrency = {level.concurrency: level for level in run.levels}
+        if 32 in by_concurrency:
+            level = by_concurrency[32]
+            share = level.throughput / level.floor.batch32_per_s
+            line(
+                f"{name}: c=32 ≥ {goals.c32_of_raw_batch32:.0%} of raw batch-32",
+                f"{share:.0%}",
+                share >= goals.c32_of_raw_batch32,
+            )
+        if 1 in by_concurrency:
+            level = by_concurrency[1]
+            p50, p99 = level.p50_ms / level.floor.single_ms, level.p99_ms / level.floor.single_ms
+            line(f"{name}: c=1 p50 ≤ {goals.c1_p50_of_raw}x raw pass", f"{p50:.2f}x", p50 <= goals.c1_p50_of_raw)
+            line(f"{name}: c=1 p99 ≤ {goals.c1_p99_of_raw}x raw pass", f"{p99:.2f}x", p99 <= goals.c1_p99_of_raw)
+        if run.lengths is not None:
+            ratio = run.lengths.ratio
+            line(
+                f"{name}: {run.lengths.long_messages}-message conversation ≤ {goals.long_of_short}x a "
+                f"{SHORT_CONVERSATION}-message one (p50)",
+                f"{ratio:.2f}x",
+                ratio <= goals.long_of_short,
+            )
+        errors = sum(level.errors for level in run.levels) + run.memory_errors
+        errors += run.lengths.errors if run.lengths else 0
+        line(f"{name}: zero errors", str(errors), errors == 0)
+        growth = memory_growth(run)
+        if growth is not None:
+            line(
+                f"{name}: memory flat over {run.memory_requests:,} requests "
+                f"(last ≤ halfway + {goals.memory_growth:.0%})",
+                f"{growth:+.1%}",
+                growth <= goals.memory_growth,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx-int8"], choices=ENCODER_BACKENDS)
     parser.add_argument("--concurrency", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=400, help="measured requests per level (half at c=1)")
     parser.add_argument("--memory-requests", type=int, default=10_000, help="requests between the two RSS readings")
+    parser.add_argument(
+        "--long-conversation", type=int, default=500, help="messages of the long conversation (0: skip the comparison)"
+    )
+    parser.add_argument("--length-samples", type=int, default=40, help="posts to each of long and short conversations")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
     # SIGTERM ends the run through the `finally` that stops the server it started.
@@ -399,6 +554,7 @@ def main() -> None:
     batch_ms = interleaved_batch_ratio(args.backends, texts, settings) if len(args.backends) > 1 else {}
     meta["load_after"] = load_average()
     print_report(runs, batch_ms, meta)
+    print_goals(runs)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(

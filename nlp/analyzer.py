@@ -12,8 +12,9 @@ import numpy as np
 
 from nlp.backends import load_encoder
 from nlp.bundle import ModelBundle, load_bundle
+from nlp.categories import CategoryConfig
 from nlp.config import AnalyzerConfig
-from nlp.conversation import summarize_conversation
+from nlp.conversation import ConversationSummarizer, summarize_conversation
 from nlp.cue_model import CueModel
 from nlp.encoder import EncodedBatch, SentenceEncoder
 from nlp.heads import HeadStack
@@ -36,7 +37,7 @@ from nlp.schemas import (
     UrgencyResult,
 )
 from nlp.signals import Turn
-from nlp.text import has_words
+from nlp.text import has_words, sentence_spans
 from nlp.vocabulary import (
     COMPLAINT_LABELS,
     CUE_FAMILIES,
@@ -163,9 +164,11 @@ class Analyzer:
 
     # --- messages ---------------------------------------------------------------------
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
-        """Encode message texts: the one encoder pass per message."""
-        encoded = self.encoder.encode(texts)
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
+        """Encode message texts: the one encoder pass per message (with the token vectors of
+        the rows flagged in `keep_tokens`)."""
+        # Only when asked: an encoder (or a wrapper) that keeps no token vectors takes texts alone.
+        encoded = self.encoder.encode(texts) if keep_tokens is None else self.encoder.encode(texts, keep_tokens)
         if self.after_encode is not None:
             self.after_encode()
         return encoded
@@ -178,15 +181,27 @@ class Analyzer:
         """Analyse messages and return each with the text to store (redacted if enabled)."""
         if not messages:
             return []
-        encoded = self.encode([m.text for m in messages])
+        encoded = self._encode_messages(messages)
         return self.turns_from_encoding(messages, ids, encoded)
+
+    def _encode_messages(self, messages: Sequence[Message]) -> EncodedBatch:
+        texts, rows = [m.text for m in messages], self.token_rows(messages)
+        return self.encode(texts) if rows is None else self.encode(texts, rows)
+
+    def token_rows(self, messages: Sequence[Message]) -> list[bool] | None:
+        """Messages whose token vectors the cue head may need to choose an evidence sentence:
+        customer messages of more than one sentence (None: no cue head, none needed)."""
+        if self._cue_model is None:
+            return None
+        return [m.role == Role.customer and len(sentence_spans(m.text)) > 1 for m in messages]
 
     def turns_from_encoding(
         self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch, *, keep_text: bool = True
     ) -> list[AnalyzedTurn]:
         """Run every head (and the text inspector) on already-encoded messages. With
         `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
-        `stored_text` is the original text: it must not be stored."""
+        `stored_text` is the original text: it must not be stored. `encoded` carries the
+        token vectors of the `token_rows` (else head-only cues quote the first sentence)."""
         sentiment, emotions, urgency, *rest = self._heads.predict_proba(encoded.features)
         optional = {head.spec.task: probabilities for head, probabilities in zip(self._optional, rest)}
         complaint = optional["complaint"][:, COMPLAINT_LABELS.index("yes")] if "complaint" in optional else None
@@ -197,7 +212,10 @@ class Analyzer:
             wanted = [bool(row.any()) for row in model_cues]
             inspections = self._inspect(messages, keep_text, sentences_for=wanted)
             if inspections is not None:
-                inspections = self._cue_model.add_cues(inspections, model_cues, self.encode)
+                texts = [m.text for m in messages]
+                inspections = self._cue_model.add_cues(
+                    inspections, model_cues, texts, encoded, self.encoder.token_offsets
+                )
         emotion_scores, emotion_present = self._support.project(emotions)
         polarity = sentiment[:, SENTIMENT_LABELS.index("positive")] - sentiment[:, SENTIMENT_LABELS.index("negative")]
         urgency_score = urgency @ self._urgency_levels
@@ -273,8 +291,15 @@ class Analyzer:
     ) -> ConversationSummary:
         """Conversation-level summary from message analyses and turns (no encoding), under
         this analyzer's policy or another one (`convintel policy backtest` compares two)."""
-        categories = self.inspector.categories.config if self.inspector and self.inspector.categories else None
-        return summarize_conversation(analyses, turns, policy or self.policy, channel, categories, metadata)
+        return summarize_conversation(analyses, turns, policy or self.policy, channel, self._categories(), metadata)
+
+    def summarizer(self) -> ConversationSummarizer:
+        """An empty incremental summary under this analyzer's policy: `add` a conversation's
+        messages as they arrive and read its `summary` after each (same as `summarize`)."""
+        return ConversationSummarizer(self.policy, self._categories())
+
+    def _categories(self) -> CategoryConfig | None:
+        return self.inspector.categories.config if self.inspector and self.inspector.categories else None
 
     def analyze(self, transcript: Transcript) -> TranscriptAnalysis:
         """Analyse one whole transcript."""
@@ -286,7 +311,7 @@ class Analyzer:
         messages = [m for t in transcripts for m in t.messages]
         ids = [mid for t in transcripts for mid in assign_message_ids([m.id for m in t.messages])]
         encode_started = time.perf_counter()
-        encoded = self.encode([m.text for m in messages])
+        encoded = self._encode_messages(messages)
         encode_ms = (time.perf_counter() - encode_started) * 1000
         analyses = [turn.analysis for turn in self.turns_from_encoding(messages, ids, encoded, keep_text=False)]
         results: list[TranscriptAnalysis] = []

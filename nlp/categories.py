@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
@@ -177,22 +177,37 @@ class CategoryMatcher:
         return [found[name] for name in sorted(found, key=order.index)]
 
 
+@dataclass
+class CategoryTally:
+    """Each category's hits in a conversation, in message order, gathered one message at a
+    time; which of them count depends on the channel, so that is decided when read."""
+
+    hits: dict[str, list[tuple[MessageAnalysis, CategoryHit]]] = field(default_factory=dict)
+
+    def add(self, message: MessageAnalysis) -> None:
+        for hit in message.categories:
+            self.hits.setdefault(hit.name, []).append((message, hit))
+
+    def categories(self, config: CategoryConfig | None, channel: Channel | None) -> list[ConversationCategory]:
+        """Each category whose conditions hold in some message: its first such message."""
+        if config is None:
+            return []
+        found: list[ConversationCategory] = []
+        for name, category in config.by_name().items():  # configuration order
+            first = next((pair for pair in self.hits.get(name, ()) if category.holds_for(pair[0], channel)), None)
+            if first is not None:
+                found.append(ConversationCategory(name=name, message_id=first[0].id, quote=first[1].quote))
+        return found
+
+
 def conversation_categories(
     analyses: Sequence[MessageAnalysis], config: CategoryConfig | None, channel: Channel | None
 ) -> list[ConversationCategory]:
     """Each category whose conditions hold in some message: its first such message."""
-    if config is None:
-        return []
-    categories = config.by_name()
-    seen: dict[str, ConversationCategory] = {}
+    tally = CategoryTally()
     for message in analyses:
-        for hit in message.categories:
-            category = categories.get(hit.name)
-            if category is None or hit.name in seen or not category.holds_for(message, channel):
-                continue
-            seen[hit.name] = ConversationCategory(name=hit.name, message_id=message.id, quote=hit.quote)
-    order = list(categories)
-    return [seen[name] for name in sorted(seen, key=order.index)]
+        tally.add(message)
+    return tally.categories(config, channel)
 
 
 __all__ = [
@@ -202,6 +217,7 @@ __all__ = [
     "CategoryHit",
     "CategoryMatcher",
     "CategorySpan",
+    "CategoryTally",
     "conversation_categories",
     "load_categories",
 ]

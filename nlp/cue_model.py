@@ -6,9 +6,10 @@ probability reaches the head's threshold (tuned per family on dev), unless the p
 that family's words and rejected them as negated, hypothetical, a question or a joke: that
 reading of the parse outranks the head. A pattern quotes the
 words it matched; where only the head finds a family, the evidence is the message's
-sentence the head scores highest for that family, redacted. Choosing among several
-sentences encodes those sentences: a small extra pass, only for the few messages where the
-head alone finds a cue in a message of more than one sentence."""
+sentence the head scores highest for that family, redacted. Each sentence is scored from
+the message's own encoder pass: the head reads the sentence's token vectors pooled as the
+encoder pools a whole text (`nlp.encoder.span_features`), so choosing costs no second
+encoder pass, only a tokenisation for the character offsets."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlp.encoder import EncodedBatch
+from nlp.encoder import EncodedBatch, span_features
 from nlp.heads import TaskHead
 from nlp.schemas import CueHit
+from nlp.text import normalize_text
 from nlp.vocabulary import CUE_FAMILIES
 
 if TYPE_CHECKING:
@@ -44,11 +46,14 @@ class CueModel:
         self,
         inspections: list[Inspection],
         fired: np.ndarray,
-        encode: Callable[[Sequence[str]], EncodedBatch],
+        texts: Sequence[str],
+        encoded: EncodedBatch,
+        token_offsets: Callable[[str], list[tuple[int, int]]],
     ) -> list[Inspection]:
         """`inspections` with the families only the head found added as `model` cues, each
         quoting its evidence sentence (the inspections carry the redacted sentences of every
-        message where the head fired)."""
+        message where the head fired). `texts` and `encoded` are the messages and their
+        encoder pass; `token_offsets` is the encoder's."""
         labels = self.head.spec.labels
         wanted: list[tuple[int, int]] = []  # (row, family index) found by the head alone
         for row, inspection in enumerate(inspections):
@@ -56,7 +61,7 @@ class CueModel:
             # hypothetical...), read from the parse, outranks the head.
             settled = {cue.family for cue in inspection.cues} | inspection.ruled_out
             wanted += [(row, int(k)) for k in np.flatnonzero(fired[row]) if labels[k] not in settled]
-        evidence = self._evidence(inspections, wanted, encode)
+        evidence = self._evidence(inspections, wanted, texts, encoded, token_offsets)
         added: dict[int, list[CueHit]] = {}
         for (row, k), quote in zip(wanted, evidence):
             if quote is not None:
@@ -68,30 +73,52 @@ class CueModel:
             for row, inspection in enumerate(inspections)
         ]
 
+    def sentence_scores(
+        self, text: str, spans: Sequence[tuple[int, int]], tokens: np.ndarray, offsets: Sequence[tuple[int, int]]
+    ) -> np.ndarray:
+        """(sentences, families) head probabilities of each sentence of `text` (`spans`: its
+        character offsets there), read from the message's token vectors; -inf for a sentence
+        the encoder did not read (past its window)."""
+        normalized = normalize_text(text)
+        scores = np.full((len(spans), len(self.head.spec.labels)), -np.inf, dtype=np.float32)
+        features, scored, cursor = [], [], 0
+        for index, (start, end) in enumerate(spans):
+            # The encoder read the normalised text: find the sentence there, in order.
+            piece = normalize_text(text[start:end])
+            found = normalized.find(piece, cursor)
+            if not piece or found < 0:
+                continue
+            cursor = found + len(piece)
+            pooled = span_features(tokens, offsets, found, cursor)
+            if pooled is not None:
+                features.append(pooled)
+                scored.append(index)
+        if features:
+            scores[scored] = self.head.predict_proba(np.stack(features))
+        return scores
+
     def _evidence(
         self,
         inspections: list[Inspection],
         wanted: list[tuple[int, int]],
-        encode: Callable[[Sequence[str]], EncodedBatch],
+        texts: Sequence[str],
+        encoded: EncodedBatch,
+        token_offsets: Callable[[str], list[tuple[int, int]]],
     ) -> list[str | None]:
         """Each wanted cue's sentence: the only one, or the one the head scores highest for
         its family (None for a message without words)."""
-        rows = sorted({row for row, _ in wanted if len(inspections[row].sentences) > 1})
         scores: dict[int, np.ndarray] = {}
-        if rows:
-            sentences = [s for row in rows for s in inspections[row].sentences]
-            probabilities = self.head.predict_proba(encode(sentences).features)
-            start = 0
-            for row in rows:
-                count = len(inspections[row].sentences)
-                scores[row] = probabilities[start : start + count]
-                start += count
+        for row in sorted({row for row, _ in wanted if len(inspections[row].sentences) > 1}):
+            tokens = encoded.tokens[row] if encoded.tokens is not None else None
+            if tokens is not None:  # else (not kept, or a backend without them): the first sentence
+                text = texts[row]
+                scores[row] = self.sentence_scores(text, inspections[row].sentence_spans, tokens, token_offsets(text))
         quotes: list[str | None] = []
         for row, k in wanted:
             sentences = inspections[row].sentences
             if not sentences:
                 quotes.append(None)
-            elif row in scores:
+            elif row in scores and np.isfinite(scores[row][:, k]).any():
                 quotes.append(sentences[int(np.argmax(scores[row][:, k]))])
             else:
                 quotes.append(sentences[0])

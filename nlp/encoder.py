@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -61,6 +61,10 @@ class EncodedBatch:
     """(n, 2 * dim) sentence embedding followed by max pooling: what the heads read."""
     truncated: np.ndarray
     """(n,) True where the text filled the encoder's window, so any rest was not read."""
+    tokens: list[np.ndarray | None] | None = None
+    """Per row asked for (`keep_tokens`), (tokens read, dim) contextual token vectors of the
+    same pass, special tokens included; None for the other rows, and in all when the backend
+    does not return them. What `span_features` pools."""
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
@@ -76,6 +80,8 @@ class PooledBatch:
     """(b, dim) max pooling over real tokens."""
     token_counts: np.ndarray
     """(b,) word pieces read, special tokens included."""
+    tokens: np.ndarray | None = None
+    """(b, longest, dim) contextual token vectors (None: the backend does not return them)."""
 
 
 class SentenceEncoder(Protocol):
@@ -87,7 +93,9 @@ class SentenceEncoder(Protocol):
     max_seq_length: int
     batch_size: int
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch: ...
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch: ...
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
 
 
 class Encoder:
@@ -151,23 +159,42 @@ class Encoder:
         """The underlying SentenceTransformer (training fine-tunes it in place)."""
         return self._model
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         """Normalise and encode `texts` in length-sorted batches (less padding); rows come
-        back in input order. Training and serving both come through here, so they see
-        the same text."""
+        back in input order, with the token vectors of the rows flagged in `keep_tokens`.
+        Training and serving both come through here, so they see the same text."""
         return encode_in_batches(
-            texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size, max_seq_length=self.max_seq_length
+            texts,
+            self._pooled_batch,
+            dim=self.dim,
+            batch_size=self.batch_size,
+            max_seq_length=self.max_seq_length,
+            keep_tokens=keep_tokens,
         )
 
-    def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Character offsets into `normalize_text(text)` of each token `encode` reads for
+        `text`, in order ((0, 0) for special tokens); tokenising only, no forward pass."""
+        return tokenizer_offsets(self._model.tokenizer, text, self.max_seq_length)
+
+    def _pooled_batch(self, texts: Sequence[str], with_tokens: bool = False) -> PooledBatch:
         with torch.inference_mode():
-            sentence, pooled, lengths = self.forward(texts)
-        return PooledBatch(sentence.float().cpu().numpy(), pooled.float().cpu().numpy(), lengths.cpu().numpy())
+            sentence, pooled, lengths, tokens = self._forward(texts)
+        return PooledBatch(
+            sentence.float().cpu().numpy(),
+            pooled.float().cpu().numpy(),
+            lengths.cpu().numpy(),
+            tokens.float().cpu().numpy() if with_tokens else None,  # a view on CPU: no copy
+        )
 
     def forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One forward pass over `texts`: (sentence embedding, max pooling, token counts).
 
         Gradients flow when called outside `torch.inference_mode()` (fine-tuning)."""
+        return self._forward(texts)[:3]
+
+    def _forward(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`forward`, and the token vectors it pooled."""
         batch = self._model.preprocess(list(texts))
         batch = {
             key: value.to(self._model.device) if isinstance(value, torch.Tensor) else value
@@ -175,7 +202,7 @@ class Encoder:
         }
         out = self._model(batch)
         pooled = max_pool(out["token_embeddings"], batch["attention_mask"])
-        return out["sentence_embedding"], pooled, batch["attention_mask"].sum(dim=1)
+        return out["sentence_embedding"], pooled, batch["attention_mask"].sum(dim=1), out["token_embeddings"]
 
 
 def max_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -183,6 +210,26 @@ def max_pool(tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor
     ONNX export traces this same function, so both backends pool alike."""
     mask = attention_mask.unsqueeze(-1).bool()
     return tokens.masked_fill(~mask, torch.finfo(tokens.dtype).min).max(dim=1).values
+
+
+def tokenizer_offsets(tokenizer: Any, text: str, max_seq_length: int) -> list[tuple[int, int]]:
+    """Offsets of the tokens a (fast) Hugging Face tokenizer makes of `normalize_text(text)`,
+    truncated as the encoder truncates: both backends tokenise this way."""
+    encoding = tokenizer(normalize_text(text), truncation=True, max_length=max_seq_length, return_offsets_mapping=True)
+    return [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
+
+
+def span_features(tokens: np.ndarray, offsets: Sequence[tuple[int, int]], start: int, end: int) -> np.ndarray | None:
+    """Head features of the text between characters `start` and `end` read from a message's
+    token vectors (`EncodedBatch.tokens` row, `token_offsets`): the L2-normalised mean and
+    the max of the span's tokens, the layout of `EncodedBatch.features`. None when the
+    encoder read no token of the span (it lies past the window)."""
+    inside = [i for i, (a, b) in enumerate(offsets[: len(tokens)]) if b > a and a >= start and b <= end]
+    if not inside:
+        return None
+    vectors = tokens[inside]
+    mean = vectors.mean(axis=0)
+    return np.concatenate([mean / max(float(np.linalg.norm(mean)), 1e-12), vectors.max(axis=0)])
 
 
 def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -200,21 +247,38 @@ def _length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int) -> 
 
 
 def encode_in_batches(
-    texts: Sequence[str], run: Callable[[Sequence[str]], PooledBatch], *, dim: int, batch_size: int, max_seq_length: int
+    texts: Sequence[str],
+    run: Callable[[Sequence[str], bool], PooledBatch],
+    *,
+    dim: int,
+    batch_size: int,
+    max_seq_length: int,
+    keep_tokens: Sequence[bool] | None = None,
 ) -> EncodedBatch:
-    """Normalise `texts`, run them through `run` in length-sorted batches (less padding)
-    and put the rows back in input order. Every backend encodes through here."""
+    """Normalise `texts`, run them through `run` (texts, whether token vectors are wanted) in
+    length-sorted batches (less padding) and put the rows back in input order, with copies
+    of the token vectors of the rows flagged in `keep_tokens` (only those: a whole batch's
+    would hold hundreds of MB for a long transcript). Every backend encodes through here."""
     texts = [normalize_text(text) for text in texts]
     n = len(texts)
     embeddings = np.zeros((n, dim), dtype=np.float32)
     features = np.zeros((n, 2 * dim), dtype=np.float32)
     truncated = np.zeros(n, dtype=bool)
+    wanted = np.zeros(n, dtype=bool) if keep_tokens is None else np.asarray(keep_tokens, dtype=bool)
+    tokens: list[np.ndarray | None] | None = [None] * n if wanted.any() else None
     lengths = np.array([len(text) for text in texts])
     order = np.argsort(-lengths, kind="stable")
     for rows in _length_buckets(order, lengths, batch_size):
-        batch = run([texts[i] for i in rows])
+        batch = run([texts[i] for i in rows], bool(wanted[rows].any()))
         embeddings[rows] = batch.sentence
         features[rows, :dim] = batch.sentence
         features[rows, dim:] = batch.max_pooled
         truncated[rows] = batch.token_counts >= max_seq_length
-    return EncodedBatch(embeddings=embeddings, features=features, truncated=truncated)
+        if tokens is not None and wanted[rows].any():
+            if batch.tokens is None:  # the backend has none to give
+                tokens = None
+                continue
+            for position, row in enumerate(rows):
+                if wanted[row]:
+                    tokens[row] = batch.tokens[position, : int(batch.token_counts[position])].copy()
+    return EncodedBatch(embeddings=embeddings, features=features, truncated=truncated, tokens=tokens)

@@ -6,11 +6,13 @@ rule asks for; route and confidence come from the fired rules at that level."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from nlp.policy import Condition, Policy, Rule
-from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle
-from nlp.signals import ConversationSignals
+from nlp.schemas import Escalation, EscalationReason, Evidence, MessageAnalysis, ResponseStyle, Role
+from nlp.signals import ConversationSignals, urgency_at_least
 from nlp.vocabulary import (
     ESCALATION_LEVELS,
     NEGATIVE_SUPPORT_EMOTIONS,
@@ -30,47 +32,113 @@ class ConditionResult:
     evidence: list[Evidence] = field(default_factory=list)
 
 
-def urgency_at_least(message: MessageAnalysis, level: str) -> float:
-    """P(urgency >= level) for one message (0 for a message without urgency: not the customer's)."""
-    if message.urgency is None:
-        return 0.0
-    start = URGENCY_LABELS.index(level)
-    return float(sum(message.urgency.probabilities.get(label, 0.0) for label in URGENCY_LABELS[start:]))
+@dataclass
+class Matched:
+    """Evidence of the messages a condition holds for, in order, and its strongest value."""
+
+    evidence: list[Evidence] = field(default_factory=list)
+    best: float = -math.inf
+
+    def add(self, evidence: Evidence, value: float) -> None:
+        self.evidence.append(evidence)
+        self.best = max(self.best, value)
 
 
-def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> list[ConditionResult] | None:
+@dataclass
+class RuleMatches:
+    """What a rule's per-message conditions (cue, urgency, emotion, category, topic) hold
+    for, gathered one customer message at a time: checking the rule then reads these lists
+    instead of passing over every message again."""
+
+    cue: list[Evidence] = field(default_factory=list)
+    urgency: Matched = field(default_factory=Matched)
+    """Valued by P(urgency >= level)."""
+    emotion: Matched = field(default_factory=Matched)
+    """One entry per wanted emotion at or above the floor, valued by its score."""
+    category: list[Evidence] = field(default_factory=list)
+    topic: list[Evidence] = field(default_factory=list)
+
+    def add(self, condition: Condition, message: MessageAnalysis, evidence: Evidence) -> None:
+        """Take in one customer message (`evidence`: the message, without a quote)."""
+        if condition.cue is not None:
+            self.cue += [
+                Evidence(message_id=message.id, quote=c.quote) for c in message.cues if c.family == condition.cue
+            ]
+        if condition.urgency_at_least is not None:
+            level = condition.urgency_at_least
+            probability = urgency_at_least(message, level)
+            if condition.urgency_probability is not None:
+                holds = probability >= condition.urgency_probability
+            else:
+                holds = message.urgency is not None and URGENCY_LABELS.index(
+                    message.urgency.label
+                ) >= URGENCY_LABELS.index(level)
+            if holds:
+                self.urgency.add(evidence, probability)
+        if condition.emotion is not None:
+            wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
+            floor = condition.emotion_score_at_least or 0.0
+            for emotion in message.emotions:
+                if emotion.label in wanted and emotion.score >= floor:
+                    self.emotion.add(evidence, emotion.score)
+        if condition.category is not None:
+            self.category += [
+                Evidence(message_id=message.id, quote=c.quote)
+                for c in message.categories
+                if c.name == condition.category
+            ]
+        if condition.topic is not None and any(condition.topic in (t.name, str(t.id)) for t in message.topics):
+            self.topic.append(evidence)
+
+
+def _per_message(condition: Condition) -> bool:
+    """Whether the condition reads individual customer messages (`RuleMatches`)."""
+    return any(
+        value is not None
+        for value in (condition.cue, condition.urgency_at_least, condition.emotion, condition.category, condition.topic)
+    )
+
+
+class PolicyMatches:
+    """Every rule's `RuleMatches`, kept up to date one customer message at a time."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.rules = [RuleMatches() for _ in policy.rules]
+        self._reading = [
+            (rule.when, matches) for rule, matches in zip(policy.rules, self.rules) if _per_message(rule.when)
+        ]
+
+    def add(self, message: MessageAnalysis) -> None:
+        """Take in the conversation's next message (only customer messages count)."""
+        if message.role != Role.customer or not self._reading:
+            return
+        evidence = Evidence(message_id=message.id)  # one object shared by every list it joins
+        for condition, matches in self._reading:
+            matches.add(condition, message, evidence)
+
+    @classmethod
+    def of(cls, policy: Policy, messages: Iterable[MessageAnalysis]) -> PolicyMatches:
+        matches = cls(policy)
+        for message in messages:
+            matches.add(message)
+        return matches
+
+
+def _check(
+    condition: Condition, rule: Rule, signals: ConversationSignals, matches: RuleMatches
+) -> list[ConditionResult] | None:
     """Results for every set condition, or None as soon as one does not hold."""
     results: list[ConditionResult] = []
     customer = signals.customer
     if condition.cue is not None:
-        hits = [c for c in signals.risk_cues if c.family == condition.cue]
-        if not hits:
+        if not matches.cue:
             return None
-        results.append(
-            ConditionResult(
-                f"cue:{condition.cue}",
-                rule.confidence,
-                [Evidence(message_id=c.message_id, quote=c.quote) for c in hits],
-            )
-        )
+        results.append(ConditionResult(f"cue:{condition.cue}", rule.confidence, list(matches.cue)))
     if condition.urgency_at_least is not None:
-        level = condition.urgency_at_least
-        if condition.urgency_probability is not None:
-            matching = [(m, urgency_at_least(m, level)) for m in customer]
-            matching = [(m, p) for m, p in matching if p >= condition.urgency_probability]
-        else:
-            matching = [
-                (m, urgency_at_least(m, level))
-                for m in customer
-                if m.urgency is not None and URGENCY_LABELS.index(m.urgency.label) >= URGENCY_LABELS.index(level)
-            ]
-        if not matching:
+        if not matches.urgency.evidence:
             return None
-        results.append(
-            ConditionResult(
-                "model:urgency", max(p for _, p in matching), [Evidence(message_id=m.id) for m, _ in matching]
-            )
-        )
+        results.append(ConditionResult("model:urgency", matches.urgency.best, list(matches.urgency.evidence)))
     if condition.sentiment_at_most is not None:
         if signals.sentiment is None or signals.sentiment.score > condition.sentiment_at_most:
             return None
@@ -100,16 +168,9 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
             )
         )
     if condition.emotion is not None:
-        wanted = NEGATIVE_SUPPORT_EMOTIONS if condition.emotion == "any_negative" else {condition.emotion}
-        floor = condition.emotion_score_at_least or 0.0
-        matching = [(m, e.score) for m in customer for e in m.emotions if e.label in wanted and e.score >= floor]
-        if not matching:
+        if not matches.emotion.evidence:
             return None
-        results.append(
-            ConditionResult(
-                "model:emotion", max(s for _, s in matching), [Evidence(message_id=m.id) for m, _ in matching]
-            )
-        )
+        results.append(ConditionResult("model:emotion", matches.emotion.best, list(matches.emotion.evidence)))
     if condition.repeated_to_bot is not None:
         if bool(signals.repeated_to_bot) != condition.repeated_to_bot:
             return None
@@ -150,17 +211,13 @@ def _check(condition: Condition, rule: Rule, signals: ConversationSignals) -> li
             ConditionResult("model:complaint", rule.confidence, [Evidence(message_id=i) for i in signals.complaints])
         )
     if condition.category is not None:
-        matched = [(m.id, c.quote) for m in customer for c in m.categories if c.name == condition.category]
-        if not matched:
+        if not matches.category:
             return None
-        evidence = [Evidence(message_id=mid, quote=quote) for mid, quote in matched]
-        results.append(ConditionResult(f"category:{condition.category}", rule.confidence, evidence))
+        results.append(ConditionResult(f"category:{condition.category}", rule.confidence, list(matches.category)))
     if condition.topic is not None:
-        topic = condition.topic
-        ids = [m.id for m in customer if any(topic in (t.name, str(t.id)) for t in m.topics)]
-        if not ids:
+        if not matches.topic:
             return None
-        results.append(ConditionResult(f"topic:{topic}", rule.confidence, [Evidence(message_id=i) for i in ids]))
+        results.append(ConditionResult(f"topic:{condition.topic}", rule.confidence, list(matches.topic)))
     if condition.metadata is not None:
         if not all(
             _metadata_matches(signals.metadata.get(key), expected) for key, expected in condition.metadata.items()
@@ -212,11 +269,17 @@ def route_for(rule: Rule, signals: ConversationSignals, policy: Policy) -> str:
     return next((route for category, route in policy.category_routes.items() if category in matched), rule.route_to)
 
 
-def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escalation:
-    """Apply every rule and return the recommendation with its reasons, highest level first."""
+def recommend_escalation(
+    signals: ConversationSignals, policy: Policy, matches: PolicyMatches | None = None
+) -> Escalation:
+    """Apply every rule and return the recommendation with its reasons, highest level
+    first. `matches`: the rules' per-message matches kept while the conversation grew
+    (None: gathered here from the customer's messages)."""
+    if matches is None or matches.policy is not policy:
+        matches = PolicyMatches.of(policy, signals.customer)
     fired: list[tuple[Rule, float, EscalationReason]] = []
-    for rule in policy.rules:
-        results = _check(rule.when, rule, signals)
+    for rule, rule_matches in zip(policy.rules, matches.rules):
+        results = _check(rule.when, rule, signals, rule_matches)
         if results is not None:
             fired.append((rule, min(r.confidence for r in results), _reason(rule, results)))
     fired.sort(key=lambda item: -ESCALATION_LEVELS.index(item[0].level))  # stable: policy order kept
@@ -228,7 +291,7 @@ def recommend_escalation(signals: ConversationSignals, policy: Policy) -> Escala
     else:
         level, route = "none", NO_ROUTE
         # Nothing fired: as sure as the customer's messages are far from high urgency.
-        confidence = 1.0 - max((urgency_at_least(m, "high") for m in signals.customer), default=0.0)
+        confidence = 1.0 - signals.peak_high_urgency
     return Escalation(
         recommended=level in RECOMMENDED_LEVELS,
         level=level,

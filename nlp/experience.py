@@ -100,21 +100,20 @@ def experience_features(signals: ConversationSignals, resolved: Resolution) -> d
     """Every feature's value (FEATURES order); all 0 without customer turns."""
     if not signals.customer:
         return dict.fromkeys(FEATURES, 0.0)
-    scores = [m.sentiment.score for m in signals.customer]
     effort = _effort(signals)
     wait = signals.timing.longest_wait_seconds or 0.0
     emotion, urgency = signals.strongest_negative_emotion, signals.highest_urgency
     return {
-        "last_sentiment": scores[-1],
+        "last_sentiment": signals.customer[-1].sentiment.score,
         "mean_sentiment": signals.sentiment.score if signals.sentiment else 0.0,
-        "min_sentiment": min(scores),
+        "min_sentiment": signals.lowest_sentiment if signals.lowest_sentiment is not None else 0.0,
         "sentiment_slope": signals.trend.slope or 0.0,
         "resolved": float(resolved.label == "resolved"),
         "unresolved": float(resolved.label == "unresolved"),
         "effort_cues": float(min(effort, EFFORT_CAP_CUES)),
         "negative_emotion": emotion.score if emotion else 0.0,
         "urgency": urgency.score if urgency else 0.0,
-        "customer_turns": float(len(scores)),
+        "customer_turns": float(len(signals.customer)),
         "agent_acknowledged": float(signals.timing.agent_acknowledged),
         "longest_wait_minutes": min(wait / 60.0, WAIT_CAP_MINUTES),
     }

@@ -28,10 +28,6 @@ RESOLVED_AGENT = re.compile(
     r"anything else i can help)\b",
     re.IGNORECASE,
 )
-ADVISORY = re.compile(
-    r"\b(pric(e|es|ing)|plan|upgrade|quote|recommend|which (one|plan|option)|buy|purchase|subscribe|discount|offer)\b",
-    re.IGNORECASE,
-)
 HIGH_EMOTION_CUES = frozenset({"legal", "safety", "security", "cancellation", "public_complaint"})
 
 
@@ -68,11 +64,10 @@ def interaction_type(signals: ConversationSignals, escalation: Escalation) -> st
         return "high_emotion"
     if signals.turns and signals.turns[0].role in {Role.agent, Role.bot, Role.system}:
         return "proactive"
-    customer_text = " ".join(t.text for t in signals.turns if t.role == Role.customer)
-    if ADVISORY.search(customer_text):
+    if signals.advisory:
         return "advisory"
     urgency = signals.highest_urgency
-    if any(t.role == Role.agent for t in signals.turns) and urgency is not None and urgency.label != "low":
+    if signals.agent_replied and urgency is not None and urgency.label != "low":
         return "assisted_support"
     return "routine"
 

@@ -26,6 +26,8 @@ class Inspection:
     sentences: list[str] = field(default_factory=list)
     """The message's sentences, redacted, when asked for: evidence for a cue that only the
     cue model found (the patterns quote their own match)."""
+    sentence_spans: list[tuple[int, int]] = field(default_factory=list)
+    """With `sentences`: each one's character offsets in the message's original text."""
     ruled_out: frozenset[str] = frozenset()
     """With `sentences`: cue families whose words the patterns found but rejected as
     negated, hypothetical, a question or a joke."""
@@ -171,6 +173,8 @@ class TextInspector:
         def quote(start: int, end: int, literal: bool) -> str:
             return text[start:end] if literal else redact_range(text, spans, start, end, placeholder)
 
+        spans_of_sentences = sentence_spans(text) if plan.wants_sentences else []
+
         return Inspection(
             cues=[
                 CueHit(family=c.family, quote=quote(c.start, c.end, literal))
@@ -180,7 +184,8 @@ class TextInspector:
             categories=[
                 CategoryHit(name=c.name, quote=quote(c.start, c.end, c.literal)) for c in plan.categories or ()
             ],
-            sentences=[quote(start, end, False) for start, end in sentence_spans(text)] if plan.wants_sentences else [],
+            sentences=[quote(start, end, False) for start, end in spans_of_sentences],
+            sentence_spans=spans_of_sentences,
             ruled_out=plan.ruled_out if plan.wants_sentences else frozenset(),
         )
 

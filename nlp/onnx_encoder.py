@@ -36,6 +36,7 @@ from nlp.encoder import (
     encode_in_batches,
     max_pool,
     packaged_model_path,
+    tokenizer_offsets,
 )
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("convintel.encoder")
 
 OnnxVariant = Literal["fp32", "int8"]
-EXPORT_FORMAT = 2  # bump when the export recipe changes: old cache entries are then ignored
+EXPORT_FORMAT = 3  # bump when the export recipe changes: old cache entries are then ignored
 INT8_RECIPE = 2  # bump when the quantisation recipe changes: only int8 graphs are redone
 # The last layers stay fp32 in int8 graphs: their errors reach the pooled features unfiltered.
 # With layers 4 and 5 in fp32, int8 keeps every dev figure within 0.01 macro-F1 of torch
@@ -52,7 +53,7 @@ INT8_RECIPE = 2  # bump when the quantisation recipe changes: only int8 graphs a
 INT8_FP32_LAYERS = (4, 5)
 ONNX_OPSET = 17
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
-OUTPUT_NAMES = ("sentence_embedding", "max_pooled")
+OUTPUT_NAMES = ("sentence_embedding", "max_pooled", "token_embeddings")
 # Files whose bytes decide the exported graph (the tokenizer is not part of the graph).
 _KEY_FILES = ("config.json", "modules.json", "model.safetensors", "1_Pooling/config.json")
 
@@ -66,9 +67,10 @@ class _PooledGraph(nn.Module):
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         out = self.model({"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids})
-        return out["sentence_embedding"], max_pool(out["token_embeddings"], attention_mask)
+        tokens = out["token_embeddings"]
+        return out["sentence_embedding"], max_pool(tokens, attention_mask), tokens
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,9 @@ def export_graph(encoder: Encoder, destination: Path) -> ExportInfo:
         raw = tmp / "raw.onnx"
         sample = encoder.module.preprocess(["an example message to trace", "short"])
         inputs = tuple(sample[name] for name in INPUT_NAMES)
-        axes = {name: {0: "batch", 1: "tokens"} for name in INPUT_NAMES} | {name: {0: "batch"} for name in OUTPUT_NAMES}
+        axes = {name: {0: "batch", 1: "tokens"} for name in (*INPUT_NAMES, "token_embeddings")} | {
+            name: {0: "batch"} for name in OUTPUT_NAMES[:2]
+        }
         with torch.inference_mode(), warnings.catch_warnings():
             # Tracing notes constant shapes checks in transformers' code: expected, not news.
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
@@ -290,17 +294,27 @@ class OnnxEncoder:
         self.dim: int = int(self._session.get_outputs()[0].shape[-1])
         self.feature_dim = 2 * self.dim
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         """Same contract as `Encoder.encode`: normalised, length-sorted batches, input order."""
         return encode_in_batches(
-            texts, self._pooled_batch, dim=self.dim, batch_size=self.batch_size, max_seq_length=self.max_seq_length
+            texts,
+            self._pooled_batch,
+            dim=self.dim,
+            batch_size=self.batch_size,
+            max_seq_length=self.max_seq_length,
+            keep_tokens=keep_tokens,
         )
 
-    def _pooled_batch(self, texts: Sequence[str]) -> PooledBatch:
+    def _pooled_batch(self, texts: Sequence[str], with_tokens: bool = False) -> PooledBatch:
         # The same tokenizer call sentence-transformers makes (pad to longest, truncate).
         tokens = self._tokenizer(
             list(texts), padding=True, truncation="longest_first", max_length=self.max_seq_length, return_tensors="np"
         )
         feeds = {name: tokens[name].astype(np.int64, copy=False) for name in INPUT_NAMES}
-        sentence, pooled = self._session.run(list(OUTPUT_NAMES), feeds)
-        return PooledBatch(sentence, pooled, feeds["attention_mask"].sum(axis=1))
+        outputs = self._session.run(list(OUTPUT_NAMES if with_tokens else OUTPUT_NAMES[:2]), feeds)
+        counts = feeds["attention_mask"].sum(axis=1)
+        return PooledBatch(outputs[0], outputs[1], counts, outputs[2] if with_tokens else None)
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        """Same contract as `Encoder.token_offsets`."""
+        return tokenizer_offsets(self._tokenizer, text, self.max_seq_length)

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from spacy.lang.en.stop_words import STOP_WORDS
 
 from nlp.policy import Thresholds
@@ -29,6 +28,11 @@ from nlp.timestamps import assume_utc
 from nlp.vocabulary import NEGATIVE_SUPPORT_EMOTIONS, SENTIMENT_LABELS, URGENCY_LABELS
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# A customer asking about prices, plans or purchases: an advisory interaction (insights).
+ADVISORY = re.compile(
+    r"\b(pric(e|es|ing)|plan|upgrade|quote|recommend|which (one|plan|option)|buy|purchase|subscribe|discount|offer)\b",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -59,108 +63,216 @@ class ConversationSignals:
     """Customer messages the complaint head calls complaints (empty without that head)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     """The conversation's metadata (the helpdesk's fields, e.g. the customer's tier)."""
+    lowest_sentiment: float | None = None
+    """The lowest customer turn's sentiment score (None without customer turns)."""
+    peak_high_urgency: float = 0.0
+    """The highest P(urgency >= high) of any customer turn."""
+    advisory: bool = False
+    """A customer turn asks about prices, plans or purchases (insights.ADVISORY)."""
+    agent_replied: bool = False
+    """Some agent turn exists."""
 
 
-def overall_sentiment(customer: Sequence[MessageAnalysis]) -> SentimentResult | None:
-    """Mean of the customer's sentiment distributions (each turn weighs the same)."""
-    if not customer:
-        return None
-    probs = np.array([[m.sentiment.probabilities[label] for label in SENTIMENT_LABELS] for m in customer]).mean(axis=0)
-    distribution = dict(zip(SENTIMENT_LABELS, probs))
-    return SentimentResult(
-        label=SENTIMENT_LABELS[int(np.argmax(probs))],
-        score=round(float(distribution["positive"] - distribution["negative"]), 4),
-        probabilities={label: round(float(p), 4) for label, p in distribution.items()},
-    )
+def urgency_at_least(message: MessageAnalysis, level: str) -> float:
+    """P(urgency >= level) for one message (0 for a message without urgency: not the customer's)."""
+    if message.urgency is None:
+        return 0.0
+    start = URGENCY_LABELS.index(level)
+    return float(sum(message.urgency.probabilities.get(label, 0.0) for label in URGENCY_LABELS[start:]))
 
 
-def sentiment_trend(customer: Sequence[MessageAnalysis], thresholds: Thresholds) -> SentimentTrend:
-    """Start, end, least-squares slope and sharp drops of the customer's sentiment."""
-    if len(customer) < 2:
-        only = customer[0].sentiment.score if customer else None
-        return SentimentTrend(label="unknown", first=only, last=only)
-    scores = np.array([m.sentiment.score for m in customer])
-    first, last = float(scores[0]), float(scores[-1])
-    change = round(last - first, 4)
-    slope = float(np.polyfit(np.arange(len(scores)), scores, 1)[0])
-    if change >= thresholds.trend_min_change:
-        label = "improving"
-    elif change <= -thresholds.trend_min_change:
-        label = "worsening"
-    else:
-        label = "stable"
-    drops = [
-        SentimentDrop(from_message_id=a.id, to_message_id=b.id, change=round(b.sentiment.score - a.sentiment.score, 4))
-        for a, b in zip(customer, customer[1:])
-        if a.sentiment.score - b.sentiment.score >= thresholds.sharp_drop
-    ]
-    return SentimentTrend(label=label, first=first, last=last, change=change, slope=round(slope, 4), sharp_drops=drops)
+@dataclass
+class SentimentSums:
+    """Running sums over the customer's sentiment, so the mean and the least-squares slope
+    cost the same for the 500th turn as for the 2nd."""
+
+    count: int = 0
+    probabilities: list[float] = field(default_factory=lambda: [0.0] * len(SENTIMENT_LABELS))
+    scores: float = 0.0
+    weighted: float = 0.0
+    """Sum of position * score (positions 0, 1, 2, ...): the slope's cross term."""
+    lowest: float | None = None
+
+    def add(self, sentiment: SentimentResult) -> None:
+        self.probabilities = [
+            total + sentiment.probabilities[label] for total, label in zip(self.probabilities, SENTIMENT_LABELS)
+        ]
+        self.scores += sentiment.score
+        self.weighted += self.count * sentiment.score
+        self.lowest = sentiment.score if self.lowest is None else min(self.lowest, sentiment.score)
+        self.count += 1
+
+    def overall(self) -> SentimentResult | None:
+        """Mean of the sentiment distributions (each turn weighs the same); None without turns."""
+        if not self.count:
+            return None
+        distribution = {label: total / self.count for label, total in zip(SENTIMENT_LABELS, self.probabilities)}
+        return SentimentResult(
+            label=max(SENTIMENT_LABELS, key=lambda label: distribution[label]),  # first of equals, like argmax
+            score=round(distribution["positive"] - distribution["negative"], 4),
+            probabilities={label: round(p, 4) for label, p in distribution.items()},
+        )
+
+    def slope(self) -> float:
+        """Least-squares slope of score over position (0 with fewer than two turns)."""
+        n = self.count
+        if n < 2:
+            return 0.0
+        sum_x, sum_xx = n * (n - 1) // 2, (n - 1) * n * (2 * n - 1) // 6
+        return (n * self.weighted - sum_x * self.scores) / (n * sum_xx - sum_x * sum_x)
 
 
-def strongest_negative_emotion(customer: Sequence[MessageAnalysis], thresholds: Thresholds) -> EmotionHighlight | None:
-    best: EmotionHighlight | None = None
-    for message in customer:
+@dataclass
+class SignalAccumulator:
+    """The conversation signals, updated one message at a time: `add` does constant work
+    per message (no pass over the earlier ones), and `signals` reads the running state.
+    `compute_signals` folds a whole conversation through it, so both paths agree."""
+
+    thresholds: Thresholds
+    analyses: list[MessageAnalysis] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    customer: list[MessageAnalysis] = field(default_factory=list)
+    sentiment: SentimentSums = field(default_factory=SentimentSums)
+    drops: list[SentimentDrop] = field(default_factory=list)
+    strongest_emotion: EmotionHighlight | None = None
+    urgency: tuple[tuple[int, float], UrgencyHighlight] | None = None
+    """(ranking key, highlight) of the most urgent customer turn so far."""
+    peak_high_urgency: float = 0.0
+    risk_cues: list[RiskCue] = field(default_factory=list)
+    complaints: list[str] = field(default_factory=list)
+    acknowledged: bool = False
+    first_response: float | None = None
+    longest_wait: tuple[float, str] | None = None
+    waiting_since: Turn | None = None
+    repeated: list[str] = field(default_factory=list)
+    previous_customer: Turn | None = None
+    bot_in_between: bool = False
+    advisory: bool = False
+    agent_replied: bool = False
+
+    def __post_init__(self) -> None:
+        self._apology = re.compile("|".join(self.thresholds.apology_patterns), re.IGNORECASE)
+
+    def add(self, analysis: MessageAnalysis, turn: Turn) -> None:
+        """Take in the conversation's next message (`turn` is the same message)."""
+        self.analyses.append(analysis)
+        self.turns.append(turn)
+        if analysis.role == Role.customer:
+            self._add_customer(analysis)
+        self._add_timing(turn)
+        self._add_repeat(turn)
+        if turn.role == Role.customer and not self.advisory:
+            self.advisory = bool(ADVISORY.search(turn.text))
+        self.agent_replied = self.agent_replied or turn.role == Role.agent
+
+    def _add_customer(self, message: MessageAnalysis) -> None:
+        thresholds = self.thresholds
+        if self.customer:
+            before = self.customer[-1]
+            if before.sentiment.score - message.sentiment.score >= thresholds.sharp_drop:
+                change = round(message.sentiment.score - before.sentiment.score, 4)
+                self.drops.append(SentimentDrop(from_message_id=before.id, to_message_id=message.id, change=change))
+        self.customer.append(message)
+        self.sentiment.add(message.sentiment)
         for emotion in message.emotions:
             if emotion.label in NEGATIVE_SUPPORT_EMOTIONS and emotion.score >= thresholds.negative_emotion_min_score:
-                if best is None or emotion.score > best.score:
-                    best = EmotionHighlight(label=emotion.label, score=emotion.score, message_id=message.id)
-    return best
+                if self.strongest_emotion is None or emotion.score > self.strongest_emotion.score:
+                    self.strongest_emotion = EmotionHighlight(
+                        label=emotion.label, score=emotion.score, message_id=message.id
+                    )
+        urgency = message.urgency
+        if urgency is not None:
+            key = (URGENCY_LABELS.index(urgency.label), urgency.score)
+            if self.urgency is None or key > self.urgency[0]:  # the first of equals stays
+                self.urgency = key, UrgencyHighlight(label=urgency.label, score=urgency.score, message_id=message.id)
+        self.peak_high_urgency = max(self.peak_high_urgency, urgency_at_least(message, "high"))
+        self.risk_cues += [RiskCue(family=c.family, message_id=message.id, quote=c.quote) for c in message.cues]
+        if message.complaint is not None and message.complaint.label == "yes":
+            self.complaints.append(message.id)
 
-
-def highest_urgency(customer: Sequence[MessageAnalysis]) -> UrgencyHighlight | None:
-    """The customer's most urgent message (None when no message carries an urgency)."""
-    rated = [(m, m.urgency) for m in customer if m.urgency is not None]
-    if not rated:
-        return None
-    top, urgency = max(rated, key=lambda pair: (URGENCY_LABELS.index(pair[1].label), pair[1].score))
-    return UrgencyHighlight(label=urgency.label, score=urgency.score, message_id=top.id)
-
-
-def timing_cues(turns: Sequence[Turn], thresholds: Thresholds) -> TimingCues:
-    """First response and longest wait (customer turn -> next agent reply), where the
-    turns carry timestamps; and whether an agent apologised or acknowledged."""
-    apology = re.compile("|".join(thresholds.apology_patterns), re.IGNORECASE)
-    acknowledged = any(t.role == Role.agent and apology.search(t.text) for t in turns)
-    first_response: float | None = None
-    longest: tuple[float, str] | None = None
-    waiting_since: Turn | None = None
-    for turn in turns:
-        if turn.role == Role.customer and waiting_since is None:
-            waiting_since = turn
-        elif turn.role == Role.agent and waiting_since is not None:
-            if turn.timestamp is not None and waiting_since.timestamp is not None:
-                wait = (assume_utc(turn.timestamp) - assume_utc(waiting_since.timestamp)).total_seconds()
+    def _add_timing(self, turn: Turn) -> None:
+        """First response and longest wait (customer turn -> next agent reply), where the
+        turns carry timestamps; and whether an agent apologised or acknowledged."""
+        if turn.role == Role.agent and not self.acknowledged:
+            self.acknowledged = bool(self._apology.search(turn.text))
+        if turn.role == Role.customer and self.waiting_since is None:
+            self.waiting_since = turn
+        elif turn.role == Role.agent and self.waiting_since is not None:
+            waiting = self.waiting_since
+            if turn.timestamp is not None and waiting.timestamp is not None:
+                wait = (assume_utc(turn.timestamp) - assume_utc(waiting.timestamp)).total_seconds()
                 if wait >= 0:
-                    if first_response is None:
-                        first_response = wait
-                    if longest is None or wait > longest[0]:
-                        longest = (wait, waiting_since.id)
-            waiting_since = None
-    return TimingCues(
-        first_response_seconds=first_response,
-        longest_wait_seconds=longest[0] if longest else None,
-        longest_wait_message_id=longest[1] if longest else None,
-        agent_acknowledged=acknowledged,
-    )
+                    if self.first_response is None:
+                        self.first_response = wait
+                    if self.longest_wait is None or wait > self.longest_wait[0]:
+                        self.longest_wait = (wait, waiting.id)
+            self.waiting_since = None
 
-
-def repeated_to_bot(turns: Sequence[Turn], thresholds: Thresholds) -> list[str]:
-    """Customer turns that repeat the previous customer turn after a bot answered it
-    (word-overlap coefficient, so "agent" repeated as "AGENT please" counts)."""
-    flagged: list[str] = []
-    previous_customer: Turn | None = None
-    bot_in_between = False
-    for turn in turns:
+    def _add_repeat(self, turn: Turn) -> None:
+        """Customer turns that repeat the previous customer turn after a bot answered it
+        (word-overlap coefficient, so "agent" repeated as "AGENT please" counts)."""
         if turn.role == Role.customer:
-            if previous_customer is not None and bot_in_between:
-                if word_overlap(previous_customer.text, turn.text) >= thresholds.repeat_similarity:
-                    flagged.append(turn.id)
-            previous_customer, bot_in_between = turn, False
+            previous = self.previous_customer
+            if previous is not None and self.bot_in_between:
+                if word_overlap(previous.text, turn.text) >= self.thresholds.repeat_similarity:
+                    self.repeated.append(turn.id)
+            self.previous_customer, self.bot_in_between = turn, False
         elif turn.role == Role.bot:
-            bot_in_between = True
+            self.bot_in_between = True
         elif turn.role == Role.agent:
-            previous_customer = None  # a person answered: no longer a bot loop
-    return flagged
+            self.previous_customer = None  # a person answered: no longer a bot loop
+
+    def trend(self) -> SentimentTrend:
+        """Start, end, least-squares slope and sharp drops of the customer's sentiment."""
+        customer = self.customer
+        if len(customer) < 2:
+            only = customer[0].sentiment.score if customer else None
+            return SentimentTrend(label="unknown", first=only, last=only)
+        first, last = customer[0].sentiment.score, customer[-1].sentiment.score
+        change = round(last - first, 4)
+        if change >= self.thresholds.trend_min_change:
+            label = "improving"
+        elif change <= -self.thresholds.trend_min_change:
+            label = "worsening"
+        else:
+            label = "stable"
+        return SentimentTrend(
+            label=label,
+            first=first,
+            last=last,
+            change=change,
+            slope=round(self.sentiment.slope(), 4),
+            sharp_drops=list(self.drops),
+        )
+
+    def signals(self, channel: Channel | None = None, metadata: Mapping[str, Any] | None = None) -> ConversationSignals:
+        """The signals of the messages added so far (reads the state; changes nothing).
+        Its lists are this accumulator's own: read them, do not change them."""
+        longest = self.longest_wait
+        return ConversationSignals(
+            analyses=self.analyses,
+            turns=self.turns,
+            channel=channel,
+            customer=self.customer,
+            sentiment=self.sentiment.overall(),
+            trend=self.trend(),
+            strongest_negative_emotion=self.strongest_emotion,
+            highest_urgency=self.urgency[1] if self.urgency else None,
+            risk_cues=self.risk_cues,
+            timing=TimingCues(
+                first_response_seconds=self.first_response,
+                longest_wait_seconds=longest[0] if longest else None,
+                longest_wait_message_id=longest[1] if longest else None,
+                agent_acknowledged=self.acknowledged,
+            ),
+            repeated_to_bot=self.repeated,
+            complaints=self.complaints,
+            metadata=dict(metadata or {}),
+            lowest_sentiment=self.sentiment.lowest,
+            peak_high_urgency=self.peak_high_urgency,
+            advisory=self.advisory,
+            agent_replied=self.agent_replied,
+        )
 
 
 def content_words(text: str) -> set[str]:
@@ -186,19 +298,7 @@ def compute_signals(
     metadata: Mapping[str, Any] | None = None,
 ) -> ConversationSignals:
     """All conversation signals; `turns` are in the same order as `analyses`."""
-    customer = [m for m in analyses if m.role == Role.customer]
-    return ConversationSignals(
-        analyses=list(analyses),
-        turns=list(turns),
-        channel=channel,
-        customer=customer,
-        sentiment=overall_sentiment(customer),
-        trend=sentiment_trend(customer, thresholds),
-        strongest_negative_emotion=strongest_negative_emotion(customer, thresholds),
-        highest_urgency=highest_urgency(customer),
-        risk_cues=[RiskCue(family=c.family, message_id=m.id, quote=c.quote) for m in customer for c in m.cues],
-        timing=timing_cues(turns, thresholds),
-        repeated_to_bot=repeated_to_bot(turns, thresholds),
-        complaints=[m.id for m in customer if m.complaint is not None and m.complaint.label == "yes"],
-        metadata=dict(metadata or {}),
-    )
+    accumulator = SignalAccumulator(thresholds)
+    for analysis, turn in zip(analyses, turns, strict=True):
+        accumulator.add(analysis, turn)
+    return accumulator.signals(channel, metadata)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from anyio.to_thread import run_sync as run_in_threadpool  # the same thread pool as FastAPI's
 
 from nlp.analyzer import AnalyzedTurn, Analyzer
+from nlp.conversation import ConversationSummarizer
 from nlp.message_ids import PENDING_ID
 from nlp.schemas import ConversationSummary, IncomingMessage
 from service.alerts.publisher import AlertPublisher
@@ -102,7 +103,11 @@ class ConversationRecorder:
                     message, turn.analysis, stored_text=turn.stored_text, model_version=self.analyzer.model_info.version
                 )
                 conversation = transaction.conversation
-                summary = self._summary(conversation, transaction.previous_level, duplicate=False)
+                summarizer = self._summarizer(transaction.summary_state, transaction.messages)
+                transaction.summary_state = summarizer
+                summary = self._summary(
+                    conversation, transaction.previous_level, duplicate=False, summarizer=summarizer
+                )
                 escalation = summary.escalation
                 transaction.set_escalation_level(
                     escalation.level, route=escalation.route_to, rules=[r.rule for r in escalation.reasons]
@@ -132,14 +137,36 @@ class ConversationRecorder:
         summary = self._summary(conversation, conversation.escalation_level, duplicate=True)
         return RecordedMessage(conversation, stored, summary, duplicate=True, encode_ms=encode_ms)
 
+    def _summarizer(self, cached: object | None, messages: list[StoredMessage]) -> ConversationSummarizer:
+        """The incremental summary of `messages`: the cached one of all but the last, with the
+        last added (constant work), or else (not cached, or cached for other messages: another
+        process wrote, a transaction rolled back) one rebuilt from every stored analysis."""
+        if (
+            isinstance(cached, ConversationSummarizer)
+            and len(messages) >= 2
+            and len(cached) == len(messages) - 1
+            and cached.last is messages[-2].analysis
+        ):
+            cached.add(messages[-1].analysis, messages[-1].turn)
+            return cached
+        return self.analyzer.summarizer().extend([m.analysis for m in messages], [m.turn for m in messages])
+
     def _summary(
-        self, conversation: StoredConversation, previous_level: str | None, *, duplicate: bool
+        self,
+        conversation: StoredConversation,
+        previous_level: str | None,
+        *,
+        duplicate: bool,
+        summarizer: ConversationSummarizer | None = None,
     ) -> ConversationSummary:
-        """The conversation's summary, its escalation marked `changed` when this message
-        moved the level: the helpdesk alerts on `changed`, once per change, not per message."""
-        summary = self.analyzer.summarize(
-            conversation.analyses, conversation.turns, conversation.channel, metadata=conversation.metadata
-        )
+        """The conversation's summary (read from `summarizer` when given: it holds the same
+        messages), its escalation marked `changed` when this message moved the level: the
+        helpdesk alerts on `changed`, once per change, not per message."""
+        channel, metadata = conversation.channel, conversation.metadata
+        if summarizer is not None:
+            summary = summarizer.summary(channel, metadata=metadata)  # type: ignore[arg-type]  # stored values are channels
+        else:
+            summary = self.analyzer.summarize(conversation.analyses, conversation.turns, channel, metadata=metadata)
         escalation = summary.escalation
         escalation.previous_level = previous_level  # type: ignore[assignment]  # stored values are levels
         escalation.changed = not duplicate and escalation.level != (previous_level or "none")

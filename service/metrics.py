@@ -108,9 +108,9 @@ class TimedEncoder:
     def __init__(self, encoder: Any) -> None:
         self.wrapped = encoder
 
-    def encode(self, texts: Sequence[str]) -> EncodedBatch:
+    def encode(self, texts: Sequence[str], keep_tokens: Sequence[bool] | None = None) -> EncodedBatch:
         started = time.perf_counter()
-        result = self.wrapped.encode(texts)
+        result = self.wrapped.encode(texts) if keep_tokens is None else self.wrapped.encode(texts, keep_tokens)
         MODEL_INFERENCE_SECONDS.observe(time.perf_counter() - started)
         ENCODE_BATCH_SIZE.observe(len(texts))
         return result

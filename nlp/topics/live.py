@@ -5,6 +5,7 @@ its customer messages."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,26 +44,44 @@ def message_topics(
     return results
 
 
-def conversation_topics(analyses: Sequence[MessageAnalysis]) -> list[ConversationTopic]:
-    """Topics of the customer messages, strongest first. A topic's confidence is the sum of
-    its messages' confidences over the number of customer messages, so a topic every
-    customer turn is about, confidently, scores near 1."""
-    customer = [a for a in analyses if a.role == Role.customer]
-    totals: dict[int, float] = {}
-    names: dict[int, str] = {}
-    members: dict[int, list[str]] = {}
-    for analysis in customer:
+@dataclass
+class TopicTally:
+    """The customer messages' topics, gathered one message at a time."""
+
+    customer_messages: int = 0
+    totals: dict[int, float] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
+    members: dict[int, list[str]] = field(default_factory=dict)
+
+    def add(self, analysis: MessageAnalysis) -> None:
+        if analysis.role != Role.customer:
+            return
+        self.customer_messages += 1
         for topic in analysis.topics:
-            totals[topic.id] = totals.get(topic.id, 0.0) + topic.confidence
-            names[topic.id] = topic.name
-            members.setdefault(topic.id, []).append(analysis.id)
-    ranked = sorted(totals, key=lambda topic_id: (-totals[topic_id], topic_id))
-    return [
-        ConversationTopic(
-            id=topic_id,
-            name=names[topic_id],
-            confidence=round(min(totals[topic_id] / len(customer), 1.0), _ROUND),
-            message_ids=members[topic_id],
-        )
-        for topic_id in ranked
-    ]
+            self.totals[topic.id] = self.totals.get(topic.id, 0.0) + topic.confidence
+            self.names[topic.id] = topic.name
+            self.members.setdefault(topic.id, []).append(analysis.id)
+
+    def topics(self) -> list[ConversationTopic]:
+        """Topics of the customer messages, strongest first. A topic's confidence is the sum
+        of its messages' confidences over the number of customer messages, so a topic every
+        customer turn is about, confidently, scores near 1."""
+        totals = self.totals
+        ranked = sorted(totals, key=lambda topic_id: (-totals[topic_id], topic_id))
+        return [
+            ConversationTopic(
+                id=topic_id,
+                name=self.names[topic_id],
+                confidence=round(min(totals[topic_id] / self.customer_messages, 1.0), _ROUND),
+                message_ids=list(self.members[topic_id]),
+            )
+            for topic_id in ranked
+        ]
+
+
+def conversation_topics(analyses: Sequence[MessageAnalysis]) -> list[ConversationTopic]:
+    """`TopicTally.topics` of a whole conversation."""
+    tally = TopicTally()
+    for analysis in analyses:
+        tally.add(analysis)
+    return tally.topics()

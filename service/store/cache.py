@@ -21,6 +21,8 @@ class _CachedMessages:
     created_at: str
     """The conversation's creation time: a conversation deleted and created again (by another
     process) under the same id has another, so its old messages are not taken for its own."""
+    summary_state: object | None = None
+    """The recorder's incremental summary of these messages (opaque here); forgotten with them."""
 
     @property
     def last_seq(self) -> int:
@@ -54,16 +56,20 @@ class MessageCache:
             entry = self._entries.get(conversation_id)
             return None if entry is None else message_id in entry.ids
 
-    def put(self, conversation_id: str, messages: list[StoredMessage], created_at: str) -> None:
+    def put(
+        self, conversation_id: str, messages: list[StoredMessage], created_at: str, summary_state: object | None = None
+    ) -> None:
         """Remember `messages` (the whole conversation, in order) for `conversation_id`,
-        created at `created_at`."""
+        created at `created_at`, with the recorder's `summary_state` of them."""
         with self._lock:
             old = self._entries.pop(conversation_id, None)
             if old is not None:
                 self._size -= len(old.messages)
             if len(messages) > self.max_messages:
                 return  # larger than the whole cache: read from the database each time
-            self._entries[conversation_id] = _CachedMessages(messages, {m.id for m in messages}, created_at)
+            self._entries[conversation_id] = _CachedMessages(
+                messages, {m.id for m in messages}, created_at, summary_state
+            )
             self._size += len(messages)
             while self._size > self.max_messages:
                 _, evicted = self._entries.popitem(last=False)

@@ -117,9 +117,12 @@ class ConversationStore:
             header = self._header(db, conversation_id, lock=True)
             existing = self._messages(db, conversation_id, header[5]) if header else []
             transaction = ConversationTransaction(self, db, conversation_id, header, existing)
+            cached = self.cache.get(conversation_id)
+            if cached is not None and cached.messages is existing:
+                transaction.summary_state = cached.summary_state
             yield transaction
         if transaction.added:  # only once committed
-            self.cache.put(conversation_id, transaction.messages, transaction.created_at)
+            self.cache.put(conversation_id, transaction.messages, transaction.created_at, transaction.summary_state)
 
     # --- listing and deletion -----------------------------------------------------------
 
@@ -265,6 +268,9 @@ class ConversationTransaction:
         self.previous_level: str | None = header[7] if header else None
         """The escalation level committed before this transaction (None: none yet, or a new conversation)."""
         self.added = False
+        self.summary_state: object | None = None
+        """The recorder's incremental summary of the messages, as cached (None: not cached);
+        what it holds when the transaction commits is cached with the messages."""
 
     def append(
         self, incoming: IncomingMessage, analysis: MessageAnalysis, *, stored_text: str, model_version: str

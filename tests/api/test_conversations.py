@@ -7,6 +7,7 @@ import asyncio
 
 from nlp.analyzer import Analyzer
 from nlp.config import InspectionConfig
+from nlp.conversation import ConversationSummarizer
 from nlp.inspection import build_inspector
 from nlp.schemas import IncomingMessage, Role
 from service.conversations import ConversationFull, ConversationRecorder, RecordedMessage
@@ -97,3 +98,37 @@ def test_a_full_conversation_is_refused_and_nothing_is_written(analyzer: Analyze
     )
     assert isinstance(results[2], ConversationFull)
     assert len(store.get("c1").messages) == 2
+
+
+def test_the_summary_is_kept_one_message_at_a_time_and_equals_the_full_one(
+    analyzer: Analyzer, tmp_path: Path, monkeypatch
+):
+    """Each new message of a cached conversation adds one message to its kept summary (not
+    every stored one); another process writing in between makes the next one rebuild. Every
+    summary equals the one recomputed from the stored conversation."""
+    added: list[str] = []
+    original = ConversationSummarizer.add
+
+    def counting_add(self: ConversationSummarizer, analysis, turn) -> None:
+        added.append(analysis.id)
+        original(self, analysis, turn)
+
+    monkeypatch.setattr(ConversationSummarizer, "add", counting_add)
+    ours, theirs = (ConversationStore(tmp_path / "s.db", cache_messages=100) for _ in range(2))
+    texts = ["hi, my card was charged twice", "still waiting, this is urgent", "please cancel my account now"]
+    results, _ = record_all(analyzer, ours, [("c1", customer(text)) for text in texts])
+    assert added == ["m1", "m2", "m3"], "one message added per post"
+    record_all(analyzer, theirs, [("c1", customer("the other process stored this"))])
+    added.clear()
+    (after,), _ = record_all(analyzer, ours, [("c1", customer("and now?"))])
+    assert added == ["m1", "m2", "m3", "m4", "m5"], "rebuilt from the stored analyses after another writer"
+    for count, result in enumerate([*results, after], start=1):
+        assert isinstance(result, RecordedMessage)
+        stored = result.conversation
+        full = analyzer.summarize(stored.analyses, stored.turns, stored.channel, metadata=stored.metadata)  # type: ignore[arg-type]
+        full.escalation.previous_level, full.escalation.changed = (
+            result.summary.escalation.previous_level,
+            result.summary.escalation.changed,
+        )
+        assert len(stored.messages) == (count if count <= 3 else 5)
+        assert result.summary == full

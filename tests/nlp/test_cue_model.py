@@ -10,6 +10,7 @@ import torch
 from nlp.analyzer import Analyzer
 from nlp.bundle import ModelBundle
 from nlp.config import InspectionConfig
+from nlp.cue_model import CueModel
 from nlp.heads import HeadSpec, TaskHead
 from nlp.inspection import build_inspector
 from nlp.schemas import Message, Role, Transcript
@@ -56,20 +57,70 @@ def test_sentences_split_on_end_marks_and_line_breaks():
     assert sentence_spans("  ") == [] and sentence_spans("one") == [(0, 3)]
 
 
+class CountingEncoder:
+    """The session encoder, counting its forward passes (every other attribute is its own)."""
+
+    def __init__(self, wrapped: object) -> None:
+        self.wrapped = wrapped
+        self.calls: list[int] = []
+
+    def encode(self, texts, keep_tokens=None):
+        self.calls.append(len(texts))
+        return self.wrapped.encode(texts, keep_tokens)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str):
+        return getattr(self.wrapped, name)
+
+
 def test_head_only_cue_quotes_the_sentence_the_head_scores_highest(always_security: Analyzer):
     text = "Hello, this is Maria Fernandez. Somebody abroad bought groceries with my card while I was at home. Thanks."
     analysis = always_security.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0]
     security = [cue for cue in analysis.cues if cue.family == "security"]
     assert len(security) == 1 and security[0].source == "model"
-    # The quote is the redacted sentence with the highest P(security) of the message's sentences.
-    sentences = [text[s:e] for s, e in sentence_spans(text)]
-    head = always_security.bundle.heads["cues"]
-    scores = head.predict_proba(always_security.encoder.encode(sentences).features)[:, CUE_FAMILIES.index("security")]
-    best = sentences[int(np.argmax(scores))]
+    # The quote is the redacted sentence with the highest P(security) of the message's
+    # sentences, each read from the message's own token vectors.
+    spans = sentence_spans(text)
+    sentences = [text[s:e] for s, e in spans]
+    encoder = always_security.encoder
+    tokens = encoder.encode([text], [True]).tokens
+    assert tokens is not None and tokens[0] is not None
+    cue_model = CueModel(always_security.bundle.heads["cues"])
+    scores = cue_model.sentence_scores(text, spans, tokens[0], encoder.token_offsets(text))
+    assert np.isfinite(scores).all()
+    best = sentences[int(np.argmax(scores[:, CUE_FAMILIES.index("security")]))]
     if "Maria" in best:
         assert "Maria" not in security[0].quote and "[" in security[0].quote, "names in the evidence are redacted"
     else:
         assert security[0].quote == best
+
+
+def test_the_evidence_sentence_costs_no_second_encoder_pass(analyzer: Analyzer):
+    counting = CountingEncoder(analyzer.encoder)
+    chosen = cue_analyzer(
+        Analyzer(counting, analyzer.bundle, analyzer.policy),
+        {"security": 0.0},  # type: ignore[arg-type]
+    )
+    text = "Hi, I am Maria Fernandez. Somebody abroad keeps buying things with my card. I am at home. Please help."
+    analysis = chosen.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0]
+    (security,) = [cue for cue in analysis.cues if cue.family == "security"]
+    assert security.source == "model" and "Maria" not in security.quote
+    assert chosen.inspector is not None
+    redacted = set(chosen.inspector.inspect([text], [Role.customer], sentences_for=[True])[0].sentences)
+    assert security.quote in redacted, "the evidence is one of the message's redacted sentences"
+    assert counting.calls == [1], "one encoder pass for the message, none for its sentences"
+
+
+def test_sentences_past_the_encoders_window_are_never_evidence(analyzer: Analyzer):
+    """A sentence the encoder did not read (the message is longer than its window) scores
+    -inf, so it is never chosen."""
+    text = "My card was used abroad. " + "This is filler text that goes on. " * 120 + "Last words here."
+    spans = sentence_spans(text)
+    tokens = analyzer.encoder.encode([text], [True]).tokens
+    assert tokens is not None and tokens[0] is not None
+    scores = CueModel(analyzer.bundle.heads["cues"]).sentence_scores(
+        text, spans, tokens[0], analyzer.encoder.token_offsets(text)
+    )
+    assert np.isfinite(scores[0]).all() and not np.isfinite(scores[-1]).any()
 
 
 def test_single_sentence_is_its_own_evidence_and_agents_get_no_model_cues(always_security: Analyzer):

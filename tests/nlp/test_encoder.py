@@ -39,3 +39,28 @@ def test_text_normalisation():
     assert normalize_text("  a\x00b \u200b c\n\n d ") == "a b c d"
     assert normalize_text("e\u0301") == "é"
     assert has_words("ok 👍") and not has_words("😡 !!")
+
+
+def check_token_vectors(encoder) -> None:
+    """The kept token vectors are the ones the row's own pass pooled (the mean of them all,
+    normalised, is its embedding; their max, its max pooling), rows in input order."""
+    texts = ["short one", "a much longer message. " * 12, "medium length message here, two parts. yes", "ok"]
+    keep = [True, True, False, True]
+    encoded = encoder.encode(texts, keep)
+    assert encoded.tokens is not None
+    dim = encoder.dim
+    for row, kept in enumerate(keep):
+        tokens = encoded.tokens[row]
+        if not kept:
+            assert tokens is None
+            continue
+        assert tokens is not None and tokens.shape[1] == dim
+        assert len(tokens) == len(encoder.token_offsets(texts[row]))
+        mean = tokens.mean(axis=0)
+        assert np.allclose(mean / np.linalg.norm(mean), encoded.embeddings[row], atol=2e-4)
+        assert np.allclose(tokens.max(axis=0), encoded.features[row, dim:], atol=2e-4)
+    assert encoder.encode(texts).tokens is None, "none kept unless asked for"
+
+
+def test_token_vectors_are_the_rows_own(analyzer):
+    check_token_vectors(analyzer.encoder)

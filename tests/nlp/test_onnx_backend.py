@@ -211,3 +211,9 @@ def test_serve_refuses_a_broken_backend_with_one_line(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert "cannot start: ONNX fp32 export" in result.output
     assert "Traceback" not in result.output
+
+
+def test_fp32_graph_gives_the_rows_own_token_vectors(onnx_fp32):
+    from tests.nlp.test_encoder import check_token_vectors
+
+    check_token_vectors(onnx_fp32)
