@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from nlp.analyzer import Analyzer
 from nlp.config import InspectionConfig
 from nlp.inspection import build_inspector
 from nlp.schemas import IncomingMessage, Role
 from service.conversations import ConversationRecorder
 from service.microbatch import MicroBatcher
-from service.store import ConversationStore
+from tests.conftest import open_store
 
 TEXTS = [
     "Thank you so much, the refund arrived and everything works perfectly now!",
@@ -29,7 +31,10 @@ TEXTS = [
 ]
 
 
-def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(analyzer, tmp_path, monkeypatch):
+@pytest.mark.sqlite  # reads the database file's bytes
+def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(
+    analyzer, tmp_path, database_url, monkeypatch
+):
     """One micro-batch of 12 requests: spaCy runs in batches over all of them (at most one
     call per set of components: parser and NER for cue candidates, NER alone for the rest),
     never message by message; and what reaches the database file is the redacted text."""
@@ -48,7 +53,7 @@ def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(anal
 
     monkeypatch.setattr(nlp, "pipe", counting_pipe)
     names = [f"My name is Maria Fernandez and my email is maria{n}@example.com. {text}" for n, text in enumerate(TEXTS)]
-    store = ConversationStore(tmp_path / "s.db", cache_messages=100)
+    store = open_store(database_url, cache_messages=100)
 
     async def run():
         batcher = MicroBatcher(redacting, max_messages=64, max_wait_ms=200)

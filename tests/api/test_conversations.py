@@ -101,7 +101,7 @@ def test_a_full_conversation_is_refused_and_nothing_is_written(analyzer: Analyze
 
 
 def test_the_summary_is_kept_one_message_at_a_time_and_equals_the_full_one(
-    analyzer: Analyzer, tmp_path: Path, monkeypatch
+    analyzer: Analyzer, database_url: str, monkeypatch
 ):
     """Each new message of a cached conversation adds one message to its kept summary (not
     every stored one); another process writing in between makes the next one rebuild. Every
@@ -114,7 +114,7 @@ def test_the_summary_is_kept_one_message_at_a_time_and_equals_the_full_one(
         original(self, analysis, turn)
 
     monkeypatch.setattr(ConversationSummarizer, "add", counting_add)
-    ours, theirs = (ConversationStore(tmp_path / "s.db", cache_messages=100) for _ in range(2))
+    ours, theirs = (open_store(database_url, cache_messages=100) for _ in range(2))
     texts = ["hi, my card was charged twice", "still waiting, this is urgent", "please cancel my account now"]
     results, _ = record_all(analyzer, ours, [("c1", customer(text)) for text in texts])
     assert added == ["m1", "m2", "m3"], "one message added per post"
