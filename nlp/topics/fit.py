@@ -63,7 +63,8 @@ def fit_topics(
 
     `nlp` is a spaCy pipeline with tagger, lemmatizer and parser (default: the shared one
     for terms). With `previous`, topics matching a previous topic keep its id."""
-    config = config or TopicFitConfig()
+    # Unset size-dependent settings follow the corpus size; the manifest records them.
+    config = (config or TopicFitConfig()).for_corpus(len(texts))
     if len(texts) != embeddings.shape[0]:
         raise ValueError(f"{len(texts)} texts but {embeddings.shape[0]} embeddings")
     if previous is not None and previous.dim != embeddings.shape[1]:

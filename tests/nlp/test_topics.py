@@ -12,6 +12,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from nlp.topics import TopicFitConfig, TopicModelError, fit_topics, load_topic_model
 from nlp.topics.clustering import merge_topics, refine_topics
+from nlp.topics.config import sizes_for_corpus
 from nlp.topics.matching import match_topics
 from tests.conftest import FIXTURES
 
@@ -198,3 +199,26 @@ def test_umap_reduction_finds_the_planted_topics(planted):
     texts, truth, embeddings = planted
     result = fit_topics(texts, embeddings, replace(SMALL, reduction="umap", n_components=5))
     assert normalized_mutual_info_score(truth, result.labels) > 0.9
+
+
+def test_default_sizes_follow_the_corpus_size():
+    small, medium, large = (sizes_for_corpus(n) for n in (1_000, 10_000, 100_000))
+    assert small.min_cluster_size < medium.min_cluster_size < large.min_cluster_size
+    assert sizes_for_corpus(5).min_cluster_size >= 2  # HDBSCAN's floor, even for tiny archives
+    for sizes in (small, medium, large):
+        assert 1 <= sizes.min_samples <= sizes.min_cluster_size
+    # Large archives reduce to fewer dimensions, where HDBSCAN's tree search stays fast.
+    assert large.n_components < small.n_components
+
+
+def test_explicit_sizes_win_and_the_manifest_records_the_resolved_ones(fitted, planted):
+    config = TopicFitConfig(min_cluster_size=7)
+    assert config.sized_for(100_000).min_cluster_size == 7
+    assert config.sized_for(100_000).min_samples == sizes_for_corpus(100_000).min_samples
+    texts = planted[0]
+    params = fitted.model.manifest.params
+    auto = sizes_for_corpus(len(texts))
+    assert params["min_cluster_size"] == SMALL.min_cluster_size
+    assert (params["n_components"], params["min_samples"]) == (auto.n_components, auto.min_samples)
+    # A refit from the manifest repeats the fit exactly, whatever the next corpus' size.
+    assert TopicFitConfig.from_dict(params).sized_for(100_000) == SMALL.sized_for(len(texts))
