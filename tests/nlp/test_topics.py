@@ -207,18 +207,20 @@ def test_default_sizes_follow_the_corpus_size():
     assert sizes_for_corpus(5).min_cluster_size >= 2  # HDBSCAN's floor, even for tiny archives
     for sizes in (small, medium, large):
         assert 1 <= sizes.min_samples <= sizes.min_cluster_size
-    # Large archives reduce to fewer dimensions, where HDBSCAN's tree search stays fast.
+    # Large archives reduce to fewer dimensions, where HDBSCAN's tree search stays fast,
+    # and so do tiny ones, whose later components are noise.
     assert large.n_components < small.n_components
+    assert sizes_for_corpus(120).n_components < small.n_components
 
 
 def test_explicit_sizes_win_and_the_manifest_records_the_resolved_ones(fitted, planted):
     config = TopicFitConfig(min_cluster_size=7)
     assert config.sized_for(100_000).min_cluster_size == 7
-    assert config.sized_for(100_000).min_samples == sizes_for_corpus(100_000).min_samples
+    assert config.sized_for(100_000).min_samples == 3  # half the smallest topic actually used
     texts = planted[0]
     params = fitted.model.manifest.params
     auto = sizes_for_corpus(len(texts))
     assert params["min_cluster_size"] == SMALL.min_cluster_size
-    assert (params["n_components"], params["min_samples"]) == (auto.n_components, auto.min_samples)
+    assert (params["n_components"], params["min_samples"]) == (auto.n_components, SMALL.min_cluster_size // 2)
     # A refit from the manifest repeats the fit exactly, whatever the next corpus' size.
     assert TopicFitConfig.from_dict(params).sized_for(100_000) == SMALL.sized_for(len(texts))
