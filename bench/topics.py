@@ -1,31 +1,35 @@
-"""Topic discovery benchmark, side by side in one run, on the same embeddings:
+"""Topic discovery benchmark, side by side on the same embeddings:
 
 - convintel's topic fit (PCA -> HDBSCAN -> merge -> k-means refinement -> c-TF-IDF
-  labels over spaCy lemmas and noun chunks), default settings;
+  labels over spaCy lemmas and noun chunks), default settings (which adapt to the corpus
+  size: nlp/topics/config.py);
 - BERTopic with its default settings (UMAP -> HDBSCAN -> c-TF-IDF), given the same
   precomputed embeddings (BERTopic is a bench-only dependency: the `bench` extra).
 
-On BANKING77 train (10,003 customer queries, 77 intents) it reports NMI and ARI of the
-topics against the intents (unassigned documents count as one more cluster, as
-BERTopic's topic -1 does), the unassigned share, the number of topics, wall time and
-peak memory. Each tool fits in its own fresh process (so peak RSS is that fit's alone),
-one after the other.
+Corpora (bench/topic_corpora.py): BANKING77 train at full size and seeded subsamples of
+1,000 and 3,000 queries (3 seeds each), scored against the 77 intents, and the project's
+train part of X-CI against its 11 `domain` labels: the corpora the size rule was tuned
+on. Then, marked "(check)", corpora it was never tuned on: X-CI's held-out part and
+BANKING77 subsamples of 2,000 and 6,000 queries (other seeds). Per fit: NMI and ARI
+against the labels (unassigned documents count as one more cluster, as BERTopic's topic
+-1 does), the unassigned share, the number of topics, coherence (mean NPMI of each topic's
+top 10 keywords over the corpus: bench/topic_coherence.py), wall time of the fit and peak
+RSS. Each fit runs in its own fresh process, one after the other, so each peak RSS is
+that fit's alone. Subsample rows are means over their seeds.
 
-The scale run (`--scale 100000`) fits convintel on 100,000 messages: every text of
-BANKING77 train, GoEmotions train+dev, MELD train+dev, TweetEval sentiment val and the
-project's labelled messages, topped up with BANKING77 queries wrapped in greetings and
-sign-offs ("Hi, ... Thanks!") until there are N distinct texts. Embeddings are cached by
-text under `.cache/features` (encoding 100k messages takes long on 2 cores; the fit is
-what is timed).
+The scale run (`--scale 100000`) fits convintel alone on that many distinct messages from
+the train splits of TweetEval, GoEmotions, BANKING77, X-CI and MELD, and reports its wall
+time and peak RSS. Embeddings are cached by text under `--cache-dir` (encoding is not
+timed; `--embeddings E.npy` also keeps the corpus' embeddings, with their texts in
+E.json, so later runs and bench/topic_sweep.py skip the encoder).
 
-    .venv/bin/python bench/topics.py [--json bench/results/topics.json]
-    .venv/bin/python bench/topics.py --scale 100000 [--distinct 40000]
+    .venv/bin/python bench/topics.py [--json bench/results/topics.json] [--no-check]
+    .venv/bin/python bench/topics.py --scale 100000
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -40,48 +44,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-GREETINGS = ("Hi, ", "Hello, ", "Hey, ", "Good morning, ", "Hi there, ")
-SIGN_OFFS = (" Thanks!", " Thank you.", " Please help.", " Any ideas?", " Cheers.")
+from bench.topic_corpora import Corpus, labelled_corpora, scale_corpus  # noqa: E402
 
-
-def load_banking77(path: Path) -> tuple[list[str], list[str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r["text"] for r in rows], [r["category"] for r in rows]
-
-
-def synthetic_corpus(data_root: Path, size: int, distinct: int | None = None) -> list[str]:
-    """`size` messages: the real texts listed in the module docstring, then BANKING77
-    queries with a greeting and a sign-off, deterministic. With `distinct`, only the first
-    `distinct` texts are used, repeated in turn up to `size` (recurring messages, as in a
-    real archive; each still goes through the fit as its own document)."""
-    texts = _distinct_texts(data_root, min(size, distinct or size))
-    return [texts[i % len(texts)] for i in range(size)]
-
-
-def _distinct_texts(data_root: Path, size: int) -> list[str]:
-    from training.datasets import load_goemotions, load_meld_sentiment, load_tweeteval_sentiment
-
-    banking, _ = load_banking77(data_root / "banking77" / "train.csv")
-    texts = list(banking)
-    for split in ("train", "dev"):
-        texts += load_goemotions(data_root, split).texts
-        texts += load_meld_sentiment(data_root, split).texts
-    texts += load_tweeteval_sentiment(data_root).texts
-    for path in sorted((ROOT / "data" / "urgency").glob("messages_*.jsonl")):
-        texts += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
-    distinct = list(dict.fromkeys(t for t in texts if t.strip()))
-    seen = set(distinct)
-    for greeting in GREETINGS:
-        for sign_off in SIGN_OFFS:
-            for query in banking:
-                if len(distinct) >= size:
-                    return distinct[:size]
-                text = greeting + query[0].lower() + query[1:] + sign_off
-                if text not in seen:
-                    seen.add(text)
-                    distinct.append(text)
-    return distinct[:size]
+TOOLS = ("convintel", "bertopic")
+TOP_KEYWORDS = 10
 
 
 def embeddings_for(texts: list[str], cache_dir: Path, slice_size: int = 4096, model: Path | None = None) -> np.ndarray:
@@ -102,45 +68,66 @@ def embeddings_for(texts: list[str], cache_dir: Path, slice_size: int = 4096, mo
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
+def load_embeddings(texts: list[str], args: argparse.Namespace) -> np.ndarray:
+    """Row-aligned embeddings of `texts`: from `--embeddings` (a .npy with its texts in
+    the .json beside it) when it holds them all, else encoded (and then saved there)."""
+    unique = list(dict.fromkeys(texts))
+    store = args.embeddings
+    if store and store.exists() and store.with_suffix(".json").exists():
+        stored = json.loads(store.with_suffix(".json").read_text(encoding="utf-8"))
+        row = {text: i for i, text in enumerate(stored)}
+        if all(text in row for text in unique):
+            return np.load(store, mmap_mode="r")[[row[text] for text in texts]]
+    encoded = embeddings_for(unique, args.cache_dir, model=args.model)
+    if store:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        np.save(store, encoded)
+        store.with_suffix(".json").write_text(json.dumps(unique), encoding="utf-8")
+    row = {text: i for i, text in enumerate(unique)}
+    return encoded[[row[text] for text in texts]]
+
+
 # --- one fit per child process -----------------------------------------------------------
 
 
-def child_fit(tool: str, texts_path: Path, embeddings_path: Path, labels_path: Path) -> None:
-    """Runs in a fresh process: fit `tool`, save its document labels, print figures."""
-    texts = json.loads(texts_path.read_text(encoding="utf-8"))
-    embeddings = np.load(embeddings_path)
+def child_fit(tool: str, workdir: Path) -> None:
+    """Runs in a fresh process: fit `tool` on workdir's texts.json and embeddings.npy,
+    save its document labels, print its figures and each topic's keywords as JSON."""
+    texts = json.loads((workdir / "texts.json").read_text(encoding="utf-8"))
+    embeddings = np.load(workdir / "embeddings.npy")
     started = time.perf_counter()
     if tool == "convintel":
         from nlp.topics import fit_topics
 
         result = fit_topics(texts, embeddings)
-        labels, extra = result.labels, {"clustered_share": result.clustered_share, "steps_s": result.seconds}
+        labels = result.labels
+        keywords = [topic.keywords for topic in result.model.topics]
+        extra = {"clustered_share": round(result.clustered_share, 4), "steps_s": result.seconds}
     else:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from bertopic import BERTopic
 
-        topics, _ = BERTopic().fit_transform(texts, embeddings=embeddings)
-        labels, extra = np.asarray(topics), {}
+        model = BERTopic()
+        topics, _ = model.fit_transform(texts, embeddings=embeddings)
+        labels = np.asarray(topics)
+        keywords = [[word for word, _ in model.get_topic(k)] for k in range(int(labels.max()) + 1)]
+        extra = {}
     seconds = time.perf_counter() - started
-    np.save(labels_path, np.asarray(labels, dtype=np.int64))
+    np.save(workdir / f"{tool}-labels.npy", np.asarray(labels, dtype=np.int64))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"wall_s": round(seconds, 2), "peak_rss_mib": round(peak_mib, 1), **extra}))
+    print(json.dumps({"wall_s": round(seconds, 2), "peak_rss_mib": round(peak_mib, 1), "keywords": keywords, **extra}))
 
 
-def run_tool(tool: str, texts: list[str], embeddings: np.ndarray, workdir: Path) -> tuple[np.ndarray, dict]:
-    texts_path, embeddings_path = workdir / "texts.json", workdir / "embeddings.npy"
-    if not texts_path.exists():
-        texts_path.write_text(json.dumps(texts), encoding="utf-8")
-        np.save(embeddings_path, embeddings)
-    labels_path = workdir / f"{tool}-labels.npy"
+def run_tool(tool: str, workdir: Path) -> tuple[np.ndarray, dict]:
+    """Fit `tool` in a fresh process on what workdir holds."""
     completed = subprocess.run(
-        [sys.executable, __file__, "--child", tool, str(texts_path), str(embeddings_path), str(labels_path)],
+        [sys.executable, __file__, "--child", tool, str(workdir)],
         check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
-    return np.load(labels_path), json.loads(completed.stdout.strip().splitlines()[-1])
+    return np.load(workdir / f"{tool}-labels.npy"), json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def scores(labels: np.ndarray, truth: list[str] | None) -> dict:
@@ -156,31 +143,95 @@ def scores(labels: np.ndarray, truth: list[str] | None) -> dict:
     return figures
 
 
-def table(rows: dict[str, dict]) -> str:
-    columns = [
-        ("nmi", "NMI"),
-        ("ari", "ARI"),
-        ("unassigned_share", "unassigned"),
-        ("topics", "topics"),
-        ("wall_s", "wall s"),
-        ("peak_rss_mib", "peak RSS MiB"),
+def fit_corpus(corpus: Corpus, embeddings: np.ndarray, tools: list[str], words: dict[str, frozenset[str]]) -> dict:
+    """Every tool's figures on one corpus."""
+    from bench.topic_coherence import npmi_coherence
+
+    rows = {}
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
+        workdir = Path(tmp)
+        (workdir / "texts.json").write_text(json.dumps(corpus.texts), encoding="utf-8")
+        np.save(workdir / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
+        documents = [words[text] for text in corpus.texts]
+        for tool in tools:
+            labels, figures = run_tool(tool, workdir)
+            keywords = figures.pop("keywords")
+            rows[tool] = {
+                **scores(labels, corpus.truth),
+                "npmi": round(npmi_coherence(keywords, documents, TOP_KEYWORDS), 4),
+                **figures,
+            }
+            print(f"{corpus.name} {tool}: {rows[tool]}", file=sys.stderr, flush=True)
+    return rows
+
+
+COLUMNS = [
+    ("nmi", "NMI", "{:.3f}"),
+    ("ari", "ARI", "{:.3f}"),
+    ("unassigned_share", "unassigned", "{:.1%}"),
+    ("topics", "topics", "{:.0f}"),
+    ("npmi", "NPMI", "{:.3f}"),
+    ("wall_s", "wall s", "{:.1f}"),
+    ("peak_rss_mib", "peak RSS MiB", "{:.0f}"),
+]
+
+
+def group_means(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """group -> tool -> column -> mean over the group's corpora."""
+    groups: dict[str, dict[str, dict[str, float]]] = {}
+    for group in dict.fromkeys(r["group"] for r in results):
+        members = [r["tools"] for r in results if r["group"] == group]
+        groups[group] = {
+            tool: {key: float(np.mean([m[tool][key] for m in members])) for key, _, _ in COLUMNS} for tool in members[0]
+        }
+    return groups
+
+
+def tables(groups: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The figures per corpus and tool, then convintel's standing against the goals."""
+    lines = [
+        "| corpus | tool | " + " | ".join(t for _, t, _ in COLUMNS) + " |",
+        "|---|---" + "|---:" * len(COLUMNS) + "|",
     ]
-    lines = ["| tool | " + " | ".join(title for _, title in columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for tool, figures in rows.items():
-        cells = []
-        for key, _ in columns:
-            value = figures.get(key)
-            cells.append(
-                "—"
-                if value is None
-                else f"{value:.1%}"
-                if key == "unassigned_share"
-                else f"{value:.4f}"
-                if isinstance(value, float) and key in ("nmi", "ari")
-                else str(value)
-            )
-        lines.append(f"| {tool} | " + " | ".join(cells) + " |")
+    for group, tools in groups.items():
+        for tool, figures in tools.items():
+            cells = [fmt.format(figures[key]) for key, _, fmt in COLUMNS]
+            lines.append(f"| {group} | {tool} | " + " | ".join(cells) + " |")
+    if not all(set(TOOLS) <= set(tools) for tools in groups.values()):
+        return "\n".join(lines)
+    lines += [
+        "",
+        "| corpus | NMI − BERTopic (goal ≥ +0.02) | ARI − BERTopic (goal ≥ 0) | unassigned (goal ≤ 5%) "
+        "| speed-up (goal ≥ 3×) | NPMI − BERTopic | goals met |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for group, tools in groups.items():
+        ours, theirs = tools["convintel"], tools["bertopic"]
+        nmi, ari = ours["nmi"] - theirs["nmi"], ours["ari"] - theirs["ari"]
+        speedup = theirs["wall_s"] / max(ours["wall_s"], 1e-9)
+        met = nmi >= 0.02 and ari >= 0 and ours["unassigned_share"] <= 0.05 and speedup >= 3
+        lines.append(
+            f"| {group} | {nmi:+.3f} | {ari:+.3f} | {ours['unassigned_share']:.1%} | {speedup:.1f}× "
+            f"| {ours['npmi'] - theirs['npmi']:+.3f} | {'yes' if met else 'no'} |"
+        )
     return "\n".join(lines)
+
+
+def scale_run(args: argparse.Namespace) -> None:
+    """Fit convintel on `--scale` distinct messages; print wall time and peak RSS."""
+    texts = scale_corpus(args.data_root, args.scale)
+    embeddings = load_embeddings(texts, args)
+    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
+        workdir = Path(tmp)
+        (workdir / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+        np.save(workdir / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
+        labels, figures = run_tool("convintel", workdir)
+    figures.pop("keywords")
+    row = {"messages": len(texts), "distinct": len(set(texts)), **scores(labels, None), **figures}
+    print(f"scale: {json.dumps(row)}; {os.cpu_count()} CPUs")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"scale": row, "cpus": os.cpu_count()}, indent=2) + "\n")
 
 
 def main() -> None:
@@ -189,15 +240,12 @@ def main() -> None:
         "--data-root", type=Path, default=Path(os.environ.get("CONVINTEL_DATA_ROOT", ROOT.parent / "shared" / "data"))
     )
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "features")
-    parser.add_argument("--scale", type=int, help="fit convintel on this many synthetic messages instead")
-    parser.add_argument("--distinct", type=int, help="with --scale: use only this many distinct texts, repeated")
+    parser.add_argument("--scale", type=int, help="fit convintel alone on this many distinct messages instead")
     parser.add_argument("--skip-bertopic", action="store_true")
+    parser.add_argument("--no-check", action="store_true", help="only the tuning corpora")
+    parser.add_argument("--only", help="only the corpora whose name starts with this (e.g. banking77-1000)")
     parser.add_argument("--encode-only", action="store_true", help="fill the embedding cache and stop")
-    parser.add_argument(
-        "--embeddings",
-        type=Path,
-        help="a .npy of the texts' embeddings, row-aligned: loaded when present, else written",
-    )
+    parser.add_argument("--embeddings", type=Path, help="a .npy of embeddings with its texts in the .json beside it")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument(
         "--model",
@@ -205,51 +253,41 @@ def main() -> None:
         help="a model bundle: embed with its (fine-tuned) encoder, as the service does, instead of the base encoder",
     )
     args = parser.parse_args()
-
+    (ROOT / ".cache").mkdir(exist_ok=True)  # a fresh checkout has none
     if args.scale:
-        texts, truth = synthetic_corpus(args.data_root, args.scale, args.distinct), None
-        dataset = f"synthetic ({len(texts)} messages, {len(set(texts))} distinct)"
-    else:
-        texts, truth = load_banking77(args.data_root / "banking77" / "train.csv")
-        dataset = f"banking77 train ({len(texts)} queries, {len(set(truth))} intents)"
-    if args.model:
-        dataset += f", encoder of {args.model}"
+        scale_run(args)
+        return
+
+    corpora = labelled_corpora(args.data_root, check=not args.no_check)
+    if args.only:
+        corpora = [c for c in corpora if c.name.startswith(args.only)]
+    union = list(dict.fromkeys(text for c in corpora for text in c.texts))
     started = time.perf_counter()
-    unique = list(dict.fromkeys(texts))
-    row = {text: i for i, text in enumerate(unique)}
-    if args.embeddings and args.embeddings.exists():
-        distinct_embeddings = np.load(args.embeddings)
-        if distinct_embeddings.shape[0] != len(unique):
-            raise SystemExit(f"{args.embeddings} has {distinct_embeddings.shape[0]} rows for {len(unique)} texts")
-    else:
-        distinct_embeddings = embeddings_for(unique, args.cache_dir, model=args.model)
-        if args.embeddings:
-            args.embeddings.parent.mkdir(parents=True, exist_ok=True)
-            np.save(args.embeddings, distinct_embeddings)
-    embeddings = distinct_embeddings[[row[text] for text in texts]]
-    print(
-        f"{dataset}: embeddings {embeddings.shape} in {time.perf_counter() - started:.0f} s (cached by text)",
-        file=sys.stderr,
-    )
+    embeddings = load_embeddings(union, args)
+    print(f"embeddings {embeddings.shape} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     if args.encode_only:
         return
-    tools = ["convintel"] + ([] if args.skip_bertopic or args.scale else ["bertopic"])
-    rows: dict[str, dict] = {}
-    (ROOT / ".cache").mkdir(exist_ok=True)  # a fresh checkout has none
-    with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
-        for tool in tools:
-            labels, figures = run_tool(tool, texts, embeddings, Path(tmp))
-            rows[tool] = {**scores(labels, truth), **figures}
-            print(f"{tool}: {rows[tool]}", file=sys.stderr, flush=True)
-    print(f"dataset: {dataset}; {os.cpu_count()} CPUs")
-    print(table(rows))
+    from bench.topic_coherence import document_words
+
+    words = dict(zip(union, document_words(union)))
+    row = {text: i for i, text in enumerate(union)}
+    tools = ["convintel"] + ([] if args.skip_bertopic else ["bertopic"])
+    results = []
+    for corpus in corpora:
+        rows = fit_corpus(corpus, embeddings[[row[t] for t in corpus.texts]], tools, words)
+        results.append({"corpus": corpus.name, "group": corpus.group, "tuned": corpus.tuned, "tools": rows})
+    encoder = f"encoder of {args.model}" if args.model else "base encoder"
+    print(f"{encoder}; {os.cpu_count()} CPUs; subsample rows are means over seeds")
+    print(tables(group_means(results)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"dataset": dataset, "cpus": os.cpu_count(), "results": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"encoder": encoder, "cpus": os.cpu_count(), "results": results}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        child_fit(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child_fit(sys.argv[2], Path(sys.argv[3]))
     else:
         main()

@@ -107,10 +107,10 @@ def fit_topic_file(
     """Fit a topic model on the customer messages of `source` (with the `seeds` topics,
     if given) and save it in `output`."""
     corpus = customer_texts(source, text_field=text_field)
-    if len(corpus.texts) < config.min_cluster_size:
+    smallest = config.sized_for(len(corpus.texts)).min_cluster_size
+    if len(corpus.texts) < smallest:
         raise ValueError(
-            f"{source}: {len(corpus.texts)} customer messages; a fit needs at least "
-            f"min_cluster_size ({config.min_cluster_size})"
+            f"{source}: {len(corpus.texts)} customer messages; a fit needs at least min_cluster_size ({smallest})"
         )
     embeddings = embed_texts(encoder, corpus.texts, cache_dir)
     result = fit_topics(

@@ -20,11 +20,12 @@ def hdbscan_labels(reduced: np.ndarray, config: TopicFitConfig) -> np.ndarray:
     """HDBSCAN cluster labels for the reduced coordinates (-1: noise)."""
     import hdbscan
 
-    if reduced.shape[0] < config.min_cluster_size:
+    sizes = config.sized_for(reduced.shape[0])
+    if reduced.shape[0] < sizes.min_cluster_size:
         return np.full(reduced.shape[0], UNASSIGNED, dtype=np.int64)
     clusterer = hdbscan.HDBSCAN(
-        min_cluster_size=config.min_cluster_size,
-        min_samples=config.min_samples,
+        min_cluster_size=sizes.min_cluster_size,
+        min_samples=sizes.min_samples,
         cluster_selection_method=config.cluster_selection,
         core_dist_n_jobs=1,  # the machine is shared; one core keeps the fit polite
     )

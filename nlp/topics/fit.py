@@ -86,7 +86,8 @@ def fit_topics(
     `seeds`, the seed topics are found as `config.seed_mode` says. With `previous`, topics
     matching a previous topic keep its id, and its curation (names, merges, splits,
     deletions) is redone."""
-    config = config or TopicFitConfig()
+    # Unset size-dependent settings follow the corpus size; the manifest records them.
+    config = (config or TopicFitConfig()).for_corpus(len(texts))
     if len(texts) != embeddings.shape[0]:
         raise ValueError(f"{len(texts)} texts but {embeddings.shape[0]} embeddings")
     if previous is not None and previous.dim != embeddings.shape[1]:

@@ -17,7 +17,7 @@ def reduce_embeddings(embeddings: np.ndarray, config: TopicFitConfig) -> np.ndar
     """(n, n_components) L2-normalised coordinates to cluster (Euclidean distance on unit
     vectors orders pairs as cosine similarity does)."""
     n, dim = embeddings.shape
-    components = min(config.n_components, dim, max(n - 1, 1))
+    components = min(config.sized_for(n).n_components, dim, max(n - 1, 1))
     if config.reduction == "none" or components >= dim:
         reduced = embeddings
     elif config.reduction == "pca":

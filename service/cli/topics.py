@@ -27,9 +27,15 @@ def topics_fit(
     reduction: Annotated[
         str | None, typer.Option(help="pca (default), umap (needs the topics-umap extra) or none")
     ] = None,
-    n_components: Annotated[int | None, typer.Option(help="Dimensions after reduction")] = None,
-    min_cluster_size: Annotated[int | None, typer.Option(help="Smallest topic HDBSCAN keeps")] = None,
-    min_samples: Annotated[int | None, typer.Option(help="HDBSCAN density smoothing")] = None,
+    n_components: Annotated[
+        int | None, typer.Option(help="Dimensions after reduction (default: from the archive size)")
+    ] = None,
+    min_cluster_size: Annotated[
+        int | None, typer.Option(help="Smallest topic HDBSCAN keeps (default: from the archive size)")
+    ] = None,
+    min_samples: Annotated[
+        int | None, typer.Option(help="HDBSCAN density smoothing (default: from the archive size)")
+    ] = None,
     selection: Annotated[
         str | None, typer.Option(help="HDBSCAN cluster selection: leaf (fine, default) or eom (broad)")
     ] = None,

@@ -14,6 +14,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from nlp.topics import TopicFitConfig, TopicModelError, fit_topics, load_topic_model
 from nlp.topics.clustering import merge_topics, refine_topics
+from nlp.topics.config import sizes_for_corpus
 from nlp.topics.describe import describe_topics
 from nlp.topics.edits import (
     DeleteEdit,
@@ -406,3 +407,28 @@ def test_a_version_1_model_still_loads(fitted, tmp_path):
     assert model.manifest.retired == [] and model.topics[0].parent is None
     edited = apply_edit(model, DeleteEdit(topic=model.topics[0].id))  # and can be curated
     assert len(edited.topics) == len(model.topics) - 1 and edited.manifest.parents
+
+
+def test_default_sizes_follow_the_corpus_size():
+    small, medium, large = (sizes_for_corpus(n) for n in (1_000, 10_000, 100_000))
+    assert small.min_cluster_size < medium.min_cluster_size < large.min_cluster_size
+    assert sizes_for_corpus(5).min_cluster_size >= 2  # HDBSCAN's floor, even for tiny archives
+    for sizes in (small, medium, large):
+        assert 1 <= sizes.min_samples <= sizes.min_cluster_size
+    # Large archives reduce to fewer dimensions, where HDBSCAN's tree search stays fast,
+    # and so do tiny ones, whose later components are noise.
+    assert large.n_components < small.n_components
+    assert sizes_for_corpus(120).n_components < small.n_components
+
+
+def test_explicit_sizes_win_and_the_manifest_records_the_resolved_ones(fitted, planted):
+    config = TopicFitConfig(min_cluster_size=7)
+    assert config.sized_for(100_000).min_cluster_size == 7
+    assert config.sized_for(100_000).min_samples == 3  # half the smallest topic actually used
+    texts = planted[0]
+    params = fitted.model.manifest.params
+    auto = sizes_for_corpus(len(texts))
+    assert params["min_cluster_size"] == SMALL.min_cluster_size
+    assert (params["n_components"], params["min_samples"]) == (auto.n_components, SMALL.min_cluster_size // 2)
+    # A refit from the manifest repeats the fit exactly, whatever the next corpus' size.
+    assert TopicFitConfig.from_dict(params).sized_for(100_000) == SMALL.sized_for(len(texts))
