@@ -68,6 +68,19 @@ class ScoreSummary:
     messages_this_run: int = 0
     already_complete: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        checkpoint: Checkpoint,
+        seconds: float,
+        resumed_at_row: int,
+        messages_this_run: int = 0,
+        already_complete: bool = False,
+    ) -> ScoreSummary:
+        """The run's totals as `checkpoint` records them."""
+        totals = (checkpoint.conversations, checkpoint.messages, checkpoint.errors, checkpoint.rows)
+        return cls(*totals, seconds, resumed_at_row, messages_this_run, already_complete)
+
     @property
     def messages_per_second(self) -> float:
         """Scoring rate of this run (a resumed run counts only what it scored itself)."""
@@ -102,15 +115,7 @@ def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engin
         raise ScoreJobError(f"{job.output}: scored output is .jsonl, .csv or .parquet, not .{output_format.value}")
     resumed = _prepare(job, input_format, output_format)
     if resumed is not None and resumed.complete:
-        return ScoreSummary(
-            resumed.conversations,
-            resumed.messages,
-            resumed.errors,
-            resumed.rows,
-            0.0,
-            resumed.rows,
-            already_complete=True,
-        )
+        return ScoreSummary.of(resumed, 0.0, resumed.rows, already_complete=True)
     size, mtime = input_fingerprint(job.input)
     checkpoint = resumed or Checkpoint(
         input=str(job.input),
@@ -197,15 +202,7 @@ def _run_chunks(
                 )
         checkpoint.complete = True
         checkpoint.save(job.checkpoint_path)
-        return ScoreSummary(
-            checkpoint.conversations,
-            checkpoint.messages,
-            checkpoint.errors,
-            checkpoint.rows,
-            time.perf_counter() - started,
-            start_row,
-            done_messages,
-        )
+        return ScoreSummary.of(checkpoint, time.perf_counter() - started, start_row, done_messages)
     finally:
         sink.close()
         errors.close()
@@ -246,15 +243,7 @@ def _run_parts(
     checkpoint.errors = sum(len(p.errors) for p in parts)
     checkpoint.complete = True
     checkpoint.save(job.checkpoint_path)
-    return ScoreSummary(
-        checkpoint.conversations,
-        checkpoint.messages,
-        checkpoint.errors,
-        checkpoint.rows,
-        time.perf_counter() - started,
-        start_row,
-        checkpoint.messages - start_messages,
-    )
+    return ScoreSummary.of(checkpoint, time.perf_counter() - started, start_row, checkpoint.messages - start_messages)
 
 
 __all__ = ["CheckpointError", "ScoreJob", "ScoreJobError", "ScoreSummary", "run_score"]
