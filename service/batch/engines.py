@@ -298,7 +298,10 @@ class RayEngine:
             },
             batch_size=None,  # whole blocks, in order: the builder sees every row once
             batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=1),
+            # One block at a time: with several in flight, the actor may run a later block
+            # first (seen with a Parquet folder: its second block before its first), and
+            # preserve_order only orders what an operator outputs, not what its actor runs.
+            compute=ray.data.ActorPoolStrategy(size=1, max_tasks_in_flight_per_actor=1),
             num_cpus=0,
         )
 

@@ -50,7 +50,12 @@ def local_ray(load_log):
         configure_logging=False,
         runtime_env={
             "worker_process_setup_hook": "tests.batch.ray_load_counter.count_loads",
-            "env_vars": {"CONVINTEL_TEST_LOAD_LOG": str(load_log)},
+            # Workers import the hook from this checkout: the editable install puts nlp/ and
+            # service/ on their path, but not tests/.
+            "env_vars": {
+                "CONVINTEL_TEST_LOAD_LOG": str(load_log),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            },
         },
     )
     yield
