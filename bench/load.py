@@ -157,6 +157,23 @@ class LoadResult:
     p95_ms: float
     p99_ms: float
     floor: Floor
+    mean_batch: float | None = None
+    """Messages per encoder call during the level, from the server's /metrics."""
+
+
+def encoder_calls(base_url: str) -> tuple[float, float]:
+    """(encoder calls, messages encoded) so far, from `convintel_encode_batch_size`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    calls = messages = 0.0
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=10).text):
+        if family.name == "convintel_encode_batch_size":
+            for sample in family.samples:
+                if sample.name.endswith("_count"):
+                    calls += sample.value
+                elif sample.name.endswith("_sum"):
+                    messages += sample.value
+    return calls, messages
 
 
 async def drive(
@@ -213,9 +230,11 @@ def run_level(
     samples = measure_floor(encoder, texts)
     between: list[float] = []
     after_reply = (lambda text: between.append(timed_encode(encoder, [text]))) if concurrency == 1 else None
+    calls_before, messages_before = encoder_calls(base_url)
     latencies, errors, seconds = asyncio.run(
         drive(base_url, texts, concurrency=concurrency, requests=requests, run_id=run_id, after_reply=after_reply)
     )
+    calls_after, messages_after = encoder_calls(base_url)
     samples = samples + measure_floor(encoder, texts)
     if between:
         samples.single = between
@@ -230,6 +249,7 @@ def run_level(
         p95_ms=float(np.percentile(values, 95)),
         p99_ms=float(np.percentile(values, 99)),
         floor=samples.floor(),
+        mean_batch=(messages_after - messages_before) / max(calls_after - calls_before, 1),
     )
 
 
@@ -341,7 +361,7 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                 print(
                     f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
                     f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
-                    f"batch-32 {floor.batch32_ms:.1f} ms",
+                    f"batch-32 {floor.batch32_ms:.1f} ms; {result.mean_batch:.1f} messages per encoder call",
                     file=sys.stderr,
                 )
             lengths = None
@@ -428,9 +448,9 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
     print()
     print(
         "| backend | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | raw 1-msg ms | "
-        "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s |"
+        "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s | messages per encoder call |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         for level in run.levels:
             f = level.floor
@@ -438,7 +458,8 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
                 f"| {run.backend} | {level.concurrency} | {level.requests} | {level.errors} | "
                 f"{level.throughput:.1f} | {level.p50_ms:.1f} | {level.p95_ms:.1f} | {level.p99_ms:.1f} | "
                 f"{f.single_ms:.1f} | {f.batch32_ms:.1f} | {level.p50_ms / f.single_ms:.2f} | "
-                f"{level.p99_ms / f.single_ms:.2f} | {level.throughput / f.batch32_per_s:.2f} |"
+                f"{level.p99_ms / f.single_ms:.2f} | {level.throughput / f.batch32_per_s:.2f} | "
+                f"{level.mean_batch:.1f} |"
             )
     print()
     print("| backend | start-up s (graph cached) | RSS after start-up MiB | RSS after more requests MiB |")
