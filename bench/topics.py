@@ -221,6 +221,8 @@ def scale_run(args: argparse.Namespace) -> None:
     """Fit convintel on `--scale` distinct messages; print wall time and peak RSS."""
     texts = scale_corpus(args.data_root, args.scale)
     embeddings = load_embeddings(texts, args)
+    if args.encode_only:  # fill the cache now, time the fit later on a quiet machine
+        return
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
         workdir = Path(tmp)
         (workdir / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
