@@ -159,21 +159,38 @@ class LoadResult:
     floor: Floor
     mean_batch: float | None = None
     """Messages per encoder call during the level, from the server's /metrics."""
+    mean_group: float | None = None
+    """Messages per store transaction (group commit) during the level; None: the server does not say."""
 
 
-def encoder_calls(base_url: str) -> tuple[float, float]:
-    """(encoder calls, messages encoded) so far, from `convintel_encode_batch_size`."""
+SIZE_HISTOGRAMS = ("convintel_encode_batch_size", "convintel_commit_group_size")
+"""The server's messages-per-call histograms: encoder calls, store transactions."""
+
+
+def size_totals(base_url: str) -> dict[str, tuple[float, float]]:
+    """For each of `SIZE_HISTOGRAMS` the server has: (calls, messages) so far."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    calls = messages = 0.0
+    totals: dict[str, tuple[float, float]] = {}
     for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=10).text):
-        if family.name == "convintel_encode_batch_size":
-            for sample in family.samples:
-                if sample.name.endswith("_count"):
-                    calls += sample.value
-                elif sample.name.endswith("_sum"):
-                    messages += sample.value
-    return calls, messages
+        if family.name in SIZE_HISTOGRAMS:
+            calls = sum(sample.value for sample in family.samples if sample.name.endswith("_count"))
+            messages = sum(sample.value for sample in family.samples if sample.name.endswith("_sum"))
+            totals[family.name] = (calls, messages)
+    return totals
+
+
+def per(mean: float | None) -> str:
+    """A messages-per-call figure for the report ("-": not reported by the server)."""
+    return "-" if mean is None else f"{mean:.1f}"
+
+
+def mean_size(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]], name: str) -> float | None:
+    """Messages per call of histogram `name` between two `size_totals` readings."""
+    if name not in after:
+        return None
+    calls_before, messages_before = before.get(name, (0.0, 0.0))
+    return (after[name][1] - messages_before) / max(after[name][0] - calls_before, 1)
 
 
 async def drive(
@@ -230,11 +247,11 @@ def run_level(
     samples = measure_floor(encoder, texts)
     between: list[float] = []
     after_reply = (lambda text: between.append(timed_encode(encoder, [text]))) if concurrency == 1 else None
-    calls_before, messages_before = encoder_calls(base_url)
+    sizes_before = size_totals(base_url)
     latencies, errors, seconds = asyncio.run(
         drive(base_url, texts, concurrency=concurrency, requests=requests, run_id=run_id, after_reply=after_reply)
     )
-    calls_after, messages_after = encoder_calls(base_url)
+    sizes_after = size_totals(base_url)
     samples = samples + measure_floor(encoder, texts)
     if between:
         samples.single = between
@@ -249,7 +266,8 @@ def run_level(
         p95_ms=float(np.percentile(values, 95)),
         p99_ms=float(np.percentile(values, 99)),
         floor=samples.floor(),
-        mean_batch=(messages_after - messages_before) / max(calls_after - calls_before, 1),
+        mean_batch=mean_size(sizes_before, sizes_after, "convintel_encode_batch_size"),
+        mean_group=mean_size(sizes_before, sizes_after, "convintel_commit_group_size"),
     )
 
 
@@ -361,7 +379,8 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                 print(
                     f"[{backend}] c={concurrency}: {result.throughput:.1f} req/s, p50 {result.p50_ms:.1f} ms, "
                     f"p99 {result.p99_ms:.1f} ms, errors {result.errors}; raw single {floor.single_ms:.1f} ms, "
-                    f"batch-32 {floor.batch32_ms:.1f} ms; {result.mean_batch:.1f} messages per encoder call",
+                    f"batch-32 {floor.batch32_ms:.1f} ms; {per(result.mean_batch)} messages per encoder call, "
+                    f"{per(result.mean_group)} per commit",
                     file=sys.stderr,
                 )
             lengths = None
@@ -448,9 +467,9 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
     print()
     print(
         "| backend | concurrency | requests | errors | req/s | p50 ms | p95 ms | p99 ms | raw 1-msg ms | "
-        "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s | messages per encoder call |"
+        "raw b32 ms | p50/raw | p99/raw | req/s / raw b32 msg/s | messages per encoder call | messages per commit |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in runs:
         for level in run.levels:
             f = level.floor
@@ -459,7 +478,7 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
                 f"{level.throughput:.1f} | {level.p50_ms:.1f} | {level.p95_ms:.1f} | {level.p99_ms:.1f} | "
                 f"{f.single_ms:.1f} | {f.batch32_ms:.1f} | {level.p50_ms / f.single_ms:.2f} | "
                 f"{level.p99_ms / f.single_ms:.2f} | {level.throughput / f.batch32_per_s:.2f} | "
-                f"{level.mean_batch:.1f} |"
+                f"{per(level.mean_batch)} | {per(level.mean_group)} |"
             )
     print()
     print("| backend | start-up s (graph cached) | RSS after start-up MiB | RSS after more requests MiB |")

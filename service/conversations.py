@@ -1,17 +1,19 @@
 """The per-message write, in one place: a helpdesk posts one new message of a conversation,
 and `ConversationRecorder.record` analyses it (in a shared micro-batch), commits it with
-the conversation's new escalation level in one transaction, and returns the message, the
+the conversation's new escalation level (in a shared group commit: one transaction, each
+message in its own savepoint, service/group_commit.py), and returns the message, the
 conversation's summary and whether the level changed.
 
-Guarantees: the level is committed in the same transaction as its message, so it never
-lags behind; so are the alert events a level change queues (service/alerts/); a retry (a
-message id the conversation already holds) encodes nothing and writes nothing; only the
-redacted text is written."""
+Guarantees: nothing is answered before it is committed; the level is committed with its
+message, so it never lags behind; so are the alert events a level change queues
+(service/alerts/); a retry (a message id the conversation already holds) encodes nothing
+and writes nothing; only the redacted text is written."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from anyio.to_thread import run_sync as run_in_threadpool  # the same thread pool as FastAPI's
 
@@ -20,9 +22,16 @@ from nlp.conversation import ConversationSummarizer
 from nlp.message_ids import PENDING_ID
 from nlp.schemas import ConversationSummary, IncomingMessage
 from service.alerts.publisher import AlertPublisher
+from service.group_commit import GroupCommit
 from service.metrics import record_escalations
 from service.microbatch import MicroBatcher
-from service.store import ConversationStore, MessageExists, StoredConversation, StoredMessage
+from service.store import (
+    ConversationStore,
+    ConversationTransaction,
+    MessageExists,
+    StoredConversation,
+    StoredMessage,
+)
 
 
 class ConversationFull(Exception):
@@ -53,14 +62,18 @@ class ConversationRecorder:
         batcher: MicroBatcher,
         *,
         max_messages: int,
+        commit_group_max_messages: int,
         alerts: AlertPublisher | None = None,
     ) -> None:
-        """`alerts`: where level changes are queued as webhook events (None: alerts are off)."""
+        """`commit_group_max_messages`: the most messages committed in one transaction (1:
+        one each); `alerts`: where level changes are queued as webhook events (None: alerts
+        are off)."""
         self.analyzer = analyzer
         self.store = store
         self.batcher = batcher
         self.max_messages = max_messages
         self.alerts = alerts
+        self.commits = GroupCommit(store, max_writes=commit_group_max_messages)
 
     async def record(self, conversation_id: str, message: IncomingMessage) -> RecordedMessage:
         """Analyse and commit `message`, or find it stored already (a retry). Raises
@@ -70,7 +83,7 @@ class ConversationRecorder:
                 started = time.perf_counter()
                 turn = (await arrival.analyze_turns([message], [message.id or PENDING_ID]))[0]
                 encode_ms = (time.perf_counter() - started) * 1000
-                return await run_in_threadpool(self._commit, conversation_id, message, turn, encode_ms)
+                return await self._commit(conversation_id, message, turn, encode_ms)
         replayed = await run_in_threadpool(self._replay, conversation_id, message.id)
         if replayed is None:  # the cache remembered a conversation deleted since: a new message
             return await self.record(conversation_id, message)
@@ -87,43 +100,54 @@ class ConversationRecorder:
             return cached
         return await run_in_threadpool(self.store.find_message, conversation_id, message_id)
 
-    def _commit(
+    async def _commit(
         self, conversation_id: str, message: IncomingMessage, turn: AnalyzedTurn, encode_ms: float
     ) -> RecordedMessage:
-        """One transaction: the message, the level of the conversation it completes and,
-        when the level changed, its alert events."""
-        queued = 0
+        """Commit the message in the next group commit; a message stored by another request
+        since the retry check is answered as a retry."""
         try:
-            with self.store.transaction(conversation_id) as transaction:
-                if len(transaction.messages) >= self.max_messages:
-                    raise ConversationFull(
-                        f"conversation {conversation_id!r} already holds {len(transaction.messages)} messages"
-                    )
-                stored = transaction.append(
-                    message, turn.analysis, stored_text=turn.stored_text, model_version=self.analyzer.model_info.version
-                )
-                conversation = transaction.conversation
-                summarizer = self._summarizer(transaction.summary_state, transaction.messages)
-                transaction.summary_state = summarizer
-                summary = self._summary(
-                    conversation, transaction.previous_level, duplicate=False, summarizer=summarizer
-                )
-                escalation = summary.escalation
-                transaction.set_escalation_level(
-                    escalation.level, route=escalation.route_to, rules=[r.rule for r in escalation.reasons]
-                )
-                conversation.escalation_level = summary.escalation.level  # the snapshot, as committed
-                if self.alerts is not None and summary.escalation.changed:
-                    queued = self.alerts.publish(transaction, stored.id, summary.escalation, self.analyzer.model_info)
-        except MessageExists:  # stored by another request since the retry check
+            recorded, queued = await self.commits.commit(
+                conversation_id, partial(self._write, message=message, turn=turn, encode_ms=encode_ms)
+            )
+        except MessageExists:
             assert message.id is not None
-            replayed = self._replay(conversation_id, message.id, encode_ms)
+            replayed = await run_in_threadpool(self._replay, conversation_id, message.id, encode_ms)
             if replayed is None:  # and deleted by another process in the moment since
                 raise
             return replayed
+        if recorded.summary.escalation.changed:  # counted once committed
+            record_escalations([recorded.summary.escalation.level], path="message")
         if queued and self.alerts is not None:
             self.alerts.wake()  # committed: the worker may send them now
-        return RecordedMessage(conversation, stored, summary, duplicate=False, encode_ms=encode_ms)
+        return recorded
+
+    def _write(
+        self, transaction: ConversationTransaction, *, message: IncomingMessage, turn: AnalyzedTurn, encode_ms: float
+    ) -> tuple[RecordedMessage, int]:
+        """In the conversation's transaction (a savepoint of it: all of this, or none of it,
+        commits): the message, the level of the conversation it completes and, when the level
+        changed, its alert events. Returns the recorded message and the events queued."""
+        if len(transaction.messages) >= self.max_messages:
+            raise ConversationFull(
+                f"conversation {transaction.conversation_id!r} already holds {len(transaction.messages)} messages"
+            )
+        previous_level = transaction.level  # what the messages before this one left
+        stored = transaction.append(
+            message, turn.analysis, stored_text=turn.stored_text, model_version=self.analyzer.model_info.version
+        )
+        conversation = transaction.conversation
+        summarizer = self._summarizer(transaction.summary_state, transaction.messages)
+        transaction.summary_state = summarizer
+        summary = self._summary(conversation, previous_level, duplicate=False, summarizer=summarizer)
+        escalation = summary.escalation
+        transaction.set_escalation_level(
+            escalation.level, route=escalation.route_to, rules=[r.rule for r in escalation.reasons]
+        )
+        conversation.escalation_level = escalation.level  # the snapshot, as committed
+        queued = 0
+        if self.alerts is not None and escalation.changed:
+            queued = self.alerts.publish(transaction, stored.id, escalation, self.analyzer.model_info)
+        return RecordedMessage(conversation, stored, summary, duplicate=False, encode_ms=encode_ms), queued
 
     def _replay(self, conversation_id: str, message_id: str | None, encode_ms: float = 0.0) -> RecordedMessage | None:
         """A retry's answer: the stored message and the conversation as it stands; None when
@@ -170,6 +194,4 @@ class ConversationRecorder:
         escalation = summary.escalation
         escalation.previous_level = previous_level  # type: ignore[assignment]  # stored values are levels
         escalation.changed = not duplicate and escalation.level != (previous_level or "none")
-        if escalation.changed:
-            record_escalations([escalation.level], path="message")
         return summary

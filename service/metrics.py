@@ -53,6 +53,11 @@ ENCODE_BATCH_SIZE = Histogram(
     "Messages per encoder call (a micro-batch when micro-batching is on)",
     buckets=_BATCH_BUCKETS,
 )
+COMMIT_GROUP_SIZE = Histogram(
+    "convintel_commit_group_size",
+    "Messages per store transaction of the per-message path (a group commit: service/group_commit.py)",
+    buckets=_BATCH_BUCKETS,
+)
 QUEUE_DEPTH = Gauge(
     "convintel_encode_queue_depth",
     "Messages queued for the micro-batcher and not yet taken into a batch (the backlog while the model is busy)",

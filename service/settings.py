@@ -231,6 +231,14 @@ class Settings(BaseSettings):
     microbatch_max_wait_ms: float = Field(
         5.0, ge=0.0, le=1000.0, description="Longest a micro-batch waits for requests already being read"
     )
+    commit_group_max_messages: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="Most posted messages committed together in one store transaction (one fsync), each in its "
+        "own savepoint; they are the ones queued while the previous group was written (1: one transaction per "
+        "message)",
+    )
     heap_trim_interval_s: float = Field(
         2.0,
         ge=0.0,

@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
             app.state.store,
             app.state.batcher,
             max_messages=settings.max_messages,
+            commit_group_max_messages=settings.commit_group_max_messages,
             alerts=publisher,
         )
         # Without webhooks nothing is delivered: pending events wait for them to be configured.

@@ -3,8 +3,9 @@ service/store/database.py), with the analysed messages kept in memory (service/s
 so that each new message costs one message, not the whole conversation.
 
 Each accepted message is committed before the reply goes out, together with the
-conversation's new escalation level, in one transaction: a crash or restart loses nothing
-that was acknowledged, and the level never lags behind its message. The write transaction
+conversation's new escalation level, in one transaction (shared, in its own savepoint, with
+the other messages of its group commit: service/group_commit.py): a crash or restart loses
+nothing that was acknowledged, and the level never lags behind its message. The write transaction
 locks the conversation (SQLite: the IMMEDIATE transaction; PostgreSQL: its row and its id),
 so several server processes, on one SQLite file or one PostgreSQL database, append to the
 same conversation in turn: no message is lost or stored twice, and each level change is
@@ -112,17 +113,46 @@ class ConversationStore:
         """A write transaction on one conversation, holding its lock: what it reads is every
         committed message, and no other writer adds one until it ends. Everything added
         through it commits when the block ends, or nothing does when it raises."""
-        with self.database.write() as db:
-            self.database.lock_key(db, conversation_id)
-            header = self._header(db, conversation_id, lock=True)
-            existing = self._messages(db, conversation_id, header[5]) if header else []
-            transaction = ConversationTransaction(self, db, conversation_id, header, existing)
-            cached = self.cache.get(conversation_id)
-            if cached is not None and cached.messages is existing:
-                transaction.summary_state = cached.summary_state
-            yield transaction
-        if transaction.added:  # only once committed
-            self.cache.put(conversation_id, transaction.messages, transaction.created_at, transaction.summary_state)
+        with self.transactions([conversation_id]) as opened:
+            yield opened[conversation_id]
+
+    @contextmanager
+    def transactions(self, conversation_ids: Iterable[str]) -> Iterator[dict[str, ConversationTransaction]]:
+        """One write transaction on several conversations (a group commit: one commit, one
+        fsync), holding each one's lock, each as a `ConversationTransaction`. Everything
+        commits when the block ends, or nothing does when it raises; a write wrapped in a
+        transaction's `savepoint` can fail alone.
+
+        The locks are taken in one global order, by conversation id, so two processes'
+        transactions on overlapping conversations wait for each other, never deadlock. The
+        message cache learns what was added only once it is committed; a conversation whose
+        write did not commit whole is forgotten, and read again next time."""
+        ids = sorted(set(conversation_ids))
+        committed = False
+        try:
+            with self.database.write() as db:
+                opened = {conversation_id: self._open(db, conversation_id) for conversation_id in ids}
+                yield opened
+            committed = True
+        finally:
+            if not committed:  # what is cached may include the in-place summary of a rolled-back message
+                self.cache.discard(ids)
+        for conversation_id, transaction in opened.items():
+            if transaction.added:
+                self.cache.put(conversation_id, transaction.messages, transaction.created_at, transaction.summary_state)
+            elif transaction.rolled_back:
+                self.cache.discard([conversation_id])
+
+    def _open(self, db: Connection, conversation_id: str) -> ConversationTransaction:
+        """Lock one conversation in the write transaction `db` and read what it holds."""
+        self.database.lock_key(db, conversation_id)
+        header = self._header(db, conversation_id, lock=True)
+        existing = self._messages(db, conversation_id, header[5]) if header else []
+        transaction = ConversationTransaction(self, db, conversation_id, header, existing)
+        cached = self.cache.get(conversation_id)
+        if cached is not None and cached.messages is existing:
+            transaction.summary_state = cached.summary_state
+        return transaction
 
     # --- listing and deletion -----------------------------------------------------------
 
@@ -190,12 +220,15 @@ class ConversationStore:
         committed meanwhile by another writer either lands before and goes with its
         conversation, or after, in a new one); then leave no copy in the files."""
         with self.database.write() as db:
+            chosen = select(conversations.c.id).where(where).order_by(conversations.c.updated_at, conversations.c.id)
+            # Locked in id order, the order every writer locks in (`transactions`), so a
+            # group commit holding some of them and waiting for another cannot deadlock with
+            # this; `where` is checked again on the locked rows (changed while waiting).
             ids = list(
                 db.execute(
                     select(conversations.c.id)
-                    .where(where)
-                    .order_by(conversations.c.updated_at, conversations.c.id)
-                    .limit(limit)
+                    .where(conversations.c.id.in_(chosen.limit(limit).scalar_subquery()), where)
+                    .order_by(self.database.in_lock_order(conversations.c.id))
                     .with_for_update()
                 ).scalars()
             )
@@ -268,9 +301,35 @@ class ConversationTransaction:
         self.previous_level: str | None = header[7] if header else None
         """The escalation level committed before this transaction (None: none yet, or a new conversation)."""
         self.added = False
+        self.rolled_back = False
+        """A savepoint rolled back a message added here: what is cached of the conversation
+        may have changed with it, and is forgotten."""
         self.summary_state: object | None = None
         """The recorder's incremental summary of the messages, as cached (None: not cached);
         what it holds when the transaction commits is cached with the messages."""
+
+    @property
+    def level(self) -> str | None:
+        """The escalation level as it stands in this transaction: the committed one, or the
+        last one set here (None: none yet)."""
+        return self._header[7] if self._header else None
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """Writes that succeed or fail together inside the transaction (a SAVEPOINT): when the
+        block raises, they alone are undone, in the database and in this object, and the
+        exception goes on; the transaction's other writes still commit."""
+        count, header, added = len(self.messages), self._header, self.added
+        try:
+            with self._db.begin_nested():
+                yield
+        except BaseException:
+            if len(self.messages) > count:  # the summary may have advanced with them, in place
+                del self.messages[count:]
+                self.summary_state = None  # rebuilt from the messages when next needed
+                self.rolled_back = True
+            self._header, self.added = header, added
+            raise
 
     def append(
         self, incoming: IncomingMessage, analysis: MessageAnalysis, *, stored_text: str, model_version: str

@@ -12,7 +12,8 @@ What differs between the two backends lives here and nowhere else:
 - PostgreSQL: write transactions run at READ COMMITTED and lock what they change: the
   conversation's row (`SELECT ... FOR UPDATE`) and, for a conversation that has no row yet,
   a transaction advisory lock on its id, so two replicas appending to one conversation
-  take turns."""
+  take turns. Writers locking several conversations lock them in the order of their ids
+  (code points, whatever the database's collation), so they never deadlock."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from nlp.extras import require
 from service.database_url import describe_database_url, parse_database_url
@@ -113,6 +115,12 @@ class Database:
         IMMEDIATE transaction already holds the whole file."""
         if not self.is_sqlite:
             connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+    def in_lock_order(self, key: ColumnElement[str]) -> ColumnElement[str]:
+        """`key` (conversation ids) to ORDER BY when locking rows: the order of Python's
+        `sorted`, which is how a group commit locks its conversations (code points; the
+        database's collation may differ), so that writers locking several never deadlock."""
+        return key if self.is_sqlite else key.collate("C")  # SQLite compares bytes already
 
     def lock_migrations(self, connection: Connection) -> None:
         """Let one process at a time migrate (replicas starting together)."""

@@ -58,7 +58,7 @@ def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(
     async def run():
         batcher = MicroBatcher(redacting, max_messages=64, max_wait_ms=200)
         await batcher.start()
-        recorder = ConversationRecorder(redacting, store, batcher, max_messages=100)
+        recorder = ConversationRecorder(redacting, store, batcher, max_messages=100, commit_group_max_messages=64)
         try:
             return await asyncio.gather(
                 *(

@@ -24,7 +24,9 @@ def record_all(
     async def run() -> tuple[list[RecordedMessage | Exception], int]:
         batcher = MicroBatcher(analyzer, max_messages=8, max_wait_ms=0)
         await batcher.start()
-        recorder = ConversationRecorder(analyzer, store, batcher, max_messages=max_messages)
+        recorder = ConversationRecorder(
+            analyzer, store, batcher, max_messages=max_messages, commit_group_max_messages=64
+        )
         results: list[RecordedMessage | Exception] = []
         try:
             for conversation_id, message in posts:

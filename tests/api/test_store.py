@@ -94,7 +94,7 @@ def test_a_failing_transaction_leaves_nothing_behind(database_url: str):
     with pytest.raises(RuntimeError), store.transaction("c1") as transaction:
         transaction.append(message("not kept", "b"), analysis(), stored_text="not kept", model_version="v1")
         raise RuntimeError("policy failed")
-    assert store.cached_has_message("c1", "b") is False
+    assert not store.cached_has_message("c1", "b")  # forgotten (None), or cached without it
     assert [m.id for m in open_store(database_url).get("c1").messages] == ["a"]
     assert [m.id for m in store.get("c1").messages] == ["a"]
 
