@@ -7,10 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from nlp.bundle import BundleError, load_bundle, resolve_bundle_path
 from nlp.vocabulary import CUE_FAMILIES
-from tests.conftest import BUNDLE
+from tests.conftest import BUNDLE, ROOT
+
+RECIPE = yaml.safe_load((ROOT / "training" / "finetune.yaml").read_text())
+"""The shipped bundle's fine-tuning recipe (`make models`' first step)."""
 
 
 @pytest.fixture
@@ -37,7 +41,7 @@ def test_shipped_bundle_loads_with_its_manifest():
 
 
 def test_shipped_bundle_is_a_finetune_with_cue_and_urgency_heads_refit_on_it():
-    """0.5.0 (docs/models.md#the-shipped-bundle): training/finetune.yaml's fine-tune with a
+    """docs/models.md#the-shipped-bundle: training/finetune.yaml's fine-tune with a
     complaint head (held-out X-CI figures) and every head refit, kept where better on dev;
     then the cue and urgency heads trained on its frozen encoder (training/cues.yaml), the
     fine-tune's record kept, its float16 adapter copied."""
@@ -54,7 +58,9 @@ def test_shipped_bundle_is_a_finetune_with_cue_and_urgency_heads_refit_on_it():
     urgency_reports = manifest.tasks["urgency"].dev_data
     assert any(name.startswith("pool/urgency:heldout ") for name in urgency_reports), "the pool's held-out part"
     finetune = manifest.training["base_training"]
-    assert finetune["mode"] == "finetune (partial)" and finetune["config"]["finetune"]["trainable_layers"] == 4
+    assert finetune["mode"] == "finetune (partial)"
+    assert finetune["config"]["finetune"]["trainable_layers"] == RECIPE["finetune"]["trainable_layers"]
+    assert finetune["config"]["epochs"] == RECIPE["epochs"] and manifest.version == RECIPE["version"]
     assert {c["kept"] for c in finetune["refit_heads"].values()} <= {"joint", "refit"}
     assert manifest.adapter is not None and manifest.mode == "finetune" and manifest.adapter.dtype == "float16"
 
