@@ -9,6 +9,12 @@ from typing import Annotated
 import typer
 
 from nlp.policy import PolicyError, load_policy
+from service.cli.escalation_set import (
+    DataRootOption,
+    EscalationDataOption,
+    EscalationSetDirOption,
+    read_escalation_rows,
+)
 from service.cli.main import app, fail
 from service.settings import get_settings
 
@@ -21,9 +27,9 @@ app.add_typer(policy_app, name="policy")
 @policy_app.command("backtest")
 def backtest_command(
     policy_file: Annotated[Path, typer.Argument(help="The candidate policy YAML")],
-    data: Annotated[
-        Path, typer.Option("--data", "-d", help="Labelled conversations (JSONL, see data/escalation/GUIDELINE.md)")
-    ] = Path("data/escalation/conversations.jsonl"),
+    data: EscalationDataOption = None,
+    set_dir: EscalationSetDirOption = None,
+    data_root: DataRootOption = Path("../shared/data"),
     baseline_file: Annotated[
         Path | None, typer.Option("--baseline", "-b", help="The policy to compare with (e.g. the one in use)")
     ] = None,
@@ -37,22 +43,19 @@ def backtest_command(
     conversations change level and whether each change fixes or breaks it. Each message
     is encoded once, whichever policies are compared."""
     from service.runtime import STARTUP_ERRORS, load_analyzer
-    from training.escalation_eval import EscalationDataError, read_labelled
     from training.policy_backtest import PolicyUnderTest, backtest, render_summary, write_backtest
 
     try:
         candidate = PolicyUnderTest(str(policy_file), load_policy(policy_file))
         baseline = PolicyUnderTest(str(baseline_file), load_policy(baseline_file)) if baseline_file else None
-        rows = read_labelled(data)
-    except (PolicyError, EscalationDataError) as exc:
+    except PolicyError as exc:
         fail(" ".join(str(exc).split()))  # a YAML syntax error spans lines: one line it is
-    if not rows:
-        fail(f"{data} holds no labelled conversations")
+    rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
         analyzer = load_analyzer(get_settings())
     except STARTUP_ERRORS as exc:
         fail(str(exc))
-    report = backtest(analyzer, rows, candidate, baseline, data=str(data))
+    report = backtest(analyzer, rows, candidate, baseline, data=source)
     json_path, html_path = write_backtest(report, output)
     typer.echo(render_summary(report))
     typer.echo(f"wrote {json_path} and {html_path}")

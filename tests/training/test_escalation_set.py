@@ -137,3 +137,33 @@ def test_cli_without_data_scores_the_whole_set_and_counts_the_skipped(tmp_path: 
     report = json.loads((tmp_path / "escalation_metrics.json").read_text())
     assert report["all"]["n"] == 4
     assert report["all"]["routes"]["n"] == 2  # fx-w-1 (billing) and fx1 (security)
+
+
+def test_policy_backtest_without_data_scores_the_same_whole_set(tmp_path: Path):
+    """The backtest reads the set as evaluate-escalation does: STC-3 references resolved,
+    unlabelled conversations skipped and counted."""
+    policy = FIXTURES / "escalation" / "backtest_candidate.yaml"
+    result = CliRunner().invoke(
+        app,
+        ["policy", "backtest", str(policy), "--set-dir", str(SET), "--data-root", str(DATA_ROOT), "-o", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "skipped 2 conversation(s) with no final label yet" in result.output
+    report = json.loads((tmp_path / "backtest.json").read_text())
+    assert report["data"] == f"{SET} (whole set)"
+    assert report["conversations"] == 4
+    assert {row["conversation_id"] for row in report["advice"]} >= {"stc3:train:fx1", "fx-w-1"}
+
+
+def test_policy_backtest_names_a_missing_stc3_root(tmp_path: Path):
+    policy = FIXTURES / "escalation" / "backtest_candidate.yaml"
+    result = CliRunner().invoke(
+        app,
+        [
+            *("policy", "backtest", str(policy), "--set-dir", str(SET)),
+            *("--data-root", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "labelled STC-3 conversation(s)" in result.output and "lacks stc3/" in result.output
+    assert json.loads((tmp_path / "out" / "backtest.json").read_text())["conversations"] < 4
