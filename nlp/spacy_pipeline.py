@@ -41,11 +41,12 @@ def _load_package(exclude: tuple[str, ...]) -> Language:
     return nlp
 
 
-# Topic labels read lemmas and noun chunks (parser), never entities.
-TERM_UNUSED_COMPONENTS = ("ner",)
+# Topic labels read lemmas and parts of speech (tagger, attribute ruler, lemmatizer): no
+# entities, no parse (nlp/topics/labels.py says why).
+TERM_UNUSED_COMPONENTS = ("ner", "parser")
 
 
 @lru_cache(maxsize=1)
 def load_term_pipeline() -> Language:
-    """The English pipeline for topic terms (tagger, lemmatizer, parser; no NER)."""
+    """The English pipeline for topic terms (tagger, attribute ruler, lemmatizer; no parser, no NER)."""
     return _load_package(TERM_UNUSED_COMPONENTS)

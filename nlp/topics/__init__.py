@@ -1,7 +1,7 @@
 """Topic discovery on message archives and live topic assignment.
 
 Fit: shared-encoder embeddings -> PCA (or UMAP) -> HDBSCAN -> merge and outlier
-reassignment -> c-TF-IDF labels over spaCy lemmas and noun chunks (readable labels with a
+reassignment -> c-TF-IDF labels over spaCy lemmas and neighbouring word pairs (readable labels with a
 redacted representative message) -> parent topics; seed topics (`seeds.py`) in zero-shot or
 guided mode. Curation (`edits.py`): rename, merge, split and delete, redone by refits.
 Assign: nearest centroid of a message's sentence embedding, from the encoder pass the

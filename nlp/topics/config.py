@@ -53,10 +53,10 @@ class TopicFitConfig:
     examples: int = 3
     """Representative examples kept per topic (closest to the centroid)."""
     label_sample: int = 64
-    """Most documents per topic parsed with spaCy for the labels (a seeded sample)."""
+    """Most documents per topic tagged with spaCy for the labels (a seeded sample)."""
     label_budget: int = 10_000
-    """Most documents parsed in all: with many topics each gets budget / topics (at least 3).
-    spaCy's parse is the costly step of labelling, so this bounds it on large archives."""
+    """Most documents tagged in all: with many topics each gets budget / topics (at least 3).
+    spaCy's tagging is the costly step of labelling, so this bounds it on large archives."""
     temperature: float = 0.05
     """Softmax temperature over centroid similarities for assignment confidence."""
     seed: int = 13

@@ -81,7 +81,7 @@ def fit_topics(
 ) -> FitResult:
     """Fit topics on `texts` with their L2-normalised sentence `embeddings` (n, dim).
 
-    `nlp` is a spaCy pipeline with tagger, lemmatizer and parser (default: the shared one
+    `nlp` is a spaCy pipeline with tagger and lemmatizer (default: the shared one
     for terms); `redactor` redacts the examples (default: the standard redaction). With
     `seeds`, the seed topics are found as `config.seed_mode` says. With `previous`, topics
     matching a previous topic keep its id, and its curation (names, merges, splits,

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 from sklearn.metrics import normalized_mutual_info_score
 
+from nlp.spacy_pipeline import load_term_pipeline
 from nlp.topics import TopicFitConfig, TopicModelError, fit_topics, load_topic_model
 from nlp.topics.clustering import merge_topics, refine_topics
 from nlp.topics.config import sizes_for_corpus
@@ -27,6 +28,7 @@ from nlp.topics.edits import (
     apply_edit,
 )
 from nlp.topics.hierarchy import assign_parents
+from nlp.topics.labels import document_terms
 from nlp.topics.matching import match_topics
 from nlp.topics.seeds import SeedFile, SeedFileError, embed_seeds, load_seed_file
 from tests.conftest import FIXTURES
@@ -385,6 +387,17 @@ def test_labels_pair_keywords_with_the_redacted_representative_message(fitted, p
     entries, _ = describe_topics(texts, embeddings, np.zeros(3, dtype=np.int64), [0], SMALL)
     quoted = " ".join(entries[0].examples) + entries[0].label
     assert "jane.doe@example.com" not in quoted and "[email]" in " ".join(entries[0].examples)
+
+
+def test_label_terms_are_content_lemmas_and_neighbouring_pairs():
+    terms = document_terms(
+        ["My card payments were declined twice at the shop", "How do I transfer money to Europe?"],
+        load_term_pipeline(),
+    )
+    assert terms == [
+        ["card", "payment", "decline", "shop", "card payment"],
+        ["transfer", "money", "europe", "transfer money"],
+    ]
 
 
 def test_a_version_1_model_still_loads(fitted, tmp_path):
