@@ -102,7 +102,9 @@ def parse_transcript(record: dict, where: str) -> Transcript:
 
 
 def score(truth_levels: Sequence[str], predicted_levels: Sequence[str]) -> dict:
-    """Precision/recall/F1 of recommended (escalate or urgent), level accuracy, confusion."""
+    """Precision/recall/F1 of recommended (escalate or urgent), level accuracy, the recall of
+    each level (None where no label has it; `urgent` recall is the issue's figure for
+    minutes-matter cases) and the confusion matrix."""
     recommended = RECOMMENDED_LEVELS
     tp = sum(t in recommended and p in recommended for t, p in zip(truth_levels, predicted_levels))
     fp = sum(t not in recommended and p in recommended for t, p in zip(truth_levels, predicted_levels))
@@ -125,6 +127,10 @@ def score(truth_levels: Sequence[str], predicted_levels: Sequence[str]) -> dict:
         )
         if n
         else 0.0,
+        "level_recall": {
+            level: round(row[i] / sum(row), 4) if sum(row) else None
+            for i, (level, row) in enumerate(zip(ESCALATION_LEVELS, confusion))
+        },
         "confusion_matrix": {"labels": list(ESCALATION_LEVELS), "rows_truth_cols_predicted": confusion},
     }
 
@@ -214,16 +220,16 @@ def render_markdown(report: dict, source: str) -> str:
         "",
         f"Data: `{source}`. The held-out part (sha256 rule in the guideline) was never used to tune the policy.",
         "",
-        "| part | conversations | recommended precision | recommended recall | recommended F1 | level accuracy"
-        " | level within one | route accuracy |",
-        "|---|---|---|---|---|---|---|---|",
+        "| part | conversations | recommended precision | recommended recall | recommended F1 | urgent recall"
+        " | level accuracy | level within one | route accuracy |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for part in PARTS:
         m = report[part]
         lines.append(
             f"| {part} | {m['n']} | {m['recommended_precision']:.3f} | {m['recommended_recall']:.3f} | "
-            f"{m['recommended_f1']:.3f} | {m['level_accuracy']:.3f} | {m['level_within_one']:.3f} | "
-            f"{format_route_accuracy(m['routes'])} |"
+            f"{m['recommended_f1']:.3f} | {format_level_recall(m, 'urgent')} | {m['level_accuracy']:.3f} | "
+            f"{m['level_within_one']:.3f} | {format_route_accuracy(m['routes'])} |"
         )
     confusion = report["heldout"]["confusion_matrix"]
     labels = confusion["labels"]
@@ -244,6 +250,16 @@ def render_markdown(report: dict, source: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def format_level_recall(figures: dict, level: str) -> str:
+    """A level's recall with the labels it counts, `0.867 (13/15)`, or `n/a` where no label has it."""
+    recall = figures["level_recall"][level]
+    if recall is None:
+        return "n/a"
+    index = LEVEL_INDEX[level]
+    row = figures["confusion_matrix"]["rows_truth_cols_predicted"][index]
+    return f"{recall:.3f} ({row[index]}/{sum(row)})"
 
 
 def format_route_accuracy(routes: dict) -> str:

@@ -27,6 +27,9 @@ def test_score_matches_hand_computed_figures():
     assert figures["level_within_one"] == pytest.approx(4 / 6, abs=1e-4)
     confusion = figures["confusion_matrix"]["rows_truth_cols_predicted"]
     assert sum(map(sum, confusion)) == 6 and confusion[0][1] == 1 and confusion[2][0] == 1
+    # per level: none 0 of 2 (rows 1, 6), monitor 1 of 1, escalate 0 of 2 (rows 3, 5), urgent 0 of 1
+    assert figures["level_recall"] == {"none": 0.0, "monitor": 1.0, "escalate": 0.0, "urgent": 0.0}
+    assert score(["none"], ["none"])["level_recall"] == {"none": 1.0, "monitor": None, "escalate": None, "urgent": None}
 
 
 def test_reader_names_file_line_and_field(tmp_path):

@@ -137,6 +137,14 @@ def test_cli_without_data_scores_the_whole_set_and_counts_the_skipped(tmp_path: 
     report = json.loads((tmp_path / "escalation_metrics.json").read_text())
     assert report["all"]["n"] == 4
     assert report["all"]["routes"]["n"] == 2  # fx-w-1 (billing) and fx1 (security)
+    # fx1, the one urgent label, is held out: its part reports the recall with its count,
+    # the tuning part has no urgent label to count.
+    assert (
+        report["heldout"]["level_recall"]["urgent"] is not None and report["tuning"]["level_recall"]["urgent"] is None
+    )
+    page = (tmp_path / "escalation_report.md").read_text()
+    urgent = report["heldout"]["level_recall"]["urgent"]
+    assert "| heldout | 2 |" in page and f"| {urgent:.3f} (" in page and "| n/a |" in page
 
 
 def test_policy_backtest_without_data_scores_the_same_whole_set(tmp_path: Path):

@@ -40,6 +40,11 @@ def figures(confusion: list, accuracy: float, prf: float, route: tuple, predicte
         "recommended_f1": prf,
         "level_accuracy": accuracy,
         "level_within_one": 1.0,
+        # each level's diagonal over its row: the recall of that level, None for no labels
+        "level_recall": {
+            level: round(row[i] / sum(row), 4) if sum(row) else None
+            for i, (level, row) in enumerate(zip(LEVELS, confusion))
+        },
         "confusion_matrix": {"labels": LEVELS, "rows_truth_cols_predicted": confusion},
         "routes": {
             "n": route[0],
