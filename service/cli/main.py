@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
 from nlp import __version__
+
+DATA_ROOT = Path("../shared/data")
+"""Where the commands that read public data sets look for them unless --data-root or
+CONVINTEL_DATA_ROOT says otherwise: beside the checkout, as this project's machines have it."""
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="convintel: conversation intelligence for support teams."

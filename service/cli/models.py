@@ -18,7 +18,7 @@ from service.cli.escalation_set import (
     EscalationSetDirOption,
     read_escalation_rows,
 )
-from service.cli.main import app, fail, report_skipped
+from service.cli.main import DATA_ROOT, app, fail, report_skipped
 from service.settings import get_settings
 from training.datasets import DataError
 
@@ -200,7 +200,7 @@ def evaluate(
     ),
     data_root: Annotated[
         Path, typer.Option(envvar="CONVINTEL_DATA_ROOT", help="Public data sets folder (for shared:)")
-    ] = Path("../shared/data"),
+    ] = DATA_ROOT,
     skip_invalid: Annotated[
         bool, typer.Option("--skip-invalid", help="Skip invalid rows (and count them) instead of stopping")
     ] = False,
@@ -233,7 +233,7 @@ def evaluate(
 def evaluate_escalation_command(
     data: EscalationDataOption = None,
     set_dir: EscalationSetDirOption = None,
-    data_root: DataRootOption = Path("../shared/data"),
+    data_root: DataRootOption = DATA_ROOT,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for escalation_metrics.json and escalation_report.md")
     ] = Path("var/evaluation"),
@@ -262,7 +262,7 @@ def evaluate_escalation_command(
 def evaluate_cues_command(
     data_root: Annotated[
         Path, typer.Option("--data-root", envvar="CONVINTEL_DATA_ROOT", help="The public data sets folder")
-    ] = Path("../shared/data"),
+    ] = DATA_ROOT,
     split: Annotated[str, typer.Option(help="'heldout' (never tuned on) or 'train'")] = "heldout",
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for cue_metrics.json and cue_report.md")

@@ -15,7 +15,7 @@ from service.cli.escalation_set import (
     EscalationSetDirOption,
     read_escalation_rows,
 )
-from service.cli.main import app, fail
+from service.cli.main import DATA_ROOT, app, fail
 from service.settings import get_settings
 
 policy_app = typer.Typer(no_args_is_help=True, help="Escalation policies: backtest one on labelled conversations.")
@@ -29,7 +29,7 @@ def backtest_command(
     policy_file: Annotated[Path, typer.Argument(help="The candidate policy YAML")],
     data: EscalationDataOption = None,
     set_dir: EscalationSetDirOption = None,
-    data_root: DataRootOption = Path("../shared/data"),
+    data_root: DataRootOption = DATA_ROOT,
     baseline_file: Annotated[
         Path | None, typer.Option("--baseline", "-b", help="The policy to compare with (e.g. the one in use)")
     ] = None,
