@@ -362,6 +362,7 @@ def run_backend(backend: str, args: argparse.Namespace, texts: list[str], settin
                 "CONVINTEL_ENCODER_BACKEND": backend,
                 "CONVINTEL_DB_PATH": str(Path(tmp) / "load.sqlite3"),
                 "CONVINTEL_LOG_LEVEL": "warning",
+                **args.server_env,
             },
             timeout_s=600,
         )
@@ -463,6 +464,7 @@ def print_report(runs: list[BackendRun], batch_ms: dict[str, float], meta: dict)
     print(
         f"settings: torch_threads={meta['torch_threads']} onnx_threads={meta['onnx_threads']} "
         f"microbatch_max_messages={meta['max_messages']} microbatch_max_wait_ms={meta['max_wait_ms']}"
+        f"{' server env: ' + str(meta['server_env']) if meta['server_env'] else ''}"
     )
     print()
     print(
@@ -576,7 +578,18 @@ def main() -> None:
     )
     parser.add_argument("--length-samples", type=int, default=40, help="posts to each of long and short conversations")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the server only (repeatable), so a setting is compared "
+        "against the same raw floor in this process",
+    )
     args = parser.parse_args()
+    if bad := [item for item in args.server_env if "=" not in item]:
+        parser.error(f"--server-env wants KEY=VALUE, not {bad[0]!r}")
+    args.server_env = dict(item.split("=", 1) for item in args.server_env)
     # SIGTERM ends the run through the `finally` that stops the server it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -589,6 +602,7 @@ def main() -> None:
         "onnx_threads": settings.onnx_threads,
         "max_messages": settings.microbatch_max_messages,
         "max_wait_ms": settings.microbatch_max_wait_ms,
+        "server_env": args.server_env,
     }
     runs = [run_backend(backend, args, texts, settings) for backend in args.backends]
     batch_ms = interleaved_batch_ratio(args.backends, texts, settings) if len(args.backends) > 1 else {}
