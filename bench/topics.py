@@ -15,7 +15,8 @@ against the labels (unassigned documents count as one more cluster, as BERTopic'
 -1 does), the unassigned share, the number of topics, coherence (mean NPMI of each topic's
 top 10 keywords over the corpus: bench/topic_coherence.py), wall time of the fit and peak
 RSS. Each fit runs in its own fresh process, one after the other, so each peak RSS is
-that fit's alone. Subsample rows are means over their seeds.
+that fit's alone. Subsample rows are means over their seeds; the other corpora's rows
+are means over `--runs` fits of each tool (3), alternated.
 
 The scale run (`--scale 100000`) fits convintel alone on that many distinct messages from
 the train splits of TweetEval, GoEmotions, BANKING77, X-CI and MELD, and reports its wall
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,26 +145,38 @@ def scores(labels: np.ndarray, truth: list[str] | None) -> dict:
     return figures
 
 
-def fit_corpus(corpus: Corpus, embeddings: np.ndarray, tools: list[str], words: dict[str, frozenset[str]]) -> dict:
-    """Every tool's figures on one corpus."""
+def fit_corpus(
+    corpus: Corpus, embeddings: np.ndarray, tools: list[str], words: dict[str, frozenset[str]], runs: int = 1
+) -> dict:
+    """Every tool's figures on one corpus: the means over `runs` fits of each, alternated."""
     from bench.topic_coherence import npmi_coherence
 
-    rows = {}
+    fits: dict[str, list[dict]] = {tool: [] for tool in tools}
     with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
         workdir = Path(tmp)
         (workdir / "texts.json").write_text(json.dumps(corpus.texts), encoding="utf-8")
         np.save(workdir / "embeddings.npy", np.ascontiguousarray(embeddings, dtype=np.float32))
         documents = [words[text] for text in corpus.texts]
-        for tool in tools:
-            labels, figures = run_tool(tool, workdir)
-            keywords = figures.pop("keywords")
-            rows[tool] = {
-                **scores(labels, corpus.truth),
-                "npmi": round(npmi_coherence(keywords, documents, TOP_KEYWORDS), 4),
-                **figures,
-            }
-            print(f"{corpus.name} {tool}: {rows[tool]}", file=sys.stderr, flush=True)
+        for _ in range(runs):
+            for tool in tools:
+                labels, figures = run_tool(tool, workdir)
+                keywords = figures.pop("keywords")
+                fit = {
+                    **scores(labels, corpus.truth),
+                    "npmi": round(npmi_coherence(keywords, documents, TOP_KEYWORDS), 4),
+                    **figures,
+                }
+                fits[tool].append(fit)
+                print(f"{corpus.name} {tool}: {fit}", file=sys.stderr, flush=True)
+    rows = {}
+    for tool, tool_fits in fits.items():
+        rows[tool] = tool_fits[0] if runs == 1 else {**tool_fits[-1], **mean_figures(tool_fits), "runs": runs}
     return rows
+
+
+def mean_figures(fits: list[dict]) -> dict[str, float]:
+    """The mean of each table column over repeated fits of one tool on one corpus."""
+    return {key: round(float(np.mean([fit[key] for fit in fits])), 4) for key, _, _ in COLUMNS if key in fits[0]}
 
 
 COLUMNS = [
@@ -250,6 +264,13 @@ def main() -> None:
     parser.add_argument("--embeddings", type=Path, help="a .npy of embeddings with its texts in the .json beside it")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="fits of each tool, averaged, on the corpora that are not subsampled (BERTopic's UMAP is "
+        "unseeded, so its figures move from fit to fit; subsampled sizes average their 3 seeds instead)",
+    )
+    parser.add_argument(
         "--model",
         type=Path,
         help="a model bundle: embed with its (fine-tuned) encoder, as the service does, instead of the base encoder",
@@ -274,12 +295,14 @@ def main() -> None:
     words = dict(zip(union, document_words(union)))
     row = {text: i for i, text in enumerate(union)}
     tools = ["convintel"] + ([] if args.skip_bertopic else ["bertopic"])
+    group_sizes = Counter(c.group for c in corpora)
     results = []
     for corpus in corpora:
-        rows = fit_corpus(corpus, embeddings[[row[t] for t in corpus.texts]], tools, words)
+        runs = args.runs if group_sizes[corpus.group] == 1 else 1
+        rows = fit_corpus(corpus, embeddings[[row[t] for t in corpus.texts]], tools, words, runs)
         results.append({"corpus": corpus.name, "group": corpus.group, "tuned": corpus.tuned, "tools": rows})
     encoder = f"encoder of {args.model}" if args.model else "base encoder"
-    print(f"{encoder}; {os.cpu_count()} CPUs; subsample rows are means over seeds")
+    print(f"{encoder}; {os.cpu_count()} CPUs; subsample rows are means over seeds, the others over {args.runs} fits")
     print(tables(group_means(results)))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

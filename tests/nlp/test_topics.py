@@ -14,8 +14,8 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from nlp.spacy_pipeline import load_term_pipeline
 from nlp.topics import TopicFitConfig, TopicModelError, fit_topics, load_topic_model
-from nlp.topics.clustering import merge_topics, refine_topics
-from nlp.topics.config import sizes_for_corpus
+from nlp.topics.clustering import merge_topics, mst_algorithm, refine_topics
+from nlp.topics.config import LARGE_CORPUS, sizes_for_corpus
 from nlp.topics.describe import describe_topics
 from nlp.topics.edits import (
     DeleteEdit,
@@ -432,6 +432,14 @@ def test_default_sizes_follow_the_corpus_size():
     # and so do tiny ones, whose later components are noise.
     assert large.n_components < small.n_components
     assert sizes_for_corpus(120).n_components < small.n_components
+
+
+def test_hdbscan_builds_its_tree_the_faster_way_for_the_corpus_size():
+    # Prim's for the corpora reduced to many dimensions; Boruvka's where Prim's quadratic
+    # growth would cost more: large corpora, and any corpus reduced to few dimensions.
+    assert mst_algorithm(10_003, sizes_for_corpus(10_003).n_components) == "prims_kdtree"
+    assert mst_algorithm(LARGE_CORPUS, sizes_for_corpus(LARGE_CORPUS).n_components) == "boruvka_kdtree"
+    assert mst_algorithm(5_000, 10) == "boruvka_kdtree"
 
 
 def test_explicit_sizes_win_and_the_manifest_records_the_resolved_ones(fitted, planted):
