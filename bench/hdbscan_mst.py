@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from nlp.topics.clustering import hdbscan_labels  # noqa: E402
 from nlp.topics.config import TopicFitConfig  # noqa: E402
 from nlp.topics.reduction import reduce_embeddings  # noqa: E402
 
@@ -41,16 +42,9 @@ def corpus_of(embeddings: np.ndarray, size: int, seed: int) -> np.ndarray:
 
 
 def time_fit(reduced: np.ndarray, config: TopicFitConfig, algorithm: str) -> tuple[float, np.ndarray]:
-    import hdbscan
-
+    """Seconds and labels of the topic fit's own HDBSCAN call, with the tree built by `algorithm`."""
     started = time.perf_counter()
-    labels = hdbscan.HDBSCAN(
-        min_cluster_size=config.min_cluster_size,
-        min_samples=config.min_samples,
-        cluster_selection_method=config.cluster_selection,
-        algorithm=algorithm,
-        core_dist_n_jobs=1,
-    ).fit_predict(reduced)
+    labels = hdbscan_labels(reduced, config, algorithm)
     return time.perf_counter() - started, labels
 
 

@@ -16,8 +16,10 @@ from nlp.topics.config import FEW_COMPONENTS, LARGE_CORPUS, TopicFitConfig
 UNASSIGNED = -1
 
 
-def hdbscan_labels(reduced: np.ndarray, config: TopicFitConfig) -> np.ndarray:
-    """HDBSCAN cluster labels for the reduced coordinates (-1: noise)."""
+def hdbscan_labels(reduced: np.ndarray, config: TopicFitConfig, algorithm: str | None = None) -> np.ndarray:
+    """HDBSCAN cluster labels for the reduced coordinates (-1: noise). `algorithm` names how
+    the spanning tree is built (default: `mst_algorithm`'s choice; bench/hdbscan_mst.py
+    compares them)."""
     import hdbscan
 
     sizes = config.sized_for(reduced.shape[0])
@@ -27,7 +29,7 @@ def hdbscan_labels(reduced: np.ndarray, config: TopicFitConfig) -> np.ndarray:
         min_cluster_size=sizes.min_cluster_size,
         min_samples=sizes.min_samples,
         cluster_selection_method=config.cluster_selection,
-        algorithm=mst_algorithm(*reduced.shape),
+        algorithm=algorithm or mst_algorithm(*reduced.shape),
         core_dist_n_jobs=1,  # the machine is shared; one core keeps the fit polite
     )
     return clusterer.fit_predict(reduced).astype(np.int64)
