@@ -14,7 +14,7 @@ from nlp.cue_patterns import CueConfig, load_cues
 from nlp.cues import Cue, CueDetector
 from nlp.redaction import RedactedSpan, Redactor
 from nlp.schemas import CategoryHit, CueHit, Role
-from nlp.spacy_pipeline import NER_COMPONENTS, load_pipeline
+from nlp.spacy_pipeline import load_pipeline, parser_components, recognize_entities
 from nlp.text import sentence_spans
 
 
@@ -63,7 +63,8 @@ class _Plan:
     literal_cues: list[bool] = field(default_factory=list)
     ruled_out: frozenset[str] = frozenset()
     wants_sentences: bool = False
-    ran: set[str] = field(default_factory=set)  # components already run on `doc`
+    parsed: bool = False  # the parser's components have run on `doc`
+    recognized: bool = False  # `doc` carries the entity recogniser's entities
 
 
 class TextInspector:
@@ -93,8 +94,8 @@ class TextInspector:
         self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
         self._uses_ner = redactor is not None and redactor.uses_ner
         # The tagger and parser (with the shared tok2vec and the attribute ruler's POS) for
-        # cues; NER, which has its own embedding layer, for redaction.
-        self._parser_components = [name for name in self.nlp.pipe_names if name not in NER_COMPONENTS]
+        # cues; NER, which has its own embedding layer, for redaction (spacy_pipeline.entity_docs).
+        self._skipped_for_parse = [name for name in self.nlp.pipe_names if name not in parser_components(self.nlp)]
 
     def inspect(
         self,
@@ -120,18 +121,15 @@ class TextInspector:
         return [self._inspection(text, plan, redact) for text, plan in zip(texts, plans)]
 
     def _run(self, plans: list[_Plan]) -> None:
-        """Run on each plan's Doc the components it now needs and has not had yet."""
-        pending: dict[tuple[str, ...], list[_Plan]] = {}
-        for plan in plans:
-            wanted = (self._parser_components if plan.parse else []) + (list(NER_COMPONENTS) if plan.ner else [])
-            missing = tuple(name for name in self.nlp.pipe_names if name in wanted and name not in plan.ran)
-            if missing:
-                pending.setdefault(missing, []).append(plan)
-        for missing, group in pending.items():
-            skipped = [name for name in self.nlp.pipe_names if name not in missing]
-            for plan, doc in zip(group, self.nlp.pipe([plan.doc for plan in group], disable=skipped)):
-                plan.doc = doc
-                plan.ran.update(missing)
+        """Run on each plan's Doc what it now needs and has not had yet: the parse in place,
+        entities from the recogniser alone (so they never depend on whether a parse ran)."""
+        unparsed = [plan for plan in plans if plan.parse and not plan.parsed]
+        for plan, doc in zip(unparsed, self.nlp.pipe([p.doc for p in unparsed], disable=self._skipped_for_parse)):
+            plan.doc, plan.parsed = doc, True
+        unrecognized = [plan for plan in plans if plan.ner and not plan.recognized]
+        recognize_entities(self.nlp, [plan.doc for plan in unrecognized])
+        for plan in unrecognized:
+            plan.recognized = True
 
     def _plan(self, doc: Doc, role: Role, redact: bool) -> _Plan:
         wants_categories = self.categories is not None and role in self.categories.roles

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from nlp.spacy_pipeline import load_pipeline
+from nlp.spacy_pipeline import entity_docs, load_pipeline
 from nlp.text import mask_surrogates
 
 KINDS: tuple[str, ...] = ("card", "iban", "email", "phone", "address", "person")  # priority, highest first
@@ -227,7 +227,7 @@ class Redactor:
         if not self.uses_ner:
             return self._redact(text, None)
         assert self.nlp is not None  # loaded in __init__ whenever NER is used
-        return self._redact(text, self.nlp(mask_surrogates(text)))
+        return self.redact_many([text])[0]
 
     def redact_doc(self, doc: Doc) -> Redaction:
         """Redacts `doc.text`, reading the entities of a Doc the caller has already parsed."""
@@ -238,7 +238,7 @@ class Redactor:
         if not self.uses_ner:
             return [self._redact(text, None) for text in texts]
         assert self.nlp is not None  # loaded in __init__ whenever NER is used
-        docs = self.nlp.pipe(mask_surrogates(text) for text in texts)
+        docs = entity_docs(self.nlp, (mask_surrogates(text) for text in texts))
         # Surrogates were replaced one for one, so the Doc offsets hold for the original text.
         return [self._redact(text, doc) for text, doc in zip(texts, docs)]
 
