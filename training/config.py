@@ -4,6 +4,7 @@ command-line flags (flags win). A bad key or value stops with one line naming it
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nlp.bundle import REQUIRED_TASKS
+from nlp.encoder import encoder_layer_count
 from training.datasets import INTERACTION_TASKS
 from training.head_trainer import HeadTrainingConfig
 
@@ -112,7 +114,8 @@ class TrainConfig(BaseModel):
     base_bundle: Path | None = Field(
         None,
         description="heads mode: a bundle directory whose encoder (adapter merged, its window) the `tasks` heads "
-        "are trained on; its other heads, adapter and records are kept as they are",
+        "are trained on; its other heads, adapter and records are kept as they are. finetune mode: fine-tuning "
+        "continues from that bundle's encoder, and its heads of the `tasks` start the task heads",
     )
     mode: TrainMode = "heads"
     finetune: FinetuneConfig = Field(default_factory=FinetuneConfig)
@@ -156,8 +159,9 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _complete_bundle(self) -> TrainConfig:
-        if self.base_bundle is not None:
+        if self.base_bundle is not None and self.mode == "heads":
             return self  # the base bundle gives the heads not trained here
+        # A fine-tune changes the encoder, so every head the service reads is trained anew.
         missing = [t for t in REQUIRED_TASKS if t not in self.tasks]
         if missing:  # the service reads every head of a bundle
             raise ValueError(
@@ -171,15 +175,43 @@ class TrainConfig(BaseModel):
         base = self.base_bundle
         if base is None:
             return self
-        if self.mode != "heads":
-            raise ValueError(f"base_bundle: heads are refit in mode 'heads', not {self.mode!r}")
         if self.encoder_path is not None:
             raise ValueError("base_bundle: the encoder is the base bundle's, so encoder_path cannot be set too")
         if not base.is_dir():
             raise ValueError(f"base_bundle: {base} does not exist or is not a directory")
         if not (base / "manifest.json").is_file():
             raise ValueError(f"base_bundle: {base} has no manifest.json, so it is not a model bundle")
+        if self.mode == "finetune":
+            self._check_continuable(base)
         return self
+
+    def _check_continuable(self, base: Path) -> None:
+        """A continued fine-tune stores an adapter that the packaged encoder loads on its own,
+        so it must hold whole layers that cover every layer the base bundle changed."""
+        try:
+            adapter = json.loads((base / "manifest.json").read_text(encoding="utf-8")).get("adapter")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"base_bundle: cannot read {base / 'manifest.json'}: {exc}") from None
+        method = self.finetune.method
+        if method == "lora":
+            raise ValueError(
+                "base_bundle: continued fine-tuning stores whole layers; set finetune.method to 'partial' or 'full' "
+                "(a LoRA adapter would be relative to the base bundle's weights, not the packaged encoder's)"
+            )
+        if adapter is None or method == "full":
+            return
+        if adapter.get("method") not in ("partial", "full"):
+            raise ValueError(
+                f"base_bundle: {base} has a {adapter.get('method')!r} adapter; only partial or full ones continue"
+            )
+        layers = encoder_layer_count()
+        trained = set(range(layers - self.finetune.trainable_layers, layers))
+        changed = set(range(layers)) if adapter["method"] == "full" else set(adapter.get("layers", []))
+        if not changed <= trained:
+            raise ValueError(
+                f"base_bundle: {base} changed encoder layers {sorted(changed)}; finetune.trainable_layers "
+                f"{self.finetune.trainable_layers} trains only {sorted(trained)}, so the bundle would lose the rest"
+            )
 
     @model_validator(mode="after")
     def _finetune_tasks(self) -> TrainConfig:

@@ -26,7 +26,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nlp.adapters import lora_config
-from nlp.bundle import AdapterManifest
+from nlp.bundle import AdapterManifest, ModelBundle, file_sha256, load_bundle
 from nlp.encoder import Encoder
 from nlp.extras import require
 from nlp.heads import HeadNetwork, TaskHead
@@ -91,6 +91,9 @@ def fingerprint(config: TrainConfig, recipe: dict[str, TaskData]) -> str:
         mode="json", exclude={"output", "name", "version", "checkpoint_dir", "cache_dir", "device", "skip_invalid"}
     )
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    if config.base_bundle is not None:  # what the run starts from, not only where it lay
+        for weights in sorted(config.base_bundle.glob("*.safetensors")):
+            digest.update(f"{weights.name}|{file_sha256(weights)}".encode())
     for task in sorted(recipe):
         data = recipe[task]
         for part in (data.train, data.dev):
@@ -192,6 +195,24 @@ def freeze_lower_layers(transformer: nn.Module, trainable_layers: int) -> list[s
     return prefixes
 
 
+def start_heads_from(base: ModelBundle, heads: dict[str, HeadNetwork], recipe: dict[str, TaskData]) -> list[str]:
+    """Continued fine-tuning: each task head starts as the base bundle's head of that task
+    when it reads the same labels with the same shape, so the first steps refine the heads
+    instead of sending a fresh head's large gradients into the encoder. Returns those tasks."""
+    started = []
+    for task, network in heads.items():
+        head = base.heads.get(task)
+        if head is None or head.spec.labels != list(recipe[task].train.label_names):
+            continue
+        shapes = {k: v.shape for k, v in network.state_dict().items()}
+        if shapes != {k: v.shape for k, v in head.network.state_dict().items()}:
+            continue
+        network.load_state_dict(head.network.state_dict())
+        started.append(task)
+    log.info("heads started from %s: %s", base.path, started or "none")
+    return started
+
+
 def _linear_schedule(total: int, warmup: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
@@ -236,8 +257,13 @@ def finetune(
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
+    base = load_bundle(config.base_bundle) if config.base_bundle is not None else None
     encoder = Encoder(
-        config.encoder_path, max_seq_length=config.max_length, batch_size=max(config.batch_size, 32), device=device
+        config.encoder_path,
+        max_seq_length=config.max_length,
+        batch_size=max(config.batch_size, 32),
+        device=device,
+        adapter=base.adapter if base is not None else None,
     )
     if ft.method == "lora":
         peft = require("peft", "train", "LoRA fine-tuning")
@@ -250,6 +276,8 @@ def finetune(
         task: HeadNetwork(encoder.feature_dim, config.hidden_dim, len(data.train.label_names), config.dropout)
         for task, data in sorted(recipe.items())
     }
+    if base is not None:
+        start_heads_from(base, heads, recipe)
     model = MultiTaskModel(encoder, heads).to(device)
     losses = {
         task: task_loss(

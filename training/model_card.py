@@ -136,7 +136,15 @@ def training_line(training: dict) -> str:
             f"; {training['steps']} of {training['planned_steps']} planned steps, best dev at step "
             f"{training['best_step']}{', stopped early' if training['stopped_early'] else ''}"
         )
-    return f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}."
+    line = f"Recipe `{training['recipe']}`, mode {training['mode']}, {timing}."
+    base = training.get("continued_from")
+    if base:
+        before = training_line(base.get("encoder_training", {}))
+        line += (
+            f" Fine-tuning continued from {base['name']} {base['version']} ({base['created']}), whose encoder "
+            f"the manifest describes under `training.continued_from`: {before[0].lower()}{before[1:]}"
+        )
+    return line
 
 
 def card_results(card: str, tasks: Sequence[str]) -> list[dict]:

@@ -19,7 +19,14 @@ from training.features import encode_sets
 from training.head_trainer import HeadTrainingConfig
 from training.model_card import card_results, render_model_card
 from training.recipes import TaskData
-from training.train import fit_task_head, heads_phrase, machine_description, ordered_tasks, report_heads
+from training.train import (
+    encoder_training,
+    fit_task_head,
+    heads_phrase,
+    machine_description,
+    ordered_tasks,
+    report_heads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +146,3 @@ def refit_description(base: ModelBundle, tasks: list[str]) -> str:
     return (
         f"{base.manifest.description.rstrip('.')}; {phrase[0].lower()}{phrase[1:]} trained on that encoder's features."
     )
-
-
-def encoder_training(record: dict) -> dict:
-    """How the encoder of a bundle with this training record was trained: a refit never
-    changes the encoder, so the record is followed back through any number of refits."""
-    while "encoder_training" not in record and "base_training" in record:
-        record = record["base_training"]
-    return record.get("encoder_training", record)

@@ -181,6 +181,8 @@ def finetune_bundle(
         "seconds": round(result.seconds + time.perf_counter() - started, 1),
         "machine": machine_description(),
     }
+    if config.base_bundle is not None:
+        training["continued_from"] = continued_from(config.base_bundle)
     description = (
         f"{heads_phrase(list(recipe))} over all-MiniLM-L6-v2 fine-tuned with "
         f"{FINETUNE_METHOD_WORDS[adapter_entry.method]}, for customer-service messages."
@@ -197,6 +199,27 @@ def finetune_bundle(
         description=description,
         adapter=result.adapter,
     )
+
+
+def encoder_training(record: dict) -> dict:
+    """How the encoder of a bundle with this training record was trained: a refit never
+    changes the encoder, so the record is followed back through any number of refits."""
+    while "encoder_training" not in record and "base_training" in record:
+        record = record["base_training"]
+    return record.get("encoder_training", record)
+
+
+def continued_from(base_path: Path) -> dict:
+    """The record of the bundle a continued fine-tune started from: who it is, and how its
+    encoder was trained (followed back through refits), so the chain of runs stays readable."""
+    base = BundleManifest.model_validate_json((base_path / "manifest.json").read_text(encoding="utf-8"))
+    return {
+        "name": base.name,
+        "version": base.version,
+        "created": base.created,
+        "adapter_sha256": base.adapter.sha256 if base.adapter is not None else None,
+        "encoder_training": encoder_training(base.training),
+    }
 
 
 def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: FinetuneResult) -> dict[str, dict]:

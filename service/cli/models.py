@@ -138,7 +138,7 @@ def train(
     try:
         if config.threads:
             torch.set_num_threads(config.threads)
-        if config.base_bundle is not None:
+        if config.base_bundle is not None and config.mode == "heads":
             manifest, _ = refit_bundle(
                 config.base_bundle,
                 task_data,

@@ -505,3 +505,61 @@ def test_refit_heads_keep_whichever_head_is_better_on_dev(tmp_path: Path):
         joint, refit = choice["joint_dev_macro_f1"], choice["refit_dev_macro_f1"]
         assert choice["kept"] == ("refit" if refit >= joint else "joint")
         assert 0.0 <= min(joint, refit) and max(joint, refit) <= 1.0, task
+
+
+def test_finetune_continues_from_a_base_bundle(tmp_path: Path):
+    """`base_bundle` in mode finetune: the encoder starts as the base bundle's (its adapter
+    applied) and each task head as the base's head of that task, the new bundle stands on
+    its own over the packaged encoder, and its record names the bundle it continued."""
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    partial = {**TINY["finetune"], "method": "partial", "trainable_layers": 2}
+    first = write_config(tmp_path / "first.yaml", data=[str(data)], output=str(tmp_path / "first"), finetune=partial)
+    assert runner.invoke(app, ["train", "--config", str(first)]).exit_code == 0
+    # A step so small that nothing moves: what comes out is what the run started from.
+    still = {**partial, "head_learning_rate": 1e-12}
+    second = write_config(
+        tmp_path / "second.yaml",
+        data=[str(data)],
+        output=str(tmp_path / "second"),
+        base_bundle=str(tmp_path / "first"),
+        learning_rate=1e-12,
+        finetune=still,
+    )
+    result = runner.invoke(app, ["train", "--config", str(second)])
+    assert result.exit_code == 0, result.output
+    base, continued = load_bundle(tmp_path / "first"), load_bundle(tmp_path / "second")
+    assert continued.manifest.adapter.layers == base.manifest.adapter.layers == [4, 5]
+    for key, tensor in base.adapter.tensors.items():
+        assert torch.allclose(continued.adapter.tensors[key], tensor, atol=1e-6), key
+    for task, head in base.heads.items():
+        for key, tensor in head.network.state_dict().items():
+            assert torch.allclose(continued.heads[task].network.state_dict()[key], tensor, atol=1e-6), (task, key)
+    record = continued.manifest.training["continued_from"]
+    assert record["adapter_sha256"] == base.manifest.adapter.sha256
+    assert record["encoder_training"]["mode"] == "finetune (partial)"
+    assert "Fine-tuning continued from" in (tmp_path / "second" / "README.md").read_text()
+    # The packaged encoder plus the new adapter alone gives the base bundle's encoder.
+    sentence = Encoder(max_seq_length=32, adapter=continued.adapter).encode(["where is my refund"]).features
+    expected = Encoder(max_seq_length=32, adapter=base.adapter).encode(["where is my refund"]).features
+    assert np.allclose(sentence, expected, atol=1e-5)
+
+
+def test_continued_finetune_must_store_every_layer_the_base_changed(tmp_path: Path):
+    """A continued fine-tune's adapter replaces the base's: LoRA (relative to the base's
+    weights) and too few trainable layers are refused before any data is read, naming the key."""
+    data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
+    partial = {**TINY["finetune"], "method": "partial", "trainable_layers": 2}
+    first = write_config(tmp_path / "first.yaml", data=[str(data)], output=str(tmp_path / "first"), finetune=partial)
+    assert runner.invoke(app, ["train", "--config", str(first)]).exit_code == 0
+    for finetune_settings, message in [
+        ({**partial, "method": "lora"}, "base_bundle: Value error, continued fine-tuning stores whole layers"),
+        (
+            {**partial, "trainable_layers": 1},
+            "base_bundle: Value error, .* changed encoder layers \\[4, 5\\]; finetune.trainable_layers 1",
+        ),
+    ]:
+        path = write_config(
+            tmp_path / "second.yaml", data=[str(data)], base_bundle=str(tmp_path / "first"), finetune=finetune_settings
+        )
+        with pytest.raises(ConfigError, match=message):
+            load_train_config(path)
