@@ -124,10 +124,12 @@ class TextInspector:
         """Run on each plan's Doc what it now needs and has not had yet: the parse in place,
         entities from the recogniser alone (so they never depend on whether a parse ran)."""
         unparsed = [plan for plan in plans if plan.parse and not plan.parsed]
-        for plan, doc in zip(unparsed, self.nlp.pipe([p.doc for p in unparsed], disable=self._skipped_for_parse)):
-            plan.doc, plan.parsed = doc, True
+        if unparsed:
+            for plan, doc in zip(unparsed, self.nlp.pipe([p.doc for p in unparsed], disable=self._skipped_for_parse)):
+                plan.doc, plan.parsed = doc, True
         unrecognized = [plan for plan in plans if plan.ner and not plan.recognized]
-        recognize_entities(self.nlp, [plan.doc for plan in unrecognized])
+        if unrecognized:
+            recognize_entities(self.nlp, [plan.doc for plan in unrecognized])
         for plan in unrecognized:
             plan.recognized = True
 
