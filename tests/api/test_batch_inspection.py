@@ -35,9 +35,9 @@ TEXTS = [
 def test_a_batch_parses_its_messages_together_and_stores_only_redacted_text(
     analyzer, tmp_path, database_url, monkeypatch
 ):
-    """One micro-batch of 12 requests: spaCy runs in batches over all of them (at most one
-    call per set of components: parser and NER for cue candidates, NER alone for the rest),
-    never message by message; and what reaches the database file is the redacted text."""
+    """One micro-batch of 12 requests: spaCy runs in batches over all of them (one call
+    parses the cue candidates, one finds the entities of all), never message by message;
+    and what reaches the database file is the redacted text."""
     redacting = Analyzer(
         analyzer.encoder, analyzer.bundle, analyzer.policy, build_inspector(InspectionConfig(match_categories=False))
     )
