@@ -14,7 +14,7 @@ from nlp.cue_patterns import CueConfig, load_cues
 from nlp.cues import Cue, CueDetector
 from nlp.redaction import RedactedSpan, Redactor
 from nlp.schemas import CategoryHit, CueHit, Role
-from nlp.spacy_pipeline import load_pipeline, parser_components, recognize_entities
+from nlp.spacy_pipeline import load_pipeline, parsed_docs, recognize_entities
 from nlp.text import sentence_spans
 
 
@@ -93,9 +93,6 @@ class TextInspector:
         self.redactor = redactor
         self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
         self._uses_ner = redactor is not None and redactor.uses_ner
-        # The tagger and parser (with the shared tok2vec and the attribute ruler's POS) for
-        # cues; NER, which has its own embedding layer, for redaction (spacy_pipeline.entity_docs).
-        self._skipped_for_parse = [name for name in self.nlp.pipe_names if name not in parser_components(self.nlp)]
 
     def inspect(
         self,
@@ -125,7 +122,7 @@ class TextInspector:
         entities from the recogniser alone (so they never depend on whether a parse ran)."""
         unparsed = [plan for plan in plans if plan.parse and not plan.parsed]
         if unparsed:
-            for plan, doc in zip(unparsed, self.nlp.pipe([p.doc for p in unparsed], disable=self._skipped_for_parse)):
+            for plan, doc in zip(unparsed, parsed_docs(self.nlp, [p.doc for p in unparsed])):
                 plan.doc, plan.parsed = doc, True
         unrecognized = [plan for plan in plans if plan.ner and not plan.recognized]
         if unrecognized:

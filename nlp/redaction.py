@@ -224,9 +224,6 @@ class Redactor:
 
     def redact(self, text: str) -> Redaction:
         """`text` with its personal data replaced by placeholders."""
-        if not self.uses_ner:
-            return self._redact(text, None)
-        assert self.nlp is not None  # loaded in __init__ whenever NER is used
         return self.redact_many([text])[0]
 
     def redact_doc(self, doc: Doc) -> Redaction:

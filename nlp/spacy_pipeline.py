@@ -20,11 +20,6 @@ UNUSED_COMPONENTS = ("lemmatizer",)
 NER_COMPONENTS = ("ner",)
 
 
-def parser_components(nlp: Language) -> list[str]:
-    """The pipeline's components other than the entity recogniser, in pipeline order."""
-    return [name for name in nlp.pipe_names if name not in NER_COMPONENTS]
-
-
 class PipelineLoadError(RuntimeError):
     """spaCy's English pipeline is not installed or cannot be read."""
 
@@ -36,7 +31,13 @@ def entity_docs(nlp: Language, texts: Iterable[str]) -> Iterator[Doc]:
     entities differ on a few texts (5 of 1,500 tweets: a handle read as a name, or not).
     Redaction must not depend on which other answers a message needed, so every path that
     redacts (the service's inspector, the redactor, topic examples) gets entities from here."""
-    return nlp.pipe(texts, disable=parser_components(nlp))
+    return nlp.pipe(texts, disable=[name for name in nlp.pipe_names if name not in NER_COMPONENTS])
+
+
+def parsed_docs(nlp: Language, docs: Iterable[Doc | str]) -> Iterator[Doc]:
+    """Docs tagged and parsed (tok2vec, tagger, parser, attribute ruler), the recogniser
+    left out: cue detection and parse-reading categories need no entities."""
+    return nlp.pipe(docs, disable=[name for name in nlp.pipe_names if name in NER_COMPONENTS])
 
 
 def recognize_entities(nlp: Language, docs: Sequence[Doc]) -> None:

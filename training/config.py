@@ -4,7 +4,6 @@ command-line flags (flags win). A bad key or value stops with one line naming it
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -12,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nlp.bundle import REQUIRED_TASKS
+from nlp.bundle import REQUIRED_TASKS, BundleManifest
 from nlp.encoder import encoder_layer_count
 from training.datasets import INTERACTION_TASKS
 from training.head_trainer import HeadTrainingConfig
@@ -189,8 +188,8 @@ class TrainConfig(BaseModel):
         """A continued fine-tune stores an adapter that the packaged encoder loads on its own,
         so it must hold whole layers that cover every layer the base bundle changed."""
         try:
-            adapter = json.loads((base / "manifest.json").read_text(encoding="utf-8")).get("adapter")
-        except (OSError, ValueError) as exc:
+            adapter = BundleManifest.model_validate_json((base / "manifest.json").read_text(encoding="utf-8")).adapter
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
             raise ValueError(f"base_bundle: cannot read {base / 'manifest.json'}: {exc}") from None
         method = self.finetune.method
         if method == "lora":
@@ -200,13 +199,13 @@ class TrainConfig(BaseModel):
             )
         if adapter is None or method == "full":
             return
-        if adapter.get("method") not in ("partial", "full"):
+        if adapter.method not in ("partial", "full"):
             raise ValueError(
-                f"base_bundle: {base} has a {adapter.get('method')!r} adapter; only partial or full ones continue"
+                f"base_bundle: {base} has a {adapter.method!r} adapter; only partial or full ones continue"
             )
         layers = encoder_layer_count()
         trained = set(range(layers - self.finetune.trainable_layers, layers))
-        changed = set(range(layers)) if adapter["method"] == "full" else set(adapter.get("layers", []))
+        changed = set(range(layers)) if adapter.method == "full" else set(adapter.layers)
         if not changed <= trained:
             raise ValueError(
                 f"base_bundle: {base} changed encoder layers {sorted(changed)}; finetune.trainable_layers "

@@ -195,10 +195,10 @@ def freeze_lower_layers(transformer: nn.Module, trainable_layers: int) -> list[s
     return prefixes
 
 
-def start_heads_from(base: ModelBundle, heads: dict[str, HeadNetwork], recipe: dict[str, TaskData]) -> list[str]:
+def start_heads_from(base: ModelBundle, heads: dict[str, HeadNetwork], recipe: dict[str, TaskData]) -> None:
     """Continued fine-tuning: each task head starts as the base bundle's head of that task
     when it reads the same labels with the same shape, so the first steps refine the heads
-    instead of sending a fresh head's large gradients into the encoder. Returns those tasks."""
+    instead of sending a fresh head's large gradients into the encoder (logged)."""
     started = []
     for task, network in heads.items():
         head = base.heads.get(task)
@@ -210,7 +210,6 @@ def start_heads_from(base: ModelBundle, heads: dict[str, HeadNetwork], recipe: d
         network.load_state_dict(head.network.state_dict())
         started.append(task)
     log.info("heads started from %s: %s", base.path, started or "none")
-    return started
 
 
 def _linear_schedule(total: int, warmup: int) -> Callable[[int], float]:
