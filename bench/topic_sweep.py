@@ -1,6 +1,6 @@
 """Sweep of the topic fit's clustering settings over the tuning corpora (how the size rule
-in nlp/topics/config.py was chosen). Clustering only (reduce -> HDBSCAN -> merge ->
-k-means refinement): labels and keywords do not change the topics. BERTopic's labels on
+in nlp/topics/config.py was chosen). Clustering only (smooth -> reduce -> HDBSCAN ->
+merge -> k-means refinement): labels and keywords do not change the topics. BERTopic's labels on
 each corpus are computed once and kept in `--work` (they do not depend on the sweep).
 
     .venv/bin/python bench/topic_sweep.py --embeddings E.npy \\
@@ -26,16 +26,13 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
 
 from bench.topic_corpora import Corpus, labelled_corpora  # noqa: E402
-from nlp.topics.clustering import hdbscan_labels, merge_topics, refine_topics, relabel_dense  # noqa: E402
 from nlp.topics.config import TopicFitConfig  # noqa: E402
-from nlp.topics.reduction import reduce_embeddings  # noqa: E402
+from nlp.topics.fit import discover  # noqa: E402
 
 
 def cluster(embeddings: np.ndarray, config: TopicFitConfig) -> np.ndarray:
-    """The fit's topic labels without naming them (same steps as nlp.topics.fit)."""
-    labels = relabel_dense(hdbscan_labels(reduce_embeddings(embeddings, config), config))
-    labels = merge_topics(embeddings, labels, threshold=config.merge_threshold, target=config.target_topics)
-    return refine_topics(embeddings, labels, config.outlier_threshold, config.refine_iterations)
+    """The fit's topic labels without naming them (nlp.topics.fit's own clustering)."""
+    return discover(embeddings, config)[0]
 
 
 def figures(labels: np.ndarray, truth: list[str]) -> np.ndarray:

@@ -29,6 +29,7 @@ from nlp.topics.matching import DEFAULT_MIN_SIMILARITY, TopicMatch, match_topics
 from nlp.topics.model import TopicManifest, TopicModel
 from nlp.topics.reduction import reduce_embeddings
 from nlp.topics.seeds import Seeds, claim, nudge, seed_names_for
+from nlp.topics.smoothing import smooth_embeddings
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,21 @@ def discover(
     embeddings: np.ndarray, config: TopicFitConfig, seconds: dict[str, float] | None = None
 ) -> tuple[np.ndarray, int]:
     """Topic labels 0..k-1 (-1: unassigned) for the embeddings, by size, and how many
-    documents HDBSCAN itself clustered: reduce, HDBSCAN, merge, refine. The reduction's
-    time goes in `seconds["reduce"]`."""
+    documents HDBSCAN itself clustered: smooth, reduce, HDBSCAN, merge, refine. Every step
+    reads the smoothed embeddings; the time of smoothing and reduction goes in
+    `seconds["reduce"]`."""
     if embeddings.shape[0] == 0:
         return np.zeros(0, dtype=np.int64), 0
     started = time.perf_counter()
-    reduced = reduce_embeddings(embeddings, config)
+    neighbours = config.sized_for(embeddings.shape[0]).neighbours
+    smoothed = smooth_embeddings(embeddings, neighbours, config.smoothing_weight)
+    reduced = reduce_embeddings(smoothed, config)
     if seconds is not None:
         seconds["reduce"] = time.perf_counter() - started
     labels = relabel_dense(hdbscan_labels(reduced, config))
     clustered = int((labels >= 0).sum())
-    labels = merge_topics(embeddings, labels, threshold=config.merge_threshold, target=config.target_topics)
-    return refine_topics(embeddings, labels, config.outlier_threshold, config.refine_iterations), clustered
+    labels = merge_topics(smoothed, labels, threshold=config.merge_threshold, target=config.target_topics)
+    return refine_topics(smoothed, labels, config.outlier_threshold, config.refine_iterations), clustered
 
 
 def fit_topics(

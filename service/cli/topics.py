@@ -39,6 +39,13 @@ def topics_fit(
     selection: Annotated[
         str | None, typer.Option(help="HDBSCAN cluster selection: leaf (fine, default) or eom (broad)")
     ] = None,
+    neighbours: Annotated[
+        int | None,
+        typer.Option(help="Pull each message towards the mean of this many nearest ones before clustering; 0: off"),
+    ] = None,
+    smoothing_weight: Annotated[
+        float | None, typer.Option(help="How strongly --neighbours pulls (embedding + weight x their mean)")
+    ] = None,
     outlier_threshold: Annotated[
         float | None,
         typer.Option(help="Cosine similarity to a centroid for a message to join that topic (also the live floor)"),
@@ -88,6 +95,8 @@ def topics_fit(
         "min_cluster_size": min_cluster_size,
         "min_samples": min_samples,
         "cluster_selection": selection,
+        "neighbours": neighbours,
+        "smoothing_weight": smoothing_weight,
         "outlier_threshold": outlier_threshold,
         "merge_threshold": merge_threshold,
         "target_topics": target_topics,
