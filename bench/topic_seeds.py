@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from sklearn.metrics import normalized_mutual_info_score  # noqa: E402
 
-from bench.topics import embeddings_for, load_banking77  # noqa: E402
+from bench.topic_corpora import load_banking77  # noqa: E402
+from bench.topics import embeddings_for  # noqa: E402
 
 SEED_INTENTS = ("card_arrival", "lost_or_stolen_card", "exchange_rate", "pin_blocked", "cancel_transfer")
 
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the figures here too")
     args = parser.parse_args()
 
-    texts, truth = load_banking77(args.data_root / "banking77" / "train.csv")
+    texts, truth = load_banking77(args.data_root)
     if args.embeddings and args.embeddings.exists():
         embeddings = np.load(args.embeddings)
     else:
