@@ -32,7 +32,7 @@ from nlp.topics.fit import discover  # noqa: E402
 
 def cluster(embeddings: np.ndarray, config: TopicFitConfig) -> np.ndarray:
     """The fit's topic labels without naming them (nlp.topics.fit's own clustering)."""
-    return discover(embeddings, config)[0]
+    return discover(embeddings, config).labels
 
 
 def figures(labels: np.ndarray, truth: list[str]) -> np.ndarray:

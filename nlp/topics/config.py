@@ -21,6 +21,8 @@ LARGE_CORPUS = 20_000
 SMOOTHING_NEIGHBOURS = 5
 SMOOTHING_FROM = 500
 """Smaller corpora are not smoothed: see `sizes_for_corpus`."""
+TIGHTNESS_NEIGHBOURS = 5
+"""A corpus's tightness: mean similarity of its documents to this many nearest others."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,14 @@ class TopicFitConfig:
     """Merge topics whose centroids are at least this similar (None: never merge on similarity).
     0.85 rather than 0.9 joins the near-duplicates that small minimum topic sizes split off
     (BANKING77 at 3,000 queries: NMI 0.797 -> 0.803; the sweep tried 0.8 to 0.9)."""
+    merge_margin: float | None = 0.22
+    """Loose corpora merge more: the merge threshold drops to the corpus's tightness (mean
+    similarity of each document to its 5 nearest others) plus this margin, when that is
+    below `merge_threshold` (None: `merge_threshold` alone). In a corpus whose documents
+    are far even from their nearest neighbours, topics closer than that are not told
+    apart reliably. Tight corpora are untouched (BANKING77, 0.74 to 0.86: capped at
+    0.85); X-CI's tweets to brands (0.44 to 0.49) merge at about 0.66 to 0.71. Chosen on
+    X-CI's train part: docs/topics.md (`merge_threshold_for`)."""
     target_topics: int | None = None
     """Merge the closest topics until at most this many remain (None: keep what HDBSCAN finds)."""
     top_terms: int = 10
@@ -104,6 +114,8 @@ class TopicFitConfig:
             raise ValueError("outlier_threshold is a cosine similarity in [-1, 1]")
         if self.refine_iterations < 1:
             raise ValueError("refine_iterations must be at least 1")
+        if self.merge_margin is not None and self.merge_margin < 0:
+            raise ValueError("merge_margin must not be negative")
         if self.target_topics is not None and self.target_topics < 1:
             raise ValueError("target_topics must be at least 1")
         if self.temperature <= 0:
@@ -121,6 +133,14 @@ class TopicFitConfig:
             neighbours=auto.neighbours if self.neighbours is None else self.neighbours,
         )
 
+    def merge_threshold_for(self, tightness: float | None) -> float | None:
+        """The similarity at which topics merge in a corpus of this tightness (mean cosine
+        similarity of its documents to their nearest others; None: unknown): the lower of
+        `merge_threshold` and tightness + `merge_margin`. None: no merging on similarity."""
+        if self.merge_threshold is None or self.merge_margin is None or tightness is None:
+            return self.merge_threshold
+        return min(self.merge_threshold, tightness + self.merge_margin)
+
     def for_corpus(self, documents: int) -> TopicFitConfig:
         """This config with every size-dependent setting filled in for `documents` (what
         a fit records in its manifest, so a refit can repeat it exactly)."""
@@ -134,8 +154,9 @@ class TopicFitConfig:
         """Build from a manifest's `params`, ignoring keys this version does not know."""
         known = {f.name for f in fields(cls)}
         chosen = {key: value for key, value in values.items() if key in known}
-        if "min_cluster_size" in chosen:  # resolved params from before smoothing existed: a fit without it
+        if "min_cluster_size" in chosen:  # resolved params from an older version: a fit without what it lacked
             chosen.setdefault("neighbours", 0)
+            chosen.setdefault("merge_margin", None)
         return cls(**chosen)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from nlp.topics.clustering import (
     refine_topics,
     relabel_dense,
 )
-from nlp.topics.config import TopicFitConfig
+from nlp.topics.config import TIGHTNESS_NEIGHBOURS, TopicFitConfig
 from nlp.topics.describe import describe_topics
 from nlp.topics.edits import replay_curation
 from nlp.topics.hierarchy import assign_parents
@@ -29,7 +29,7 @@ from nlp.topics.matching import DEFAULT_MIN_SIMILARITY, TopicMatch, match_topics
 from nlp.topics.model import TopicManifest, TopicModel
 from nlp.topics.reduction import reduce_embeddings
 from nlp.topics.seeds import Seeds, claim, nudge, seed_names_for
-from nlp.topics.smoothing import smooth_embeddings
+from nlp.topics.smoothing import find_neighbourhoods, smooth_embeddings
 
 
 @dataclass(frozen=True)
@@ -49,25 +49,41 @@ class FitResult:
     """What the refit redid of the previous model's curation (one line per edit)."""
 
 
-def discover(
-    embeddings: np.ndarray, config: TopicFitConfig, seconds: dict[str, float] | None = None
-) -> tuple[np.ndarray, int]:
-    """Topic labels 0..k-1 (-1: unassigned) for the embeddings, by size, and how many
-    documents HDBSCAN itself clustered: smooth, reduce, HDBSCAN, merge, refine. Every step
-    reads the smoothed embeddings; the time of smoothing and reduction goes in
-    `seconds["reduce"]`."""
+@dataclass(frozen=True)
+class Discovery:
+    """Topics found by clustering, before they are named."""
+
+    labels: np.ndarray
+    """(n,) topic 0..k-1 of each document, by size (-1: unassigned)."""
+    clustered: int
+    """Documents HDBSCAN itself put in a topic (before the outliers are reassigned)."""
+    tightness: float | None
+    """Mean similarity of each document to its nearest others (None: not measured)."""
+    merge_threshold: float | None
+    """The similarity at which topics were merged (None: no merging on similarity)."""
+
+
+def discover(embeddings: np.ndarray, config: TopicFitConfig, seconds: dict[str, float] | None = None) -> Discovery:
+    """Topics for the embeddings: find neighbourhoods, smooth, reduce, HDBSCAN, merge (at
+    the corpus's own threshold), refine. Every step reads the smoothed embeddings; the time
+    of the neighbour search, smoothing and reduction goes in `seconds["reduce"]`."""
     if embeddings.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64), 0
+        return Discovery(np.zeros(0, dtype=np.int64), 0, None, config.merge_threshold)
     started = time.perf_counter()
     neighbours = config.sized_for(embeddings.shape[0]).neighbours
-    smoothed = smooth_embeddings(embeddings, neighbours, config.smoothing_weight)
+    measure_tightness = config.merge_margin is not None and config.merge_threshold is not None
+    neighbourhoods = find_neighbourhoods(embeddings, neighbours, TIGHTNESS_NEIGHBOURS if measure_tightness else 0)
+    tightness = neighbourhoods.similarity
+    smoothed = smooth_embeddings(embeddings, neighbourhoods, config.smoothing_weight)
     reduced = reduce_embeddings(smoothed, config)
     if seconds is not None:
         seconds["reduce"] = time.perf_counter() - started
     labels = relabel_dense(hdbscan_labels(reduced, config))
     clustered = int((labels >= 0).sum())
-    labels = merge_topics(smoothed, labels, threshold=config.merge_threshold, target=config.target_topics)
-    return refine_topics(smoothed, labels, config.outlier_threshold, config.refine_iterations), clustered
+    threshold = config.merge_threshold_for(tightness)
+    labels = merge_topics(smoothed, labels, threshold=threshold, target=config.target_topics)
+    labels = refine_topics(smoothed, labels, config.outlier_threshold, config.refine_iterations)
+    return Discovery(labels, clustered, tightness, threshold)
 
 
 def fit_topics(
@@ -102,12 +118,13 @@ def fit_topics(
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    labels, clustered, fixed_names, seed_rows = _cluster(embeddings, config, seeds, seconds)
+    found, fixed_names, seed_rows = _cluster(embeddings, config, seeds, seconds)
+    labels = found.labels
     count = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else len(seed_rows)
     count = max(count, len(seed_rows))
     centroids = centroids_of(embeddings, labels, count)
     centroids[: len(seed_rows)] = seed_rows  # a zero-shot seed's centre is the seed itself
-    clustered_share = clustered / len(texts) if len(texts) else 0.0
+    clustered_share = found.clustered / len(texts) if len(texts) else 0.0
     if seeds is not None and config.seed_mode == "guided":
         fixed_names = seed_names_for(centroids, seeds, config.seed_threshold)
     seconds["cluster"] = time.perf_counter() - started - seconds.get("reduce", 0.0)
@@ -142,6 +159,8 @@ def fit_topics(
             "source": source,
             "documents": len(texts),
             "clustered_share": round(clustered_share, 4),
+            "tightness": None if found.tightness is None else round(found.tightness, 4),
+            "merge_threshold": None if found.merge_threshold is None else round(found.merge_threshold, 4),
             "unassigned_share": round(unassigned_share, 4),
             "seed_topics": len(seeds.names) if seeds is not None else 0,
         },
@@ -176,19 +195,18 @@ def fit_topics(
 
 def _cluster(
     embeddings: np.ndarray, config: TopicFitConfig, seeds: Seeds | None, seconds: dict[str, float]
-) -> tuple[np.ndarray, int, dict[int, str], np.ndarray]:
-    """Labels, documents clustered, fixed names (topic index -> seed name) and the
-    centroids of zero-shot seed topics (which come first: topic i is seed i)."""
+) -> tuple[Discovery, dict[int, str], np.ndarray]:
+    """The topics of every document (zero-shot seed topics first: topic i is seed i), the
+    fixed names (topic index -> seed name) and the centroids of zero-shot seed topics."""
     none = np.zeros((0, embeddings.shape[1]), dtype=np.float32)
     if seeds is None:
-        labels, clustered = discover(embeddings, config, seconds)
-        return labels, clustered, {}, none
+        return discover(embeddings, config, seconds), {}, none
     if config.seed_mode == "guided":
-        labels, clustered = discover(nudge(embeddings, seeds, config.seed_threshold), config, seconds)
-        return labels, clustered, {}, none
+        return discover(nudge(embeddings, seeds, config.seed_threshold), config, seconds), {}, none
     claimed = claim(embeddings, seeds, config.seed_threshold)
     rest = np.flatnonzero(claimed == UNASSIGNED)
-    found, clustered = discover(embeddings[rest], config, seconds)
+    found = discover(embeddings[rest], config, seconds)
     labels = claimed.copy()
-    labels[rest] = np.where(found >= 0, found + len(seeds.names), UNASSIGNED)
-    return labels, clustered + int((claimed >= 0).sum()), dict(enumerate(seeds.names)), seeds.vectors
+    labels[rest] = np.where(found.labels >= 0, found.labels + len(seeds.names), UNASSIGNED)
+    everything = replace(found, labels=labels, clustered=found.clustered + int((claimed >= 0).sum()))
+    return everything, dict(enumerate(seeds.names)), seeds.vectors

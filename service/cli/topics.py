@@ -4,7 +4,7 @@ curation of a topic model, and topic trends."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,10 @@ def topics_fit(
     merge_threshold: Annotated[
         float | None, typer.Option(help="Merge topics with centroids at least this similar; 1 disables")
     ] = None,
+    merge_margin: Annotated[
+        float | None,
+        typer.Option(help="Loose archives merge at their tightness + this, if below --merge-threshold; 1 disables"),
+    ] = None,
     target_topics: Annotated[int | None, typer.Option(help="Merge the closest topics down to this many")] = None,
     refine_iterations: Annotated[
         int | None, typer.Option(help="Rounds of k-means refinement (1: outlier reassignment only)")
@@ -99,6 +103,7 @@ def topics_fit(
         "smoothing_weight": smoothing_weight,
         "outlier_threshold": outlier_threshold,
         "merge_threshold": merge_threshold,
+        "merge_margin": merge_margin,
         "target_topics": target_topics,
         "refine_iterations": refine_iterations,
         "examples": examples,
@@ -108,8 +113,9 @@ def topics_fit(
         "seed": seed,
     }
     options = {name: value for name, value in given.items() if value is not None}
-    if options.get("merge_threshold", 0) >= 1:
-        options["merge_threshold"] = None
+    for disabled_at_one in ("merge_threshold", "merge_margin"):
+        if options.get(disabled_at_one, 0) >= 1:
+            options[disabled_at_one] = None
     try:
         if options.get("cluster_selection", "leaf") not in ("leaf", "eom"):
             raise ValueError(f"selection must be 'leaf' or 'eom', not {selection!r}")
@@ -143,7 +149,7 @@ def topics_fit(
     typer.echo(describe(result.model.manifest))
     typer.echo(
         f"{fitted.documents} messages; HDBSCAN clustered {result.clustered_share:.1%}, "
-        f"unassigned after reassignment {result.unassigned_share:.1%}; "
+        f"unassigned after reassignment {result.unassigned_share:.1%}; {merged_at(result.model.manifest.trained_on)}; "
         + ", ".join(f"{step} {secs:.1f} s" for step, secs in result.seconds.items())
     )
     if result.match is not None:
@@ -195,3 +201,11 @@ def topics_trends(
         + (": " + ", ".join(t.name for t in trends.emerging) if trends.emerging else "")
     )
     typer.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+def merged_at(trained_on: dict[str, Any]) -> str:
+    """How the fit merged: at what similarity, and the archive's tightness that set it."""
+    threshold, tightness = trained_on.get("merge_threshold"), trained_on.get("tightness")
+    if threshold is None:
+        return "no merging on similarity"
+    return f"merged at similarity {threshold:.2f}" + ("" if tightness is None else f" (tightness {tightness:.2f})")
