@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from nlp.backends import EncoderConfig
 
@@ -24,6 +25,9 @@ class InspectionConfig:
     """Tag categories YAML; None: the shipped `nlp/default_categories.yaml`."""
     screen_tokens: bool = True
     """False runs every component on every message (the reference path, and benchmarks' baseline)."""
+    spacy_blas: Literal["numpy", "blis"] = "blis"
+    """What spaCy's layers multiply with: 'numpy' (numpy's BLAS, every core) or 'blis'
+    (thinc's default, one thread). Same annotations (nlp/spacy_pipeline.py `load_package`)."""
 
     @property
     def enabled(self) -> bool:

