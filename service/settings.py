@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from nlp.backends import EncoderBackend, EncoderConfig
-from nlp.config import AnalyzerConfig, InspectionConfig
+from nlp.config import AnalyzerConfig, InspectionConfig, SpacyBlas
 
 if TYPE_CHECKING:
     from service.store.database import PoolConfig
@@ -55,7 +55,7 @@ class Settings(BaseSettings):
         "nlp/default_categories.yaml",
     )
     match_categories: bool = Field(True, description="Tag configured categories (needs spaCy)")
-    spacy_blas: Literal["numpy", "blis"] = Field(
+    spacy_blas: SpacyBlas = Field(
         "blis",
         description="What spaCy's layers multiply with on the per-message path: numpy (numpy's BLAS, every core) "
         "or blis (one thread); same annotations",

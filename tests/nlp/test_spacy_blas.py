@@ -1,6 +1,7 @@
 """Which BLAS spaCy's layers multiply with (nlp/spacy_pipeline.py `load_package`): numpy's
 for the topic-term pipeline, which tags thousands of documents in batches, and BLIS for
-the per-message pipeline; both give the same annotations."""
+the per-message pipeline unless `InspectionConfig.spacy_blas` says otherwise; both give
+the same annotations."""
 
 from __future__ import annotations
 
