@@ -33,7 +33,8 @@ class Neighbourhoods:
     """What one nearest-neighbour search over a corpus found."""
 
     means: np.ndarray | None
-    """(n, dim) mean of each row's `neighbours` nearest other rows (None: not asked for)."""
+    """(n, dim) mean of each row's `neighbours` nearest other rows (None: not asked for,
+    or fewer than two rows)."""
     similarity: float | None
     """Mean cosine similarity of each row to its `similarity_of` nearest other rows
     (None: not asked for, or fewer than two rows)."""
@@ -49,7 +50,7 @@ def find_neighbourhoods(embeddings: np.ndarray, neighbours: int, similarity_of: 
     k_means, k_similarity = min(neighbours, count - 1), min(similarity_of, count - 1)
     k = max(k_means, k_similarity)
     if k < 1:
-        return Neighbourhoods(embeddings.copy() if neighbours > 0 else None, None)
+        return Neighbourhoods(None, None)  # no other rows, or nothing asked for
     matrix = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
     means = torch.empty_like(matrix) if k_means > 0 else None
     similarity_sum = 0.0
