@@ -38,6 +38,7 @@ from nlp.schemas import (
 )
 from nlp.signals import Turn
 from nlp.text import has_words, sentence_spans
+from nlp.token_states import TokenStates
 from nlp.vocabulary import (
     COMPLAINT_LABELS,
     CUE_FAMILIES,
@@ -189,11 +190,24 @@ class Analyzer:
         return self.encode(texts) if rows is None else self.encode(texts, rows)
 
     def token_rows(self, messages: Sequence[Message]) -> list[bool] | None:
-        """Messages whose token vectors the cue head may need to choose an evidence sentence:
-        customer messages of more than one sentence (None: no cue head, none needed)."""
+        """Messages whose token vectors the heads need: all of them when a head attends over
+        tokens (the emotions head's label-wise attention); else those the cue head may need
+        to choose an evidence sentence, customer messages of more than one sentence (None:
+        no cue head, none needed)."""
+        if self._heads.reads_tokens:
+            return [True] * len(messages)
         if self._cue_model is None:
             return None
         return [m.role == Role.customer and len(sentence_spans(m.text)) > 1 for m in messages]
+
+    def _head_tokens(self, encoded: EncodedBatch) -> TokenStates | None:
+        """The token vectors a head attends over (None when no head does)."""
+        if not self._heads.reads_tokens:
+            return None
+        rows = encoded.tokens
+        if rows is None or any(row is None for row in rows):
+            raise ValueError("a head attends over token vectors: encode with keep_tokens = token_rows(...)")
+        return TokenStates.from_rows(rows)  # type: ignore[arg-type]  # no None left, checked above
 
     def turns_from_encoding(
         self, messages: Sequence[Message], ids: Sequence[str], encoded: EncodedBatch, *, keep_text: bool = True
@@ -202,7 +216,7 @@ class Analyzer:
         `keep_text=False` (for callers that store no text) nothing is redacted but quotes, and
         `stored_text` is the original text: it must not be stored. `encoded` carries the
         token vectors of the `token_rows` (else head-only cues quote the first sentence)."""
-        sentiment, emotions, urgency, *rest = self._heads.predict_proba(encoded.features)
+        sentiment, emotions, urgency, *rest = self._heads.predict_proba(encoded.features, self._head_tokens(encoded))
         optional = {head.spec.task: probabilities for head, probabilities in zip(self._optional, rest)}
         complaint = optional["complaint"][:, COMPLAINT_LABELS.index("yes")] if "complaint" in optional else None
         if self._cue_model is None:

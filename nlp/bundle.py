@@ -56,6 +56,12 @@ class TaskManifest(BaseModel):
     hidden_dim: int = Field(gt=0)
     temperature: float = Field(gt=0)
     thresholds: list[float] | None = None
+    attention_dim: int | None = Field(
+        None,
+        gt=0,
+        description="width of the label-wise attention over token vectors (None: pooled features only)",
+        exclude_if=lambda value: value is None,  # manifests of heads without it read as before
+    )
     metrics: dict[str, float] = Field(default_factory=dict)
     training_data: list[str] = Field(default_factory=list)
     dev_data: list[str] = Field(default_factory=list)
@@ -200,12 +206,13 @@ def load_bundle(path: str | Path) -> ModelBundle:
             temperature=entry.temperature,
             thresholds=list(entry.thresholds) if entry.thresholds else None,
             metrics=dict(entry.metrics),
+            attention_dim=entry.attention_dim,
         )
         if spec.thresholds is not None and len(spec.thresholds) != len(spec.labels):
             raise BundleError(
                 f"{manifest_path}: task {task!r} has {len(spec.thresholds)} thresholds for {len(spec.labels)} labels"
             )
-        network = HeadNetwork(spec.input_dim, spec.hidden_dim, len(spec.labels))
+        network = HeadNetwork(spec.input_dim, spec.hidden_dim, len(spec.labels), attention_dim=spec.attention_dim)
         prefix = f"{task}."
         state = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
         try:
@@ -304,6 +311,7 @@ def save_bundle(
             hidden_dim=head.spec.hidden_dim,
             temperature=head.spec.temperature,
             thresholds=head.spec.thresholds,
+            attention_dim=head.spec.attention_dim,
             metrics=head.spec.metrics,
             training_data=task_data.get(task, {}).get("train", []),
             dev_data=task_data.get(task, {}).get("dev", []),

@@ -2,7 +2,13 @@
 
 A head is either multi-class (softmax over labels: sentiment, urgency) or multi-label
 (independent sigmoids: emotions). Temperature scaling and per-label decision thresholds
-are part of the head, tuned on dev data at training time."""
+are part of the head, tuned on dev data at training time.
+
+Every head reads the pooled features of the one encoder pass. A multi-label head may also
+attend over that pass's token vectors, one attention query per label (`LabelAttention`):
+the emotions head does, because a label such as confusion or disappointment often rests
+on one or two words that mean and max pooling blur (+0.02 GoEmotions-28 dev macro-F1,
+docs/models.md)."""
 
 from __future__ import annotations
 
@@ -14,23 +20,85 @@ import torch
 from scipy.special import expit
 from torch import nn
 
+from nlp.token_states import TokenStates
+
 HeadKind = Literal["multiclass", "multilabel"]
+ATTENTION_CHUNK = 64
+"""Rows whose token vectors are padded together for serving's attention: a long transcript's
+messages, padded to its longest at once, would hold hundreds of MB."""
+
+
+class LabelAttention(nn.Module):
+    """Label-wise attention over a text's token vectors: each label has its own query,
+    pools the tokens it weighs most, and scores that vector (LayerNorm -> Linear -> GELU,
+    then a weight vector per label). Its logits add to the pooled-feature head's."""
+
+    def __init__(self, token_dim: int, num_labels: int, attention_dim: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(token_dim, num_labels)
+        self.norm = nn.LayerNorm(token_dim)
+        self.project = nn.Linear(token_dim, attention_dim)
+        self.label_weight = nn.Parameter(torch.zeros(num_labels, attention_dim))
+        self.label_bias = nn.Parameter(torch.zeros(num_labels))
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, longest, token_dim) vectors and their (batch, longest) mask -> (batch, labels)."""
+        weights = self.query(tokens).masked_fill(~mask.unsqueeze(-1), -1e4).softmax(dim=1)  # (b, t, labels)
+        pooled = torch.einsum("btl,btd->bld", weights, tokens)
+        hidden = nn.functional.gelu(self.project(self.norm(pooled)))
+        return (hidden * self.label_weight).sum(dim=-1) + self.label_bias
 
 
 class HeadNetwork(nn.Module):
     """LayerNorm -> Linear -> GELU -> Dropout -> Linear. LayerNorm first because the
-    features join a unit-norm embedding with max-pooled activations of another scale."""
+    features join a unit-norm embedding with max-pooled activations of another scale.
+    With `attention_dim`, a `LabelAttention` over the token vectors adds to its logits."""
 
-    def __init__(self, input_dim: int, hidden_dim: int, num_labels: int, dropout: float = 0.1):
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        num_labels: int,
+        dropout: float = 0.1,
+        attention_dim: int | None = None,
+    ):
         super().__init__()
         self.norm = nn.LayerNorm(input_dim)
         self.hidden = nn.Linear(input_dim, hidden_dim)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_dim, num_labels)
+        # The features are mean and max pooling of the token vectors: half their width each.
+        self.attention = LabelAttention(input_dim // 2, num_labels, attention_dim) if attention_dim else None
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, tokens: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         hidden = nn.functional.gelu(self.hidden(self.norm(features)))
-        return self.output(self.dropout(hidden))
+        logits = self.output(self.dropout(hidden))
+        if self.attention is not None:
+            if tokens is None or mask is None:
+                raise ValueError("this head attends over token vectors: pass them with the features")
+            logits = logits + self.attention(tokens, mask)
+        return logits
+
+
+def batched_logits(
+    network: HeadNetwork, features: np.ndarray | torch.Tensor, tokens: TokenStates | None = None, chunk: int = 1024
+) -> torch.Tensor:
+    """`network`'s logits for every feature row, `chunk` rows at a time when it attends
+    over token vectors (padded per chunk, so a large labelled set never pads to its longest
+    text at once). Raises ValueError when it needs token vectors and `tokens` has not one
+    row per feature row."""
+    rows = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features, np.float32))
+    if network.attention is None:
+        return network(rows)
+    if tokens is None or len(tokens) != len(rows):
+        raise ValueError("this head attends over token vectors: pass one row of them per feature row")
+    parts = []
+    for start in range(0, len(rows), chunk):
+        vectors, mask = tokens.padded(np.arange(start, min(start + chunk, len(rows))))
+        parts.append(network(rows[start : start + chunk], vectors, mask))
+    return torch.cat(parts) if parts else torch.zeros((0, network.output.out_features))
 
 
 @dataclass
@@ -45,6 +113,8 @@ class HeadSpec:
     temperature: float = 1.0
     thresholds: list[float] | None = None  # multilabel only; default 0.5 per label
     metrics: dict[str, float] = field(default_factory=dict)
+    attention_dim: int | None = None
+    """Width of the label-wise attention over token vectors (None: pooled features only)."""
 
     def __post_init__(self) -> None:
         if self.kind == "multilabel" and self.thresholds is None:
@@ -56,11 +126,20 @@ class TaskHead:
 
     def __init__(self, spec: HeadSpec, network: HeadNetwork | None = None) -> None:
         self.spec = spec
-        self.network = network or HeadNetwork(spec.input_dim, spec.hidden_dim, len(spec.labels))
+        self.network = network or HeadNetwork(
+            spec.input_dim, spec.hidden_dim, len(spec.labels), attention_dim=spec.attention_dim
+        )
         self.network.eval()
 
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        return self.network(features)
+    @property
+    def reads_tokens(self) -> bool:
+        """Whether the head needs the token vectors besides the pooled features."""
+        return self.network.attention is not None
+
+    def logits(
+        self, features: torch.Tensor, tokens: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.network(features, tokens, mask)
 
     def probabilities_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         scaled = logits / self.spec.temperature
@@ -68,11 +147,16 @@ class TaskHead:
             return torch.softmax(scaled, dim=-1)
         return torch.sigmoid(scaled)
 
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities, shape (n, num_labels), for a batch of feature rows."""
+    def predict_proba(self, features: np.ndarray, tokens: TokenStates | None = None) -> np.ndarray:
+        """Calibrated probabilities, shape (n, num_labels), for a batch of feature rows (and
+        their token vectors, for a head that `reads_tokens`)."""
         with torch.inference_mode():
-            logits = self.logits(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)))
+            logits = self.network_logits(features, tokens)
             return self.probabilities_from_logits(logits).numpy()
+
+    def network_logits(self, features: np.ndarray | torch.Tensor, tokens: TokenStates | None = None) -> torch.Tensor:
+        """Uncalibrated logits of every row (see `batched_logits`)."""
+        return batched_logits(self.network, features, tokens)
 
     def state_dict(self, prefix: str) -> dict[str, torch.Tensor]:
         """Weights with `prefix` on every key (one safetensors file holds every head)."""
@@ -112,19 +196,34 @@ class HeadStack:
             self._output_bias = torch.cat([bias for _, bias in outputs])
         widths = [len(head.spec.labels) for head in heads]
         self._splits = np.cumsum(widths)[:-1]
+        self._starts = np.concatenate([[0], self._splits]).astype(int)
 
-    def predict_proba(self, features: np.ndarray) -> list[np.ndarray]:
-        """Calibrated probabilities of every head, in order, each (n, num_labels)."""
+    @property
+    def reads_tokens(self) -> bool:
+        """Whether any head needs the token vectors besides the pooled features."""
+        return any(head.reads_tokens for head in self.heads)
+
+    def predict_proba(self, features: np.ndarray, tokens: TokenStates | None = None) -> list[np.ndarray]:
+        """Calibrated probabilities of every head, in order, each (n, num_labels); `tokens`
+        (one row per feature row) when a head `reads_tokens`."""
         with torch.inference_mode():
             normed = nn.functional.layer_norm(
                 torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)), self._shape, eps=self._eps
             )
             hidden = nn.functional.gelu(torch.addmm(self._hidden_bias, normed, self._hidden))
-            logits = torch.addmm(self._output_bias, hidden, self._output).numpy()
-        return [
-            _probabilities(head.spec.kind, block)
-            for head, block in zip(self.heads, np.split(logits, self._splits, axis=1))
-        ]
+            logits = torch.addmm(self._output_bias, hidden, self._output)
+            if self.reads_tokens:
+                if tokens is None or len(tokens) != len(features):
+                    raise ValueError("a head attends over token vectors: pass one row of them per feature row")
+                for head, start in zip(self.heads, self._starts):
+                    if head.network.attention is not None:
+                        columns = slice(start, start + len(head.spec.labels))
+                        for first in range(0, len(features), ATTENTION_CHUNK):
+                            rows = slice(first, first + ATTENTION_CHUNK)
+                            vectors, mask = tokens.padded(np.arange(len(features))[rows])
+                            logits[rows, columns] += head.network.attention(vectors, mask) / head.spec.temperature
+            blocks = np.split(logits.numpy(), self._splits, axis=1)
+        return [_probabilities(head.spec.kind, block) for head, block in zip(self.heads, blocks)]
 
 
 def _probabilities(kind: HeadKind, logits: np.ndarray) -> np.ndarray:

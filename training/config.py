@@ -138,6 +138,11 @@ class TrainConfig(BaseModel):
         "loss", description="heads mode: multi-label early stopping on dev loss, or macro-F1 at tuned thresholds"
     )
     calibrate: bool = Field(True, description="temperature scaling fitted on dev")
+    token_attention: dict[str, int] = Field(
+        default_factory=dict,
+        description="multi-label task -> width of a label-wise attention over the token vectors that its head "
+        "adds to the pooled features (the shipped emotions head: 256); tasks not named read pooled features only",
+    )
     hidden_dim: int = Field(512, gt=0, description="head hidden layer width")
     dropout: float = Field(0.1, ge=0, lt=1, description="head dropout")
     device: str = Field("auto", description="'auto' (GPU when present), 'cpu', 'cuda', 'cuda:1'...")
@@ -213,6 +218,15 @@ class TrainConfig(BaseModel):
             )
 
     @model_validator(mode="after")
+    def _token_attention(self) -> TrainConfig:
+        for task, width in self.token_attention.items():
+            if task not in self.tasks:
+                raise ValueError(f"token_attention: {task!r} is not one of the tasks {self.tasks}")
+            if width <= 0:
+                raise ValueError(f"token_attention: {task!r} needs a positive width, not {width}")
+        return self
+
+    @model_validator(mode="after")
     def _finetune_tasks(self) -> TrainConfig:
         for key in ("stop_tasks", "refit_heads"):
             unknown = [t for t in getattr(self.finetune, key) if t not in self.tasks]
@@ -247,6 +261,7 @@ class TrainConfig(BaseModel):
             min_precision=dict(self.threshold_min_precision),
             seed=self.seed,
             multilabel_stop=self.multilabel_stop,
+            token_attention=dict(self.token_attention),
         )
 
     def resolved_device(self) -> str:

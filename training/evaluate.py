@@ -18,6 +18,7 @@ import numpy as np
 from nlp.bundle import ModelBundle, load_bundle
 from nlp.encoder import ENCODER_PACKAGE, Encoder, packaged_model_version
 from nlp.extras import require
+from nlp.token_states import TokenStates
 from training.datasets import (
     DEFAULT_DATA_ROOT,
     TASK_LABELS,
@@ -31,7 +32,7 @@ from training.datasets import (
     load_xci_complaint,
     read_labelled_files,
 )
-from training.features import FeatureCache
+from training.features import FeatureCache, encode_token_sets
 from training.head_trainer import evaluate_report
 from training.metrics import multiclass_metrics
 from training.recipes import OWN_DATA_FILES
@@ -283,18 +284,30 @@ def _training_overlap(bundle: ModelBundle, item: EvaluationSet) -> str | None:
     return None
 
 
-def evaluate_set(bundle: ModelBundle, item: EvaluationSet, features: np.ndarray) -> Evaluation:
-    """Score one labelled set with the bundle's head for its task (and VADER for sentiment)."""
+def _set_tokens(
+    bundle: ModelBundle, item: EvaluationSet, encoder: Encoder, cache_dir: Path | None
+) -> TokenStates | None:
+    """The set's token vectors when its task's head attends over them (else None)."""
+    if not bundle.heads[item.task].reads_tokens:
+        return None
+    return encode_token_sets(encoder, [item.data], cache_dir, label="evaluate")[item.data.name]
+
+
+def evaluate_set(
+    bundle: ModelBundle, item: EvaluationSet, features: np.ndarray, tokens: TokenStates | None = None
+) -> Evaluation:
+    """Score one labelled set with the bundle's head for its task (and VADER for sentiment);
+    `tokens`, the set's token vectors, for a head that attends over them."""
     head = bundle.heads[item.task]
     data = item.data
-    metrics = evaluate_report(head, features, data)
+    metrics = evaluate_report(head, features, data, tokens)
     baselines: dict[str, dict] = {}
     derived: dict[str, dict] = {}
     if item.task == "sentiment":
         baselines["vader"] = vader_metrics(data.texts, data.labels, head.spec.labels)
     if data.name.startswith("goemotions/original:"):
         # derived_emotion_reports names its figures "<taxonomy>:dev"; keep just the taxonomy.
-        for name, figures in derived_emotion_reports(head, features, data).items():
+        for name, figures in derived_emotion_reports(head, features, data, tokens).items():
             derived[name.split("/")[1].split(":")[0]] = figures
     return Evaluation(
         source=item.source,
@@ -342,7 +355,15 @@ def evaluate_bundle(
         _check_set(bundle, item)
     encoder = encoder or load_encoder(bundle)
     cache = FeatureCache(cache_dir, encoder)  # in memory without cache_dir: each distinct text encoded once
-    evaluations = [evaluate_set(bundle, item, cache.features(item.data.texts, label=item.data.name)) for item in sets]
+    evaluations = [
+        evaluate_set(
+            bundle,
+            item,
+            cache.features(item.data.texts, label=item.data.name),
+            _set_tokens(bundle, item, encoder, cache_dir),
+        )
+        for item in sets
+    ]
 
     if any(e.baselines for e in evaluations):
         notes.append(f"VADER baseline: {VADER_RULE}. {VADER_ECE_NOTE}")

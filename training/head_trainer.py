@@ -12,7 +12,8 @@ import torch
 from torch import nn
 from tqdm import trange
 
-from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead
+from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead, batched_logits
+from nlp.token_states import TokenStates
 from nlp.vocabulary import COMPLAINT_LABELS
 from training.datasets import LabelledSet
 from training.metrics import (
@@ -42,6 +43,9 @@ class HeadTrainingConfig:
     tune_thresholds: bool = True
     min_precision: dict[str, float] = field(default_factory=dict)
     """task -> precision floor its per-label thresholds must reach on dev (else: best F1)."""
+    token_attention: dict[str, int] = field(default_factory=dict)
+    """task -> width of the label-wise attention over token vectors its head adds
+    (`nlp.heads.LabelAttention`; multi-label heads). Tasks not named read pooled features only."""
     seed: int = 13
 
     def to_dict(self) -> dict:
@@ -105,10 +109,20 @@ def train_head(
     x_dev: np.ndarray,
     y_dev: np.ndarray,
     config: HeadTrainingConfig,
+    tokens_train: TokenStates | None = None,
+    tokens_dev: TokenStates | None = None,
 ) -> TaskHead:
-    """Train a head and return it calibrated, with its dev metrics in `spec.metrics`."""
+    """Train a head and return it calibrated, with its dev metrics in `spec.metrics`.
+    A task in `config.token_attention` needs the token vectors of both sets
+    (`tokens_train`, `tokens_dev`, one row per feature row)."""
     seed_everything(config.seed)
-    network = HeadNetwork(x_train.shape[1], config.hidden_dim, len(labels), config.dropout)
+    attention_dim = config.token_attention.get(task)
+    if attention_dim is not None:
+        if kind != "multilabel":
+            raise ValueError(f"{task}: label-wise attention is for multi-label heads")
+        if tokens_train is None or tokens_dev is None:
+            raise ValueError(f"{task}: its head attends over token vectors; encode them (training.features)")
+    network = HeadNetwork(x_train.shape[1], config.hidden_dim, len(labels), config.dropout, attention_dim)
     loss_fn = task_loss(
         kind, y_train, len(labels), class_weighting=config.class_weighting, label_smoothing=config.label_smoothing
     )
@@ -123,12 +137,13 @@ def train_head(
         network.train()
         for batch in torch.randperm(len(xs), generator=generator).split(config.batch_size):
             optimizer.zero_grad()
-            loss = loss_fn(network(xs[batch]), ys[batch])
+            vectors, mask = tokens_train.padded(batch.numpy()) if attention_dim is not None else (None, None)
+            loss = loss_fn(network(xs[batch], vectors, mask), ys[batch])
             loss.backward()
             optimizer.step()
         network.eval()
         with torch.no_grad():
-            dev_logits = network(xd)
+            dev_logits = batched_logits(network, xd, tokens_dev)
         # Multi-class stops on dev macro-F1 (the goal); multi-label on dev loss by default,
         # or on macro-F1 at thresholds tuned on dev (as the bundle will use them).
         if kind == "multiclass" or config.multilabel_stop == "macro_f1":
@@ -145,7 +160,7 @@ def train_head(
     network.load_state_dict(best_state)
     network.eval()
     with torch.no_grad():
-        dev_logits = network(xd)
+        dev_logits = batched_logits(network, xd, tokens_dev)
     log.info("%s: best dev %.4f", task, best_score)
     return calibrated_head(
         task,
@@ -179,7 +194,12 @@ def calibrated_head(
     `min_precision` the lowest one whose dev precision reaches it."""
     dev_logits = dev_logits.detach().float().cpu()
     spec = HeadSpec(
-        task=task, kind=kind, labels=list(labels), input_dim=network.norm.normalized_shape[0], hidden_dim=hidden_dim
+        task=task,
+        kind=kind,
+        labels=list(labels),
+        input_dim=network.norm.normalized_shape[0],
+        hidden_dim=hidden_dim,
+        attention_dim=network.attention.project.out_features if network.attention is not None else None,
     )
     if calibrate:
         spec.temperature = fit_temperature(kind, dev_logits, task_targets(kind, y_dev))
@@ -206,15 +226,16 @@ def dev_score(kind: HeadKind, labels: list[str], logits: torch.Tensor, y: np.nda
     return multilabel_metrics(y, probabilities, thresholds, labels)["macro_f1"]
 
 
-def evaluate_head(head: TaskHead, features: np.ndarray, y: np.ndarray) -> dict:
-    """Metrics of `head` on labelled features (thresholds as tuned for multi-label)."""
-    return _metrics(head, head.predict_proba(features), y)
+def evaluate_head(head: TaskHead, features: np.ndarray, y: np.ndarray, tokens: TokenStates | None = None) -> dict:
+    """Metrics of `head` on labelled features (thresholds as tuned for multi-label); `tokens`
+    for a head that `reads_tokens`."""
+    return _metrics(head, head.predict_proba(features, tokens), y)
 
 
-def evaluate_report(head: TaskHead, features: np.ndarray, data: LabelledSet) -> dict:
+def evaluate_report(head: TaskHead, features: np.ndarray, data: LabelledSet, tokens: TokenStates | None = None) -> dict:
     """`evaluate_head` on a labelled set, plus, for the complaint head on a set that
     carries X-CI's severity, how P(complaint) ranks it (training.metrics.severity_figures)."""
-    probabilities = head.predict_proba(features)
+    probabilities = head.predict_proba(features, tokens)
     metrics = _metrics(head, probabilities, data.labels)
     if "severity" in data.aux and head.spec.labels == list(COMPLAINT_LABELS):
         metrics.update(severity_figures(probabilities[:, COMPLAINT_LABELS.index("yes")], data.aux["severity"]))

@@ -78,6 +78,15 @@ def render_model_card(
             "",
             f"Labels: {', '.join(head.spec.labels)}",
             "",
+            *(
+                [
+                    "Reads the pooled features and, through a label-wise attention of width "
+                    f"{head.spec.attention_dim}, the message's token vectors (one query per label).",
+                    "",
+                ]
+                if head.spec.attention_dim
+                else []
+            ),
             "Trained on: " + "; ".join(task_data[task]["train"]),
             "",
             "Early stopping, calibration"

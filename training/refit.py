@@ -22,6 +22,7 @@ from training.recipes import TaskData
 from training.train import (
     encoder_training,
     fit_task_head,
+    head_token_sets,
     heads_phrase,
     machine_description,
     ordered_tasks,
@@ -63,13 +64,14 @@ def refit_bundle(
     _check_encoder(base, encoder)
     all_sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
     features = encode_sets(encoder, list(all_sets.values()), cache_dir, label=f"refit on {base.name}")
+    tokens = head_token_sets(encoder, recipe, config.token_attention, cache_dir, label=f"refit on {base.name}")
     encode_seconds = time.perf_counter() - started
 
     refit: dict[str, TaskHead] = {}
     for task in ordered_tasks(recipe):
         data = recipe[task]
-        refit[task] = fit_task_head(task, data, features, config)
-    full_metrics, refit_data = report_heads(recipe, refit, features)
+        refit[task] = fit_task_head(task, data, features, config, tokens)
+    full_metrics, refit_data = report_heads(recipe, refit, features, tokens)
     # The base's order first (a refit head keeps its place), new tasks after it.
     heads = {task: refit.get(task, head) for task, head in base.heads.items()}
     heads |= {task: head for task, head in refit.items() if task not in heads}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import platform
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,11 @@ import numpy as np
 from nlp.bundle import AdapterManifest, BundleManifest, EncoderManifest, save_bundle
 from nlp.encoder import ENCODER_NAME, ENCODER_PACKAGE, Encoder, packaged_model_version
 from nlp.heads import TaskHead
+from nlp.token_states import TokenStates
 from nlp.vocabulary import GOEMOTIONS_EKMAN_SOURCES, SUPPORT_EMOTION_SOURCES
 from training.config import TrainConfig
 from training.datasets import LabelledSet
-from training.features import encode_sets
+from training.features import encode_sets, encode_token_sets
 from training.finetune import FinetuneResult, finetune
 from training.head_trainer import HeadTrainingConfig, evaluate_head, evaluate_report, train_head
 from training.metrics import collapse_labels, multilabel_metrics_from_predictions
@@ -82,12 +84,14 @@ def headline_metrics(task: str, report_name: str, metrics: dict) -> dict[str, fl
     return figures
 
 
-def derived_emotion_reports(head, features: np.ndarray, dev: LabelledSet) -> dict[str, dict]:
+def derived_emotion_reports(
+    head: TaskHead, features: np.ndarray, dev: LabelledSet, tokens: TokenStates | None = None
+) -> dict[str, dict]:
     """Ekman and sentiment-group macro-F1 read off the 28-label head through GoEmotions'
     own mappings (the published baselines train a model per taxonomy), and the
     customer-service emotions the API reports, through its mapping (nlp.vocabulary), with
     precision and recall per support label."""
-    predictions = (head.predict_proba(features) >= np.asarray(head.spec.thresholds)).astype(np.int64)
+    predictions = (head.predict_proba(features, tokens) >= np.asarray(head.spec.thresholds)).astype(np.int64)
     reports = {}
     for name, mapping in (
         ("goemotions/ekman:dev", GOEMOTIONS_EKMAN_SOURCES),
@@ -119,12 +123,13 @@ def train_bundle(
     encoder = encoder or Encoder()
     all_sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
     features = encode_sets(encoder, list(all_sets.values()), cache_dir, label=recipe_name)
+    tokens = head_token_sets(encoder, recipe, config.token_attention, cache_dir, label=recipe_name)
     encode_seconds = time.perf_counter() - started
 
     heads = {}
     for task in ordered_tasks(recipe):
         data = recipe[task]
-        heads[task] = fit_task_head(task, data, features, config)
+        heads[task] = fit_task_head(task, data, features, config, tokens)
     training = {
         "recipe": recipe_name,
         "mode": "heads (frozen encoder)",
@@ -144,6 +149,7 @@ def train_bundle(
         encoder=encoder,
         training=training,
         description=description,
+        tokens=tokens,
     )
 
 
@@ -166,6 +172,8 @@ def finetune_bundle(
     refit_choices = refit_heads(recipe, config, result)
     report_sets = {s.name: s for data in recipe.values() for s in (data.dev, *data.reports)}
     features = encode_sets(result.encoder, list(report_sets.values()), None, label="reports")
+    attending = [task for task, head in result.heads.items() if head.reads_tokens]
+    tokens = head_token_sets(result.encoder, recipe, attending, None, label="reports", with_train=False)
     adapter_entry, _ = result.adapter
     training = {
         "recipe": recipe_name,
@@ -198,6 +206,7 @@ def finetune_bundle(
         training=training,
         description=description,
         adapter=result.adapter,
+        tokens=tokens,
     )
 
 
@@ -231,11 +240,15 @@ def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: Finetu
     choices = {}
     for task in config.finetune.refit_heads:
         data = recipe[task]
+        head_config = config.head_config()
         features = encode_sets(result.encoder, [data.train, data.dev], None, label=f"refit {task}")
-        refit = fit_task_head(task, data, features, config.head_config())
-        dev = features[data.dev.name]
+        tokens = head_token_sets(
+            result.encoder, {task: data}, head_config.token_attention, None, label=f"refit {task}", with_reports=False
+        )
+        refit = fit_task_head(task, data, features, head_config, tokens)
+        dev, dev_tokens = features[data.dev.name], tokens.get(data.dev.name)
         joint_score = evaluate_head(result.heads[task], dev, data.dev.labels)["macro_f1"]
-        refit_score = evaluate_head(refit, dev, data.dev.labels)["macro_f1"]
+        refit_score = evaluate_head(refit, dev, data.dev.labels, dev_tokens)["macro_f1"]
         kept = "refit" if refit_score >= joint_score else "joint"
         if kept == "refit":
             result.heads[task] = refit
@@ -245,8 +258,16 @@ def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: Finetu
     return choices
 
 
-def fit_task_head(task: str, data: TaskData, features: dict[str, np.ndarray], config: HeadTrainingConfig) -> TaskHead:
-    """Train `task`'s head on its train set's features, stopping early on its dev set's."""
+def fit_task_head(
+    task: str,
+    data: TaskData,
+    features: dict[str, np.ndarray],
+    config: HeadTrainingConfig,
+    tokens: Mapping[str, TokenStates] | None = None,
+) -> TaskHead:
+    """Train `task`'s head on its train set's features, stopping early on its dev set's
+    (and their token vectors, by set name, for a task in `config.token_attention`)."""
+    tokens = tokens or {}
     return train_head(
         task,
         data.train.kind,
@@ -256,7 +277,30 @@ def fit_task_head(task: str, data: TaskData, features: dict[str, np.ndarray], co
         features[data.dev.name],
         data.dev.labels,
         config,
+        tokens_train=tokens.get(data.train.name),
+        tokens_dev=tokens.get(data.dev.name),
     )
+
+
+def head_token_sets(
+    encoder: Encoder,
+    recipe: Mapping[str, TaskData],
+    tasks: Iterable[str],
+    cache_dir: Path | None,
+    *,
+    label: str,
+    with_train: bool = True,
+    with_reports: bool = True,
+) -> dict[str, TokenStates]:
+    """Token vectors, by set name, of the sets of the recipe's `tasks` (those whose heads
+    attend over tokens): nothing is encoded when there are none."""
+    sets: dict[str, LabelledSet] = {}
+    for task in tasks:
+        if task in recipe:
+            data = recipe[task]
+            chosen = ([data.train] if with_train else []) + [data.dev] + (list(data.reports) if with_reports else [])
+            sets |= {s.name: s for s in chosen}
+    return encode_token_sets(encoder, list(sets.values()), cache_dir, label=label) if sets else {}
 
 
 def ordered_tasks(recipe: dict[str, TaskData] | list[str]) -> list[str]:
@@ -292,10 +336,11 @@ def write_bundle(
     training: dict,
     description: str,
     adapter: tuple[AdapterManifest, dict] | None = None,
+    tokens: Mapping[str, TokenStates] | None = None,
 ) -> tuple[BundleManifest, dict[str, dict[str, dict]]]:
     """Report every head on its task's report sets (dev figures into the manifest), then
     write the bundle with its model card."""
-    full_metrics, task_data = report_heads(recipe, heads, features)
+    full_metrics, task_data = report_heads(recipe, heads, features, tokens)
     encoder_manifest = EncoderManifest(
         name=ENCODER_NAME,
         package=ENCODER_PACKAGE,
@@ -320,18 +365,25 @@ def write_bundle(
 
 
 def report_heads(
-    recipe: dict[str, TaskData], heads: dict[str, TaskHead], features: dict[str, np.ndarray]
+    recipe: dict[str, TaskData],
+    heads: dict[str, TaskHead],
+    features: dict[str, np.ndarray],
+    tokens: Mapping[str, TokenStates] | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, dict[str, list[str]]]]:
     """Score the head of each task in `recipe` on its report sets, put the headline
-    figures into the head's spec (the manifest's metrics), and name the data it saw.
+    figures into the head's spec (the manifest's metrics), and name the data it saw
+    (`tokens`, by set name: the token vectors of the sets of heads that attend over them).
 
     Returns (task -> report set -> metrics, task -> {"train": [...], "dev": [...]})."""
     full_metrics, task_data = {}, {}
+    tokens = tokens or {}
     for task in ordered_tasks(recipe):
         data, head = recipe[task], heads[task]
-        reports = {s.name: evaluate_report(head, features[s.name], s) for s in data.reports if len(s)}
+        reports = {
+            s.name: evaluate_report(head, features[s.name], s, tokens.get(s.name)) for s in data.reports if len(s)
+        }
         if task == "emotions":
-            reports.update(derived_emotion_reports(head, features[data.dev.name], data.dev))
+            reports.update(derived_emotion_reports(head, features[data.dev.name], data.dev, tokens.get(data.dev.name)))
         for report_name, metrics in reports.items():
             head.spec.metrics.update(headline_metrics(task, report_name, metrics))
         full_metrics[task] = reports

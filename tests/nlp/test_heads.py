@@ -8,19 +8,21 @@ import torch
 
 from nlp.bundle import load_bundle
 from nlp.heads import HeadSpec, HeadStack, TaskHead
+from nlp.token_states import TokenStates
 from tests.conftest import BUNDLE
 
 
 def test_stacked_shipped_heads_match_each_head(analyzer):
     bundle = load_bundle(BUNDLE)
     heads = [bundle.heads[task] for task in ("sentiment", "emotions", "urgency")]
-    features = analyzer.encode(
-        ["My card was charged twice and nobody answers.", "thanks, all sorted", "URGENT: our whole site is down"]
-    ).features
-    for rows in (features[:1], features):
-        stacked = HeadStack(heads).predict_proba(rows)
+    texts = ["My card was charged twice and nobody answers.", "thanks, all sorted", "URGENT: our whole site is down"]
+    encoded = analyzer.encode(texts, [True] * len(texts))
+    for count in (1, len(texts)):
+        rows = encoded.features[:count]
+        tokens = TokenStates.from_rows(encoded.tokens[:count])  # the emotions head attends over them
+        stacked = HeadStack(heads).predict_proba(rows, tokens)
         for head, probabilities in zip(heads, stacked):
-            np.testing.assert_allclose(probabilities, head.predict_proba(rows), atol=1e-6)
+            np.testing.assert_allclose(probabilities, head.predict_proba(rows, tokens), atol=1e-6)
 
 
 def test_temperature_and_norm_affine_are_folded_in():

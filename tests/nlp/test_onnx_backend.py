@@ -20,6 +20,7 @@ from nlp.backends import EncoderConfig, load_encoder
 from nlp.bundle import load_bundle
 from nlp.encoder import Encoder, EncoderLoadError, packaged_model_path
 from nlp.onnx_encoder import OnnxEncoder, cached_graph_path
+from nlp.token_states import TokenStates
 from service.api.app import create_app
 from service.settings import Settings
 from tests.conftest import BUNDLE, FIXTURES
@@ -64,14 +65,21 @@ def test_fixtures_cover_several_messages():
 
 
 def test_fp32_matches_pytorch(analyzer, onnx_fp32):
-    reference = analyzer.encoder.encode(TEXTS)
-    got = onnx_fp32.encode(TEXTS)
+    every = [True] * len(TEXTS)  # token vectors too: the emotions head attends over them
+    reference = analyzer.encoder.encode(TEXTS, every)
+    got = onnx_fp32.encode(TEXTS, every)
     np.testing.assert_allclose(got.embeddings, reference.embeddings, atol=1e-4)
     np.testing.assert_allclose(got.features, reference.features, atol=1e-4)
     np.testing.assert_array_equal(got.truncated, reference.truncated)
     assert got.truncated.any()  # the long text is flagged by both
+    got_tokens, reference_tokens = TokenStates.from_rows(got.tokens), TokenStates.from_rows(reference.tokens)
+    np.testing.assert_allclose(got_tokens.vectors, reference_tokens.vectors, atol=1e-4)
     for head in analyzer.bundle.heads.values():
-        np.testing.assert_allclose(head.predict_proba(got.features), head.predict_proba(reference.features), atol=1e-4)
+        np.testing.assert_allclose(
+            head.predict_proba(got.features, got_tokens),
+            head.predict_proba(reference.features, reference_tokens),
+            atol=1e-4,
+        )
 
 
 def test_int8_stays_close_to_pytorch(analyzer, onnx_int8):

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nlp.analyzer import Analyzer
+from nlp.analyzer import Analyzer, SupportEmotionMap
 from nlp.bundle import load_bundle
 from nlp.heads import TaskHead
+from nlp.token_states import TokenStates
 from tests.conftest import FIXTURES
 from training.datasets import DataError, interactions_for_task, load_goemotions, read_interactions
+from training.evaluate import evaluate_bundle
 from training.head_trainer import HeadTrainingConfig
 from training.recipes import TaskData
 from training.train import train_bundle
@@ -62,6 +65,40 @@ def test_tiny_training_writes_a_loadable_bundle(tiny_bundle, analyzer):
         [type("M", (), {"text": "Thanks so much, great help!", "role": "customer"})()], ["x"]
     )[0]
     assert result.model_dump()["sentiment"]["label"] in {"negative", "neutral", "positive"}
+
+
+def test_an_emotions_head_with_label_attention_trains_reports_serves_and_evaluates(tmp_path, analyzer):
+    recipe = {task: data for task, data in tiny_recipe().items()}
+    config = dataclasses.replace(TINY, token_attention={"emotions": 16})
+    out = tmp_path / "attending"
+    cache = tmp_path / "cache"
+    _, metrics = train_bundle(
+        recipe, out, name="tiny", version="0.0.2", config=config, cache_dir=cache, encoder=analyzer.encoder
+    )
+    assert list(cache.glob("*/tokens/*.npz")), "the emotions sets' token vectors are cached"
+    bundle = load_bundle(out)
+    assert bundle.manifest.tasks["emotions"].attention_dim == 16
+    assert bundle.heads["emotions"].reads_tokens and not bundle.heads["sentiment"].reads_tokens
+    assert "goemotions/ekman:dev" in metrics["emotions"]
+
+    tiny_analyzer = Analyzer(analyzer.encoder, bundle)
+    texts = ["I am so confused, which fee is this?", "Thank you, that is wonderful news!"]
+    message = type("M", (), {"role": "customer"})
+    messages = [type("M", (message,), {"text": text})() for text in texts]
+    assert tiny_analyzer.token_rows(messages) == [True, True]
+    served = tiny_analyzer.analyze_messages(messages, ["a", "b"])
+    encoded = analyzer.encoder.encode(texts, [True, True])
+    expected = bundle.heads["emotions"].predict_proba(encoded.features, TokenStates.from_rows(encoded.tokens))
+    support = SupportEmotionMap(bundle.heads["emotions"].spec.labels, bundle.heads["emotions"].spec.thresholds)
+    scores, _ = support.project(expected)
+    for analysis, row in zip(served, scores):
+        top = analysis.emotions[0]
+        assert top.score == pytest.approx(float(row[support.labels.index(top.label)]), abs=1e-3)
+
+    result = evaluate_bundle(out, ["shared:goemotions/original:dev"], data_root=FIXTURES, encoder=analyzer.encoder)
+    (evaluation,) = result.evaluations
+    assert evaluation.metrics["macro_f1"] == pytest.approx(metrics["emotions"]["goemotions/original:dev"]["macro_f1"])
+    assert set(evaluation.derived) == {"ekman", "group", "support"}
 
 
 def test_trained_heads_differ_from_untrained_ones_and_fit_their_data(tiny_bundle, analyzer):
