@@ -79,7 +79,7 @@ _FAILED_ALERT: dict[str, Any] = {
                 "evidence": [{"message_id": "m4", "quote": None}],
             },
         ],
-        "model": {"name": "convintel-base", "version": "0.6.0"},
+        "model": {"name": "convintel-base", "version": "0.7.0"},
     },
 }
 """A failed delivery as `list_alerts` shows it; `retry_alert` answers it pending again."""
@@ -88,7 +88,7 @@ _FAILED_ALERT: dict[str, Any] = {
 _TRANSCRIPT_ANALYSIS: dict[str, Any] = {
     "conversation_id": "conv-1042",
     "channel": "chat",
-    "model": {"name": "convintel-base", "version": "0.6.0"},
+    "model": {"name": "convintel-base", "version": "0.7.0"},
     "messages": [
         {
             "id": "m1",
@@ -329,7 +329,7 @@ _APPENDED_MESSAGE: dict[str, Any] = {
         "topics": [],
     },
     "duplicate": False,
-    "model": {"name": "convintel-base", "version": "0.6.0"},
+    "model": {"name": "convintel-base", "version": "0.7.0"},
     "timing": {"total_ms": 18.576, "encode_ms": 15.747},
 }
 """`append_message`: the fourth message of conv-1042; `get_conversation` reads that conversation back."""
@@ -338,13 +338,13 @@ _APPENDED_MESSAGE: dict[str, Any] = {
 RESPONSE_EXAMPLES: dict[str, Any] = {
     "analyze_transcript": _TRANSCRIPT_ANALYSIS,
     "analyze_batch": {
-        "model": {"name": "convintel-base", "version": "0.6.0"},
+        "model": {"name": "convintel-base", "version": "0.7.0"},
         "results": [
             {**_TRANSCRIPT_ANALYSIS, "timing": {"total_ms": 31.053, "encode_ms": 27.602}},
             {
                 "conversation_id": "conv-1043",
                 "channel": "email",
-                "model": {"name": "convintel-base", "version": "0.6.0"},
+                "model": {"name": "convintel-base", "version": "0.7.0"},
                 "messages": [
                     {
                         "id": "m1",
@@ -621,7 +621,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
             "topics": [],
         },
         "duplicate": False,
-        "model": {"name": "convintel-base", "version": "0.6.0"},
+        "model": {"name": "convintel-base", "version": "0.7.0"},
         "timing": {"total_ms": 19.877, "encode_ms": 18.154},
         "helpdesk": "zendesk",
         "message_ids": ["54509363035291"],
@@ -710,7 +710,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
             "topics": [],
         },
         "duplicate": False,
-        "model": {"name": "convintel-base", "version": "0.6.0"},
+        "model": {"name": "convintel-base", "version": "0.7.0"},
         "timing": {"total_ms": 16.935, "encode_ms": 14.977},
         "helpdesk": "intercom",
         "message_ids": ["source-403918330"],
@@ -828,7 +828,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
             "topics": [],
         },
         "duplicate": False,
-        "model": {"name": "convintel-base", "version": "0.6.0"},
+        "model": {"name": "convintel-base", "version": "0.7.0"},
         "timing": {"total_ms": 15.504, "encode_ms": 13.416},
         "helpdesk": "freshdesk",
         "message_ids": ["fd-711d8f8c448ab25fbbc46bc6"],
@@ -836,7 +836,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
     "get_models": {
         "active": {
             "name": "convintel-base",
-            "version": "0.6.0",
+            "version": "0.7.0",
             "created": "2026-12-03T12:39:07+00:00",
             "description": (
                 "Sentiment, emotion, urgency and complaint heads over all-MiniLM-L6-v2 fine-tuned with its top layers "
@@ -880,7 +880,7 @@ RESPONSE_EXAMPLES: dict[str, Any] = {
         }
     },
     "get_health": {"status": "ok", "model": None},
-    "get_readiness": {"status": "ready", "model": {"name": "convintel-base", "version": "0.6.0"}},
+    "get_readiness": {"status": "ready", "model": {"name": "convintel-base", "version": "0.7.0"}},
     "erase_customer": {"customer_id": "cust-7781", "conversations_deleted": 2},
     "list_alerts": {"alerts": [_FAILED_ALERT]},
     "retry_alert": {

@@ -40,12 +40,29 @@ def test_shipped_bundle_loads_with_its_manifest():
     assert size <= 30 * 2**20, f"the shipped bundle stays small in git: {size / 2**20:.1f} MiB"
 
 
+def refit_layers(training: dict) -> tuple[list[set[str]], dict]:
+    """The tasks of each heads refit in a bundle's record, newest first, and the record of
+    the fine-tune underneath them."""
+    layers = []
+    while "refit_tasks" in training:
+        layers.append(set(training["refit_tasks"]))
+        training = training["base_training"]
+    return layers, training
+
+
 def test_shipped_bundle_is_a_finetune_with_cue_and_urgency_heads_refit_on_it():
     """docs/models.md#the-shipped-bundle: training/finetune.yaml's fine-tune with a
     complaint head (held-out X-CI figures) and every head refit, kept where better on dev;
     then the cue and urgency heads trained on its frozen encoder (training/cues.yaml), the
-    fine-tune's record kept, its float16 adapter copied."""
+    fine-tune's record kept, its float16 adapter copied. 0.7.0 refit the emotions head on
+    0.6.0's encoder with the label-wise attention the recipe now gives it (`token_attention`),
+    which is what `make models` now does in its fine-tune's refit."""
     manifest = load_bundle(BUNDLE).manifest
+    layers, finetune = refit_layers(manifest.training)
+    assert layers[-1] == {"cues", "urgency"} and all(layer <= {"emotions", "cues", "urgency"} for layer in layers)
+    attention = RECIPE["token_attention"]
+    assert {task: manifest.tasks[task].attention_dim for task in attention} == attention
+    assert all(entry.attention_dim is None for task, entry in manifest.tasks.items() if task not in attention)
     complaint = manifest.tasks["complaint"]
     assert complaint.kind == "multiclass" and complaint.labels == ["no", "yes"]
     figures = {key.removeprefix("xci_complaint_heldout."): value for key, value in complaint.metrics.items()}
@@ -54,10 +71,8 @@ def test_shipped_bundle_is_a_finetune_with_cue_and_urgency_heads_refit_on_it():
     cues = manifest.tasks["cues"]
     assert cues.kind == "multilabel" and cues.labels == list(CUE_FAMILIES) and len(cues.thresholds or []) == 7
     assert manifest.training["mode"].startswith("heads refit on convintel-base ")
-    assert set(manifest.training["refit_tasks"]) == {"cues", "urgency"}
     urgency_reports = manifest.tasks["urgency"].dev_data
     assert any(name.startswith("pool/urgency:heldout ") for name in urgency_reports), "the pool's held-out part"
-    finetune = manifest.training["base_training"]
     assert finetune["mode"] == "finetune (partial)"
     assert finetune["config"]["finetune"]["trainable_layers"] == RECIPE["finetune"]["trainable_layers"]
     assert finetune["config"]["epochs"] == RECIPE["epochs"] and manifest.version == RECIPE["version"]
