@@ -24,8 +24,8 @@ from nlp.token_states import TokenStates
 
 HeadKind = Literal["multiclass", "multilabel"]
 ATTENTION_CHUNK = 64
-"""Rows whose token vectors are padded together for serving's attention: a long transcript's
-messages, padded to its longest at once, would hold hundreds of MB."""
+"""Rows whose token vectors are padded together outside training: a long transcript's
+messages (or a labelled set), padded to its longest text at once, would hold hundreds of MB."""
 
 
 class LabelAttention(nn.Module):
@@ -73,32 +73,42 @@ class HeadNetwork(nn.Module):
     def forward(
         self, features: torch.Tensor, tokens: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        hidden = nn.functional.gelu(self.hidden(self.norm(features)))
-        logits = self.output(self.dropout(hidden))
+        """Logits of a batch: pooled `features`, and for a head with attention the batch's
+        padded `tokens` and their `mask` (training pads each batch; see `batched_logits`)."""
+        logits = self.pooled_logits(features)
         if self.attention is not None:
             if tokens is None or mask is None:
                 raise ValueError("this head attends over token vectors: pass them with the features")
             logits = logits + self.attention(tokens, mask)
         return logits
 
+    def pooled_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """The MLP's part of the logits: the pooled features alone."""
+        hidden = nn.functional.gelu(self.hidden(self.norm(features)))
+        return self.output(self.dropout(hidden))
+
+
+def attention_logits(attention: LabelAttention, tokens: TokenStates) -> torch.Tensor:
+    """`attention`'s logits for every row of `tokens`, padded ATTENTION_CHUNK rows at a time."""
+    parts = []
+    for start in range(0, len(tokens), ATTENTION_CHUNK):
+        vectors, mask = tokens.padded(np.arange(start, min(start + ATTENTION_CHUNK, len(tokens))))
+        parts.append(attention(vectors, mask))
+    return torch.cat(parts) if parts else torch.zeros((0, attention.label_bias.shape[0]))
+
 
 def batched_logits(
-    network: HeadNetwork, features: np.ndarray | torch.Tensor, tokens: TokenStates | None = None, chunk: int = 1024
+    network: HeadNetwork, features: np.ndarray | torch.Tensor, tokens: TokenStates | None = None
 ) -> torch.Tensor:
-    """`network`'s logits for every feature row, `chunk` rows at a time when it attends
-    over token vectors (padded per chunk, so a large labelled set never pads to its longest
-    text at once). Raises ValueError when it needs token vectors and `tokens` has not one
-    row per feature row."""
+    """`network`'s logits for every feature row (and its token vectors, for a network
+    with attention: padded a chunk at a time, never the whole set at once). Raises
+    ValueError when it needs token vectors and `tokens` has not one row per feature row."""
     rows = features if isinstance(features, torch.Tensor) else torch.from_numpy(np.asarray(features, np.float32))
     if network.attention is None:
         return network(rows)
     if tokens is None or len(tokens) != len(rows):
         raise ValueError("this head attends over token vectors: pass one row of them per feature row")
-    parts = []
-    for start in range(0, len(rows), chunk):
-        vectors, mask = tokens.padded(np.arange(start, min(start + chunk, len(rows))))
-        parts.append(network(rows[start : start + chunk], vectors, mask))
-    return torch.cat(parts) if parts else torch.zeros((0, network.output.out_features))
+    return network.pooled_logits(rows) + attention_logits(network.attention, tokens)
 
 
 @dataclass
@@ -218,10 +228,7 @@ class HeadStack:
                 for head, start in zip(self.heads, self._starts):
                     if head.network.attention is not None:
                         columns = slice(start, start + len(head.spec.labels))
-                        for first in range(0, len(features), ATTENTION_CHUNK):
-                            rows = slice(first, first + ATTENTION_CHUNK)
-                            vectors, mask = tokens.padded(np.arange(len(features))[rows])
-                            logits[rows, columns] += head.network.attention(vectors, mask) / head.spec.temperature
+                        logits[:, columns] += attention_logits(head.network.attention, tokens) / head.spec.temperature
             blocks = np.split(logits.numpy(), self._splits, axis=1)
         return [_probabilities(head.spec.kind, block) for head, block in zip(self.heads, blocks)]
 
