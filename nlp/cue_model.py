@@ -8,7 +8,7 @@ reading of the parse outranks the head. A pattern quotes the
 words it matched; where only the head finds a family, the evidence is the message's
 sentence the head scores highest for that family, redacted. Each sentence is scored from
 the message's own encoder pass: the head reads the sentence's token vectors pooled as the
-encoder pools a whole text (`nlp.encoder.span_features`), so choosing costs no second
+encoder pools a whole text (`nlp.encoder.span_tokens`, `pool_tokens`), so choosing costs no second
 encoder pass, only a tokenisation for the character offsets."""
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nlp.encoder import EncodedBatch, span_features
+from nlp.encoder import EncodedBatch, pool_tokens, span_tokens
 from nlp.heads import TaskHead
 from nlp.schemas import CueHit
 from nlp.text import normalize_text
+from nlp.token_states import TokenStates
 from nlp.vocabulary import CUE_FAMILIES
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ class CueModel:
         the encoder did not read (past its window)."""
         normalized = normalize_text(text)
         scores = np.full((len(spans), len(self.head.spec.labels)), -np.inf, dtype=np.float32)
-        features, scored, cursor = [], [], 0
+        features, vectors, scored, cursor = [], [], [], 0
         for index, (start, end) in enumerate(spans):
             # The encoder read the normalised text: find the sentence there, in order.
             piece = normalize_text(text[start:end])
@@ -89,12 +90,15 @@ class CueModel:
             if not piece or found < 0:
                 continue
             cursor = found + len(piece)
-            pooled = span_features(tokens, offsets, found, cursor)
-            if pooled is not None:
-                features.append(pooled)
+            sentence = span_tokens(tokens, offsets, found, cursor)
+            if sentence is not None:
+                features.append(pool_tokens(sentence))
+                vectors.append(sentence)
                 scored.append(index)
         if features:
-            scores[scored] = self.head.predict_proba(np.stack(features))
+            # A head with label-wise attention reads each sentence's own token vectors too.
+            sentence_tokens = TokenStates.from_rows(vectors) if self.head.reads_tokens else None
+            scores[scored] = self.head.predict_proba(np.stack(features), sentence_tokens)
         return scores
 
     def _evidence(

@@ -75,7 +75,7 @@ class EncodedBatch:
     tokens: list[np.ndarray | None] | None = None
     """Per row asked for (`keep_tokens`), (tokens read, dim) contextual token vectors of the
     same pass, special tokens included; None for the other rows, and in all when the backend
-    does not return them. What `span_features` pools."""
+    does not return them. What `span_tokens` reads and the attending heads attend over."""
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
@@ -230,15 +230,17 @@ def tokenizer_offsets(tokenizer: Any, text: str, max_seq_length: int) -> list[tu
     return [(int(start), int(end)) for start, end in encoding["offset_mapping"]]
 
 
-def span_features(tokens: np.ndarray, offsets: Sequence[tuple[int, int]], start: int, end: int) -> np.ndarray | None:
-    """Head features of the text between characters `start` and `end` read from a message's
-    token vectors (`EncodedBatch.tokens` row, `token_offsets`): the L2-normalised mean and
-    the max of the span's tokens, the layout of `EncodedBatch.features`. None when the
-    encoder read no token of the span (it lies past the window)."""
+def span_tokens(tokens: np.ndarray, offsets: Sequence[tuple[int, int]], start: int, end: int) -> np.ndarray | None:
+    """The token vectors of the text between characters `start` and `end`, from a message's
+    token vectors (`EncodedBatch.tokens` row, `token_offsets`); None when the encoder read
+    no token of the span (it lies past the window)."""
     inside = [i for i, (a, b) in enumerate(offsets[: len(tokens)]) if b > a and a >= start and b <= end]
-    if not inside:
-        return None
-    vectors = tokens[inside]
+    return tokens[inside] if inside else None
+
+
+def pool_tokens(vectors: np.ndarray) -> np.ndarray:
+    """(tokens, dim) vectors -> the L2-normalised mean and the max, the layout of
+    `EncodedBatch.features`."""
     mean = vectors.mean(axis=0)
     return np.concatenate([mean / max(float(np.linalg.norm(mean)), 1e-12), vectors.max(axis=0)])
 

@@ -20,9 +20,10 @@ from nlp.vocabulary import CUE_FAMILIES
 NEVER = 1.01  # a threshold no probability reaches
 
 
-def cue_analyzer(analyzer: Analyzer, thresholds: dict[str, float]) -> Analyzer:
+def cue_analyzer(analyzer: Analyzer, thresholds: dict[str, float], attention_dim: int | None = None) -> Analyzer:
     """The session analyzer's encoder and bundle plus a cue head (seeded weights) whose
-    families fire at the given thresholds (others never), with cue patterns and redaction."""
+    families fire at the given thresholds (others never), with cue patterns and redaction;
+    with `attention_dim`, a head that also attends over the token vectors."""
     torch.manual_seed(0)
     spec = HeadSpec(
         task="cues",
@@ -31,9 +32,14 @@ def cue_analyzer(analyzer: Analyzer, thresholds: dict[str, float]) -> Analyzer:
         input_dim=analyzer.encoder.feature_dim,
         hidden_dim=32,
         thresholds=[thresholds.get(family, NEVER) for family in CUE_FAMILIES],
+        attention_dim=attention_dim,
     )
+    head = TaskHead(spec)
+    if head.network.attention is not None:
+        with torch.no_grad():  # its label weights start at zero: give the attention a say
+            head.network.attention.label_weight.normal_()
     bundle = analyzer.bundle
-    heads = {**bundle.heads, "cues": TaskHead(spec)}
+    heads = {**bundle.heads, "cues": head}
     inspector = build_inspector(InspectionConfig(detect_cues=True, redact_pii=True, match_categories=False))
     return Analyzer(
         analyzer.encoder, ModelBundle(bundle.path, bundle.manifest, heads, bundle.adapter), analyzer.policy, inspector
@@ -92,6 +98,23 @@ def test_head_only_cue_quotes_the_sentence_the_head_scores_highest(always_securi
         assert "Maria" not in security[0].quote and "[" in security[0].quote, "names in the evidence are redacted"
     else:
         assert security[0].quote == best
+
+
+def test_a_cue_head_that_attends_over_tokens_reads_each_sentences_own(analyzer: Analyzer):
+    attending = cue_analyzer(analyzer, {"security": 0.0}, attention_dim=8)
+    text = "Hello, this is Maria. Somebody abroad bought groceries with my card while I was at home. Thanks."
+    analysis = attending.analyze_messages([Message(role=Role.customer, text=text)], ["m1"])[0]
+    (security,) = [cue for cue in analysis.cues if cue.family == "security"]
+    assert security.source == "model" and security.quote in {text[s:e] for s, e in sentence_spans(text)}
+    head = attending.bundle.heads["cues"]
+    tokens = attending.encoder.encode([text], [True]).tokens
+    assert tokens is not None and tokens[0] is not None
+    args = (text, sentence_spans(text), tokens[0], attending.encoder.token_offsets(text))
+    scores = CueModel(head).sentence_scores(*args)
+    with torch.no_grad():
+        head.network.attention.label_weight.zero_()  # the attention silenced: pooled features alone
+        head.network.attention.label_bias.zero_()
+    assert np.isfinite(scores).all() and not np.allclose(scores, CueModel(head).sentence_scores(*args))
 
 
 def test_the_evidence_sentence_costs_no_second_encoder_pass(analyzer: Analyzer):
