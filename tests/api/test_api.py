@@ -76,9 +76,9 @@ def test_per_message_path_encodes_only_the_new_message(client: TestClient, analy
     encoded: list[str] = []
     real_encode = analyzer.encoder.encode
 
-    def counting_encode(texts):
+    def counting_encode(texts, keep_tokens=None):
         encoded.extend(texts)
-        return real_encode(texts)
+        return real_encode(texts, keep_tokens)
 
     monkeypatch.setattr(analyzer.encoder, "encode", counting_encode)
     turns = [m for m in load_fixture("double_charge.json")["messages"]]

@@ -71,7 +71,9 @@ def test_topics_reuse_the_one_encoder_pass(analyzer, topic_model_dir, monkeypatc
     with_topics = Analyzer(analyzer.encoder, analyzer.bundle, analyzer.policy, topics=load_topic_model(topic_model_dir))
     calls: list[int] = []
     encode = analyzer.encoder.encode
-    monkeypatch.setattr(analyzer.encoder, "encode", lambda texts: calls.append(len(texts)) or encode(texts))
+    monkeypatch.setattr(
+        analyzer.encoder, "encode", lambda texts, keep=None: calls.append(len(texts)) or encode(texts, keep)
+    )
     result = with_topics.analyze(Transcript.model_validate(TRANSCRIPT))
     assert calls == [3]  # one batch, one pass per message: topics read the heads' sentence embedding
     assert result.messages[0].topics and result.conversation.topics

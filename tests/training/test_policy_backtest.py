@@ -222,7 +222,7 @@ def run(analyzer: Analyzer, tmp_path_factory: pytest.TempPathFactory) -> tuple[s
     encode = analyzer.encode
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("service.runtime.load_analyzer", lambda settings: analyzer)
-        patch.setattr(analyzer, "encode", lambda texts: encoded.append(len(texts)) or encode(texts))
+        patch.setattr(analyzer, "encode", lambda texts, keep=None: encoded.append(len(texts)) or encode(texts, keep))
         result = CliRunner().invoke(
             app,
             ["policy", "backtest", str(CANDIDATE), "--data", str(DATA), "--baseline", str(BASELINE), "-o", str(out)],
