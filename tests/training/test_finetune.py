@@ -31,6 +31,7 @@ from nlp.bundle import (
 from nlp.config import AnalyzerConfig
 from nlp.encoder import Encoder
 from nlp.heads import TaskHead
+from nlp.schemas import Message, Role
 from nlp.vocabulary import GOEMOTIONS_LABELS
 from service.cli import app
 from service.runtime import load_analyzer
@@ -488,13 +489,16 @@ def test_float16_adapter_halves_the_file_and_loads_into_float32(tmp_path: Path):
 
 def test_refit_heads_keep_whichever_head_is_better_on_dev(tmp_path: Path):
     """`refit_heads`: each named head is trained again on the frozen tuned encoder, and the
-    bundle keeps the one with the higher dev macro-F1; the record shows both figures."""
+    bundle keeps the one with the higher dev macro-F1; the record shows both figures. The
+    refit emotions head attends over the token vectors (`token_attention`, as the shipped
+    recipe's), and the bundle serves whichever head was kept."""
     data = write_jsonl(tmp_path / "labelled.jsonl", fixture_rows())
     config = write_config(
         tmp_path / "train.yaml",
         data=[str(data)],
         output=str(tmp_path / "bundle"),
         finetune={**TINY["finetune"], "refit_heads": ["urgency", "emotions"]},
+        token_attention={"emotions": 8},
     )
     result = runner.invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -505,6 +509,12 @@ def test_refit_heads_keep_whichever_head_is_better_on_dev(tmp_path: Path):
         joint, refit = choice["joint_dev_macro_f1"], choice["refit_dev_macro_f1"]
         assert choice["kept"] == ("refit" if refit >= joint else "joint")
         assert 0.0 <= min(joint, refit) and max(joint, refit) <= 1.0, task
+    attends = choices["emotions"]["kept"] == "refit"
+    assert manifest["tasks"]["emotions"].get("attention_dim") == (8 if attends else None)
+    bundle = load_bundle(tmp_path / "bundle")
+    encoder = Encoder(max_seq_length=bundle.manifest.encoder.max_seq_length, adapter=bundle.adapter)
+    (analysis,) = Analyzer(encoder, bundle).analyze_messages([Message(role=Role.customer, text="So confused!")], ["m"])
+    assert analysis.emotions
 
 
 def test_finetune_continues_from_a_base_bundle(tmp_path: Path):
