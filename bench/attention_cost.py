@@ -11,7 +11,6 @@ row's token vectors adds to the encoder pass. Rounds alternate, so noise hits bo
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,17 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from bench.latency import load_messages  # noqa: E402
 from nlp.bundle import ModelBundle, load_bundle  # noqa: E402
 from nlp.encoder import Encoder  # noqa: E402
 from nlp.heads import HeadStack  # noqa: E402
 from nlp.token_states import TokenStates  # noqa: E402
-
-
-def messages(limit: int) -> list[str]:
-    texts = []
-    for path in sorted((ROOT / "data" / "urgency").glob("messages_*.jsonl")):
-        texts += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
-    return texts[:limit]
 
 
 def stack(bundle: ModelBundle) -> HeadStack:
@@ -65,7 +58,7 @@ def main() -> None:
         parser.error("--bundle must have a head that attends over tokens and --baseline none")
     encoder = Encoder(max_seq_length=attending.manifest.encoder.max_seq_length, adapter=attending.adapter)
     with_attention, without = stack(attending), stack(pooled)
-    texts = messages(args.batch)
+    texts = load_messages(args.batch)
     print(f"{len(texts)} messages a batch, {args.rounds} rounds, torch threads {args.threads}")
 
     for size in (len(texts), 1):
