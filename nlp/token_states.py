@@ -55,7 +55,7 @@ class TokenStates:
         tokens = np.zeros((len(rows), int(lengths.max(initial=1)), self.dim), dtype=np.float32)
         mask = np.zeros(tokens.shape[:2], dtype=bool)
         for position, (row, length) in enumerate(zip(rows, lengths)):
-            tokens[position, :length] = self.vectors[self.offsets[row] : self.offsets[row + 1]]
+            tokens[position, :length] = self.row(row)
             mask[position, :length] = True
         return torch.from_numpy(tokens), torch.from_numpy(mask)
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nlp.bundle import REQUIRED_TASKS, BundleManifest
 from nlp.encoder import encoder_layer_count
-from training.datasets import INTERACTION_TASKS
+from training.datasets import INTERACTION_TASKS, MULTILABEL_TASKS
 from training.head_trainer import HeadTrainingConfig
 
 TrainMode = Literal["heads", "finetune"]
@@ -222,6 +222,8 @@ class TrainConfig(BaseModel):
         for task, width in self.token_attention.items():
             if task not in self.tasks:
                 raise ValueError(f"token_attention: {task!r} is not one of the tasks {self.tasks}")
+            if task not in MULTILABEL_TASKS:
+                raise ValueError(f"token_attention: {task!r} is not a multi-label task ({list(MULTILABEL_TASKS)})")
             if width <= 0:
                 raise ValueError(f"token_attention: {task!r} needs a positive width, not {width}")
         return self

@@ -170,6 +170,10 @@ def test_refit_refuses_an_encoder_other_than_the_base_bundles(tmp_path, analyzer
         ),
         ({"base_bundle": str(BUNDLE), "encoder_path": "x"}, r"base_bundle: Value error, the encoder is the base"),
         ({}, r"flags: tasks: Value error, a bundle needs a head for each"),
+        # Label-wise attention: for a task being trained, multi-label, with a width.
+        ({"base_bundle": str(BUNDLE), "token_attention": {"emotions": 8}}, r"'emotions' is not one of the tasks"),
+        ({"base_bundle": str(BUNDLE), "token_attention": {"complaint": 8}}, r"'complaint' is not a multi-label task"),
+        ({"base_bundle": str(BUNDLE), "tasks": ["cues"], "token_attention": {"cues": 0}}, r"needs a positive width"),
     ],
 )
 def test_refit_settings_name_the_problem(overrides, message):
