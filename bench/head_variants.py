@@ -33,7 +33,7 @@ def main(variants: dict[str, dict], tasks: list[str], data_root: Path = ROOT.par
     torch.set_num_threads(1)  # fastest on a shared 2-core machine
     recipe = default_recipe(data_root)
     sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
-    features = encode_sets(Encoder(), list(sets.values()), ROOT / ".cache" / "features", label="default")
+    features, _ = encode_sets(Encoder(), list(sets.values()), ROOT / ".cache" / "features", label="default")
     for name, changes in variants.items():
         config = replace(HeadTrainingConfig(), **changes)
         started = time.perf_counter()

@@ -285,12 +285,13 @@ def _training_overlap(bundle: ModelBundle, item: EvaluationSet) -> str | None:
 
 
 def _set_tokens(
-    bundle: ModelBundle, item: EvaluationSet, encoder: Encoder, cache_dir: Path | None
+    bundle: ModelBundle, item: EvaluationSet, encoder: Encoder, cache_dir: Path | None, features: FeatureCache
 ) -> TokenStates | None:
-    """The set's token vectors when its task's head attends over them (else None)."""
+    """The set's token vectors when its task's head attends over them (else None); the
+    pass that encodes them adds its features to `features`."""
     if not bundle.heads[item.task].reads_tokens:
         return None
-    return encode_token_sets(encoder, [item.data], cache_dir, label="evaluate")[item.data.name]
+    return encode_token_sets(encoder, [item.data], cache_dir, label="evaluate", features=features)[item.data.name]
 
 
 def evaluate_set(
@@ -355,15 +356,10 @@ def evaluate_bundle(
         _check_set(bundle, item)
     encoder = encoder or load_encoder(bundle)
     cache = FeatureCache(cache_dir, encoder)  # in memory without cache_dir: each distinct text encoded once
-    evaluations = [
-        evaluate_set(
-            bundle,
-            item,
-            cache.features(item.data.texts, label=item.data.name),
-            _set_tokens(bundle, item, encoder, cache_dir),
-        )
-        for item in sets
-    ]
+    evaluations = []
+    for item in sets:
+        tokens = _set_tokens(bundle, item, encoder, cache_dir, cache)  # first: its pass fills the features too
+        evaluations.append(evaluate_set(bundle, item, cache.features(item.data.texts, label=item.data.name), tokens))
 
     if any(e.baselines for e in evaluations):
         notes.append(f"VADER baseline: {VADER_RULE}. {VADER_ECE_NOTE}")

@@ -6,12 +6,13 @@ and their feature rows); a run encodes only texts no block has yet and adds one 
 
 A head that attends over token vectors (`HeadTrainingConfig.token_attention`) also needs
 each text's token vectors: `encode_token_sets` keeps them per set, in float16, under
-`tokens/` in the same folder (GoEmotions train: about 0.7 GB)."""
+`tokens/` in the same folder (GoEmotions train: about 0.7 GB). They come out of the same
+encoder pass as the features, so `encode_sets` encodes such a set once and fills both."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,17 @@ class FeatureCache:
             return np.zeros((0, self.encoder.feature_dim), dtype=np.float32)
         return np.stack([self._rows[key] for key in keys])
 
+    def add(self, texts: Sequence[str], features: np.ndarray) -> None:
+        """Keep (and persist) features encoded elsewhere, e.g. by a token-vector pass."""
+        new: dict[int, np.ndarray] = {}
+        for text, row in zip(texts, features):
+            key = text_key(text)
+            if key not in self._rows:
+                new.setdefault(key, row)
+        if new:
+            self._rows.update(new)
+            self._save_block(np.array(list(new), dtype=np.uint64), np.stack(list(new.values())))
+
     def _save_block(self, keys: np.ndarray, features: np.ndarray) -> None:
         if self.folder is None:
             return
@@ -76,21 +88,40 @@ class FeatureCache:
         tmp.replace(self.folder / f"{name}.npz")  # atomic: an interrupted run leaves no half block
 
 
-def encode_sets(encoder: Encoder, sets: Sequence, cache_dir: Path | None, *, label: str = "") -> dict[str, np.ndarray]:
-    """Features for each LabelledSet by name; shared texts are encoded once."""
+def encode_sets(
+    encoder: Encoder,
+    sets: Sequence,
+    cache_dir: Path | None,
+    *,
+    label: str = "",
+    token_sets: Collection[str] = (),
+) -> tuple[dict[str, np.ndarray], dict[str, TokenStates]]:
+    """Features for each LabelledSet by name, and token vectors for the sets named in
+    `token_sets`. Shared texts are encoded once, and a set that needs token vectors is
+    encoded once for both."""
     cache = FeatureCache(cache_dir, encoder)
+    tokens = encode_token_sets(
+        encoder, [s for s in sets if s.name in token_sets], cache_dir, label=label, features=cache
+    )
     union = list(dict.fromkeys(text for s in sets for text in s.texts))
     features = cache.features(union, label=label)
     row = {text: i for i, text in enumerate(union)}
-    return {s.name: features[[row[text] for text in s.texts]] for s in sets}
+    return {s.name: features[[row[text] for text in s.texts]] for s in sets}, tokens
 
 
 def encode_token_sets(
-    encoder: Encoder, sets: Sequence, cache_dir: Path | None, *, label: str = "", chunk: int = 2048
+    encoder: Encoder,
+    sets: Sequence,
+    cache_dir: Path | None,
+    *,
+    label: str = "",
+    chunk: int = 2048,
+    features: FeatureCache | None = None,
 ) -> dict[str, TokenStates]:
     """Token vectors (float16) of each LabelledSet's texts by name, from the encoder's own
     pass at its window; cached per set under `cache_dir/<encoder fingerprint>/tokens/`,
-    keyed by the set's texts, so a changed set is encoded again."""
+    keyed by the set's texts, so a changed set is encoded again. The pooled features of
+    that pass go to `features`, when given, so they need no pass of their own."""
     folder = cache_dir / encoder_fingerprint(encoder) / "tokens" if cache_dir else None
     states = {}
     for labelled in sets:
@@ -111,10 +142,12 @@ def encode_token_sets(
             leave=False,
         ):
             part = texts[start : start + chunk]
-            encoded = encoder.encode(part, keep_tokens=[True] * len(part)).tokens
-            if encoded is None:
+            encoded = encoder.encode(part, keep_tokens=[True] * len(part))
+            if encoded.tokens is None:
                 raise ValueError("the encoder returned no token vectors")
-            rows.extend(row.astype(np.float16) for row in encoded if row is not None)
+            rows.extend(row.astype(np.float16) for row in encoded.tokens if row is not None)
+            if features is not None:
+                features.add(part, encoded.features)
         states[labelled.name] = TokenStates.from_rows(rows, dtype=np.float16)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

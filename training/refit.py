@@ -22,11 +22,11 @@ from training.recipes import TaskData
 from training.train import (
     encoder_training,
     fit_task_head,
-    head_token_sets,
     heads_phrase,
     machine_description,
     ordered_tasks,
     report_heads,
+    token_set_names,
 )
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,13 @@ def refit_bundle(
     encoder = encoder or load_encoder(base, device)
     _check_encoder(base, encoder)
     all_sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
-    features = encode_sets(encoder, list(all_sets.values()), cache_dir, label=f"refit on {base.name}")
-    tokens = head_token_sets(encoder, recipe, config.token_attention, cache_dir, label=f"refit on {base.name}")
+    features, tokens = encode_sets(
+        encoder,
+        list(all_sets.values()),
+        cache_dir,
+        label=f"refit on {base.name}",
+        token_sets=token_set_names(recipe, config.token_attention),
+    )
     encode_seconds = time.perf_counter() - started
 
     refit: dict[str, TaskHead] = {}

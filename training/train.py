@@ -19,7 +19,7 @@ from nlp.token_states import TokenStates
 from nlp.vocabulary import GOEMOTIONS_EKMAN_SOURCES, SUPPORT_EMOTION_SOURCES
 from training.config import TrainConfig
 from training.datasets import LabelledSet
-from training.features import encode_sets, encode_token_sets
+from training.features import encode_sets
 from training.finetune import FinetuneResult, finetune
 from training.head_trainer import HeadTrainingConfig, evaluate_head, evaluate_report, train_head
 from training.metrics import collapse_labels, multilabel_metrics_from_predictions
@@ -122,8 +122,13 @@ def train_bundle(
     started = time.perf_counter()
     encoder = encoder or Encoder()
     all_sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
-    features = encode_sets(encoder, list(all_sets.values()), cache_dir, label=recipe_name)
-    tokens = head_token_sets(encoder, recipe, config.token_attention, cache_dir, label=recipe_name)
+    features, tokens = encode_sets(
+        encoder,
+        list(all_sets.values()),
+        cache_dir,
+        label=recipe_name,
+        token_sets=token_set_names(recipe, config.token_attention),
+    )
     encode_seconds = time.perf_counter() - started
 
     heads = {}
@@ -171,9 +176,14 @@ def finetune_bundle(
     started = time.perf_counter()
     refit_choices = refit_heads(recipe, config, result)
     report_sets = {s.name: s for data in recipe.values() for s in (data.dev, *data.reports)}
-    features = encode_sets(result.encoder, list(report_sets.values()), None, label="reports")
     attending = [task for task, head in result.heads.items() if head.reads_tokens]
-    tokens = head_token_sets(result.encoder, recipe, attending, None, label="reports", with_train=False)
+    features, tokens = encode_sets(
+        result.encoder,
+        list(report_sets.values()),
+        None,
+        label="reports",
+        token_sets=token_set_names(recipe, attending, with_train=False),
+    )
     adapter_entry, _ = result.adapter
     training = {
         "recipe": recipe_name,
@@ -241,9 +251,12 @@ def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: Finetu
     for task in config.finetune.refit_heads:
         data = recipe[task]
         head_config = config.head_config()
-        features = encode_sets(result.encoder, [data.train, data.dev], None, label=f"refit {task}")
-        tokens = head_token_sets(
-            result.encoder, {task: data}, head_config.token_attention, None, label=f"refit {task}", with_reports=False
+        features, tokens = encode_sets(
+            result.encoder,
+            [data.train, data.dev],
+            None,
+            label=f"refit {task}",
+            token_sets=token_set_names({task: data}, head_config.token_attention),
         )
         refit = fit_task_head(task, data, features, head_config, tokens)
         dev, dev_tokens = features[data.dev.name], tokens.get(data.dev.name)
@@ -282,25 +295,22 @@ def fit_task_head(
     )
 
 
-def head_token_sets(
-    encoder: Encoder,
+def token_set_names(
     recipe: Mapping[str, TaskData],
     tasks: Iterable[str],
-    cache_dir: Path | None,
     *,
-    label: str,
     with_train: bool = True,
     with_reports: bool = True,
-) -> dict[str, TokenStates]:
-    """Token vectors, by set name, of the sets of the recipe's `tasks` (those whose heads
-    attend over tokens): nothing is encoded when there are none."""
-    sets: dict[str, LabelledSet] = {}
+) -> set[str]:
+    """Names of the sets of the recipe's `tasks` (those whose heads attend over tokens),
+    whose token vectors the encoding pass keeps."""
+    names: set[str] = set()
     for task in tasks:
         if task in recipe:
             data = recipe[task]
             chosen = ([data.train] if with_train else []) + [data.dev] + (list(data.reports) if with_reports else [])
-            sets |= {s.name: s for s in chosen}
-    return encode_token_sets(encoder, list(sets.values()), cache_dir, label=label) if sets else {}
+            names |= {s.name for s in chosen}
+    return names
 
 
 def ordered_tasks(recipe: dict[str, TaskData] | list[str]) -> list[str]:
