@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from nlp.encoder import Encoder  # noqa: E402
-from training.features import encode_sets  # noqa: E402
+from training.features import FeatureCache, encode_sets  # noqa: E402
 from training.head_trainer import HeadTrainingConfig, evaluate_head  # noqa: E402
 from training.recipes import default_recipe  # noqa: E402
 from training.train import derived_emotion_reports, fit_task_head  # noqa: E402
@@ -33,7 +33,9 @@ def main(variants: dict[str, dict], tasks: list[str], data_root: Path = ROOT.par
     torch.set_num_threads(1)  # fastest on a shared 2-core machine
     recipe = default_recipe(data_root)
     sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
-    features, _ = encode_sets(Encoder(), list(sets.values()), ROOT / ".cache" / "features", label="default")
+    features, _ = encode_sets(
+        FeatureCache(ROOT / ".cache" / "features", Encoder()), list(sets.values()), label="default"
+    )
     for name, changes in variants.items():
         config = replace(HeadTrainingConfig(), **changes)
         started = time.perf_counter()

@@ -32,7 +32,7 @@ from training.datasets import (
     load_xci_complaint,
     read_labelled_files,
 )
-from training.features import FeatureCache, encode_token_sets
+from training.features import FeatureCache
 from training.head_trainer import evaluate_report
 from training.metrics import multiclass_metrics
 from training.recipes import OWN_DATA_FILES
@@ -284,14 +284,12 @@ def _training_overlap(bundle: ModelBundle, item: EvaluationSet) -> str | None:
     return None
 
 
-def _set_tokens(
-    bundle: ModelBundle, item: EvaluationSet, encoder: Encoder, cache_dir: Path | None, features: FeatureCache
-) -> TokenStates | None:
+def _set_tokens(bundle: ModelBundle, item: EvaluationSet, cache: FeatureCache) -> TokenStates | None:
     """The set's token vectors when its task's head attends over them (else None); the
-    pass that encodes them adds its features to `features`."""
+    pass that encodes them adds its features to `cache`."""
     if not bundle.heads[item.task].reads_tokens:
         return None
-    return encode_token_sets(encoder, [item.data], cache_dir, label="evaluate", features=features)[item.data.name]
+    return cache.token_states(item.data, label="evaluate")
 
 
 def evaluate_set(
@@ -358,7 +356,7 @@ def evaluate_bundle(
     cache = FeatureCache(cache_dir, encoder)  # in memory without cache_dir: each distinct text encoded once
     evaluations = []
     for item in sets:
-        tokens = _set_tokens(bundle, item, encoder, cache_dir, cache)  # first: its pass fills the features too
+        tokens = _set_tokens(bundle, item, cache)  # first: its pass fills the features too
         evaluations.append(evaluate_set(bundle, item, cache.features(item.data.texts, label=item.data.name), tokens))
 
     if any(e.baselines for e in evaluations):

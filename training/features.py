@@ -5,9 +5,11 @@ The cache is a folder per encoder fingerprint holding blocks (`.npz`: 64-bit tex
 and their feature rows); a run encodes only texts no block has yet and adds one block.
 
 A head that attends over token vectors (`HeadTrainingConfig.token_attention`) also needs
-each text's token vectors: `encode_token_sets` keeps them per set, in float16, under
-`tokens/` in the same folder (GoEmotions train: about 0.7 GB). They come out of the same
-encoder pass as the features, so `encode_sets` encodes such a set once and fills both."""
+each text's token vectors: the cache keeps them per set, in float16, under `tokens/` in the
+same folder (GoEmotions train: about 0.7 GB). They come out of the same encoder pass as
+the features, so `encode_sets` encodes such a set once and fills both. Without a folder
+the cache lives in memory, so the steps of one run that share it (the fine-tune's head
+refits and its reports) still encode each text once."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from nlp.encoder import Encoder, packaged_model_version
 from nlp.token_states import TokenStates
+from training.datasets import LabelledSet
 
 
 def text_key(text: str) -> int:
@@ -41,6 +44,7 @@ class FeatureCache:
         self.encoder = encoder
         self.folder = root / encoder_fingerprint(encoder) if root else None
         self._rows: dict[int, np.ndarray] = {}
+        self._token_sets: dict[str, TokenStates] = {}
         if self.folder and self.folder.is_dir():
             for block in sorted(self.folder.glob("*.npz")):
                 with np.load(block) as data:
@@ -78,6 +82,38 @@ class FeatureCache:
             self._rows.update(new)
             self._save_block(np.array(list(new), dtype=np.uint64), np.stack(list(new.values())))
 
+    def token_states(self, labelled: LabelledSet, *, label: str = "", chunk: int = 2048) -> TokenStates:
+        """Token vectors (float16) of a set's texts, from the encoder's own pass at its
+        window; kept per set (keyed by its texts, so a changed set is encoded again) in
+        memory and under `tokens/`. The pass's pooled features join the feature cache."""
+        digest = hashlib.sha256(np.array([text_key(t) for t in labelled.texts], dtype=np.uint64).tobytes())
+        key = digest.hexdigest()[:16]
+        if key in self._token_sets:
+            return self._token_sets[key]
+        path = self.folder / "tokens" / f"{key}.npz" if self.folder else None
+        if path is not None and path.is_file():
+            states = TokenStates.load(path)
+        else:
+            states = self._encode_tokens(list(labelled.texts), f"token vectors {label} {labelled.name}".strip(), chunk)
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                states.save(path)
+        self._token_sets[key] = states
+        return states
+
+    def _encode_tokens(self, texts: list[str], description: str, chunk: int) -> TokenStates:
+        if not texts:
+            return TokenStates(np.zeros((0, self.encoder.dim), np.float16), np.zeros(1, np.int64))
+        rows: list[np.ndarray] = []
+        for start in tqdm(range(0, len(texts), chunk), desc=description, unit="chunk", leave=False):
+            part = texts[start : start + chunk]
+            encoded = self.encoder.encode(part, keep_tokens=[True] * len(part))
+            if encoded.tokens is None:
+                raise ValueError("the encoder returned no token vectors")
+            rows.extend(row.astype(np.float16) for row in encoded.tokens if row is not None)
+            self.add(part, encoded.features)
+        return TokenStates.from_rows(rows, dtype=np.float16)
+
     def _save_block(self, keys: np.ndarray, features: np.ndarray) -> None:
         if self.folder is None:
             return
@@ -89,67 +125,17 @@ class FeatureCache:
 
 
 def encode_sets(
-    encoder: Encoder,
-    sets: Sequence,
-    cache_dir: Path | None,
+    cache: FeatureCache,
+    sets: Sequence[LabelledSet],
     *,
     label: str = "",
     token_sets: Collection[str] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, TokenStates]]:
     """Features for each LabelledSet by name, and token vectors for the sets named in
-    `token_sets`. Shared texts are encoded once, and a set that needs token vectors is
-    encoded once for both."""
-    cache = FeatureCache(cache_dir, encoder)
-    tokens = encode_token_sets(
-        encoder, [s for s in sets if s.name in token_sets], cache_dir, label=label, features=cache
-    )
+    `token_sets`, from `cache` (which encodes what it lacks). Shared texts are encoded once,
+    and a set that needs token vectors is encoded once for both."""
+    tokens = {s.name: cache.token_states(s, label=label) for s in sets if s.name in token_sets}
     union = list(dict.fromkeys(text for s in sets for text in s.texts))
     features = cache.features(union, label=label)
     row = {text: i for i, text in enumerate(union)}
     return {s.name: features[[row[text] for text in s.texts]] for s in sets}, tokens
-
-
-def encode_token_sets(
-    encoder: Encoder,
-    sets: Sequence,
-    cache_dir: Path | None,
-    *,
-    label: str = "",
-    chunk: int = 2048,
-    features: FeatureCache | None = None,
-) -> dict[str, TokenStates]:
-    """Token vectors (float16) of each LabelledSet's texts by name, from the encoder's own
-    pass at its window; cached per set under `cache_dir/<encoder fingerprint>/tokens/`,
-    keyed by the set's texts, so a changed set is encoded again. The pooled features of
-    that pass go to `features`, when given, so they need no pass of their own."""
-    folder = cache_dir / encoder_fingerprint(encoder) / "tokens" if cache_dir else None
-    states = {}
-    for labelled in sets:
-        digest = hashlib.sha256(np.array([text_key(t) for t in labelled.texts], dtype=np.uint64).tobytes())
-        path = folder / f"{digest.hexdigest()[:16]}.npz" if folder else None
-        if path is not None and path.is_file():
-            states[labelled.name] = TokenStates.load(path)
-            continue
-        rows: list[np.ndarray] = []
-        texts = list(labelled.texts)
-        if not texts:
-            states[labelled.name] = TokenStates(np.zeros((0, encoder.dim), np.float16), np.zeros(1, np.int64))
-            continue
-        for start in tqdm(
-            range(0, len(texts), chunk),
-            desc=f"token vectors {label} {labelled.name}".strip(),
-            unit="chunk",
-            leave=False,
-        ):
-            part = texts[start : start + chunk]
-            encoded = encoder.encode(part, keep_tokens=[True] * len(part))
-            if encoded.tokens is None:
-                raise ValueError("the encoder returned no token vectors")
-            rows.extend(row.astype(np.float16) for row in encoded.tokens if row is not None)
-            if features is not None:
-                features.add(part, encoded.features)
-        states[labelled.name] = TokenStates.from_rows(rows, dtype=np.float16)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            states[labelled.name].save(path)
-    return states

@@ -15,7 +15,7 @@ from nlp.bundle import BundleManifest, ModelBundle, load_bundle, save_bundle
 from nlp.encoder import Encoder, packaged_model_version
 from nlp.heads import TaskHead
 from training.evaluate import load_encoder
-from training.features import encode_sets
+from training.features import FeatureCache, encode_sets
 from training.head_trainer import HeadTrainingConfig
 from training.model_card import card_results, render_model_card
 from training.recipes import TaskData
@@ -64,9 +64,8 @@ def refit_bundle(
     _check_encoder(base, encoder)
     all_sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
     features, tokens = encode_sets(
-        encoder,
+        FeatureCache(cache_dir, encoder),
         list(all_sets.values()),
-        cache_dir,
         label=f"refit on {base.name}",
         token_sets=token_set_names(recipe, config.token_attention),
     )

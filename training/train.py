@@ -19,7 +19,7 @@ from nlp.token_states import TokenStates
 from nlp.vocabulary import GOEMOTIONS_EKMAN_SOURCES, SUPPORT_EMOTION_SOURCES
 from training.config import TrainConfig
 from training.datasets import LabelledSet
-from training.features import encode_sets
+from training.features import FeatureCache, encode_sets
 from training.finetune import FinetuneResult, finetune
 from training.head_trainer import HeadTrainingConfig, evaluate_head, evaluate_report, train_head
 from training.metrics import collapse_labels, multilabel_metrics_from_predictions
@@ -123,9 +123,8 @@ def train_bundle(
     encoder = encoder or Encoder()
     all_sets = {s.name: s for data in recipe.values() for s in (data.train, data.dev, *data.reports)}
     features, tokens = encode_sets(
-        encoder,
+        FeatureCache(cache_dir, encoder),
         list(all_sets.values()),
-        cache_dir,
         label=recipe_name,
         token_sets=token_set_names(recipe, config.token_attention),
     )
@@ -174,13 +173,15 @@ def finetune_bundle(
     if result is None:
         return None
     started = time.perf_counter()
-    refit_choices = refit_heads(recipe, config, result)
+    # In memory: the head refits and the reports share texts (dev sets, GoEmotions rows in
+    # both sentiment and emotions), and a fine-tuned encoder's features are not reused later.
+    cache = FeatureCache(None, result.encoder)
+    refit_choices = refit_heads(recipe, config, result, cache)
     report_sets = {s.name: s for data in recipe.values() for s in (data.dev, *data.reports)}
     attending = [task for task, head in result.heads.items() if head.reads_tokens]
     features, tokens = encode_sets(
-        result.encoder,
+        cache,
         list(report_sets.values()),
-        None,
         label="reports",
         token_sets=token_set_names(recipe, attending, with_train=False),
     )
@@ -241,20 +242,22 @@ def continued_from(base_path: Path) -> dict:
     }
 
 
-def refit_heads(recipe: dict[str, TaskData], config: TrainConfig, result: FinetuneResult) -> dict[str, dict]:
+def refit_heads(
+    recipe: dict[str, TaskData], config: TrainConfig, result: FinetuneResult, cache: FeatureCache
+) -> dict[str, dict]:
     """Train the heads named in `finetune.refit_heads` again on the fine-tuned encoder's
     frozen features (heads-mode settings), and keep whichever of the jointly trained and
     the refit head scores higher on dev. A task with a few hundred rows gets a few
     batches in a shared epoch, too few for its head; on fixed features it trains to
-    convergence in seconds. Returns, per task, both dev figures and which head was kept."""
+    convergence in seconds. `cache` holds (and fills) the fine-tuned encoder's features.
+    Returns, per task, both dev figures and which head was kept."""
     choices = {}
     for task in config.finetune.refit_heads:
         data = recipe[task]
         head_config = config.head_config()
         features, tokens = encode_sets(
-            result.encoder,
+            cache,
             [data.train, data.dev],
-            None,
             label=f"refit {task}",
             token_sets=token_set_names({task: data}, head_config.token_attention),
         )

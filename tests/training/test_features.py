@@ -34,7 +34,7 @@ POOLED = labelled("sentiment:train", ["Thanks, that fixed it!", "Where is my par
 
 def test_a_set_that_needs_token_vectors_is_encoded_once_for_both(analyzer, tmp_path):
     encoder = CountingEncoder(analyzer.encoder)
-    features, tokens = encode_sets(encoder, [ATTENDING, POOLED], tmp_path, token_sets={ATTENDING.name})
+    features, tokens = encode_sets(FeatureCache(tmp_path, encoder), [ATTENDING, POOLED], token_sets={ATTENDING.name})
 
     encoded = [text for texts, _ in encoder.calls for text in texts]
     assert sorted(encoded) == sorted(set(ATTENDING.texts) | set(POOLED.texts)), "every distinct text once"
@@ -49,7 +49,9 @@ def test_a_set_that_needs_token_vectors_is_encoded_once_for_both(analyzer, tmp_p
 
     # A second run reads both caches from disk: nothing is encoded.
     again = CountingEncoder(analyzer.encoder)
-    features_again, tokens_again = encode_sets(again, [ATTENDING, POOLED], tmp_path, token_sets={ATTENDING.name})
+    features_again, tokens_again = encode_sets(
+        FeatureCache(tmp_path, again), [ATTENDING, POOLED], token_sets={ATTENDING.name}
+    )
     assert again.calls == []
     np.testing.assert_array_equal(features_again[POOLED.name], features[POOLED.name])
     np.testing.assert_array_equal(tokens_again[ATTENDING.name].vectors, tokens[ATTENDING.name].vectors)
@@ -63,3 +65,14 @@ def test_features_added_by_a_token_pass_are_persisted(analyzer, tmp_path):
     reloaded = FeatureCache(tmp_path, counting)
     np.testing.assert_array_equal(reloaded.features(POOLED.texts), rows)
     assert counting.calls == []
+
+
+def test_a_cache_in_memory_serves_a_run_s_later_steps_without_encoding_again(analyzer):
+    # The fine-tune's head refits and its reports share one cache without a folder.
+    encoder = CountingEncoder(analyzer.encoder)
+    cache = FeatureCache(None, encoder)
+    first = cache.token_states(ATTENDING)
+    _, tokens = encode_sets(cache, [ATTENDING, POOLED], token_sets={ATTENDING.name})
+    assert tokens[ATTENDING.name] is first
+    encoded = [text for texts, _ in encoder.calls for text in texts]
+    assert sorted(encoded) == sorted(set(ATTENDING.texts) | set(POOLED.texts))
