@@ -183,7 +183,7 @@ def finetune_bundle(
         cache,
         list(report_sets.values()),
         label="reports",
-        token_sets=token_set_names(recipe, attending, with_train=False),
+        token_sets=token_set_names(recipe, attending),
     )
     adapter_entry, _ = result.adapter
     training = {
@@ -298,22 +298,15 @@ def fit_task_head(
     )
 
 
-def token_set_names(
-    recipe: Mapping[str, TaskData],
-    tasks: Iterable[str],
-    *,
-    with_train: bool = True,
-    with_reports: bool = True,
-) -> set[str]:
-    """Names of the sets of the recipe's `tasks` (those whose heads attend over tokens),
-    whose token vectors the encoding pass keeps."""
-    names: set[str] = set()
-    for task in tasks:
-        if task in recipe:
-            data = recipe[task]
-            chosen = ([data.train] if with_train else []) + [data.dev] + (list(data.reports) if with_reports else [])
-            names |= {s.name for s in chosen}
-    return names
+def token_set_names(recipe: Mapping[str, TaskData], tasks: Iterable[str]) -> set[str]:
+    """Names of every set of the recipe's `tasks` (those whose heads attend over tokens):
+    `encode_sets` keeps token vectors for those among the sets it encodes."""
+    return {
+        s.name
+        for task in tasks
+        if task in recipe
+        for s in (recipe[task].train, recipe[task].dev, *recipe[task].reports)
+    }
 
 
 def ordered_tasks(recipe: dict[str, TaskData] | list[str]) -> list[str]:
