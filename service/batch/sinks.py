@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -139,10 +140,12 @@ def flat_table(records: Sequence[dict[str, Any]], metadata: dict[str, str] | Non
 
 def write_part_tmp(final: Path, table: Any) -> Path:
     """Write `table` durably next to `final` under a temporary name, and return that name:
-    renaming it to `final` is the commit, so a reader never sees half a part."""
+    renaming it to `final` is the commit, so a reader never sees half a part. The name is
+    unique to this write: a worker of a killed run can still be writing the same chunk while
+    a `--resume` run writes it, and two writers truncating one shared name would interleave."""
     import pyarrow.parquet as pq
 
-    tmp = final.with_name(final.name + ".tmp")
+    tmp = final.with_name(f"{final.name}.{uuid.uuid4().hex}.tmp")
     with tmp.open("wb") as handle:
         pq.write_table(table, handle)
         handle.flush()
@@ -151,10 +154,9 @@ def write_part_tmp(final: Path, table: Any) -> Path:
 
 
 def part_index(name: str) -> int | None:
-    """The number of a part file (`part-000012.parquet`, or its `.tmp`), else None."""
-    stem = name.removesuffix(".tmp")
-    if stem.startswith("part-") and stem.endswith(".parquet"):
-        digits = stem[len("part-") : -len(".parquet")]
+    """The number of a committed part file (`part-000012.parquet`), else None."""
+    if name.startswith("part-") and name.endswith(".parquet"):
+        digits = name[len("part-") : -len(".parquet")]
         return int(digits) if digits.isdigit() else None
     return None
 

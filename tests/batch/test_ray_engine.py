@@ -235,9 +235,9 @@ def test_resume_after_sigkill_with_ray_writing_parts_is_exactly_once(tmp_path):
     written, stable_since = len(committed_parts(output)), time.monotonic()
     while time.monotonic() - stable_since < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
-        count = len(committed_parts(output))
-        if count != written:
-            written, stable_since = count, time.monotonic()
+        now_written = len(committed_parts(output))
+        if now_written != written:
+            written, stable_since = now_written, time.monotonic()
     assert 0 < written and not Checkpoint.load(checkpoint_path(output)).complete
     (output / f"part-{written + 5:06d}.parquet").write_bytes(b"PAR1 torn")  # what a crash mid-write leaves
     (output / f"part-{written:06d}.parquet.tmp").write_bytes(b"PAR1 torn")

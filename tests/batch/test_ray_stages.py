@@ -5,6 +5,7 @@ are the unbroken run from part 0."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pytest
@@ -17,6 +18,19 @@ from service.batch.synthetic import message_rows, synthetic_transcripts, write_r
 from service.settings import Settings
 
 pytest.importorskip("ray")
+
+
+def scored_record() -> dict:
+    """A scored conversation record with no messages, as a chunk part holds it."""
+    record = {"conversation_id": "c", "source_rows": [1, 1], "channel": "chat", "model": {"name": "m", "version": "1"}}
+    record |= {"messages": [], "warnings": []}
+    record["conversation"] = {
+        "messages": 0,
+        "customer_messages": 0,
+        "sentiment_trend": {"label": "flat"},
+        "escalation": {"level": "none", "recommended": False},
+    }
+    return record
 
 
 @pytest.fixture
@@ -63,14 +77,7 @@ def test_chunk_builder_matches_the_driver_whatever_the_batches(tmp_path, setting
 
 
 def test_the_committed_parts_are_the_unbroken_run_from_part_0(tmp_path):
-    record = {"conversation_id": "c", "source_rows": [1, 1], "channel": "chat", "model": {"name": "m", "version": "1"}}
-    record |= {"messages": [], "warnings": []}
-    record["conversation"] = {
-        "messages": 0,
-        "customer_messages": 0,
-        "sentiment_trend": {"label": "flat"},
-        "escalation": {"level": "none", "recommended": False},
-    }
+    record = scored_record()
     for index in (0, 1, 3):
         write_chunk_part(tmp_path, index, 10 * (index + 1), [record] * index, [RowError(index + 1, "bad")])
     (tmp_path / "part-000002.parquet").write_bytes(b"PAR1 torn")  # what a crash mid-write leaves
@@ -82,3 +89,15 @@ def test_the_committed_parts_are_the_unbroken_run_from_part_0(tmp_path):
         [{"row": 2, "conversation_id": None, "reason": "bad"}]
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["part-000000.parquet", "part-000001.parquet"]
+
+
+def test_writers_of_one_chunk_at_once_never_share_a_temporary_and_the_part_stays_whole(tmp_path):
+    # A worker of a killed run may still write a chunk while the resumed run writes it too.
+    def write_repeatedly(conversations: int) -> None:
+        for _ in range(10):
+            write_chunk_part(tmp_path, 0, 10, [scored_record()] * conversations, [])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(write_repeatedly, [1, 2, 3, 4]))  # re-raises a writer's error
+    assert [p.name for p in tmp_path.iterdir()] == ["part-000000.parquet"]
+    assert [(p.index, p.last_row) for p in committed_parts(tmp_path)] == [(0, 10)]
