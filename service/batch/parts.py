@@ -77,6 +77,14 @@ def cut_back(folder: Path) -> list[PartInfo]:
     for leftover in folder.iterdir():
         index = part_index(leftover.name)
         if leftover.name.endswith(".tmp") or (index is not None and index >= len(committed)):
-            leftover.unlink()
+            leftover.unlink(missing_ok=True)
     fsync_dir(folder)
     return committed
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the temporaries no write will rename any more: once a run's writes are done,
+    one left is a killed writer's (a task of an earlier run that outlived its driver)."""
+    for leftover in folder.glob("*.tmp"):
+        leftover.unlink(missing_ok=True)
+    fsync_dir(folder)

@@ -26,7 +26,7 @@ from service.batch.checkpoint import (
     input_fingerprint,
 )
 from service.batch.engines import Engine, PartsEngine, SourceEngine
-from service.batch.parts import committed_parts, cut_back
+from service.batch.parts import committed_parts, cut_back, remove_temporaries
 from service.batch.records import RowError, Shape
 from service.batch.scoring import chunk_failures
 from service.batch.sinks import OUTPUT_FORMATS, ErrorSink, open_sink
@@ -227,6 +227,7 @@ def _run_parts(
     source.plan = ChunkPlan(source.plan.shape, checkpoint.rows, checkpoint.chunks)
     started = time.perf_counter()
     engine.write_parts(source, job.output)
+    remove_temporaries(job.output)
     parts = committed_parts(job.output)
     if len(parts) != sum(1 for _ in job.output.glob("part-*.parquet")):
         raise ScoreJobError(f"{job.output} has a gap in its parts; rerun with --resume")

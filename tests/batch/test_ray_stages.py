@@ -11,9 +11,11 @@ import pyarrow as pa
 import pytest
 
 from nlp.archive import RowReader
+from service.batch.checkpoint import Checkpoint, checkpoint_path
 from service.batch.parts import committed_parts, cut_back, read_part_info, write_chunk_part
 from service.batch.records import RowError, Shape
-from service.batch.source import ChunkPlan, chunks_from_rows
+from service.batch.runner import ScoreJob, run_score
+from service.batch.source import ArchiveSource, ChunkPlan, chunks_from_rows
 from service.batch.synthetic import message_rows, synthetic_transcripts, write_rows
 from service.settings import Settings
 
@@ -101,3 +103,35 @@ def test_writers_of_one_chunk_at_once_never_share_a_temporary_and_the_part_stays
         list(pool.map(write_repeatedly, [1, 2, 3, 4]))  # re-raises a writer's error
     assert [p.name for p in tmp_path.iterdir()] == ["part-000000.parquet"]
     assert [(p.index, p.last_row) for p in committed_parts(tmp_path)] == [(0, 10)]
+
+
+class _PartsWriterBesideAKilledOne:
+    """A parts engine that writes one empty part per chunk, while a write task of a killed
+    earlier run leaves its temporary behind (the folder is never renamed into)."""
+
+    name = "parts"
+
+    def writes_parts(self) -> bool:
+        return True
+
+    def write_parts(self, source: ArchiveSource, folder) -> None:
+        for chunk in source.chunks():
+            write_chunk_part(folder, chunk.index, chunk.last_row, [], chunk.errors)
+            (folder / f"part-{chunk.index:06d}.parquet.killed-writer.tmp").write_bytes(b"PAR1 half")
+
+    def score(self, chunks):
+        raise AssertionError("a parts engine writes the parts itself")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_parts_run_ends_with_no_temporary_of_a_killed_writer_left(tmp_path, settings):
+    write_rows(message_rows(synthetic_transcripts(4)), tmp_path / "archive.jsonl")
+    output = tmp_path / "scored.parquet"
+    job = ScoreJob(input=tmp_path / "archive.jsonl", output=output, progress=False)
+    summary = run_score(job, settings, _PartsWriterBesideAKilledOne)
+    parts = committed_parts(output)
+    assert len(parts) > 1 and summary.rows == parts[-1].last_row
+    assert sorted(p.name for p in output.iterdir()) == [f"part-{i:06d}.parquet" for i in range(len(parts))]
+    assert Checkpoint.load(checkpoint_path(output)).complete
