@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nlp.text import replace_lone_surrogates
 from nlp.vocabulary import NO_ROUTE, ComplaintLabel, CueFamily, EscalationLevel, RuleLevel
@@ -117,16 +117,18 @@ class Transcript(ConversationFields):
     conversation_id: str | None = Field(default=None, max_length=128, pattern=IDENTIFIER_PATTERN)
     messages: list[Message] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _message_ids_unique(self) -> Transcript:
+    @field_validator("messages")
+    @classmethod
+    def _message_ids_unique(cls, messages: list[Message]) -> list[Message]:
+        # A field validator, so that the error names `messages` (a model one names the body).
         seen: set[str] = set()
-        for index, message in enumerate(self.messages):
+        for index, message in enumerate(messages):
             if message.id is None:
                 continue
             if message.id in seen:
                 raise ValueError(f"messages[{index}].id {message.id!r} is used by an earlier message")
             seen.add(message.id)
-        return self
+        return messages
 
 
 class IncomingMessage(Message, ConversationFields):

@@ -123,10 +123,16 @@ def error_response(
 
 
 async def send_error(
-    scope: Scope, send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    scope: Scope,
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
 ) -> None:
     """Answer an error from ASGI middleware, before the app (and its handlers) run."""
-    payload = json.dumps(error_body(status, code, message, request_id=get_request_id(scope))).encode()
+    payload = json.dumps(error_body(status, code, message, details, request_id=get_request_id(scope))).encode()
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
     raw_headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -153,6 +159,11 @@ def _validation_handler(request: Request, exc: RequestValidationError) -> JSONRe
 
 
 def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's only 400 here: a JSON body it could not decode (not UTF-8, UTF-16 or 32);
+        # the service's own 400s are ApiErrors.
+        reason = f"request body is not valid JSON: {exc.detail}"
+        return error_response(400, "invalid_json", reason, request_id=get_request_id(request.scope))
     code = {
         404: "not_found",
         405: "method_not_allowed",

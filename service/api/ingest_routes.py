@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from nlp.schemas import ConversationSummary, Timing
 from service.api.errors import ApiError, ErrorResponse
-from service.api.limits import check_messages
+from service.api.limits import check_messages, conversation_full
 from service.api.routes import RecorderDep, SettingsDep
 from service.api.schemas import IngestIgnored, IngestResponse
 from service.conversations import ConversationFull, ConversationRecorder, RecordedMessage
@@ -198,7 +198,7 @@ async def ingest(read: Reader, body: bytes, recorder: ConversationRecorder, sett
         for message in outcome.messages:
             recorded.append(await recorder.record(outcome.conversation_id, message))
     except ConversationFull as exc:
-        raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
+        raise conversation_full(exc, settings) from None
     duplicate = all(r.duplicate for r in recorded)
     INGEST_DELIVERIES.labels(helpdesk=outcome.helpdesk, outcome="duplicate" if duplicate else "recorded").inc()
     return IngestResponse(

@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nlp.schemas import Message as ChatMessage
 from service.api.errors import ApiError, send_error
 from service.api.request_context import matched_route
+from service.conversations import ConversationFull
 from service.settings import Settings
 from service.transcript_limits import LimitBreach, message_breach, transcript_breach
 
@@ -71,6 +72,7 @@ class RequestGuardMiddleware:
                 413,
                 "too_large",
                 f"request body of {declared} bytes exceeds the limit of {self.max_body_bytes}",
+                details=[{"field": "body", "message": f"more than {self.max_body_bytes} bytes"}],
             )
             return
         # Read the body up to the limit (it may be chunked, with no length declared).
@@ -85,7 +87,12 @@ class RequestGuardMiddleware:
             size += len(chunk)
             if size > self.max_body_bytes:
                 await send_error(
-                    scope, send, 413, "too_large", f"request body exceeds the limit of {self.max_body_bytes} bytes"
+                    scope,
+                    send,
+                    413,
+                    "too_large",
+                    f"request body exceeds the limit of {self.max_body_bytes} bytes",
+                    details=[{"field": "body", "message": f"more than {self.max_body_bytes} bytes"}],
                 )
                 return
             chunks.append(chunk)
@@ -171,6 +178,12 @@ def check_messages(messages: Iterable[ChatMessage], settings: Settings, field: s
 def check_transcript(messages: list[ChatMessage], settings: Settings, field: str = "messages") -> None:
     """413 when a transcript has too many messages or a message is too long."""
     _raise(transcript_breach(messages, settings, field))
+
+
+def conversation_full(exc: ConversationFull, settings: Settings) -> ApiError:
+    """The 413 for a message the stored conversation has no room for, naming the conversation."""
+    named = {"field": "conversation_id", "message": f"the conversation already holds {settings.max_messages} messages"}
+    return ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}", [named])
 
 
 def _raise(breach: LimitBreach | None) -> None:

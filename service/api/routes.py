@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from nlp.analyzer import Analyzer
 from nlp.schemas import IDENTIFIER_PATTERN, IncomingMessage, Timing, Transcript, TranscriptAnalysis
 from service.api.errors import ApiError, ErrorResponse
-from service.api.limits import check_messages, check_transcript
+from service.api.limits import check_messages, check_transcript, conversation_full
 from service.api.schemas import (
     BatchAnalysis,
     BatchRequest,
@@ -121,7 +121,7 @@ async def append_message(
     try:
         recorded = await recorder.record(conversation_id, message)
     except ConversationFull as exc:
-        raise ApiError(413, "too_large", f"{exc}; the limit is {settings.max_messages}") from None
+        raise conversation_full(exc, settings) from None
     return MessageAppendResponse(
         conversation_id=conversation_id,
         message=recorded.message.analysis,

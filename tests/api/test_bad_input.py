@@ -31,7 +31,7 @@ REJECTED = [
     ("invalid timestamp", transcript(customer("hi", timestamp="yesterday at noon")), 422, "messages.0.timestamp"),
     ("numeric timestamp", transcript(customer("hi", timestamp=1700000000)), 422, "messages.0.timestamp"),
     ("oversized message", transcript(customer("a" * 20_001)), 413, "messages.0.text"),
-    ("duplicate message ids", transcript(customer("a", id="x"), customer("b", id="x")), 422, "body"),
+    ("duplicate message ids", transcript(customer("a", id="x"), customer("b", id="x")), 422, "messages"),
     ("bad message id", transcript(customer("a", id="has space")), 422, "messages.0.id"),
     ("metadata not an object", transcript(customer("a"), metadata=[1, 2]), 422, "metadata"),
     ("bad language tag", transcript(customer("a"), language="english please"), 422, "language"),
@@ -49,8 +49,11 @@ def test_rejected_transcripts_name_the_field(client: TestClient, case, body, sta
     assert any(field in item for item in named), (case, error)
 
 
-def test_invalid_json_is_400(client: TestClient):
-    response = client.post("/v1/analyze", content=b'{"messages": [', headers={"content-type": "application/json"})
+@pytest.mark.parametrize(
+    "body", [b'{"messages": [', b'\xff\xfe{"messages": []}', b"\x80abc"], ids=["cut", "utf16", "bytes"]
+)
+def test_invalid_json_is_400(client: TestClient, body: bytes):
+    response = client.post("/v1/analyze", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
 
@@ -127,6 +130,7 @@ def test_limits_from_settings(small_limits_client: TestClient):
     client = small_limits_client
     big = client.post("/v1/analyze", json=transcript(customer("x" * 5000)))
     assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    assert [d["field"] for d in big.json()["error"]["details"]] == ["body"]
     many = client.post("/v1/analyze", json=transcript(*[customer("hi")] * 4))
     assert many.status_code == 413 and "messages" in many.json()["error"]["message"]
     batch = client.post("/v1/analyze/batch", json={"transcripts": [transcript(customer("hi"))] * 3})
@@ -134,5 +138,5 @@ def test_limits_from_settings(small_limits_client: TestClient):
     for i in range(3):
         assert client.post("/v1/conversations/full/messages", json=customer(f"msg {i}")).status_code == 200
     full = client.post("/v1/conversations/full/messages", json=customer("one too many"))
-    assert full.status_code == 413
+    assert full.status_code == 413 and [d["field"] for d in full.json()["error"]["details"]] == ["conversation_id"]
     assert len(client.get("/v1/conversations/full").json()["messages"]) == 3
