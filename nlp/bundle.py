@@ -180,7 +180,13 @@ def load_bundle(path: str | Path) -> ModelBundle:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
     except ValidationError as exc:
-        raise BundleError(f"{manifest_path} does not describe a bundle: {exc}") from exc
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(the whole file)"
+        count = exc.error_count()
+        raise BundleError(
+            f"{manifest_path} does not describe a bundle: {where}: {first['msg']}"
+            + (f" (and {count - 1} more problems)" if count > 1 else "")
+        ) from exc
     if manifest.format != BUNDLE_FORMAT:
         raise BundleError(
             f"{manifest_path}: bundle format {manifest.format} is not supported (expected {BUNDLE_FORMAT})"

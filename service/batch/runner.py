@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nlp.archive import FileFormat, detect_format
+from nlp.archive import SUFFIXES, FileFormat, detect_format
 from service.batch.checkpoint import (
     DRIVER_WRITER,
     PARTS_WRITER,
@@ -93,7 +93,7 @@ def _prepare(job: ScoreJob, input_format: FileFormat, output_format: FileFormat)
     if job.resume:
         checkpoint = Checkpoint.load(job.checkpoint_path)
         if (checkpoint.input_size, checkpoint.input_mtime_ns) != (size, mtime):
-            raise ScoreJobError(f"{job.input} changed since the checkpoint was written; start again without --resume")
+            raise ScoreJobError(f"{job.input} changed since the checkpoint was written; start again with --overwrite")
         if checkpoint.output_format != output_format.value:
             raise ScoreJobError(
                 f"the checkpoint was written for {checkpoint.output_format} output, not {output_format.value}"
@@ -110,12 +110,17 @@ def _prepare(job: ScoreJob, input_format: FileFormat, output_format: FileFormat)
 def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engine]) -> ScoreSummary:
     """Score `job.input` into `job.output` (see the module doc for the resume rule)."""
     input_format = detect_format(job.input)
-    output_format = detect_format(job.output)
+    output_format = SUFFIXES.get(job.output.suffix.lower())
     if output_format not in OUTPUT_FORMATS:
-        raise ScoreJobError(f"{job.output}: scored output is .jsonl, .csv or .parquet, not .{output_format.value}")
+        suffix = job.output.suffix or "(no suffix)"
+        raise ScoreJobError(f"{job.output}: scored output is .jsonl, .csv or .parquet, not {suffix}")
+    if not job.input.exists():
+        raise ScoreJobError(f"{job.input} does not exist")
     resumed = _prepare(job, input_format, output_format)
     if resumed is not None and resumed.complete:
         return ScoreSummary.of(resumed, 0.0, resumed.rows, already_complete=True)
+    for folder in {job.output.parent, job.errors_path.parent}:
+        folder.mkdir(parents=True, exist_ok=True)
     size, mtime = input_fingerprint(job.input)
     checkpoint = resumed or Checkpoint(
         input=str(job.input),

@@ -84,7 +84,7 @@ def topics_fit(
     cache_dir: Annotated[Path | None, typer.Option(help="Embedding cache, e.g. .cache/features; default: none")] = None,
 ) -> None:
     """Fit a topic model on an archive of customer messages and save it (safetensors +
-    manifest.json). Unset options take the defaults listed in the README (TopicFitConfig)."""
+    manifest.json). Unset options take the defaults listed in docs/topics.md (TopicFitConfig)."""
     from nlp.encoder import Encoder
     from nlp.topics import TopicFitConfig, load_topic_model
     from nlp.topics.matching import DEFAULT_MIN_SIMILARITY

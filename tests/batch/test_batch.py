@@ -233,6 +233,24 @@ def test_json_is_read_but_not_written(tmp_path, batch_settings, full_analyzer):
         _score(ARCHIVE / "transcripts.json", tmp_path / "out.json", batch_settings, full_analyzer)
 
 
+@pytest.mark.parametrize("output", ["out.txt", "out"])
+def test_an_output_of_another_type_is_refused_naming_the_types(tmp_path, batch_settings, full_analyzer, output):
+    with pytest.raises(ScoreJobError, match=r"scored output is .jsonl, .csv or .parquet, not (\.txt|\(no suffix\))"):
+        _score(ARCHIVE / "transcripts.json", tmp_path / output, batch_settings, full_analyzer)
+
+
+def test_a_missing_input_is_refused_before_anything_is_written(tmp_path, batch_settings, full_analyzer):
+    with pytest.raises(ScoreJobError, match="nope.jsonl does not exist"):
+        _score(tmp_path / "nope.jsonl", tmp_path / "s.jsonl", batch_settings, full_analyzer)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_and_errors_folders_are_created(tmp_path, batch_settings, full_analyzer):
+    output, errors = tmp_path / "new" / "sub" / "s.jsonl", tmp_path / "errs" / "bad.jsonl"
+    summary = _score(ARCHIVE / "transcripts.jsonl", output, batch_settings, full_analyzer, errors=errors)
+    assert summary.conversations == len(_lines(output)) > 0 and errors.is_file()
+
+
 def test_existing_output_needs_resume_or_overwrite(tmp_path, batch_settings, full_analyzer):
     write_rows(synthetic_transcripts(2), tmp_path / "a.jsonl")
     _score(tmp_path / "a.jsonl", tmp_path / "s.jsonl", batch_settings, full_analyzer)

@@ -85,6 +85,14 @@ def test_missing_directory(tmp_path: Path):
         load_bundle(tmp_path / "nothing-here")
 
 
+def test_a_manifest_that_is_not_a_bundle_is_one_line_naming_the_first_problem(bundle_copy: Path):
+    (bundle_copy / "manifest.json").write_text("{}")
+    with pytest.raises(BundleError) as raised:
+        load_bundle(bundle_copy)
+    message = str(raised.value)
+    assert "\n" not in message and "does not describe a bundle: " in message and "more problems" in message
+
+
 def test_missing_manifest(bundle_copy: Path):
     (bundle_copy / "manifest.json").unlink()
     with pytest.raises(BundleError, match="manifest.json is missing"):
