@@ -187,7 +187,7 @@ class RowReader:
                 yield ArchiveRow(number + 1, error="invalid JSON: more data after the closing ']'")
 
     def _csv(self) -> Iterator[ArchiveRow]:
-        reader = csv.reader(self._lines())
+        reader = csv.reader(self._lines(), strict=True)  # an unclosed quote is an error, not the rest of the file
         try:
             header = next(reader)
         except StopIteration:

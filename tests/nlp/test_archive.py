@@ -140,3 +140,12 @@ def test_files_that_cannot_be_read_at_all(tmp_path):
     assert {
         detect_format(tmp_path / f"a.{s}") for s in ("jsonl", "ndjson", "json", "csv", "parquet", "pq", "JSON")
     } == set(FileFormat)
+
+
+def test_an_unclosed_quote_in_the_csv_header_refuses_the_file_and_in_a_row_is_that_rows_error(tmp_path):
+    # Without csv's strict mode the quote swallows the rest of the file: 0 rows, no error.
+    (tmp_path / "header.csv").write_text('"conversation_id,role,text\nc1,customer,hello\n')
+    with pytest.raises(ArchiveError, match="unreadable CSV header"):
+        list(RowReader(tmp_path / "header.csv"))
+    (tmp_path / "row.csv").write_text('conversation_id,role,text\nc1,customer,"hello\n')
+    assert [(r.number, r.error is not None) for r in RowReader(tmp_path / "row.csv")] == [(2, True)]
