@@ -14,8 +14,7 @@ from nlp.policy import PolicyError
 from service.batch.records import Shape
 from service.batch.report import PERIODS, build_figures, write_report
 from service.batch.scoring import read_scored
-from service.cli.main import app, fail
-from service.settings import get_settings
+from service.cli.main import app, fail, load_settings
 
 # Heavy modules (torch, transformers, spaCy) are imported inside the commands that use them: see __init__.py.
 
@@ -64,7 +63,7 @@ def score(
         fail(f"--shape must be auto, transcripts or messages, not {shape!r}")
     if engine not in {"local", "ray"}:
         fail(f"--engine must be local or ray, not {engine!r}")
-    settings = get_settings()
+    settings = load_settings()
     job = ScoreJob(
         input=source,
         output=output,

@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from service.cli.main import app
+from service.cli.main import app, load_settings
 from service.database_url import describe_database_url
-from service.settings import get_settings
 
 # The store is imported inside the commands: its message type pulls in spaCy (and torch), see __init__.py.
 
@@ -26,7 +25,7 @@ def upgrade_database(
     from service.store.database import Database
     from service.store.migrate import current_revision, upgrade
 
-    settings = get_settings()
+    settings = load_settings()
     database = Database(settings.store_url(), settings.database_pool())
     try:
         before = current_revision(database)
@@ -44,7 +43,7 @@ def show_revision() -> None:
     from service.store.database import Database
     from service.store.migrate import current_revision, head_revision
 
-    settings = get_settings()
+    settings = load_settings()
     database = Database(settings.store_url(), settings.database_pool())
     try:
         current = current_revision(database)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from nlp import __version__
+
+if TYPE_CHECKING:
+    from service.settings import Settings
 
 DATA_ROOT = Path("../shared/data")
 """Where the commands that read public data sets look for them unless --data-root or
@@ -38,6 +41,23 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """End the command with `error: message` on stderr (exit status 2: a usage or input problem)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or one error line per command naming each
+    CONVINTEL_* variable that is wrong (not a pydantic traceback)."""
+    from pydantic import ValidationError
+
+    from service.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"CONVINTEL_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        fail(f"invalid configuration: {problems}")
 
 
 def report_skipped(count: int, problems: list[str], what: str = "invalid row(s)") -> None:

@@ -18,8 +18,7 @@ from service.cli.escalation_set import (
     EscalationSetDirOption,
     read_escalation_rows,
 )
-from service.cli.main import DATA_ROOT, app, fail, report_skipped
-from service.settings import get_settings
+from service.cli.main import DATA_ROOT, app, fail, load_settings, report_skipped
 from training.datasets import DataError
 
 # Heavy modules (torch, transformers, spaCy) are imported inside the commands that use them: see __init__.py.
@@ -246,7 +245,7 @@ def evaluate_escalation_command(
 
     rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
-        analyzer = load_analyzer(get_settings())
+        analyzer = load_analyzer(load_settings())
     except (BundleError, ConfigFileError) as exc:
         fail(str(exc))
     report = evaluate_escalation(analyzer, rows)
@@ -283,7 +282,7 @@ def evaluate_cues_command(
         fail("evaluate-cues reads data/urgency and data/cues of convintel's source checkout")
     rows = [row for row in cue_interactions(data_root, checkout) if row.split == split]
     try:
-        analyzer = load_analyzer(get_settings())
+        analyzer = load_analyzer(load_settings())
         report = evaluate_cues(analyzer, rows)
     except (BundleError, ConfigFileError, ValueError) as exc:
         fail(str(exc))

@@ -15,8 +15,7 @@ from service.cli.escalation_set import (
     EscalationSetDirOption,
     read_escalation_rows,
 )
-from service.cli.main import DATA_ROOT, app, fail
-from service.settings import get_settings
+from service.cli.main import DATA_ROOT, app, fail, load_settings
 
 policy_app = typer.Typer(no_args_is_help=True, help="Escalation policies: backtest one on labelled conversations.")
 app.add_typer(policy_app, name="policy")
@@ -52,7 +51,7 @@ def backtest_command(
         fail(" ".join(str(exc).split()))  # a YAML syntax error spans lines: one line it is
     rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
-        analyzer = load_analyzer(get_settings())
+        analyzer = load_analyzer(load_settings())
     except STARTUP_ERRORS as exc:
         fail(str(exc))
     report = backtest(analyzer, rows, candidate, baseline, data=source)

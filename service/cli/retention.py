@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from nlp.timestamps import utc_iso
-from service.cli.main import app, fail
-from service.settings import get_settings
+from service.cli.main import app, fail, load_settings
 
 # The store is imported inside the command: its message type pulls in spaCy (and torch), see __init__.py.
 
@@ -31,7 +30,7 @@ def purge(
     from service.store import ConversationStore
     from service.store.migrate import open_database
 
-    settings = get_settings()
+    settings = load_settings()
     days = older_than_days if older_than_days is not None else settings.retention_days
     if not days:
         fail("no retention period: set CONVINTEL_RETENTION_DAYS or pass --older-than-days")

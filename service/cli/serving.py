@@ -13,10 +13,9 @@ from pydantic import ValidationError
 from nlp.errors import BundleError
 from nlp.schemas import Transcript
 from nlp.yaml_config import ConfigFileError
-from service.cli.main import app, fail
+from service.cli.main import app, fail, load_settings
 from service.database_url import describe_database_url
 from service.logs import log_config
-from service.settings import get_settings
 
 # Heavy modules (torch, transformers, spaCy) are imported inside the commands that use them: see __init__.py.
 
@@ -31,7 +30,7 @@ def serve(
 
     from service.runtime import StartupError, check_startup
 
-    settings = get_settings()
+    settings = load_settings()
     try:  # checked before uvicorn starts, so a bad configuration ends with one clear line
         check_startup(settings)
     except StartupError as exc:
@@ -59,7 +58,7 @@ def check() -> None:
     this at build time to bake the graph in)."""
     from service.runtime import StartupError, check_startup
 
-    settings = get_settings()
+    settings = load_settings()
     try:
         found = check_startup(settings)
     except StartupError as exc:
@@ -91,7 +90,7 @@ def analyze(
     except ValidationError as exc:
         fail(f"{source} is not a valid transcript:\n{exc}")
     try:
-        analyzer = load_analyzer(get_settings())
+        analyzer = load_analyzer(load_settings())
     except (BundleError, ConfigFileError) as exc:
         fail(str(exc))
     result = analyzer.analyze(transcript)

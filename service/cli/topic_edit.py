@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nlp.errors import EncoderLoadError, TopicModelError
-from service.cli.main import fail
+from service.cli.main import fail, load_settings
 from service.cli.topics import topics_app
-from service.settings import get_settings
 
 if TYPE_CHECKING:  # the edit models import numpy and spaCy-backed modules: loaded inside the commands
     from nlp.topics.edits import DeleteEdit, Members, MergeEdit, RenameEdit, SplitEdit
@@ -120,7 +119,7 @@ def edit_split(
     def members_for(model: TopicModel, edit: SplitEdit) -> Members | None:
         if model.index_of(edit.topic) is None:
             return None  # apply_edit names the unknown topic; no need to read the archive
-        settings = get_settings()
+        settings = load_settings()
         encoder = Encoder(
             settings.encoder_path, batch_size=settings.encode_batch_size, num_threads=settings.torch_threads
         )

@@ -10,8 +10,7 @@ import typer
 
 from nlp.archive import ArchiveError
 from nlp.errors import EncoderLoadError, TopicModelError
-from service.cli.main import app, fail, report_skipped
-from service.settings import get_settings
+from service.cli.main import app, fail, load_settings, report_skipped
 
 topics_app = typer.Typer(no_args_is_help=True, help="Topic discovery on archives, and topic trends.")
 app.add_typer(topics_app, name="topics")
@@ -124,7 +123,7 @@ def topics_fit(
         seed_file = load_seed_file(seeds) if seeds else None
     except (ValueError, TopicModelError, SeedFileError) as exc:
         fail(str(exc))
-    settings = get_settings()
+    settings = load_settings()
     try:
         encoder = Encoder(
             settings.encoder_path, batch_size=settings.encode_batch_size, num_threads=settings.torch_threads

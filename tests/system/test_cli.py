@@ -48,6 +48,23 @@ def test_serve_refuses_a_broken_bundle(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "no model bundle named 'convintel-base'" in result.output
 
 
+@pytest.mark.parametrize("command", [["check"], ["serve"], ["db", "current"], ["purge", "--dry-run"]])
+def test_a_bad_setting_is_one_error_line_naming_the_variable(monkeypatch, command):
+    from service.settings import get_settings
+
+    monkeypatch.setenv("CONVINTEL_ZENDESK_WEBHOOK_SECRET", "")
+    monkeypatch.setenv("CONVINTEL_FRESHDESK_WEBHOOK_TOKEN", "short")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, command)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid configuration: "), result.output
+    assert "CONVINTEL_ZENDESK_WEBHOOK_SECRET: " in lines[0] and "CONVINTEL_FRESHDESK_WEBHOOK_TOKEN: " in lines[0]
+
+
 @pytest.mark.sqlite  # where state goes: the SQLite file (CONVINTEL_DATABASE_URL unset)
 def test_check_validates_the_configuration_and_says_where_state_goes(tmp_path, monkeypatch):
     from service.settings import get_settings
