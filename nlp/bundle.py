@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from nlp.errors import BundleError
+from nlp.errors import BundleError, describe_validation_error
 from nlp.heads import HeadKind, HeadNetwork, HeadSpec, TaskHead
 from nlp.paths import shipped_models_dir
 
@@ -180,13 +180,8 @@ def load_bundle(path: str | Path) -> ModelBundle:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(the whole file)"
-        count = exc.error_count()
-        raise BundleError(
-            f"{manifest_path} does not describe a bundle: {where}: {first['msg']}"
-            + (f" (and {count - 1} more problems)" if count > 1 else "")
-        ) from exc
+        problem = describe_validation_error(exc, limit=1, root="(the whole file)")
+        raise BundleError(f"{manifest_path} does not describe a bundle: {problem}") from exc
     if manifest.format != BUNDLE_FORMAT:
         raise BundleError(
             f"{manifest_path}: bundle format {manifest.format} is not supported (expected {BUNDLE_FORMAT})"

@@ -10,6 +10,8 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from nlp.errors import describe_validation_error
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
@@ -44,5 +46,4 @@ def read_validated(path: Path, model: type[ModelT], kind: str, error: type[Confi
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
-        raise error(f"{kind} {path}: {problems}") from None
+        raise error(f"{kind} {path}: {describe_validation_error(exc, limit=None, root='(top level)')}") from None

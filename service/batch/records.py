@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from nlp.archive import ArchiveRow
+from nlp.errors import describe_validation_error
 from nlp.schemas import ConversationFields, Message, Transcript
 from service.settings import Settings
 from service.transcript_limits import transcript_breach
@@ -73,13 +74,6 @@ class RowError:
 
 
 InputItem = InputConversation | RowError
-
-
-def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:
-    """One line naming the failing fields, e.g. `messages.0.role: Input should be ...`."""
-    parts = [f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}" for err in exc.errors()[:limit]]
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
 
 
 class RecentIds:
