@@ -55,9 +55,14 @@ class ArchiveError(ValueError):
     Parquet metadata); the message names the file."""
 
 
+def format_of(path: Path) -> FileFormat | None:
+    """The format its suffix names, or None for another suffix."""
+    return SUFFIXES.get(path.suffix.lower())
+
+
 def detect_format(path: Path) -> FileFormat:
     """The format from the file name (see the module doc)."""
-    fmt = SUFFIXES.get(path.suffix.lower())
+    fmt = format_of(path)
     if fmt is None:
         # Both wordings: "unknown format" is what `convintel score` has always said.
         raise ArchiveError(

@@ -31,6 +31,7 @@ class RequestGuardMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_details = [{"field": "body", "message": f"more than {max_body_bytes} bytes"}]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = matched_route(scope) if scope["type"] == "http" else None
@@ -72,7 +73,7 @@ class RequestGuardMiddleware:
                 413,
                 "too_large",
                 f"request body of {declared} bytes exceeds the limit of {self.max_body_bytes}",
-                details=[{"field": "body", "message": f"more than {self.max_body_bytes} bytes"}],
+                details=self.body_details,
             )
             return
         # Read the body up to the limit (it may be chunked, with no length declared).
@@ -92,7 +93,7 @@ class RequestGuardMiddleware:
                     413,
                     "too_large",
                     f"request body exceeds the limit of {self.max_body_bytes} bytes",
-                    details=[{"field": "body", "message": f"more than {self.max_body_bytes} bytes"}],
+                    details=self.body_details,
                 )
                 return
             chunks.append(chunk)

@@ -17,7 +17,7 @@ from typing import Any
 
 from service.batch.checkpoint import fsync_dir
 from service.batch.records import RowError
-from service.batch.sinks import PART_PATTERN, flat_table, part_index, write_part_tmp
+from service.batch.sinks import PART_PATTERN, flat_table, part_index, remove_leftovers, write_part_tmp
 
 META_KEY = "convintel.chunk"
 
@@ -74,17 +74,5 @@ def committed_parts(folder: Path) -> list[PartInfo]:
 def cut_back(folder: Path) -> list[PartInfo]:
     """Keep the committed run of parts; delete later parts and temporaries. Returns the run."""
     committed = committed_parts(folder)
-    for leftover in folder.iterdir():
-        index = part_index(leftover.name)
-        if leftover.name.endswith(".tmp") or (index is not None and index >= len(committed)):
-            leftover.unlink(missing_ok=True)
-    fsync_dir(folder)
+    remove_leftovers(folder, len(committed))
     return committed
-
-
-def remove_temporaries(folder: Path) -> None:
-    """Delete the temporaries no write will rename any more: once a run's writes are done,
-    one left is a killed writer's (a task of an earlier run that outlived its driver)."""
-    for leftover in folder.glob("*.tmp"):
-        leftover.unlink(missing_ok=True)
-    fsync_dir(folder)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from nlp.archive import SUFFIXES, FileFormat, detect_format
+from nlp.archive import FileFormat, detect_format, format_of
 from service.batch.checkpoint import (
     DRIVER_WRITER,
     PARTS_WRITER,
@@ -26,10 +26,10 @@ from service.batch.checkpoint import (
     input_fingerprint,
 )
 from service.batch.engines import Engine, PartsEngine, SourceEngine
-from service.batch.parts import committed_parts, cut_back, remove_temporaries
+from service.batch.parts import committed_parts, cut_back
 from service.batch.records import RowError, Shape
 from service.batch.scoring import chunk_failures
-from service.batch.sinks import OUTPUT_FORMATS, ErrorSink, open_sink
+from service.batch.sinks import OUTPUT_FORMATS, ErrorSink, open_sink, remove_leftovers
 from service.batch.source import ArchiveSource, ChunkPlan
 from service.settings import Settings
 
@@ -110,7 +110,7 @@ def _prepare(job: ScoreJob, input_format: FileFormat, output_format: FileFormat)
 def run_score(job: ScoreJob, settings: Settings, make_engine: Callable[[], Engine]) -> ScoreSummary:
     """Score `job.input` into `job.output` (see the module doc for the resume rule)."""
     input_format = detect_format(job.input)
-    output_format = SUFFIXES.get(job.output.suffix.lower())
+    output_format = format_of(job.output)
     if output_format not in OUTPUT_FORMATS:
         suffix = job.output.suffix or "(no suffix)"
         raise ScoreJobError(f"{job.output}: scored output is .jsonl, .csv or .parquet, not {suffix}")
@@ -232,7 +232,9 @@ def _run_parts(
     source.plan = ChunkPlan(source.plan.shape, checkpoint.rows, checkpoint.chunks)
     started = time.perf_counter()
     engine.write_parts(source, job.output)
-    remove_temporaries(job.output)
+    # A temporary still here belongs to a killed earlier writer (a task that outlived its
+    # driver): no write of this run will rename it.
+    remove_leftovers(job.output)
     parts = committed_parts(job.output)
     if len(parts) != sum(1 for _ in job.output.glob("part-*.parquet")):
         raise ScoreJobError(f"{job.output} has a gap in its parts; rerun with --resume")

@@ -104,10 +104,7 @@ class ParquetSink:
             committed_parts = 0
         elif not folder.is_dir():
             raise FileNotFoundError(f"{folder} is missing; cannot resume")
-        for leftover in folder.iterdir():  # parts written after the last checkpoint, and temporaries
-            index = part_index(leftover.name)
-            if leftover.name.endswith(".tmp") or (index is not None and index >= committed_parts):
-                leftover.unlink()
+        remove_leftovers(folder, committed_parts)  # parts written after the last checkpoint, and temporaries
         self.parts = committed_parts
         self._pending: Path | None = None
 
@@ -151,6 +148,17 @@ def write_part_tmp(final: Path, table: Any) -> Path:
         handle.flush()
         os.fsync(handle.fileno())
     return tmp
+
+
+def remove_leftovers(folder: Path, keep_parts: int | None = None) -> None:
+    """Delete the folder's temporaries, and its parts numbered `keep_parts` or later (None:
+    keep every part)."""
+    for leftover in folder.iterdir():
+        index = part_index(leftover.name)
+        later = keep_parts is not None and index is not None and index >= keep_parts
+        if leftover.name.endswith(".tmp") or later:
+            leftover.unlink(missing_ok=True)
+    fsync_dir(folder)
 
 
 def part_index(name: str) -> int | None:
