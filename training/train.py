@@ -92,6 +92,12 @@ def derived_emotion_reports(
     customer-service emotions the API reports, through its mapping (nlp.vocabulary), with
     precision and recall per support label."""
     predictions = (head.predict_proba(features, tokens) >= np.asarray(head.spec.thresholds)).astype(np.int64)
+    return derived_emotion_figures(predictions, dev)
+
+
+def derived_emotion_figures(predictions: np.ndarray, dev: LabelledSet) -> dict[str, dict]:
+    """`derived_emotion_reports` from a 0/1 matrix of 28-label predictions on `dev`'s rows
+    (for predictions that no single head made, such as an ensemble's)."""
     reports = {}
     for name, mapping in (
         ("goemotions/ekman:dev", GOEMOTIONS_EKMAN_SOURCES),
