@@ -10,13 +10,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from nlp.text import replace_lone_surrogates
+from nlp.text import normalize_text, storable
+from nlp.timestamps import parse_timestamp
 from nlp.vocabulary import NO_ROUTE, ComplaintLabel, CueFamily, EscalationLevel, RuleLevel
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@\-]*$"
+# A customer id is the helpdesk's own (an email, a name, a number): any text but NUL, which
+# PostgreSQL cannot store.
+CUSTOMER_ID_PATTERN = r"^[^\x00]+$"
 # "Some character that str.isspace() does not call space", spelled out so every regex
 # engine reading the OpenAPI spec (ECMA, Python, Rust) agrees with the validator below.
-NOT_BLANK_PATTERN = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# Whitespace, plus the control and zero-width characters that normalize_text removes.
+NOT_BLANK_PATTERN = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200d\u2028\u2029\u202f\u205f\u2060\u3000\ufeff]"
+MAX_METADATA_DEPTH = 32
+"""Levels of nesting `metadata` may have. Helpdesk metadata is a few levels deep; far deeper
+values exhaust the validator's recursion or cannot be serialised back (a 500 on every read)."""
 
 
 class Role(str, Enum):
@@ -52,41 +60,48 @@ class Message(BaseModel):
     )
     role: Role
     text: str = Field(
-        description="The message text. Must contain something besides whitespace.",
+        description="The message text. Must contain something besides whitespace and control characters.",
         json_schema_extra={"pattern": NOT_BLANK_PATTERN},
     )  # checked, with a clear message, below
     timestamp: datetime | None = Field(default=None, description="ISO-8601; naive times are read as UTC.")
 
     @field_validator("text", mode="before")
     @classmethod
-    def _text_valid_unicode(cls, value: Any) -> Any:
-        # Lone surrogates cannot be tokenised, stored or written back as JSON.
-        return replace_lone_surrogates(value) if isinstance(value, str) else value
+    def _text_storable(cls, value: Any) -> Any:
+        # Lone surrogates cannot be tokenised, stored or written back as JSON; NUL cannot be stored.
+        return storable(value) if isinstance(value, str) else value
 
     @field_validator("text")
     @classmethod
     def _text_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("text must not be empty or whitespace only")
+        if not normalize_text(value):
+            raise ValueError("text must not be empty, whitespace or control characters only")
         return value
 
     @field_validator("timestamp", mode="before")
     @classmethod
-    def _timestamp_is_iso_string(cls, value: Any) -> Any:
-        # Pydantic would also take numbers as Unix times; the contract is ISO-8601 only.
-        if value is not None and not isinstance(value, (str, datetime)):
-            raise ValueError("timestamp must be an ISO-8601 string")
-        return value
+    def _timestamp_is_iso(cls, value: Any) -> Any:
+        # The one timestamp rule (nlp/timestamps.py): ISO-8601 only, naive read as UTC. Pydantic
+        # alone would also take numbers and numeric strings ("1700000000") as Unix times.
+        if value is None:
+            return None
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            raise ValueError("timestamp must be an ISO-8601 time, such as 2026-03-02T10:00:00Z")
+        return parsed
 
 
-def _valid_unicode(value: Any) -> Any:
-    """Every string in a JSON value (keys too) with lone surrogates replaced."""
+def _storable_json(value: Any, depth: int = 0) -> Any:
+    """Every string in a JSON value (keys too) made `storable`; ValueError when the value
+    nests deeper than MAX_METADATA_DEPTH."""
     if isinstance(value, str):
-        return replace_lone_surrogates(value)
+        return storable(value)
+    if isinstance(value, (dict, list)) and depth >= MAX_METADATA_DEPTH:
+        raise ValueError(f"metadata must not nest deeper than {MAX_METADATA_DEPTH} levels")
     if isinstance(value, dict):
-        return {_valid_unicode(k): _valid_unicode(v) for k, v in value.items()}
+        return {_storable_json(k, depth + 1): _storable_json(v, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_valid_unicode(v) for v in value]
+        return [_storable_json(v, depth + 1) for v in value]
     return value
 
 
@@ -96,7 +111,7 @@ class ConversationFields(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     channel: Channel = Channel.other
-    customer_id: str | None = Field(default=None, max_length=256)
+    customer_id: str | None = Field(default=None, max_length=256, pattern=CUSTOMER_ID_PATTERN)
     language: str | None = Field(
         default=None,
         max_length=35,
@@ -107,8 +122,8 @@ class ConversationFields(BaseModel):
 
     @field_validator("metadata", mode="before")
     @classmethod
-    def _metadata_valid_unicode(cls, value: Any) -> Any:
-        return _valid_unicode(value)
+    def _metadata_storable(cls, value: Any) -> Any:
+        return _storable_json(value)
 
 
 class Transcript(ConversationFields):

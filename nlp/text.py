@@ -35,6 +35,19 @@ def replace_lone_surrogates(value: str) -> str:
     return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+# Characters that neither print nor separate words: C0 and C1 controls other than the
+# whitespace ones, zero-width space, word joiner and BOM. Zero-width (non-)joiners stay:
+# they join emoji and shape Persian and Indic scripts.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f\u200b\u2060\ufeff]")
+
+
+def storable(value: str) -> str:
+    """`value` as the service stores it: lone surrogates replaced (`replace_lone_surrogates`)
+    and invisible characters removed. They carry nothing; PostgreSQL cannot hold NUL in
+    text; and one inside an email address or a name would hide it from redaction."""
+    return _INVISIBLE.sub("", replace_lone_surrogates(value))
+
+
 def mask_surrogates(value: str) -> str:
     """`value` with each surrogate code point replaced by U+FFFD, one for one, so offsets into
     the result hold for `value` (what spaCy is given when its spans map back to the original)."""

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from starlette.convertors import Convertor, register_url_convertor
 
+from nlp.schemas import CUSTOMER_ID_PATTERN
 from service.api.errors import ApiError, ErrorResponse
 from service.api.pagination import encode_cursor
 from service.api.routes import ConversationId, StoreDep
@@ -42,7 +43,13 @@ class AnyTextConvertor(Convertor[str]):
 register_url_convertor("anytext", AnyTextConvertor())
 
 CustomerId = Annotated[
-    str, Path(min_length=1, max_length=256, description="The customer id the conversations were stored with")
+    str,
+    Path(
+        min_length=1,
+        max_length=256,
+        pattern=CUSTOMER_ID_PATTERN,
+        description="The customer id the conversations were stored with",
+    ),
 ]
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 
+from nlp.schemas import IDENTIFIER_PATTERN
 from nlp.timestamps import parse_timestamp
 from service.store import ListPosition
 
@@ -42,6 +44,7 @@ def decode_cursor(cursor: str) -> ListPosition:
         or len(value) != 2
         or not all(isinstance(part, str) and part for part in value)
         or parse_timestamp(value[0]) is None
+        or re.fullmatch(IDENTIFIER_PATTERN, value[1]) is None  # every stored conversation id matches
     ):
         raise InvalidCursor("cursor is not one this service returned (pass next_cursor as it came)")
     return ListPosition(updated_at=value[0], id=value[1])

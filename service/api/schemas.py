@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nlp.schemas import (
+    CUSTOMER_ID_PATTERN,
     Channel,
     ConversationSummary,
     MessageAnalysis,
@@ -84,7 +85,7 @@ class ConversationListQuery(BaseModel):
         None, description="Escalation level at least this (none < monitor < escalate < urgent)"
     )
     channel: Channel | None = None
-    customer_id: str | None = Field(None, min_length=1, max_length=256)
+    customer_id: str | None = Field(None, min_length=1, max_length=256, pattern=CUSTOMER_ID_PATTERN)
     updated_since: datetime | None = Field(
         None, description="Changed at or after this ISO-8601 time (a time without a zone is UTC)"
     )

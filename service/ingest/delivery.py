@@ -63,6 +63,8 @@ class PayloadNotJson(Exception):
 def parse_payload(helpdesk: str, model: type[Model], body: bytes) -> Model:
     """`body` read as JSON and validated as `model`. Raises PayloadNotJson, or
     PayloadError naming each bad field by its path in the payload."""
+    if not body.strip():  # no body at all: a 422 for a missing payload, as for every other endpoint
+        raise missing(helpdesk, "payload")
     try:
         # json.loads, as FastAPI does for every other endpoint: it keeps a lone UTF-16
         # surrogate, which the message schema then replaces, where a stricter parser

@@ -353,6 +353,8 @@ def _with(name: str, value, *path: str) -> bytes:
             "freshdesk payload: author_role missing",
         ),
         ("freshdesk", b"[1, 2]", "payload", "freshdesk payload: payload:"),
+        ("zendesk", b"", "payload", "zendesk payload: payload missing"),
+        ("intercom", b" \n", "payload", "intercom payload: payload missing"),
     ],
 )
 def test_an_incomplete_payload_is_422_naming_the_field(signed: TestClient, helpdesk, body, field, message):
@@ -361,6 +363,19 @@ def test_an_incomplete_payload_is_422_naming_the_field(signed: TestClient, helpd
     error = response.json()["error"]
     assert error["code"] == "validation_error" and error["message"].startswith(message)
     assert field in [d["field"] for d in error["details"]]
+
+
+def test_a_comment_with_nul_characters_is_stored_without_them_and_deep_metadata_is_422(signed: TestClient):
+    # NUL was a 500 on PostgreSQL; metadata hundreds of levels deep was stored and broke every read.
+    deep: dict = {}
+    for _ in range(299):
+        deep = {"a": deep}
+    refused = signed_post(signed, "zendesk", _with("zendesk/customer_comment.json", deep, "metadata"))
+    assert refused.status_code == 422 and "metadata" in refused.json()["error"]["details"][0]["field"]
+    accepted = signed_post(signed, "zendesk", _with("zendesk/customer_comment.json", "hi \x00 there", "body"))
+    assert accepted.status_code == 200, accepted.text
+    conversation = stored(signed, accepted.json()["conversation_id"])
+    assert [m["text"] for m in conversation["messages"]] == ["hi  there"]
 
 
 @pytest.mark.parametrize("helpdesk", ["zendesk", "intercom", "freshdesk"])

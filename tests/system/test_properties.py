@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from nlp.analyzer import Analyzer
 from nlp.schemas import NOT_BLANK_PATTERN, Message, Transcript
+from nlp.text import normalize_text, storable
 from service.runtime import load_analyzer
 from service.settings import Settings
 
@@ -52,7 +53,8 @@ MODEL = settings(
 
 
 def valid_text(text: str) -> bool:
-    return bool(text.strip())
+    """Something besides whitespace and control characters once NUL is dropped."""
+    return bool(normalize_text(storable(text)))
 
 
 # --- schemas ---------------------------------------------------------------------------
@@ -63,6 +65,7 @@ def valid_text(text: str) -> bool:
 @example(text="", role="customer")
 @example(text="\x1c\x1f \u3000", role="customer")
 @example(text="\ud83d", role="customer")
+@example(text="\x00\u200b\x01", role="customer")
 def test_message_validation_accepts_exactly_the_non_blank_texts(text: str, role: str):
     try:
         message = Message.model_validate({"role": role, "text": text})
@@ -73,6 +76,7 @@ def test_message_validation_accepts_exactly_the_non_blank_texts(text: str, role:
         return
     assert valid_text(message.text) and re.search(NOT_BLANK_PATTERN, text)
     message.text.encode("utf-8")  # surrogate halves are gone: the text can be stored and sent back
+    assert "\x00" not in message.text  # PostgreSQL cannot store NUL
 
 
 @QUICK
@@ -119,7 +123,7 @@ def full_analyzer() -> Analyzer:
     texts=st.lists(ANY_TEXT.filter(valid_text), min_size=1, max_size=3), roles=st.lists(ROLES, min_size=3, max_size=3)
 )
 @example(texts=["a" * 20_000, "word " * 4000], roles=["customer"] * 3)
-@example(texts=["\u200b", "\x00\x01", "\ufeff"], roles=["customer"] * 3)
+@example(texts=["\u200bok", "\x00\x01no", "\ufeffyes"], roles=["customer"] * 3)
 @example(texts=["I'll cancel \ud83d and sue you, call +1 555 123 4567"], roles=["customer"] * 3)
 @example(texts=[" ".join(SCRIPTS)], roles=["customer"] * 3)
 def test_the_analyzer_answers_every_valid_transcript(full_analyzer: Analyzer, texts: list[str], roles: list[str]):
