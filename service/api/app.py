@@ -18,6 +18,7 @@ from service.alerts.publisher import AlertPublisher
 from service.alerts.webhooks import load_alert_config
 from service.api.alert_routes import router as alert_router
 from service.api.auth import ApiKeyMiddleware, document_api_keys, load_keyring
+from service.api.docs_routes import router as docs_router
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.ingest_routes import router as ingest_router
 from service.api.ingest_routes import signed_paths
@@ -113,6 +114,9 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
         "tags and escalation advice for customer conversations.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # FastAPI's pages load their scripts from a CDN; docs_routes serves both from a package.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.analyzer = None
@@ -134,6 +138,7 @@ def create_app(settings: Settings | None = None, analyzer: Analyzer | None = Non
     app.include_router(alert_router, responses=ERROR_RESPONSES)
     app.include_router(lifecycle_router, responses=ERROR_RESPONSES)
     app.include_router(ui_router)  # the /ui page: open static files (service/ui/static)
+    app.include_router(docs_router)  # /docs and /redoc, their files from the fastapi-offline package
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     install_examples(app)  # before document_api_keys, which builds on it
     if keyring.enabled:

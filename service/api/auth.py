@@ -48,8 +48,9 @@ SCOPE_BY_TAG = {
     "alerts": "alerts",
     "erasure": ADMIN,
 }
-# `ui`: the queue page's static files (no data; its script calls the API with a key).
-OPEN_TAGS = frozenset({"health", "ui"})
+# `ui`: the queue page's static files (no data; its script calls the API with a key);
+# `docs`: Swagger UI and its files (they describe only the public API).
+OPEN_TAGS = frozenset({"health", "ui", "docs"})
 MIN_KEY_LENGTH = 16
 API_KEY_HEADER = "X-API-Key"
 

@@ -125,7 +125,7 @@ def test_unknown_paths_need_a_key_too(secured: TestClient):
 
 
 def test_health_docs_and_metrics_stay_open(secured: TestClient):
-    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/metrics"):
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/docs/assets/swagger-ui-bundle.js", "/metrics"):
         assert secured.get(path).status_code == 200, path
 
 

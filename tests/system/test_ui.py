@@ -134,3 +134,19 @@ def test_the_queue_asks_for_a_key_then_shows_an_urgent_conversation_live(server_
     assert browser.save_screenshot(str(screenshot))
     (ROOT / "var").mkdir(exist_ok=True)
     shutil.copy(screenshot, ROOT / "var" / "ui-screenshot.png")
+
+
+def test_the_api_docs_render_from_this_server_alone(server_url, browser):
+    # Chromium here reaches nothing but the server: a page that needed a CDN would stay blank.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 60)
+    browser.get(f"{server_url}/docs")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, ".opblock-summary-path")))
+    paths = {element.text for element in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert "/v1/analyze" in paths, paths
+    browser.get(f"{server_url}/redoc")
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "[data-section-id]")))
+    assert "/v1/analyze" in browser.page_source
