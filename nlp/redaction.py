@@ -7,6 +7,7 @@ Detected, each replaced by a placeholder such as "[email]":
 - payment card numbers: 13 to 19 digits, grouped by spaces or dashes or not, that pass the Luhn check;
 - IBANs: country code, check digits and up to 30 letters or digits, grouped in fours or not,
   that pass the ISO 13616 mod-97 check;
+- phone, card and IBAN digits may be any script's (fullwidth "４１５", Arabic-Indic...);
 - person names: spaCy PERSON entities;
 - addresses: a house number, capitalised words and a street word ("12 Baker Street", "350 Fifth
   Ave"), or a named spaCy FAC entity (a street, building, airport or venue) with any house
@@ -28,6 +29,7 @@ digits or 11 starting with 0, and phone numbers run together with other numbers.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -105,6 +107,19 @@ _POSTCODE = r"(?:[A-Z]{1,2}\d[A-Z\d]?\s?\d[A-Z]{2}|(?:[A-Z]{2}\s+)?\d{5}(?:-\d{4
 _AFTER_ADDRESS = re.compile(rf"(?:[A-Z][\w'-]+\s+){{0,2}}[A-Z][\w'-]+,?\s+{_POSTCODE}|{_POSTCODE}")
 _FAC_LEAD = re.compile(r"[^A-Z]*(?=[A-Z][a-z])")
 _ADDRESS_GAP = re.compile(r",?[ \t]*\n?[ \t]*")
+
+
+# Fullwidth punctuation of numbers, read as its ASCII form (one character for one).
+_FULLWIDTH = dict(zip("＋（）－．　", "+()-. "))
+
+
+def _ascii_numbers(text: str) -> str:
+    """`text` with digits of every script (fullwidth "４１５", Arabic-Indic...) and fullwidth
+    + ( ) - . and space as ASCII, one character for one so offsets hold: the number finders
+    read ASCII, and a number written otherwise is still a number."""
+    if text.isascii():
+        return text
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else _FULLWIDTH.get(ch, ch) for ch in text)
 
 
 def _is_phone(candidate: str) -> bool:
@@ -242,13 +257,14 @@ class Redactor:
     def _redact(self, text: str, doc: Doc | None) -> Redaction:
         config = self.config
         found: list[RedactedSpan] = []
+        numbers = _ascii_numbers(text)
         for enabled, kind, finder in (
             (config.payment_cards, "card", _cards),
             (config.ibans, "iban", _ibans),
             (config.phones, "phone", _phones),
         ):
             if enabled:
-                found += [RedactedSpan(kind, start, end) for start, end in finder(text)]
+                found += [RedactedSpan(kind, start, end) for start, end in finder(numbers)]
         if config.emails:
             found += [RedactedSpan("email", m.start(), m.end()) for m in _EMAIL.finditer(text)]
         if config.addresses:

@@ -4,6 +4,7 @@ in the same shape, so one definition serves the API, the store and the batch out
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
@@ -93,9 +94,12 @@ class Message(BaseModel):
 
 def _storable_json(value: Any, depth: int = 0) -> Any:
     """Every string in a JSON value (keys too) made `storable`; ValueError when the value
-    nests deeper than MAX_METADATA_DEPTH."""
+    nests deeper than MAX_METADATA_DEPTH or holds a number that is not finite."""
     if isinstance(value, str):
         return storable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity (Python's parser takes them); stored, they came back as null.
+        raise ValueError("metadata numbers must be finite")
     if isinstance(value, (dict, list)) and depth >= MAX_METADATA_DEPTH:
         raise ValueError(f"metadata must not nest deeper than {MAX_METADATA_DEPTH} levels")
     if isinstance(value, dict):

@@ -113,6 +113,14 @@ def test_control_characters_and_long_text_are_handled(client: TestClient):
     assert "truncated" in response.json()["messages"][1]["warnings"]
 
 
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_metadata_numbers_that_are_not_finite_are_422(client: TestClient, number: bytes):
+    # Python's JSON parser takes them; stored, they came back as null.
+    body = b'{"messages": [{"role": "customer", "text": "hi"}], "metadata": {"x": ' + number + b"}}"
+    response = client.post("/v1/analyze", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["field"] == "metadata"
+
+
 def test_nested_metadata_is_stored_up_to_its_limit_and_every_read_still_works(client: TestClient):
     # Deeper values once broke the validator (a 500) or, a little less deep, were stored and
     # then broke every read of the conversation and of the listing.

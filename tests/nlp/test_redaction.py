@@ -38,6 +38,10 @@ FOUND = [
     ("phone", "My number is (555) 123-4567, call anytime.", "(555) 123-4567"),
     ("phone", "Please ring 555-123-4567 about the outage.", "555-123-4567"),
     ("phone", "Office line: 555.123.4567.", "555.123.4567"),
+    ("phone", "call me on ４１５５５５０１００ please", "４１５５５５０１００"),  # fullwidth digits
+    ("phone", "电话：＋８６ １３８ ００１３ ８０００", "＋８６ １３８ ００１３ ８０００"),
+    ("phone", "رقمي ٠٧٧٠٠٩٠٠١٢٣ شكرا", "٠٧٧٠٠٩٠٠١٢٣"),  # Arabic-Indic digits
+    ("card", "card ４１１１ １１１１ １１１１ １１１１ was charged", "４１１１ １１１１ １１１１ １１１１"),
     ("phone", "Text me on 07700 900123 before 5pm.", "07700 900123"),
     ("phone", "Reach me at +1 (555) 123-4567 tomorrow.", "+1 (555) 123-4567"),
     ("phone", "Landline is 020 7946 0958 if my mobile is off.", "020 7946 0958"),
