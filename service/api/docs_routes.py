@@ -26,6 +26,7 @@ ASSETS = {
     "redoc.standalone.js": "text/javascript; charset=utf-8",
     "favicon.png": "image/png",
 }
+FAVICON = f"{ASSETS_PATH}/favicon.png"
 ASSET_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "public, max-age=86400"}
 
 router = APIRouter(tags=["docs"], include_in_schema=False)
@@ -37,15 +38,19 @@ def read_asset(name: str) -> bytes:
     return (files("fastapi_offline") / "static" / name).read_bytes()
 
 
+def _spec(request: Request) -> dict[str, str]:
+    """What both pages are given: this server's spec and the page title."""
+    return {"openapi_url": request.app.openapi_url, "title": f"{request.app.title} API"}
+
+
 @router.get(DOCS_PATH)
 def swagger_ui(request: Request) -> HTMLResponse:
     """Swagger UI over this server's OpenAPI spec."""
     return get_swagger_ui_html(
-        openapi_url=request.app.openapi_url,
-        title=f"{request.app.title} API",
+        **_spec(request),
         swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-        swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
+        swagger_favicon_url=FAVICON,
     )
 
 
@@ -53,10 +58,9 @@ def swagger_ui(request: Request) -> HTMLResponse:
 def redoc(request: Request) -> HTMLResponse:
     """ReDoc over this server's OpenAPI spec (without Google's fonts: no network)."""
     return get_redoc_html(
-        openapi_url=request.app.openapi_url,
-        title=f"{request.app.title} API",
+        **_spec(request),
         redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
-        redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
+        redoc_favicon_url=FAVICON,
         with_google_fonts=False,
     )
 
