@@ -38,14 +38,19 @@ PEFT_CONFIG_FILE = "adapter_config.json"
 PEFT_WEIGHTS_FILE = "adapter_model.safetensors"
 BUNDLE_FORMAT = 1
 REQUIRED_TASKS = ("sentiment", "emotions", "urgency")
-_BUNDLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+BUNDLE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_BUNDLE_NAME = re.compile(BUNDLE_NAME_PATTERN)
+
+
+MAX_POSITIONS = 512
+"""Word pieces the base encoder can read at most: its position embeddings end there."""
 
 
 class EncoderManifest(BaseModel):
     name: str
     package: str
     package_version: str
-    max_seq_length: int = Field(gt=0)
+    max_seq_length: int = Field(gt=0, le=MAX_POSITIONS)
     features: str = Field(description="'mean_max': normalised mean pooling then max pooling")
 
 
@@ -87,7 +92,7 @@ class AdapterManifest(BaseModel):
 
 class BundleManifest(BaseModel):
     format: int = BUNDLE_FORMAT
-    name: str = Field(pattern=_BUNDLE_NAME.pattern)
+    name: str = Field(pattern=BUNDLE_NAME_PATTERN)
     version: str
     created: str
     description: str = ""

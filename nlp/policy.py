@@ -95,6 +95,8 @@ class Condition(StrictModel):
             raise ValueError("a rule needs at least one condition")
         if self.urgency_probability is not None and self.urgency_at_least is None:
             raise ValueError("urgency_probability needs urgency_at_least")
+        if self.emotion_score_at_least is not None and self.emotion is None:
+            raise ValueError("emotion_score_at_least needs emotion")
         return self
 
 

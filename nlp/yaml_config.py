@@ -39,6 +39,8 @@ def read_validated(path: Path, model: type[ModelT], kind: str, error: type[Confi
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise error(f"{kind} {path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise error(f"{kind} {path}: not UTF-8 text") from None
     except yaml.YAMLError as exc:
         raise error(f"{kind} {path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nlp.bundle import REQUIRED_TASKS, BundleManifest
+from nlp.bundle import BUNDLE_NAME_PATTERN, MAX_POSITIONS, REQUIRED_TASKS, BundleManifest
 from nlp.encoder import encoder_layer_count
 from training.datasets import INTERACTION_TASKS, MULTILABEL_TASKS
 from training.head_trainer import HeadTrainingConfig
@@ -122,8 +122,10 @@ class TrainConfig(BaseModel):
     epochs: int | None = Field(None, gt=0, description="maximum epochs")
     learning_rate: float | None = Field(None, gt=0, description="heads: head rate; finetune: encoder/adapter rate")
     batch_size: int | None = Field(None, gt=0)
-    max_length: int | None = Field(None, ge=8, le=512, description="word pieces the encoder reads while training")
-    window: int = Field(256, ge=8, le=512, description="word pieces the bundle's encoder reads when serving")
+    max_length: int | None = Field(
+        None, ge=8, le=MAX_POSITIONS, description="word pieces the encoder reads while training"
+    )
+    window: int = Field(256, ge=8, le=MAX_POSITIONS, description="word pieces the bundle's encoder reads when serving")
     seed: int = 13
     patience: int | None = Field(None, ge=1, description="early stopping: dev checks without improvement")
     class_weighting: bool = Field(True, description="balance classes in single-label losses")
@@ -148,7 +150,9 @@ class TrainConfig(BaseModel):
     device: str = Field("auto", description="'auto' (GPU when present), 'cpu', 'cuda', 'cuda:1'...")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: torch's (one per core)")
     output: Path = Path("models/convintel-base")
-    name: str = "convintel-base"
+    # The manifest's own rule, checked here: a bad name found only when the bundle is saved
+    # would come after the training, and after save_bundle had cleared the output folder.
+    name: str = Field("convintel-base", pattern=BUNDLE_NAME_PATTERN)
     version: str = "0.1.0"
     cache_dir: Path | None = Field(Path(".cache/features"), description="encoder feature cache (heads mode)")
     checkpoint_dir: Path | None = Field(None, description="finetune checkpoints; default OUTPUT.checkpoint")
@@ -306,6 +310,8 @@ def load_train_config(path: Path | None = None, overrides: dict[str, Any] | None
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if loaded is not None and not isinstance(loaded, dict):

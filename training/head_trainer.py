@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -97,7 +98,11 @@ def fit_temperature(kind: HeadKind, logits: torch.Tensor, targets: torch.Tensor)
         return loss
 
     optimizer.step(closure)
-    return float(np.clip(log_t.exp().item(), 0.05, 20.0))
+    temperature = log_t.exp().item()
+    if not math.isfinite(temperature):  # LBFGS diverged (a few dev rows, a barely trained head)
+        log.warning("temperature fitting diverged; keeping the head uncalibrated (temperature 1)")
+        return 1.0
+    return float(np.clip(temperature, 0.05, 20.0))
 
 
 def train_head(

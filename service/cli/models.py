@@ -11,7 +11,6 @@ import typer
 
 from nlp.errors import BundleError, EncoderLoadError
 from nlp.extras import MissingExtra
-from nlp.yaml_config import ConfigFileError
 from service.cli.escalation_set import (
     DataRootOption,
     EscalationDataOption,
@@ -122,6 +121,9 @@ def train(
         config = load_train_config(config_file, overrides)
     except ConfigError as exc:
         fail(str(exc))
+    if "output" not in config.model_fields_set:
+        # The default folder is the shipped bundle's: writing there unasked would replace it.
+        fail("say where to write the bundle: --output DIR, or output: in the config")
     if config.recipe == "default" and not config.data_root.is_dir():
         fail(f"data folder {config.data_root} does not exist (set --data-root or CONVINTEL_DATA_ROOT)")
     try:
@@ -240,13 +242,13 @@ def evaluate_escalation_command(
     """Score the escalation advice (configured bundle and policy) against labelled
     conversations: precision/recall of `recommended` and level accuracy, on all of them
     and on the held-out part."""
-    from service.runtime import load_analyzer
+    from service.runtime import LOAD_ERRORS, load_analyzer
     from training.escalation_eval import evaluate_escalation, render_markdown
 
     rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
         analyzer = load_analyzer(load_settings())
-    except (BundleError, ConfigFileError) as exc:
+    except LOAD_ERRORS as exc:
         fail(str(exc))
     report = evaluate_escalation(analyzer, rows)
     output.mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,7 @@ def evaluate_cues_command(
     messages (data/urgency, data/cues and the public pool): patterns alone, the cue head
     alone, and both together, as the service reports them."""
     from nlp.paths import source_root
-    from service.runtime import load_analyzer
+    from service.runtime import LOAD_ERRORS, load_analyzer
     from training.cue_data import cue_interactions
     from training.cue_eval import evaluate_cues, render_markdown
 
@@ -284,7 +286,7 @@ def evaluate_cues_command(
     try:
         analyzer = load_analyzer(load_settings())
         report = evaluate_cues(analyzer, rows)
-    except (BundleError, ConfigFileError, ValueError) as exc:
+    except (*LOAD_ERRORS, ValueError) as exc:
         fail(str(exc))
     output.mkdir(parents=True, exist_ok=True)
     (output / "cue_metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

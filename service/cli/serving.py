@@ -10,9 +10,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
-from nlp.errors import BundleError
 from nlp.schemas import Transcript
-from nlp.yaml_config import ConfigFileError
 from service.cli.main import app, fail, load_settings
 from service.database_url import describe_database_url
 from service.logs import log_config
@@ -79,7 +77,7 @@ def analyze(
 ) -> None:
     """Analyse one transcript (the /v1/analyze body) and print the analysis JSON."""
 
-    from service.runtime import load_analyzer
+    from service.runtime import LOAD_ERRORS, load_analyzer
 
     try:
         raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
@@ -91,7 +89,7 @@ def analyze(
         fail(f"{source} is not a valid transcript:\n{exc}")
     try:
         analyzer = load_analyzer(load_settings())
-    except (BundleError, ConfigFileError) as exc:
+    except LOAD_ERRORS as exc:
         fail(str(exc))
     result = analyzer.analyze(transcript)
     typer.echo(result.model_dump_json(indent=2 if pretty else None))

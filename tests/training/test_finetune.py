@@ -217,7 +217,9 @@ def test_invalid_rows_stop_training_naming_file_line_and_field(tmp_path: Path):
     rows[2] = {**rows[2], "urgency": "whenever"}
     rows[30] = {**rows[30], "emotions": ["anger", "hangry"]}
     data = write_jsonl(tmp_path / "mine.jsonl", rows)
-    result = runner.invoke(app, ["train", "--recipe", "none", "--mode", "finetune", "--data", str(data)])
+    result = runner.invoke(
+        app, ["train", "--recipe", "none", "--mode", "finetune", "--data", str(data), "-o", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2
     assert "mine.jsonl:3: field 'urgency': 'whenever' is not one of" in result.output
     kept, problems = read_labelled_files([data], skip_invalid=True, tasks=("sentiment", "urgency", "emotions"))

@@ -1,0 +1,75 @@
+"""Bad training, policy and bundle settings stop with one line before anything is written
+or trained, never a traceback or a damaged bundle (found by a review of the CLI)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from nlp.bundle import BundleError, load_bundle
+from nlp.policy import PolicyError, load_policy
+from service.cli import app
+from tests.conftest import BUNDLE, FIXTURES
+from training.config import ConfigError, load_train_config
+from training.head_trainer import fit_temperature
+
+LABELLED = FIXTURES / "labelled" / "interactions.jsonl"
+
+
+def test_train_without_an_output_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # The default folder is the shipped bundle's: a run without -o once replaced it.
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["train", "--recipe", "none", "--data", str(LABELLED)])
+    assert result.exit_code == 2 and "--output" in result.output
+    assert not (tmp_path / "models").exists()
+
+
+def test_a_bad_bundle_name_is_refused_before_training_touches_the_output(tmp_path: Path):
+    victim = tmp_path / "victim"
+    shutil.copytree(BUNDLE, victim)
+    with pytest.raises(ConfigError, match="name"):
+        load_train_config(None, {"name": "bad name", "output": str(victim)})
+    result = CliRunner().invoke(
+        app, ["train", "--recipe", "none", "--data", str(LABELLED), "-o", str(victim), "--name", "bad name"]
+    )
+    assert result.exit_code == 2 and "name" in result.output
+    assert load_bundle(victim).manifest.name == load_bundle(BUNDLE).manifest.name  # untouched
+
+
+def test_emotion_score_at_least_needs_an_emotion(tmp_path: Path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - name: r\n    level: monitor\n    when: {emotion_score_at_least: 0.5}\n")
+    with pytest.raises(PolicyError, match="emotion_score_at_least needs emotion"):
+        load_policy(policy)
+
+
+def test_a_policy_that_is_not_utf8_is_one_line(tmp_path: Path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_bytes("rules: []\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(PolicyError, match="not UTF-8"):
+        load_policy(policy)
+    config = tmp_path / "train.yaml"
+    config.write_bytes("name: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_train_config(config)
+
+
+def test_a_diverging_temperature_fit_leaves_the_head_uncalibrated():
+    logits = torch.tensor([[math.nan, 1.0], [0.5, math.inf]])
+    assert fit_temperature("multiclass", logits, torch.tensor([0, 1])) == 1.0
+
+
+def test_a_manifest_window_past_the_encoder_s_positions_is_refused(tmp_path: Path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["encoder"]["max_seq_length"] = 100_000
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="max_seq_length"):
+        load_bundle(bundle)
