@@ -184,6 +184,8 @@ def load_bundle(path: str | Path) -> ModelBundle:
         manifest = BundleManifest.model_validate(json.loads(manifest_path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{manifest_path} is not valid JSON: {exc}") from exc
+    except OSError as exc:
+        raise BundleError(f"cannot read {manifest_path}: {exc.strerror}") from exc
     except ValidationError as exc:
         problem = describe_validation_error(exc, limit=1, root="(the whole file)")
         raise BundleError(f"{manifest_path} does not describe a bundle: {problem}") from exc

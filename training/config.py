@@ -126,7 +126,7 @@ class TrainConfig(BaseModel):
         None, ge=8, le=MAX_POSITIONS, description="word pieces the encoder reads while training"
     )
     window: int = Field(256, ge=8, le=MAX_POSITIONS, description="word pieces the bundle's encoder reads when serving")
-    seed: int = 13
+    seed: int = Field(13, ge=0, le=2**32 - 1, description="numpy's and torch's seed (their range)")
     patience: int | None = Field(None, ge=1, description="early stopping: dev checks without improvement")
     class_weighting: bool = Field(True, description="balance classes in single-label losses")
     label_smoothing: float = Field(0.0, ge=0, lt=1, description="single-label losses")

@@ -344,10 +344,13 @@ def read_labelled_files(
     rows: list[Interaction] = []
     problems: list[str] = []
     for path in paths:
-        if path.suffix.lower() == ".csv":
-            found, skipped = read_csv_interactions(path, skip_invalid=skip_invalid, tasks=tasks)
-        else:
-            found, skipped = read_interactions([path], skip_invalid=skip_invalid, tasks=tasks)
+        try:
+            if path.suffix.lower() == ".csv":
+                found, skipped = read_csv_interactions(path, skip_invalid=skip_invalid, tasks=tasks)
+            else:
+                found, skipped = read_interactions([path], skip_invalid=skip_invalid, tasks=tasks)
+        except UnicodeDecodeError:  # a whole-file problem: no row of it can be trusted
+            raise DataError(f"{path}: not UTF-8 text") from None
         rows += found
         problems += skipped
     return rows, problems

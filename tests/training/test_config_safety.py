@@ -73,3 +73,13 @@ def test_a_manifest_window_past_the_encoder_s_positions_is_refused(tmp_path: Pat
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="max_seq_length"):
         load_bundle(bundle)
+
+
+def test_labelled_files_that_are_not_utf8_and_out_of_range_seeds_are_one_line(tmp_path: Path):
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes('{"text": "caf\u00e9 closed", "sentiment": "negative"}\n'.encode("latin-1"))
+    result = CliRunner().invoke(app, ["train", "--recipe", "none", "--data", str(latin), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "not UTF-8" in result.output
+    for seed in ("-1", str(2**32)):
+        with pytest.raises(ConfigError, match="seed"):
+            load_train_config(None, {"seed": int(seed), "output": str(tmp_path / "o")})
