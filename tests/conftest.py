@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +56,15 @@ def skip_or_fail(message: str) -> None:
 
 def load_fixture(name: str) -> dict:
     return json.loads((FIXTURES / "transcripts" / name).read_text())
+
+
+def bundle_with_window(folder: Path, max_seq_length: int) -> Path:
+    """A copy of the shipped bundle in `folder` whose manifest reads `max_seq_length` word pieces."""
+    shutil.copytree(BUNDLE, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["encoder"]["max_seq_length"] = max_seq_length
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
 
 
 def open_store(database_url: str, cache_messages: int = 100) -> ConversationStore:

@@ -3,7 +3,6 @@ or trained, never a traceback or a damaged bundle (found by a review of the CLI)
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 from pathlib import Path
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 from nlp.bundle import BundleError, load_bundle
 from nlp.policy import PolicyError, load_policy
 from service.cli import app
-from tests.conftest import BUNDLE, FIXTURES
+from tests.conftest import BUNDLE, FIXTURES, bundle_with_window
 from training.config import ConfigError, load_train_config
 from training.head_trainer import fit_temperature
 
@@ -66,13 +65,8 @@ def test_a_diverging_temperature_fit_leaves_the_head_uncalibrated():
 
 
 def test_a_manifest_window_past_the_encoder_s_positions_is_refused(tmp_path: Path):
-    bundle = tmp_path / "bundle"
-    shutil.copytree(BUNDLE, bundle)
-    manifest = json.loads((bundle / "manifest.json").read_text())
-    manifest["encoder"]["max_seq_length"] = 100_000
-    (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match="max_seq_length"):
-        load_bundle(bundle)
+        load_bundle(bundle_with_window(tmp_path / "bundle", 100_000))
 
 
 def test_labelled_files_that_are_not_utf8_and_out_of_range_seeds_are_one_line(tmp_path: Path):

@@ -16,7 +16,7 @@ from nlp.analyzer import Analyzer
 from nlp.bundle import AdapterManifest, file_sha256, load_bundle
 from nlp.config import AnalyzerConfig
 from service.cli import app
-from tests.conftest import BUNDLE, FIXTURES, NO_INSPECTION
+from tests.conftest import BUNDLE, FIXTURES, NO_INSPECTION, bundle_with_window
 from training.config import ConfigError, load_train_config
 from training.datasets import interactions_for_task, read_interactions
 from training.head_trainer import HeadTrainingConfig
@@ -140,11 +140,7 @@ def test_a_new_head_joins_a_base_without_it_in_place_from_the_command_line(tmp_p
 
 
 def test_refit_refuses_an_encoder_other_than_the_base_bundles(tmp_path, analyzer):
-    base = tmp_path / "base"
-    shutil.copytree(BUNDLE, base)
-    manifest = json.loads((base / "manifest.json").read_text())
-    manifest["encoder"]["max_seq_length"] = 128
-    (base / "manifest.json").write_text(json.dumps(manifest))
+    base = bundle_with_window(tmp_path / "base", 128)
     with pytest.raises(RefitError, match="serves with 128"):
         refit_bundle(
             base,
