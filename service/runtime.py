@@ -38,14 +38,9 @@ class StartupCheck:
     onnx_graph: Path | None
 
 
-LOAD_ERRORS = (BundleError, ConfigFileError, EncoderLoadError, TopicModelError)
-"""What `load_analyzer` raises for a configuration it cannot load, each with one line
-naming the file or setting (commands print it and exit 2)."""
-
-
 def load_analyzer(settings: Settings) -> Analyzer:
     """The analyzer `settings` describe, returning freed heap memory to the OS after
-    encoder passes as configured (`heap_trim_interval_s`). Raises one of LOAD_ERRORS."""
+    encoder passes as configured (`heap_trim_interval_s`). Raises one of STARTUP_ERRORS."""
     trimmer = HeapTrimmer(settings.heap_trim_interval_s)
     return Analyzer.load(settings.analyzer_config(), after_encode=trimmer.maybe_trim)
 

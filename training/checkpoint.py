@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 STATE_FILE = "state.json"
@@ -139,7 +140,7 @@ def load_checkpoint(folder: Path, fingerprint: str) -> LoadedCheckpoint:
         optimizer_tensors = load_file(str(folder / OPTIMIZER_FILE))
         rng = load_file(str(folder / RNG_FILE))
         best = load_file(str(folder / BEST_FILE)) if (folder / BEST_FILE).is_file() else None
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:  # a JSONDecodeError is a ValueError
         raise CheckpointError(f"checkpoint {folder} cannot be read: {exc}") from exc
     if document.get("fingerprint") != fingerprint:
         raise CheckpointError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -41,6 +42,17 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """End the command with `error: message` on stderr (exit status 2: a usage or input problem)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
+
+
+def check_output_folder(path: Path) -> None:
+    """Fail now, before a command's work, when its reports could not be written to `path`
+    (a file, or under a folder that cannot be written); nothing is created here, so a
+    command that fails later leaves nothing behind."""
+    if path.exists() and not path.is_dir():
+        fail(f"{path} is a file; --output names a folder")
+    nearest = next(folder for folder in (path, *path.parents) if folder.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK):
+        fail(f"cannot write under {nearest}")
 
 
 def load_settings() -> Settings:

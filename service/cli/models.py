@@ -17,7 +17,7 @@ from service.cli.escalation_set import (
     EscalationSetDirOption,
     read_escalation_rows,
 )
-from service.cli.main import DATA_ROOT, app, fail, load_settings, report_skipped
+from service.cli.main import DATA_ROOT, app, check_output_folder, fail, load_settings, report_skipped
 from training.datasets import DataError
 
 # Heavy modules (torch, transformers, spaCy) are imported inside the commands that use them: see __init__.py.
@@ -214,6 +214,7 @@ def evaluate(
     from training.evaluate import SourceError, evaluate_bundle
     from training.report import render_summary, write_outputs
 
+    check_output_folder(output)
     try:
         result = evaluate_bundle(
             model, data, data_root=data_root, task=task, split=split, skip_invalid=skip_invalid, cache_dir=cache_dir
@@ -242,13 +243,14 @@ def evaluate_escalation_command(
     """Score the escalation advice (configured bundle and policy) against labelled
     conversations: precision/recall of `recommended` and level accuracy, on all of them
     and on the held-out part."""
-    from service.runtime import LOAD_ERRORS, load_analyzer
+    from service.runtime import STARTUP_ERRORS, load_analyzer
     from training.escalation_eval import evaluate_escalation, render_markdown
 
+    check_output_folder(output)
     rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
         analyzer = load_analyzer(load_settings())
-    except LOAD_ERRORS as exc:
+    except STARTUP_ERRORS as exc:
         fail(str(exc))
     report = evaluate_escalation(analyzer, rows)
     output.mkdir(parents=True, exist_ok=True)
@@ -273,7 +275,7 @@ def evaluate_cues_command(
     messages (data/urgency, data/cues and the public pool): patterns alone, the cue head
     alone, and both together, as the service reports them."""
     from nlp.paths import source_root
-    from service.runtime import LOAD_ERRORS, load_analyzer
+    from service.runtime import STARTUP_ERRORS, load_analyzer
     from training.cue_data import cue_interactions
     from training.cue_eval import evaluate_cues, render_markdown
 
@@ -282,11 +284,12 @@ def evaluate_cues_command(
     checkout = source_root()
     if checkout is None:
         fail("evaluate-cues reads data/urgency and data/cues of convintel's source checkout")
+    check_output_folder(output)
     rows = [row for row in cue_interactions(data_root, checkout) if row.split == split]
     try:
         analyzer = load_analyzer(load_settings())
         report = evaluate_cues(analyzer, rows)
-    except (*LOAD_ERRORS, ValueError) as exc:
+    except (*STARTUP_ERRORS, ValueError) as exc:
         fail(str(exc))
     output.mkdir(parents=True, exist_ok=True)
     (output / "cue_metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

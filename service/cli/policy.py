@@ -15,7 +15,7 @@ from service.cli.escalation_set import (
     EscalationSetDirOption,
     read_escalation_rows,
 )
-from service.cli.main import DATA_ROOT, app, fail, load_settings
+from service.cli.main import DATA_ROOT, app, check_output_folder, fail, load_settings
 
 policy_app = typer.Typer(no_args_is_help=True, help="Escalation policies: backtest one on labelled conversations.")
 app.add_typer(policy_app, name="policy")
@@ -49,6 +49,7 @@ def backtest_command(
         baseline = PolicyUnderTest(str(baseline_file), load_policy(baseline_file)) if baseline_file else None
     except PolicyError as exc:
         fail(" ".join(str(exc).split()))  # a YAML syntax error spans lines: one line it is
+    check_output_folder(output)
     rows, source = read_escalation_rows(data, set_dir, data_root)
     try:
         analyzer = load_analyzer(load_settings())

@@ -77,7 +77,7 @@ def analyze(
 ) -> None:
     """Analyse one transcript (the /v1/analyze body) and print the analysis JSON."""
 
-    from service.runtime import LOAD_ERRORS, load_analyzer
+    from service.runtime import STARTUP_ERRORS, load_analyzer
 
     try:
         raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
@@ -89,7 +89,7 @@ def analyze(
         fail(f"{source} is not a valid transcript:\n{exc}")
     try:
         analyzer = load_analyzer(load_settings())
-    except LOAD_ERRORS as exc:
+    except STARTUP_ERRORS as exc:
         fail(str(exc))
     result = analyzer.analyze(transcript)
     typer.echo(result.model_dump_json(indent=2 if pretty else None))

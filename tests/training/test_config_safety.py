@@ -3,6 +3,7 @@ or trained, never a traceback or a damaged bundle (found by a review of the CLI)
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -14,7 +15,15 @@ from typer.testing import CliRunner
 from nlp.bundle import BundleError, load_bundle
 from nlp.policy import PolicyError, load_policy
 from service.cli import app
-from tests.conftest import BUNDLE, FIXTURES, bundle_with_window
+from tests.conftest import BUNDLE, FIXTURES, ROOT, bundle_with_window
+from training.checkpoint import (
+    OPTIMIZER_FILE,
+    RNG_FILE,
+    STATE_FILE,
+    TRAINABLE_FILE,
+    CheckpointError,
+    load_checkpoint,
+)
 from training.config import ConfigError, load_train_config
 from training.head_trainer import fit_temperature
 
@@ -77,3 +86,25 @@ def test_labelled_files_that_are_not_utf8_and_out_of_range_seeds_are_one_line(tm
     for seed in ("-1", str(2**32)):
         with pytest.raises(ConfigError, match="seed"):
             load_train_config(None, {"seed": int(seed), "output": str(tmp_path / "o")})
+
+
+def test_an_output_that_is_a_file_fails_before_any_work(tmp_path: Path):
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    for args in (
+        ["evaluate", "-m", str(BUNDLE), "-d", str(LABELLED), "--task", "sentiment"],
+        ["evaluate-escalation", "--data", str(FIXTURES / "escalation" / "labelled.jsonl")],
+        ["policy", "backtest", str(ROOT / "nlp" / "default_policy.yaml"), "--data", str(LABELLED)],
+    ):
+        result = CliRunner().invoke(app, [*args, "--output", str(taken)])
+        assert result.exit_code == 2 and f"{taken} is a file" in result.output, (args, result.output)
+
+
+def test_a_checkpoint_with_an_empty_tensor_file_is_one_line(tmp_path: Path):
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / STATE_FILE).write_text(json.dumps({"fingerprint": "x"}))
+    for name in (TRAINABLE_FILE, OPTIMIZER_FILE, RNG_FILE):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(folder, "x")
