@@ -34,8 +34,6 @@ import torch  # noqa: E402
 
 from nlp.bundle import load_bundle  # noqa: E402
 from nlp.encoder import Encoder  # noqa: E402
-from nlp.heads import TaskHead  # noqa: E402
-from nlp.token_states import TokenStates  # noqa: E402
 from nlp.vocabulary import GOEMOTIONS_EKMAN_SOURCES  # noqa: E402
 from training.config import load_train_config  # noqa: E402
 from training.datasets import LabelledSet  # noqa: E402
@@ -43,7 +41,7 @@ from training.evaluate import load_encoder  # noqa: E402
 from training.features import FeatureCache, encode_sets  # noqa: E402
 from training.head_trainer import HeadTrainingConfig  # noqa: E402
 from training.metrics import (  # noqa: E402
-    best_threshold,
+    best_thresholds,
     collapse_labels,
     multiclass_metrics,
     multilabel_metrics,
@@ -62,16 +60,6 @@ COARSE_TAXONOMIES = {"ekman": GOEMOTIONS_EKMAN_SOURCES, "group": GOEMOTIONS_GROU
 # readings with different numbers of tuned thresholds compare fairly. Five shuffles keep
 # the spread of the halves' draw under 0.005 (measured on 0.7.0's head).
 CROSS_FIT_SHUFFLES = 5
-
-
-def probabilities(head: TaskHead, features: np.ndarray, tokens: TokenStates | None) -> np.ndarray:
-    """The head's calibrated probabilities for each row."""
-    return head.predict_proba(features, tokens)
-
-
-def tuned_thresholds(y: np.ndarray, probs: np.ndarray) -> list[float]:
-    """Per-label thresholds that maximise F1 on these rows, as the recipe tunes them on dev."""
-    return [best_threshold(y[:, j], probs[:, j]) for j in range(y.shape[1])]
 
 
 def figures(
@@ -130,10 +118,10 @@ def coarse_readings(probs: np.ndarray, dev: LabelledSet, seed: int = 0) -> dict[
             halves = (order[: len(order) // 2], order[len(order) // 2 :])
             predicted = {name: np.zeros_like(truth) for name in results}
             for fit, scored in (halves, halves[::-1]):
-                passing = probs[scored] >= np.asarray(tuned_thresholds(y28[fit], probs[fit]))
+                passing = probs[scored] >= np.asarray(best_thresholds(y28[fit], probs[fit]))
                 predicted["any"][scored] = collapse_labels(passing.astype(np.int64), dev.label_names, mapping)
                 for name, score in scores.items():
-                    bars = np.asarray(tuned_thresholds(truth[fit], score[fit]))
+                    bars = np.asarray(best_thresholds(truth[fit], score[fit]))
                     predicted[name][scored] = score[scored] >= bars
             for name in results:
                 metrics = multilabel_metrics_from_predictions(truth, predicted[name], list(mapping))
@@ -178,7 +166,7 @@ def run(
                 started = time.perf_counter()
                 head = fit_task_head(task, data, features, replace(config, seed=seed), tokens)
                 set_probs = {
-                    s.name: probabilities(head, features[s.name], tokens.get(s.name)) for s in (data.dev, *data.reports)
+                    s.name: head.predict_proba(features[s.name], tokens.get(s.name)) for s in (data.dev, *data.reports)
                 }
                 per_seed.append(set_probs)
                 row = {"variant": name, "task": task, "seed": seed}
@@ -188,7 +176,7 @@ def run(
             if len(per_seed) > 1:
                 mean = {key: np.mean([p[key] for p in per_seed], axis=0) for key in per_seed[0]}
                 thresholds = (
-                    tuned_thresholds(data.dev.labels, mean[data.dev.name]) if data.train.kind == "multilabel" else None
+                    best_thresholds(data.dev.labels, mean[data.dev.name]) if data.train.kind == "multilabel" else None
                 )
                 row = {"variant": name, "task": task, "seed": f"ensemble of {len(per_seed)}"}
                 row.update(set_row(data, mean, thresholds, coarse))

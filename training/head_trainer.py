@@ -19,6 +19,7 @@ from nlp.vocabulary import COMPLAINT_LABELS
 from training.datasets import LabelledSet
 from training.metrics import (
     best_threshold,
+    best_thresholds,
     multiclass_metrics,
     multilabel_metrics,
     precise_threshold,
@@ -227,8 +228,7 @@ def dev_score(kind: HeadKind, labels: list[str], logits: torch.Tensor, y: np.nda
     if kind == "multiclass":
         return multiclass_metrics(y, logits.softmax(-1).numpy(), labels)["macro_f1"]
     probabilities = logits.sigmoid().numpy()
-    thresholds = [best_threshold(y[:, j], probabilities[:, j]) for j in range(len(labels))]
-    return multilabel_metrics(y, probabilities, thresholds, labels)["macro_f1"]
+    return multilabel_metrics(y, probabilities, best_thresholds(y, probabilities), labels)["macro_f1"]
 
 
 def evaluate_head(head: TaskHead, features: np.ndarray, y: np.ndarray, tokens: TokenStates | None = None) -> dict:

@@ -102,6 +102,11 @@ def best_threshold(y_true: np.ndarray, probabilities: np.ndarray, grid: np.ndarr
     return float(grid[int(np.argmax(f1))])
 
 
+def best_thresholds(y_true: np.ndarray, probabilities: np.ndarray) -> list[float]:
+    """`best_threshold` for each label (column) of a multi-label set."""
+    return [best_threshold(y_true[:, j], probabilities[:, j]) for j in range(y_true.shape[1])]
+
+
 def precise_threshold(
     y_true: np.ndarray, probabilities: np.ndarray, min_precision: float, grid: np.ndarray = THRESHOLD_GRID
 ) -> float:
